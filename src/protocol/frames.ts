@@ -1,0 +1,107 @@
+/**
+ * Wire types of the W3OS IMGC protocol and the builders of every frame the server sends.
+ * Shapes follow ../shared/reference/w3os-wire.md exactly; fields this service adds
+ * (`seq`, `mid`, `sig`) are extra keys that legacy clients ignore.
+ */
+import type { ErrorCode } from './codes';
+
+export type Cat = 'chat' | 'group' | 'vertify';
+
+/** A client request after JSON parsing; the edge validates it against its (cat, act) schema. */
+export interface Request {
+  cat?: string;
+  act: string;
+  spam?: string;
+  callback?: string;
+  [param: string]: unknown;
+}
+
+export interface Method {
+  cat: string;
+  act: string;
+  callback?: string;
+}
+
+export interface InitFrame { spam: string; act: 'init' }
+
+export interface NoticeFrame {
+  type: 'notice';
+  msg: unknown;
+  method: Method;
+  from?: string;
+  group?: string;
+  seq?: number;
+}
+
+export interface ErrorFrame {
+  type: 'error';
+  error: string;
+  code: ErrorCode;
+  method: { cat: string; act: string };
+  request: unknown;
+}
+
+export function initFrame(spam: string): string {
+  return JSON.stringify({ spam, act: 'init' } satisfies InitFrame);
+}
+
+export function noticeFrame(cat: string, act: string, msg: unknown, callback?: string): string {
+  const method: Method = callback === undefined ? { act, cat } : { act, cat, callback };
+  return JSON.stringify({ type: 'notice', msg, method } satisfies NoticeFrame);
+}
+
+export function errorFrame(code: ErrorCode, error: string, request: unknown): string {
+  const r = (request !== null && typeof request === 'object' && !Array.isArray(request)) ? request as Request : undefined;
+  const method = {
+    cat: typeof r?.cat === 'string' ? r.cat : 'chat',
+    act: typeof r?.act === 'string' ? r.act : 'unknown',
+  };
+  return JSON.stringify({ type: 'error', error, code, method, request: r ?? null } satisfies ErrorFrame);
+}
+
+/**
+ * A message or notice for many recipients, serialized once.
+ * The per-recipient frame is `head + JSON(to) + tail + seqSuffix(seq)`: only the recipient
+ * and its sequence number differ, so the payload is never stringified twice.
+ */
+export interface Template {
+  head: string;
+  tail: string;
+}
+
+/** Direct message: `{"msg","from","to","method":{"cat":"chat","act":"chat"},"type":"message"}`. */
+export function directTemplate(from: string, msgJson: string): Template {
+  return {
+    head: `{"msg":${msgJson},"from":${JSON.stringify(from)},"to":`,
+    tail: `,"method":{"cat":"chat","act":"chat"},"type":"message"`,
+  };
+}
+
+/** Group chat message: as direct, plus `group`, with method `{"act":"message","cat":"group"}`. */
+export function groupTemplate(from: string, group: string, msgJson: string): Template {
+  return {
+    head: `{"msg":${msgJson},"from":${JSON.stringify(from)},"to":`,
+    tail: `,"group":${JSON.stringify(group)},"method":{"act":"message","cat":"group"},"type":"message"`,
+  };
+}
+
+/** Group notice (act `notice`): carries the sender's `msg` as is, with `from` and `group`. */
+export function groupNoticeTemplate(from: string, group: string, msgJson: string): Template {
+  return {
+    head: `{"type":"notice","msg":${msgJson},"from":${JSON.stringify(from)},"group":${JSON.stringify(group)},"to":`,
+    tail: `,"method":{"act":"notice","cat":"group"}`,
+  };
+}
+
+/** A group event notice (create, join, leave, …) sent to members; `msg` is the event body. */
+export function eventTemplate(act: string, msg: unknown): Template {
+  return {
+    head: `{"type":"notice","msg":${JSON.stringify(msg)},"to":`,
+    tail: `,"method":{"act":${JSON.stringify(act)},"cat":"group"}`,
+  };
+}
+
+/** The bytes a recipient receives: the template closed with its recipient and sequence number. */
+export function renderFrame(t: Template, to: string, seq: number): string {
+  return `${t.head}${JSON.stringify(to)}${t.tail},"seq":${seq}}`;
+}

@@ -1,0 +1,129 @@
+/**
+ * One schema per (cat, act): every request is checked here, at the edge, before any actor sees it.
+ * A schema lists its parameters and their kinds; anything else in the request is ignored, as the
+ * first service did. Failure gives the code and text of the error frame.
+ */
+import { Code, type ErrorCode } from './codes';
+import type { Request } from './frames';
+import { isSS58 } from './ss58';
+
+type Kind =
+  | 'ss58'        // one SS58 address
+  | 'ss58list'    // array of SS58 addresses
+  | 'underscored' // SS58 addresses joined by "_"
+  | 'gid'         // group id
+  | 'json'        // any JSON value of bounded depth
+  | 'string'      // short text
+  | 'seq';        // non-negative safe integer
+
+interface Param { kind: Kind; optional?: boolean }
+export type Schema = Record<string, Param>;
+
+const req = (kind: Kind): Param => ({ kind });
+const opt = (kind: Kind): Param => ({ kind, optional: true });
+
+/** The limits a schema enforces; the config may tighten them. */
+export const Limits = {
+  maxDepth: 32,
+  maxList: 5000,
+  maxString: 4096,
+};
+
+export const schemas: Record<string, Record<string, Schema>> = {
+  chat: {
+    active: { acc: req('ss58'), sig: opt('string') },
+    chat: { to: req('ss58'), msg: req('json'), mid: opt('string') },
+    to: { to: req('ss58'), msg: req('json'), mid: opt('string') },
+    online: {},
+    offline: {},
+    ack: { seq: req('seq') },
+  },
+  group: {
+    create: { list: req('ss58list') },
+    detail: { id: req('gid') },
+    join: { id: req('gid'), account: req('ss58') },
+    members: { id: req('gid'), members: req('underscored') },
+    leave: { id: req('gid'), account: req('ss58') },
+    divert: { id: req('gid'), manager: req('ss58') },
+    deport: { id: req('gid'), account: req('ss58') },
+    recover: { id: req('gid'), account: req('ss58') },
+    destory: { id: req('gid') },
+    chat: { to: req('gid'), msg: req('json'), mid: opt('string') },
+    notice: { to: req('gid'), msg: req('json'), mid: opt('string') },
+    update: { id: req('gid'), key: req('string'), val: req('json') },
+  },
+  vertify: {
+    reg: { account: req('ss58') },
+    token: {},
+  },
+};
+
+export interface Invalid { code: ErrorCode; error: string }
+
+const GID = /^GD[A-Za-z0-9]{6,40}$/;
+
+/** Depth of a JSON value without recursion, so a hostile nesting cannot blow the stack. */
+export function depthOf(value: unknown, limit: number): number {
+  let stack: Array<[unknown, number]> = [[value, 1]];
+  let max = 0;
+  while (stack.length > 0) {
+    const [v, d] = stack.pop()!;
+    if (d > max) max = d;
+    if (max > limit) return max;
+    if (v !== null && typeof v === 'object') {
+      for (const child of Object.values(v as object)) {
+        if (child !== null && typeof child === 'object') stack.push([child, d + 1]);
+      }
+    }
+  }
+  return max;
+}
+
+function checkParam(name: string, p: Param, v: unknown): Invalid | undefined {
+  const bad = (what: string): Invalid => ({ code: Code.UNEXPECTED_INPUT, error: `"${name}" must be ${what}` });
+  switch (p.kind) {
+    case 'ss58':
+      return isSS58(v) ? undefined : { code: Code.INVALID_ACCOUNT, error: `"${name}" is not a valid SS58 account` };
+    case 'ss58list': {
+      if (!Array.isArray(v)) return bad('an array of SS58 accounts');
+      if (v.length === 0 || v.length > Limits.maxList) return bad(`an array of 1 to ${Limits.maxList} accounts`);
+      return v.every(isSS58) ? undefined : { code: Code.INVALID_ACCOUNT, error: `"${name}" holds an invalid SS58 account` };
+    }
+    case 'underscored': {
+      if (typeof v !== 'string' || v.length > Limits.maxList * 50) return bad('SS58 accounts joined by "_"');
+      const list = v.split('_');
+      return list.every(isSS58) ? undefined : { code: Code.INVALID_ACCOUNT, error: `"${name}" holds an invalid SS58 account` };
+    }
+    case 'gid':
+      return typeof v === 'string' && GID.test(v) ? undefined : { code: Code.INVALID_GROUP, error: `"${name}" is not a group id` };
+    case 'json':
+      return depthOf(v, Limits.maxDepth) <= Limits.maxDepth ? undefined : bad(`nested at most ${Limits.maxDepth} deep`);
+    case 'string':
+      return typeof v === 'string' && v.length <= Limits.maxString ? undefined : bad(`a string of at most ${Limits.maxString} characters`);
+    case 'seq':
+      return Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : bad('a non-negative integer');
+  }
+}
+
+/** Checks a parsed frame: its shape, its (cat, act), and every parameter of that schema. */
+export function validate(r: Request): Invalid | undefined {
+  if (typeof r.act !== 'string') return { code: Code.INVALID_REQUEST, error: '"act" must be a string' };
+  const cat = r.cat === undefined ? 'chat' : r.cat;
+  if (typeof cat !== 'string' || !Object.hasOwn(schemas, cat)) return { code: Code.INVALID_REQUEST, error: 'unknown cat' };
+  const acts = schemas[cat]!;
+  if (!Object.hasOwn(acts, r.act)) return { code: Code.INVALID_REQUEST, error: `unknown act "${r.act}" in cat "${cat}"` };
+  if (r.callback !== undefined && (typeof r.callback !== 'string' || r.callback.length > 256)) {
+    return { code: Code.UNEXPECTED_INPUT, error: '"callback" must be a string of at most 256 characters' };
+  }
+  const schema = acts[r.act]!;
+  for (const [name, p] of Object.entries(schema)) {
+    const v = r[name];
+    if (v === undefined || v === null) {
+      if (p.optional) continue;
+      return { code: Code.MISSING_PARAMS, error: `missing parameter "${name}"` };
+    }
+    const invalid = checkParam(name, p, v);
+    if (invalid) return invalid;
+  }
+  return undefined;
+}
