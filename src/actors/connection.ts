@@ -1,0 +1,157 @@
+/**
+ * The connection actor: one per socket, on the thread that accepted it. It owns the session
+ * (spam token, signed-in account, request budget), turns each frame into a validated request,
+ * and hands it to the actor that decides it. It answers malformed input itself, with an error
+ * frame, and never lets a frame take the process down.
+ */
+import { randomBytes } from 'node:crypto';
+import type { WebSocket } from 'ws';
+import { Code } from '../protocol/codes';
+import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
+import { validate } from '../protocol/schema';
+import type { Logger } from '../log';
+import type { Peer } from '../supervisor/registry';
+
+/** What a connection may ask of the rest of the service. */
+export interface Router {
+  readonly auth: 'signed' | 'open';
+  readonly maxFrame: number;
+  readonly rateLimit: number;
+  verifySignature(message: string, signature: string, address: string): Promise<boolean>;
+  signIn(peer: Connection, account: string): void;
+  signOut(peer: Connection): void;
+  sync(peer: Connection): void;
+  direct(peer: Connection, r: Request): void;
+  group(peer: Connection, id: string, r: Request): void;
+  ack(account: string, upTo: number): void;
+  vertify(peer: Connection, r: Request): void;
+}
+
+const GROUP_ID_LETTERS = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+
+/** `GD` and 10 letters, as the first service made them, from a cryptographic source. */
+export function newGroupId(): string {
+  const bytes = randomBytes(10);
+  let id = 'GD';
+  for (const b of bytes) id += GROUP_ID_LETTERS[b % GROUP_ID_LETTERS.length];
+  return id;
+}
+
+/** The spam token: 24 random bytes in base64url, unguessable (the first service used 12 letters). */
+export function newSpam(): string {
+  return randomBytes(24).toString('base64url');
+}
+
+export class Connection implements Peer {
+  account: string | undefined;
+  alive = true;
+  private signingIn = false;
+  private tokens: number;
+  private refilledAt = Date.now();
+
+  constructor(
+    readonly id: number,
+    private readonly socket: WebSocket,
+    readonly spam: string,
+    private readonly router: Router,
+    readonly log: Logger,
+  ) {
+    this.tokens = router.rateLimit;
+  }
+
+  send(frame: string | Buffer): boolean {
+    if (this.socket.readyState !== 1) return false;
+    this.socket.send(frame);
+    return true;
+  }
+
+  get bufferedAmount(): number { return this.socket.bufferedAmount; }
+  ping(): void { this.socket.ping(); }
+  terminate(): void { this.socket.terminate(); }
+  close(code: number, reason: string): void { this.socket.close(code, reason); }
+
+  refuse(code: (typeof Code)[keyof typeof Code], text: string, request: unknown): void {
+    this.send(errorFrame(code, text, request));
+  }
+
+  /** One frame off the socket. */
+  receive(data: Buffer, isBinary: boolean): void {
+    if (data.length > this.router.maxFrame) {
+      return this.refuse(Code.INVALID_REQUEST, `frame larger than ${this.router.maxFrame} bytes`, null);
+    }
+    if (!this.takeToken()) return this.refuse(Code.RATE_LIMITED, 'too many requests', null);
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(isBinary ? data.toString('utf8') : data.toString());
+    } catch {
+      return this.refuse(Code.INVALID_REQUEST, 'frame is not valid JSON', null);
+    }
+    if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
+      return this.refuse(Code.INVALID_REQUEST, 'frame must be a JSON object', null);
+    }
+    this.dispatch(parsed as Request);
+  }
+
+  private takeToken(): boolean {
+    const now = Date.now();
+    const rate = this.router.rateLimit;
+    this.tokens = Math.min(rate, this.tokens + ((now - this.refilledAt) * rate) / 1000);
+    this.refilledAt = now;
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private dispatch(r: Request): void {
+    if (r.spam !== this.spam) return this.refuse(Code.BAD_SPAM, 'spam does not match this connection', r);
+    const invalid = validate(r);
+    if (invalid) return this.refuse(invalid.code, invalid.error, r);
+    const cat = r.cat ?? 'chat';
+    if (cat === 'chat' && r.act === 'active') return void this.activate(r);
+    if (this.account === undefined) return this.refuse(Code.NOT_ACTIVE, 'sign in with "active" first', r);
+    switch (cat) {
+      case 'chat': return this.chat(r);
+      case 'group': return this.router.group(this, r.act === 'create' ? newGroupId() : String(r.id ?? r.to), r);
+      case 'vertify': return this.router.vertify(this, r);
+    }
+  }
+
+  private chat(r: Request): void {
+    switch (r.act) {
+      case 'chat':
+      case 'to':
+        return this.router.direct(this, r);
+      case 'online':
+        this.send(noticeFrame('chat', 'online', 'Online', r.callback));
+        return this.router.sync(this);
+      case 'offline':
+        this.router.signOut(this);
+        return void this.send(noticeFrame('chat', 'offline', 'Offline', r.callback));
+      case 'ack':
+        return this.router.ack(this.account!, r.seq as number);
+    }
+  }
+
+  private async activate(r: Request): Promise<void> {
+    const acc = r.acc as string;
+    if (this.signingIn) return this.refuse(Code.UNEXPECTED_INPUT, 'a sign-in is already in progress', r);
+    if (this.router.auth === 'signed' || r.sig !== undefined) {
+      if (typeof r.sig !== 'string') return this.refuse(Code.BAD_SIGNATURE, 'this server needs "sig": the signature of the spam by the account', r);
+      this.signingIn = true;
+      let ok = false;
+      try {
+        ok = await this.router.verifySignature(this.spam, r.sig, acc);
+      } catch (err) {
+        this.log.error({ err }, 'signature check failed to run');
+      } finally {
+        this.signingIn = false;
+      }
+      if (this.socket.readyState !== 1) return;
+      if (!ok) return this.refuse(Code.BAD_SIGNATURE, 'signature does not verify for this account', r);
+    }
+    this.router.signIn(this, acc);
+    this.log.debug({ account: acc }, 'signed in');
+    this.send(noticeFrame('chat', 'active', 'Welcome', r.callback));
+    this.router.sync(this);
+  }
+}

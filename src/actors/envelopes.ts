@@ -1,0 +1,73 @@
+/**
+ * The messages actors send each other across threads. A mailbox carries them in batches:
+ * one postMessage per batch, never one per message. Everything here is plain data
+ * (structured-cloneable) with a short tag `t`.
+ */
+import type { Request } from '../protocol/frames';
+import type { Template } from '../protocol/frames';
+
+/** The connection a request came from, so an answer (or an error) can find its way back. */
+export interface Origin {
+  conn: number;
+  account: string;
+  request: Request;
+}
+
+/** main → shard: a request for a group actor (address `group:<id>`). */
+export interface GroupCall { t: 'group'; id: string; origin: Origin; now: number }
+
+/**
+ * main → shard: messages for inbox actors (address `inbox:<account>`), one template for all of them.
+ * `online[i]` is what the registry knew of accounts[i] when routing; `except` is the requesting
+ * connection, which already got its own answer.
+ */
+export interface Deliver {
+  t: 'deliver';
+  accounts: string[];
+  online: boolean[];
+  tpl: Template;
+  now: number;
+  except?: number;
+  /** Sender to acknowledge once the message is durable (client message id given). */
+  ackTo?: { conn: number; frame: string };
+}
+
+/** main → shard: a signed-in connection asks for everything kept for its account. */
+export interface Drain { t: 'drain'; account: string; conn: number; now: number }
+
+/** main → shard: the account acknowledges every message through `upTo`. */
+export interface Ack { t: 'ack'; account: string; upTo: number }
+
+/** main → shard: frames pushed for an account that had no socket any more by the time they arrived. */
+export interface Bounce { t: 'bounce'; account: string; seqs: number[]; tpl: Template; now: number }
+
+/** main → shard: control messages of the supervisor. */
+export interface Control { t: 'control'; op: 'stats' | 'crash' | 'checkpoint'; conn?: number }
+
+export type ToShard = GroupCall | Deliver | Drain | Ack | Bounce | Control;
+
+/** shard → main: one frame for one connection. */
+export interface Reply { t: 'reply'; conn: number; frame: string }
+
+/** shard → main: a group actor's output for members, still to be sequenced by their inboxes. */
+export interface Fanout { t: 'fanout'; accounts: string[]; tpl: Template; except?: number }
+
+/** shard → main: sequenced frames to write to every socket of each account. */
+export interface Push { t: 'push'; tpl: Template; accounts: string[]; seqs: number[]; except?: number }
+
+/** shard → main: the kept frames of an account, for the connection that just signed in. */
+export interface Backlog { t: 'backlog'; conn: number; frames: string[] }
+
+export interface ShardStats {
+  t: 'stats';
+  groups: number;
+  inboxes: number;
+  stored: number;
+  processed: number;
+  persistence: unknown;
+}
+
+export type FromShard = Reply | Fanout | Push | Backlog | ShardStats;
+
+/** A batch crossing a thread boundary, numbered so the supervisor knows what is still in flight. */
+export interface Batch<T> { id: number; items: T[] }

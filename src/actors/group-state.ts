@@ -1,0 +1,93 @@
+/**
+ * A group's state and its events. The state is the record `detail` returns (plain JSON);
+ * `applyGroup` is the one place it changes, so a journal of events replays to the same state.
+ */
+export interface GroupRecord {
+  id: string;
+  group: string[];
+  status: number;
+  create: number;
+  update: number;
+  notice: unknown[];
+  manager: string;
+  founder: string;
+  announce: { content: string; expired: number };
+  permit: { free: boolean; announce: boolean };
+  block: string[];
+  nick: string;
+}
+
+export type UpdateKey = 'nick' | 'announce' | 'expired' | 'pmt_announce' | 'pmt_free';
+
+export type GroupEvent =
+  | { e: 'created'; record: GroupRecord }
+  | { e: 'joined'; account: string; at: number }
+  | { e: 'members'; members: string[]; at: number }
+  | { e: 'left'; account: string; manager: string; at: number }
+  | { e: 'diverted'; manager: string; at: number }
+  | { e: 'deported'; account: string; at: number }
+  | { e: 'recovered'; account: string; at: number }
+  | { e: 'updated'; key: UpdateKey; value: string | number | boolean; at: number }
+  | { e: 'destroyed'; at: number };
+
+/** Returns the state after the event; `undefined` means the group no longer exists. */
+export function applyGroup(g: GroupRecord | undefined, ev: GroupEvent): GroupRecord | undefined {
+  if (ev.e === 'created') return structuredClone(ev.record);
+  if (g === undefined) return undefined;
+  switch (ev.e) {
+    case 'joined':
+      if (!g.group.includes(ev.account)) g.group.push(ev.account);
+      break;
+    case 'members':
+      g.group = [...ev.members];
+      break;
+    case 'left':
+      g.group = g.group.filter((a) => a !== ev.account);
+      g.manager = ev.manager;
+      break;
+    case 'diverted':
+      g.manager = ev.manager;
+      break;
+    case 'deported':
+      g.group = g.group.filter((a) => a !== ev.account);
+      if (!g.block.includes(ev.account)) g.block.push(ev.account);
+      break;
+    case 'recovered':
+      g.block = g.block.filter((a) => a !== ev.account);
+      break;
+    case 'updated':
+      applyUpdate(g, ev.key, ev.value);
+      break;
+    case 'destroyed':
+      return undefined;
+  }
+  g.update = ev.at;
+  return g;
+}
+
+function applyUpdate(g: GroupRecord, key: UpdateKey, value: string | number | boolean): void {
+  switch (key) {
+    case 'nick': g.nick = String(value); break;
+    case 'announce': g.announce.content = String(value); break;
+    case 'expired': g.announce.expired = Number(value); break;
+    case 'pmt_announce': g.permit.announce = Boolean(value); break;
+    case 'pmt_free': g.permit.free = Boolean(value); break;
+  }
+}
+
+export function newGroupRecord(id: string, members: string[], founder: string, now: number): GroupRecord {
+  return {
+    id,
+    group: members,
+    status: 1,
+    create: now,
+    update: now,
+    notice: [],
+    manager: founder,
+    founder,
+    announce: { content: '', expired: 0 },
+    permit: { free: true, announce: false },
+    block: [],
+    nick: '',
+  };
+}

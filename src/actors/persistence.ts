@@ -1,0 +1,53 @@
+/**
+ * The small storage interface a shard's actors are persisted behind (Orleans-style): record an
+ * event, make what was recorded durable, restore, checkpoint. The shard never knows file formats.
+ */
+import type { GroupLimits } from './group';
+import type { InboxLimits } from './inbox';
+
+export interface ShardConfig {
+  index: number;
+  workers: number;
+  partitions: number;
+  partitionsOwned: number[];
+  dataDir: string;
+  fsync: 'always' | 'grouped' | 'off';
+  checkpointEvery: number;
+  checkpointMs: number;
+  limits: GroupLimits & InboxLimits;
+  testFaults: boolean;
+}
+
+export interface Persistence {
+  /** Actor states from the newest checkpoint of every owned partition, by address. */
+  snapshotStates(): Record<string, unknown> | null;
+  /** Journal records after that checkpoint, in order: [address, event]. */
+  restored(): Iterable<[string, unknown]>;
+  /** Appends one event of the actor at `address` (written now, durable after `flush`). */
+  record(address: string, event: unknown): void;
+  /** Resolves when everything recorded so far is durable under the fsync policy. */
+  flush(): Promise<void>;
+  /** Writes a checkpoint of the given states and drops the journal it covers. */
+  checkpoint(states: Record<string, unknown>): Promise<void>;
+  /** Lets the store ask for the states when its own policy (count or time) says a checkpoint is due. */
+  onCheckpointDue(snapshot: () => Record<string, unknown>): void;
+  stats(): unknown;
+  close(): Promise<void>;
+}
+
+/** Keeps nothing: for a shard whose durability is off (tests of the actors alone). */
+export class MemoryPersistence implements Persistence {
+  private records = 0;
+  snapshotStates(): null { return null; }
+  restored(): Iterable<[string, unknown]> { return []; }
+  record(): void { this.records++; }
+  flush(): Promise<void> { return Promise.resolve(); }
+  checkpoint(): Promise<void> { return Promise.resolve(); }
+  onCheckpointDue(): void {}
+  stats(): unknown { return { kind: 'memory', records: this.records }; }
+  close(): Promise<void> { return Promise.resolve(); }
+}
+
+export async function openPersistence(_cfg: ShardConfig): Promise<Persistence> {
+  return new MemoryPersistence();
+}

@@ -1,0 +1,149 @@
+/**
+ * A shard: the worker thread that hosts group and inbox actors for the partitions it owns.
+ * It takes batches from its mailbox, lets each actor decide in turn, records their events
+ * (journal), and answers with one batch of output per batch taken, released only once the
+ * events are durable. Actors here are virtual: one exists as soon as a message names it.
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { logger } from '../log';
+import type { Batch, Deliver, FromShard, GroupCall, Push, ToShard } from './envelopes';
+import { decideGroup } from './group';
+import { applyGroup, type GroupRecord } from './group-state';
+import * as inbox from './inbox';
+import { applyInbox, emptyInbox, type InboxEvent, type InboxState } from './inbox-state';
+import { groupAddress, inboxAddress } from '../supervisor/placement';
+import { openPersistence, type Persistence, type ShardConfig } from './persistence';
+
+const cfg = workerData as ShardConfig;
+const log = logger({ shard: cfg.index });
+
+class Shard {
+  private readonly groups = new Map<string, GroupRecord>();
+  private readonly inboxes = new Map<string, InboxState>();
+  private processed = 0;
+
+  constructor(private readonly store: Persistence) {}
+
+  /** Rebuilds actor state from what the store restored (snapshot, then journal tail). */
+  restore(): void {
+    for (const [address, ev] of this.store.restored()) this.apply(address, ev as never);
+  }
+
+  snapshot(): Record<string, unknown> {
+    return Object.fromEntries([
+      ...[...this.groups].map(([id, g]) => [groupAddress(id), g] as const),
+      ...[...this.inboxes].map(([a, s]) => [inboxAddress(a), s] as const),
+    ]);
+  }
+
+  loadSnapshot(states: Record<string, unknown>): void {
+    for (const [address, state] of Object.entries(states)) {
+      if (address.startsWith('group:')) this.groups.set(address.slice(6), state as GroupRecord);
+      else if (address.startsWith('inbox:')) this.inboxes.set(address.slice(6), state as InboxState);
+    }
+  }
+
+  /** The one place actor state changes: apply, then journal. */
+  private apply(address: string, ev: unknown): void {
+    if (address.startsWith('group:')) {
+      const id = address.slice(6);
+      const next = applyGroup(this.groups.get(id), ev as never);
+      if (next) this.groups.set(id, next); else this.groups.delete(id);
+    } else {
+      const account = address.slice(6);
+      applyInbox(this.inbox(account), ev as InboxEvent);
+    }
+  }
+
+  private commit(address: string, events: unknown[]): void {
+    for (const ev of events) {
+      this.apply(address, ev);
+      this.store.record(address, ev);
+    }
+  }
+
+  private inbox(account: string): InboxState {
+    let s = this.inboxes.get(account);
+    if (!s) { s = emptyInbox(); this.inboxes.set(account, s); }
+    return s;
+  }
+
+  handle(item: ToShard, out: FromShard[]): void {
+    this.processed++;
+    switch (item.t) {
+      case 'group': return this.onGroup(item, out);
+      case 'deliver': return this.onDeliver(item, out);
+      case 'drain': {
+        const s = this.inbox(item.account);
+        const bounded = inbox.bound(s, item.account, item.now, cfg.limits);
+        this.commit(inboxAddress(item.account), bounded);
+        const { frames, events } = inbox.drain(s, item.account);
+        this.commit(inboxAddress(item.account), events);
+        out.push({ t: 'backlog', conn: item.conn, frames });
+        return;
+      }
+      case 'ack':
+        return this.commit(inboxAddress(item.account), inbox.ack(this.inbox(item.account), item.upTo));
+      case 'bounce':
+        return this.commit(inboxAddress(item.account), inbox.bounce(this.inbox(item.account), item.account, item.seqs, item.tpl, item.now, cfg.limits));
+      case 'control':
+        return this.onControl(item.op, out);
+    }
+  }
+
+  private onGroup(call: GroupCall, out: FromShard[]): void {
+    const decision = decideGroup(this.groups.get(call.id), call, cfg.limits);
+    this.commit(groupAddress(call.id), decision.events);
+    out.push(...decision.out);
+  }
+
+  private onDeliver(d: Deliver, out: FromShard[]): void {
+    const push: Push = { t: 'push', tpl: d.tpl, accounts: [], seqs: [], except: d.except };
+    for (let i = 0; i < d.accounts.length; i++) {
+      const account = d.accounts[i]!;
+      const r = inbox.deliverTo(this.inbox(account), account, d.online[i]!, d.tpl, d.now, cfg.limits);
+      this.commit(inboxAddress(account), r.events);
+      if (r.push !== null) { push.accounts.push(account); push.seqs.push(r.push); }
+    }
+    if (push.accounts.length > 0) out.push(push);
+    if (d.ackTo) out.push({ t: 'reply', conn: d.ackTo.conn, frame: d.ackTo.frame });
+  }
+
+  private onControl(op: 'stats' | 'crash' | 'checkpoint', out: FromShard[]): void {
+    if (op === 'crash') {
+      if (!cfg.testFaults) return;
+      // Test-only fault switch: dies the way a bug would, with the batch half processed.
+      throw new Error('fault switch: shard crash requested');
+    }
+    if (op === 'checkpoint') { void this.store.checkpoint(this.snapshot()); return; }
+    let stored = 0;
+    for (const s of this.inboxes.values()) stored += s.stored.length;
+    out.push({ t: 'stats', groups: this.groups.size, inboxes: this.inboxes.size, stored, processed: this.processed, persistence: this.store.stats() });
+  }
+}
+
+async function main(): Promise<void> {
+  const port = parentPort!;
+  const store = await openPersistence(cfg);
+  const shard = new Shard(store);
+  const snap = store.snapshotStates();
+  if (snap) shard.loadSnapshot(snap);
+  shard.restore();
+  store.onCheckpointDue(() => shard.snapshot());
+
+  // Output leaves in the order batches came in, each only after its events are durable.
+  let released: Promise<void> = Promise.resolve();
+  port.on('message', (batch: Batch<ToShard>) => {
+    const out: FromShard[] = [];
+    for (const item of batch.items) shard.handle(item, out);
+    const durable = store.flush();
+    released = released.then(() => durable).then(() => port.postMessage({ id: batch.id, items: out } satisfies Batch<FromShard>));
+  });
+  port.postMessage({ ready: true });
+  log.debug({ partitions: cfg.partitionsOwned }, 'shard ready');
+}
+
+main().catch((err: unknown) => {
+  log.fatal({ err }, 'shard failed to start');
+  process.exit(1);
+});

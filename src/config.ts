@@ -1,0 +1,165 @@
+/**
+ * Settings: one table names every setting once, with its flag, environment variable, kind and default.
+ * Flags win over the environment, which wins over the JSON config file. A bad setting stops start-up
+ * with a message naming the setting and the reason.
+ */
+import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+
+export interface Settings {
+  port: number;
+  host: string;
+  data: string;
+  workers: number;
+  auth: 'signed' | 'open';
+  config: string | undefined;
+  maxFrame: number;
+  heartbeatMs: number;
+  inboxMax: number;
+  inboxMaxAgeMs: number;
+  maxGroupSize: number;
+  partitions: number;
+  fsync: 'always' | 'grouped' | 'off';
+  checkpointEvery: number;
+  checkpointMs: number;
+  tlsCert: string | undefined;
+  tlsKey: string | undefined;
+  logLevel: string;
+  statusPort: number;
+  statusHost: string;
+  statusToken: string | undefined;
+  chainEndpoint: string | undefined;
+  verifyTarget: string | undefined;
+  verifyTtlMs: number;
+  restartMax: number;
+  restartWindowMs: number;
+  shutdownMs: number;
+  rateLimit: number;
+  importLegacy: string | undefined;
+  testFaults: boolean;
+}
+
+type Kind = 'int' | 'string' | 'bool' | readonly string[];
+interface Spec { flag: string; kind: Kind; def: unknown; min?: number; max?: number; help: string }
+
+const specs: { [K in keyof Settings]: Spec } = {
+  port: { flag: 'port', kind: 'int', def: 7788, min: 0, max: 65535, help: 'WebSocket port' },
+  host: { flag: 'host', kind: 'string', def: '0.0.0.0', help: 'address the WebSocket endpoint binds' },
+  data: { flag: 'data', kind: 'string', def: './backup', help: 'backup directory (journal and checkpoints)' },
+  workers: { flag: 'workers', kind: 'int', def: Math.max(1, Math.min(4, availableParallelism())), min: 1, max: 64, help: 'worker threads hosting group and inbox actors' },
+  auth: { flag: 'auth', kind: ['signed', 'open'], def: 'signed', help: 'signed: `active` needs a signature of the spam; open: as the first service' },
+  config: { flag: 'config', kind: 'string', def: undefined, help: 'JSON config file' },
+  maxFrame: { flag: 'max-frame', kind: 'int', def: 64 * 1024, min: 1024, max: 16 * 1024 * 1024, help: 'largest accepted frame in bytes' },
+  heartbeatMs: { flag: 'heartbeat-ms', kind: 'int', def: 30_000, min: 100, max: 600_000, help: 'ping interval; a socket that misses one pong is dropped' },
+  inboxMax: { flag: 'inbox-max', kind: 'int', def: 1000, min: 1, max: 1_000_000, help: 'stored messages kept per account' },
+  inboxMaxAgeMs: { flag: 'inbox-max-age-ms', kind: 'int', def: 30 * 24 * 3600_000, min: 1000, max: 10 * 365 * 24 * 3600_000, help: 'oldest stored message kept' },
+  maxGroupSize: { flag: 'max-group-size', kind: 'int', def: 5000, min: 2, max: 100_000, help: 'most members of a group' },
+  partitions: { flag: 'partitions', kind: 'int', def: 16, min: 1, max: 1024, help: 'storage partitions (fixed for a data directory)' },
+  fsync: { flag: 'fsync', kind: ['always', 'grouped', 'off'], def: 'grouped', help: 'journal fsync policy' },
+  checkpointEvery: { flag: 'checkpoint-every', kind: 'int', def: 10_000, min: 1, max: 10_000_000, help: 'journal records between checkpoints of a partition' },
+  checkpointMs: { flag: 'checkpoint-ms', kind: 'int', def: 60_000, min: 100, max: 86_400_000, help: 'longest time between checkpoints of a changed partition' },
+  tlsCert: { flag: 'tls-cert', kind: 'string', def: undefined, help: 'PEM certificate: serve wss' },
+  tlsKey: { flag: 'tls-key', kind: 'string', def: undefined, help: 'PEM private key for --tls-cert' },
+  logLevel: { flag: 'log-level', kind: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], def: 'info', help: 'pino log level' },
+  statusPort: { flag: 'status-port', kind: 'int', def: 0, min: 0, max: 65535, help: 'HTTP status port (0: off)' },
+  statusHost: { flag: 'status-host', kind: 'string', def: '127.0.0.1', help: 'address the status server binds' },
+  statusToken: { flag: 'status-token', kind: 'string', def: undefined, help: 'bearer token required by the status server' },
+  chainEndpoint: { flag: 'chain', kind: 'string', def: undefined, help: 'Substrate node WebSocket endpoint for verification by payment' },
+  verifyTarget: { flag: 'verify-target', kind: 'string', def: undefined, help: 'SS58 account that receives verification payments' },
+  verifyTtlMs: { flag: 'verify-ttl-ms', kind: 'int', def: 600_000, min: 1000, max: 86_400_000, help: 'how long a pending registration lives' },
+  restartMax: { flag: 'restart-max', kind: 'int', def: 5, min: 0, max: 1000, help: 'worker restarts allowed within --restart-window-ms' },
+  restartWindowMs: { flag: 'restart-window-ms', kind: 'int', def: 60_000, min: 1000, max: 86_400_000, help: 'window of the restart budget' },
+  shutdownMs: { flag: 'shutdown-ms', kind: 'int', def: 10_000, min: 100, max: 600_000, help: 'graceful shutdown deadline' },
+  rateLimit: { flag: 'rate-limit', kind: 'int', def: 2000, min: 1, max: 1_000_000, help: 'requests per second allowed per connection' },
+  importLegacy: { flag: 'import-legacy', kind: 'string', def: undefined, help: "first service's backup file to import at start" },
+  testFaults: { flag: 'test-faults', kind: 'bool', def: false, help: 'enable test-only fault switches (never in production)' },
+};
+
+export class ConfigError extends Error {}
+
+function envName(flag: string): string {
+  return 'IMGC_' + flag.toUpperCase().replace(/-/g, '_');
+}
+
+function coerce(key: string, spec: Spec, raw: unknown, source: string): unknown {
+  const where = `${key} (${source})`;
+  if (Array.isArray(spec.kind)) {
+    if (typeof raw !== 'string' || !spec.kind.includes(raw)) throw new ConfigError(`${where}: must be one of ${spec.kind.join(', ')}, got ${JSON.stringify(raw)}`);
+    return raw;
+  }
+  switch (spec.kind) {
+    case 'int': {
+      const n = typeof raw === 'number' ? raw : typeof raw === 'string' && /^-?\d+$/.test(raw.trim()) ? Number(raw) : NaN;
+      if (!Number.isSafeInteger(n)) throw new ConfigError(`${where}: must be an integer, got ${JSON.stringify(raw)}`);
+      if ((spec.min !== undefined && n < spec.min) || (spec.max !== undefined && n > spec.max)) {
+        throw new ConfigError(`${where}: must be between ${spec.min} and ${spec.max}, got ${n}`);
+      }
+      return n;
+    }
+    case 'bool':
+      if (raw === true || raw === 'true' || raw === '1' || raw === '') return true;
+      if (raw === false || raw === 'false' || raw === '0') return false;
+      throw new ConfigError(`${where}: must be true or false, got ${JSON.stringify(raw)}`);
+    case 'string':
+      if (typeof raw !== 'string' || raw.length === 0) throw new ConfigError(`${where}: must be a non-empty string`);
+      return raw;
+  }
+  throw new ConfigError(`${where}: unknown kind`);
+}
+
+function parseArgv(argv: string[]): Map<string, string> {
+  const byFlag = new Map(Object.values(specs).map((s) => [s.flag, s]));
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]!;
+    if (!arg.startsWith('--')) throw new ConfigError(`unexpected argument ${JSON.stringify(arg)}`);
+    const eq = arg.indexOf('=');
+    const flag = eq > 0 ? arg.slice(2, eq) : arg.slice(2);
+    const spec = byFlag.get(flag);
+    if (!spec) throw new ConfigError(`unknown flag --${flag}`);
+    let value: string;
+    if (eq > 0) value = arg.slice(eq + 1);
+    else if (spec.kind === 'bool' && (argv[i + 1] === undefined || argv[i + 1]!.startsWith('--'))) value = 'true';
+    else if (argv[i + 1] !== undefined) value = argv[++i]!;
+    else throw new ConfigError(`--${flag} needs a value`);
+    out.set(flag, value);
+  }
+  return out;
+}
+
+/** Reads settings from argv (without node and script), the environment and the config file they name. */
+export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.env): Settings {
+  const flags = parseArgv(argv);
+  const configFile = flags.get('config') ?? env[envName('config')];
+  let file: Record<string, unknown> = {};
+  if (configFile !== undefined) {
+    try {
+      const parsed: unknown = JSON.parse(readFileSync(configFile, 'utf8'));
+      if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error('not a JSON object');
+      file = parsed as Record<string, unknown>;
+    } catch (err) {
+      throw new ConfigError(`config (${configFile}): ${(err as Error).message}`);
+    }
+    const known = new Set<string>(Object.keys(specs).concat(Object.values(specs).map((s) => s.flag)));
+    for (const k of Object.keys(file)) if (!known.has(k)) throw new ConfigError(`config (${configFile}): unknown setting "${k}"`);
+  }
+  const settings: Record<string, unknown> = {};
+  for (const [key, spec] of Object.entries(specs) as Array<[keyof Settings, Spec]>) {
+    const fromFlag = flags.get(spec.flag);
+    const fromEnv = env[envName(spec.flag)];
+    const fromFile = file[key] ?? file[spec.flag];
+    if (fromFlag !== undefined) settings[key] = coerce(key, spec, fromFlag, `--${spec.flag}`);
+    else if (fromEnv !== undefined) settings[key] = coerce(key, spec, fromEnv, envName(spec.flag));
+    else if (fromFile !== undefined) settings[key] = coerce(key, spec, fromFile, 'config file');
+    else settings[key] = spec.def;
+  }
+  const s = settings as unknown as Settings;
+  if ((s.tlsCert === undefined) !== (s.tlsKey === undefined)) throw new ConfigError('tls-cert and tls-key: give both or neither');
+  if (s.statusPort !== 0 && s.statusPort === s.port) throw new ConfigError('status-port: must differ from port');
+  return s;
+}
+
+/** One line per setting, for --help. */
+export function usage(): string {
+  return Object.values(specs).map((s) => `  --${s.flag.padEnd(18)} ${envName(s.flag).padEnd(24)} ${s.help} (default ${JSON.stringify(s.def)})`).join('\n');
+}

@@ -1,0 +1,46 @@
+/**
+ * Entry point: `npm start -- [flags]`. Reads the settings, starts the node, and shuts it down
+ * cleanly on SIGTERM or SIGINT.
+ */
+import { ConfigError, loadSettings, usage } from './config';
+import { logger, setLogLevel } from './log';
+import { Node } from './supervisor/node';
+
+async function main(): Promise<void> {
+  const argv = process.argv.slice(2);
+  if (argv.includes('--help')) {
+    process.stdout.write(`usage: npm start -- [flags]\n${usage()}\n`);
+    return;
+  }
+  let settings;
+  try {
+    settings = loadSettings(argv);
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    logger().fatal(`bad setting: ${err.message}`);
+    process.exitCode = 2;
+    return;
+  }
+  setLogLevel(settings.logLevel);
+  const log = logger();
+  const node = new Node(settings);
+  let stopping = false;
+  const stop = async (code: number): Promise<void> => {
+    if (stopping) return;
+    stopping = true;
+    const deadline = setTimeout(() => { log.error('shutdown deadline passed'); process.exit(1); }, settings.shutdownMs);
+    deadline.unref();
+    await node.stop();
+    log.info('stopped');
+    process.exit(code);
+  };
+  node.onFatal = () => void stop(1);
+  process.on('SIGTERM', () => void stop(0));
+  process.on('SIGINT', () => void stop(0));
+  await node.start();
+}
+
+main().catch((err: unknown) => {
+  logger().fatal({ err }, 'start-up failed');
+  process.exit(1);
+});

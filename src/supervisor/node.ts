@@ -1,0 +1,239 @@
+/**
+ * The node owns the whole service: it starts the shards and the endpoint, routes every request to
+ * the actor that decides it, carries actor output back to sockets, and restarts a shard that dies.
+ * How a group message travels: socket → connection actor (main thread, validates) → mailbox of the
+ * group's shard → group actor decides and serializes the message once → back to main as a fanout
+ * → mailboxes of the members' inbox shards → each inbox gives its sequence number (and keeps it if
+ * the member is away) → back to main as a push → every socket of every member.
+ */
+import type { Settings } from '../config';
+import { logger } from '../log';
+import { Code } from '../protocol/codes';
+import { directTemplate, errorFrame, noticeFrame, renderFrame, type Request, type Template } from '../protocol/frames';
+import type { Connection, Router } from '../actors/connection';
+import type { FromShard, Push, ShardStats, ToShard } from '../actors/envelopes';
+import type { ShardConfig } from '../actors/persistence';
+import { Endpoint } from '../net/endpoint';
+import { SignatureChecker } from '../net/signatures';
+import { Registry } from './registry';
+import { ShardHost } from './shard-host';
+import { RestartBudget } from './restart-budget';
+
+export interface Counters {
+  framesIn: number;
+  framesOut: number;
+  restarts: number;
+  bounced: number;
+}
+
+export class Node implements Router {
+  readonly registry: Registry;
+  readonly shards: ShardHost[] = [];
+  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0, bounced: 0 };
+  readonly startedAt = Date.now();
+  private readonly signatures: SignatureChecker;
+  private readonly budget: RestartBudget;
+  private endpoint: Endpoint | undefined;
+  private readonly log = logger({ part: 'node' });
+  private statsWaiters: Array<(s: ShardStats[]) => void> = [];
+  private statsPending: ShardStats[] = [];
+  /** Hooks later parts (verification, status) attach to. */
+  vertifyHandler: ((peer: Connection, r: Request) => void) | undefined;
+  onFatal: (err: unknown) => void = () => {};
+  ready = false;
+
+  constructor(readonly settings: Settings) {
+    this.registry = new Registry(settings.partitions, settings.workers);
+    this.signatures = new SignatureChecker(1);
+    this.budget = new RestartBudget(settings.restartMax, settings.restartWindowMs);
+  }
+
+  get auth(): 'signed' | 'open' { return this.settings.auth; }
+  get maxFrame(): number { return this.settings.maxFrame; }
+  get rateLimit(): number { return this.settings.rateLimit; }
+
+  async start(): Promise<{ port: number }> {
+    const s = this.settings;
+    for (let index = 0; index < s.workers; index++) {
+      const cfg: ShardConfig = {
+        index,
+        workers: s.workers,
+        partitions: s.partitions,
+        partitionsOwned: Array.from({ length: s.partitions }, (_, p) => p).filter((p) => p % s.workers === index),
+        dataDir: s.data,
+        fsync: s.fsync,
+        checkpointEvery: s.checkpointEvery,
+        checkpointMs: s.checkpointMs,
+        limits: { maxGroupSize: s.maxGroupSize, inboxMax: s.inboxMax, inboxMaxAgeMs: s.inboxMaxAgeMs },
+        testFaults: s.testFaults,
+      };
+      this.shards.push(new ShardHost(cfg, {
+        output: (i, items) => this.onShardOutput(i, items),
+        died: (i, inFlight, err) => this.onShardDied(i, inFlight, err),
+      }));
+    }
+    await Promise.all(this.shards.map((h) => h.start()));
+    this.endpoint = new Endpoint(
+      { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey },
+      this,
+      { opened: (c) => this.registry.add(c), closed: (c) => this.registry.remove(c) },
+    );
+    const addr = await this.endpoint.listen();
+    this.ready = true;
+    this.log.info({ port: addr.port, host: s.host, workers: s.workers, auth: s.auth, data: s.data }, 'IMGC listening');
+    return { port: addr.port };
+  }
+
+  async stop(): Promise<void> {
+    this.ready = false;
+    await this.endpoint?.close();
+    await Promise.all(this.shards.map((h) => h.stop()));
+    await this.signatures.close();
+  }
+
+  // ---- Router: what connection actors ask for ----
+
+  verifySignature(message: string, signature: string, address: string): Promise<boolean> {
+    return this.signatures.verify(message, signature, address);
+  }
+
+  signIn(peer: Connection, account: string): void { this.registry.signIn(peer, account); }
+  signOut(peer: Connection): void { this.registry.signOut(peer); }
+
+  sync(peer: Connection): void {
+    const account = peer.account!;
+    this.toInboxShard(account, { t: 'drain', account, conn: peer.id, now: Date.now() });
+  }
+
+  direct(peer: Connection, r: Request): void {
+    const from = peer.account!;
+    const to = r.to as string;
+    const tpl = directTemplate(from, JSON.stringify(r.msg));
+    const ackTo = r.mid !== undefined || r.callback !== undefined
+      ? { conn: peer.id, frame: noticeFrame('chat', 'chat', { to, mid: r.mid ?? null }, r.callback) }
+      : undefined;
+    this.toInboxShard(to, { t: 'deliver', accounts: [to], online: [this.registry.isOnline(to)], tpl, now: Date.now(), ackTo });
+  }
+
+  group(peer: Connection, id: string, r: Request): void {
+    const call = { t: 'group' as const, id, origin: { conn: peer.id, account: peer.account!, request: r }, now: Date.now() };
+    this.shards[this.registry.workerOfGroup(id)]!.post(call);
+  }
+
+  ack(account: string, upTo: number): void {
+    this.toInboxShard(account, { t: 'ack', account, upTo });
+  }
+
+  vertify(peer: Connection, r: Request): void {
+    if (this.vertifyHandler) return this.vertifyHandler(peer, r);
+    peer.refuse(Code.VERIFY_DISABLED, 'verification by payment is not enabled on this server', r);
+  }
+
+  private toInboxShard(account: string, item: ToShard): void {
+    this.shards[this.registry.workerOfInbox(account)]!.post(item);
+  }
+
+  // ---- actor output back to sockets ----
+
+  private onShardOutput(index: number, items: FromShard[]): void {
+    for (const item of items) {
+      switch (item.t) {
+        case 'reply': this.registry.peer(item.conn)?.send(item.frame); break;
+        case 'backlog': {
+          const peer = this.registry.peer(item.conn);
+          if (peer) for (const f of item.frames) peer.send(f);
+          break;
+        }
+        case 'fanout': this.fanout(item.accounts, item.tpl, item.except); break;
+        case 'push': this.push(item); break;
+        case 'stats': this.collectStats(index, item); break;
+      }
+    }
+  }
+
+  /** Splits the members of a fanout by the shard hosting their inboxes: one deliver per shard. */
+  private fanout(accounts: string[], tpl: Template, except: number | undefined): void {
+    const byShard = new Map<number, { accounts: string[]; online: boolean[] }>();
+    for (const a of accounts) {
+      const w = this.registry.workerOfInbox(a);
+      let part = byShard.get(w);
+      if (!part) { part = { accounts: [], online: [] }; byShard.set(w, part); }
+      part.accounts.push(a);
+      part.online.push(this.registry.isOnline(a));
+    }
+    const now = Date.now();
+    for (const [w, part] of byShard) this.shards[w]!.post({ t: 'deliver', ...part, tpl, now, except });
+  }
+
+  /** Writes sequenced frames to every socket of each account; what finds no socket goes back to its inbox. */
+  private push(p: Push): void {
+    for (let i = 0; i < p.accounts.length; i++) {
+      const account = p.accounts[i]!;
+      const seq = p.seqs[i]!;
+      const peers = this.registry.peersOf(account);
+      let written = 0;
+      if (peers) {
+        const frame = renderFrame(p.tpl, account, seq);
+        for (const peer of peers) {
+          if (peer.id === p.except) { written++; continue; }
+          if (peer.send(frame)) { written++; this.counters.framesOut++; }
+        }
+      }
+      if (written === 0) {
+        this.counters.bounced++;
+        this.toInboxShard(account, { t: 'bounce', account, seqs: [seq], tpl: p.tpl, now: Date.now() });
+      }
+    }
+  }
+
+  // ---- supervision ----
+
+  private onShardDied(index: number, inFlight: ToShard[], err: unknown): void {
+    this.counters.restarts++;
+    this.log.error({ shard: index, err, inFlight: inFlight.length }, 'shard died');
+    if (!this.budget.allow()) {
+      this.log.fatal({ shard: index, restartMax: this.settings.restartMax, windowMs: this.settings.restartWindowMs }, 'restart budget exhausted, shutting down');
+      this.onFatal(err);
+      return;
+    }
+    const host = this.shards[index]!;
+    // Requests with a requester are answered (retry later); the rest is handed to the new shard.
+    for (const item of inFlight) {
+      if (item.t === 'group') {
+        this.registry.peer(item.origin.conn)?.send(errorFrame(Code.UNAVAILABLE, 'part of the server restarted, please retry', item.origin.request));
+      } else {
+        host.post(item);
+      }
+    }
+    host.start().then(
+      () => this.log.warn({ shard: index, restarts: this.counters.restarts }, 'shard restarted'),
+      (e: unknown) => { this.log.fatal({ err: e, shard: index }, 'shard failed to restart'); this.onFatal(e); },
+    );
+  }
+
+  /** Asks every shard for its figures. */
+  shardStats(): Promise<ShardStats[]> {
+    return new Promise((resolve) => {
+      const first = this.statsWaiters.length === 0;
+      this.statsWaiters.push(resolve);
+      if (!first) return;
+      this.statsPending = [];
+      for (const h of this.shards) h.post({ t: 'control', op: 'stats' });
+    });
+  }
+
+  private collectStats(_index: number, s: ShardStats): void {
+    this.statsPending.push(s);
+    if (this.statsPending.length < this.shards.length) return;
+    const waiters = this.statsWaiters;
+    this.statsWaiters = [];
+    for (const w of waiters) w(this.statsPending);
+  }
+
+  /** Test-only fault switch: crashes one shard in the middle of its work. */
+  crashShard(index: number): void {
+    this.shards[index]?.post({ t: 'control', op: 'crash' });
+  }
+
+  get connections(): number { return this.registry.connectionCount; }
+}

@@ -1,0 +1,62 @@
+/**
+ * The registry knows who is where: which connection actors exist, which of them are signed in as
+ * which account (one account may have several: phone and desktop), and which worker thread hosts
+ * an actor address. It holds no conversation state; actors own that.
+ */
+import { groupAddress, inboxAddress, workerOf } from './placement';
+
+/** What the registry needs of a connection actor. */
+export interface Peer {
+  readonly id: number;
+  account: string | undefined;
+  /** Writes one frame (already serialized); `false` when the socket is gone. */
+  send(frame: string | Buffer): boolean;
+}
+
+export class Registry {
+  private readonly peers = new Map<number, Peer>();
+  private readonly accounts = new Map<string, Set<Peer>>();
+
+  constructor(private readonly partitions: number, private workers: number) {}
+
+  add(peer: Peer): void { this.peers.set(peer.id, peer); }
+
+  remove(peer: Peer): void {
+    this.signOut(peer);
+    this.peers.delete(peer.id);
+  }
+
+  peer(id: number): Peer | undefined { return this.peers.get(id); }
+
+  signIn(peer: Peer, account: string): void {
+    if (peer.account === account) return;
+    this.signOut(peer);
+    peer.account = account;
+    let set = this.accounts.get(account);
+    if (!set) { set = new Set(); this.accounts.set(account, set); }
+    set.add(peer);
+  }
+
+  signOut(peer: Peer): void {
+    const account = peer.account;
+    if (account === undefined) return;
+    peer.account = undefined;
+    const set = this.accounts.get(account);
+    if (!set) return;
+    set.delete(peer);
+    if (set.size === 0) this.accounts.delete(account);
+  }
+
+  /** The signed-in connections of an account (empty when it is away). */
+  peersOf(account: string): ReadonlySet<Peer> | undefined { return this.accounts.get(account); }
+
+  isOnline(account: string): boolean { return this.accounts.has(account); }
+
+  get connectionCount(): number { return this.peers.size; }
+  get accountCount(): number { return this.accounts.size; }
+  allPeers(): IterableIterator<Peer> { return this.peers.values(); }
+
+  workerOfGroup(id: string): number { return workerOf(groupAddress(id), this.partitions, this.workers); }
+  workerOfInbox(account: string): number { return workerOf(inboxAddress(account), this.partitions, this.workers); }
+  get workerCount(): number { return this.workers; }
+}

@@ -1,0 +1,72 @@
+/**
+ * Hosts one shard: spawns its worker thread, carries its mailbox, and reports the worker's death
+ * to the supervisor, which decides about the restart. The worker runs src/actors/shard.ts; group
+ * and inbox actors are stateful, so they live on these long-lived threads of our own, not in
+ * piscina (whose pool is for stateless tasks: see src/net/signatures.ts).
+ */
+import { Worker } from 'node:worker_threads';
+import { join } from 'node:path';
+import type { Batch, FromShard, ToShard } from '../actors/envelopes';
+import type { ShardConfig } from '../actors/persistence';
+import { logger } from '../log';
+import { Mailbox } from './mailbox';
+
+const SHARD_SCRIPT = join(__dirname, '..', 'actors', 'shard.js');
+
+export interface ShardEvents {
+  output(index: number, items: FromShard[]): void;
+  died(index: number, inFlight: ToShard[], error: unknown): void;
+}
+
+export class ShardHost {
+  readonly mailbox = new Mailbox<ToShard>();
+  private worker: Worker | undefined;
+  private stopping = false;
+  private readonly log;
+  startedAt = 0;
+
+  constructor(readonly cfg: ShardConfig, private readonly events: ShardEvents) {
+    this.log = logger({ shard: cfg.index });
+  }
+
+  get index(): number { return this.cfg.index; }
+  get up(): boolean { return this.worker !== undefined && this.startedAt > 0; }
+  get threadId(): number | undefined { return this.worker?.threadId; }
+
+  /** Starts the worker; resolves once it has restored its partitions and is ready for mail. */
+  start(): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const worker = new Worker(SHARD_SCRIPT, { workerData: this.cfg });
+      this.worker = worker;
+      let lastError: unknown;
+      worker.on('message', (msg: Batch<FromShard> | { ready: true }) => {
+        if ('ready' in msg) {
+          this.startedAt = Date.now();
+          this.mailbox.attach(worker);
+          resolve();
+          return;
+        }
+        this.mailbox.settle(msg.id);
+        this.events.output(this.cfg.index, msg.items);
+      });
+      worker.on('error', (err) => { lastError = err; this.log.error({ err }, 'shard thread threw'); });
+      worker.on('exit', (code) => {
+        const wasReady = this.startedAt > 0;
+        this.worker = undefined;
+        this.startedAt = 0;
+        this.mailbox.attach(undefined);
+        if (this.stopping) return;
+        if (!wasReady) { reject(lastError ?? new Error(`shard ${this.cfg.index} exited with ${code} while starting`)); return; }
+        this.events.died(this.cfg.index, this.mailbox.takeInFlight(), lastError ?? new Error(`exit code ${code}`));
+      });
+    });
+  }
+
+  post(item: ToShard): void { this.mailbox.post(item); }
+
+  async stop(): Promise<void> {
+    this.stopping = true;
+    this.mailbox.flush();
+    await this.worker?.terminate();
+  }
+}
