@@ -72,7 +72,7 @@ export class DevNode {
     });
     const addr = wss.address() as AddressInfo;
     node = new DevNode(wss, rt, `ws://127.0.0.1:${addr.port}`);
-    node.log.info({ port: addr.port, genesis: node.chain.genesis.hash }, 'devnode listening');
+    node.log.debug({ port: addr.port, genesis: node.chain.genesis.hash }, 'devnode listening');
     return node;
   }
 
@@ -116,7 +116,7 @@ export class DevNode {
   async stop(): Promise<void> {
     this.dropConnections();
     await new Promise<void>((resolve) => this.wss.close(() => resolve()));
-    this.log.info('devnode stopped');
+    this.log.debug('devnode stopped');
   }
 
   private onConnection(ws: WebSocket): void {
