@@ -1,0 +1,54 @@
+/**
+ * `npm run backup -- DEST [--data DIR]`: consistent copy of a data dir, safe while the server runs.
+ * The copy is itself a data dir: start the server with `--data DEST` to use it.
+ */
+import { logger } from '../log';
+import { backupDataDir } from '../store/backup';
+
+const USAGE = 'usage: npm run backup -- DEST [--data DIR]   (DIR defaults to ./backup)';
+
+function parseArgs(argv: string[]): { dest: string; data: string } | string {
+  let data = './backup';
+  let dest: string | undefined;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    if (a === '--data') {
+      const v = argv[++i];
+      if (v === undefined) return '--data needs a directory';
+      data = v;
+    } else if (a.startsWith('--data=')) {
+      data = a.slice('--data='.length);
+    } else if (a === '-h' || a === '--help') {
+      return USAGE;
+    } else if (a.startsWith('-')) {
+      return `unknown option ${a}`;
+    } else if (dest === undefined) {
+      dest = a;
+    } else {
+      return `unexpected argument ${a}`;
+    }
+  }
+  if (dest === undefined) return 'DEST is missing';
+  return { dest, data };
+}
+
+async function main(): Promise<number> {
+  const log = logger({ component: 'backup-tool' });
+  const args = parseArgs(process.argv.slice(2));
+  if (typeof args === 'string') {
+    log.error({ usage: USAGE }, args);
+    return 2;
+  }
+  try {
+    const { files, bytes } = await backupDataDir(args.data, args.dest, log);
+    log.info({ data: args.data, dest: args.dest, files, bytes }, `backup done; start with --data ${args.dest}`);
+    return 0;
+  } catch (e) {
+    log.error({ err: e }, 'backup failed');
+    return 1;
+  }
+}
+
+void main().then((code) => {
+  process.exitCode = code;
+});
