@@ -1,0 +1,191 @@
+/**
+ * Small helpers shared by the benchmark harness: flags, clocks, accounts, /proc readers.
+ * Everything here is tool code; none of it is imported by the service.
+ */
+import { createHash } from 'node:crypto';
+import { execSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import { performance } from 'node:perf_hooks';
+import { encodeAddress } from '@polkadot/util-crypto';
+
+/** Monotonic milliseconds (fractional) inside one process. */
+export function now(): number {
+  return performance.now();
+}
+
+export function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** `--key value` and `--flag` pairs; later flags win. */
+export function parseFlags(argv: string[]): Map<string, string> {
+  const out = new Map<string, string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!a.startsWith('--')) continue;
+    const eq = a.indexOf('=');
+    if (eq > 0) {
+      out.set(a.slice(2, eq), a.slice(eq + 1));
+    } else if (i + 1 < argv.length && !argv[i + 1].startsWith('--')) {
+      out.set(a.slice(2), argv[i + 1]);
+      i++;
+    } else {
+      out.set(a.slice(2), 'true');
+    }
+  }
+  return out;
+}
+
+export function flagNum(flags: Map<string, string>, key: string, dflt: number): number {
+  const v = flags.get(key);
+  if (v === undefined) return dflt;
+  const n = Number(v);
+  if (!Number.isFinite(n)) throw new Error(`--${key} wants a number, got ${v}`);
+  return n;
+}
+
+/**
+ * Deterministic open-mode account: SS58 (prefix 42) of sha256(label/index).
+ * No key pair behind it; valid for the open auth mode only.
+ */
+export function openAccount(label: string, index: number): string {
+  const pk = createHash('sha256').update(`imgc-bench/${label}/${index}`).digest();
+  return encodeAddress(pk, 42);
+}
+
+let clkTck = 0;
+export function clockTicks(): number {
+  if (clkTck > 0) return clkTck;
+  try {
+    clkTck = Number(execSync('getconf CLK_TCK', { encoding: 'utf8' }).trim()) || 100;
+  } catch {
+    clkTck = 100;
+  }
+  return clkTck;
+}
+
+/** utime+stime ticks of one process (all its threads), or -1 when it is gone. */
+export function cpuTicks(pid: number): number {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    // rest[0] is field 3 (state); utime is field 14, stime field 15.
+    return Number(rest[11]) + Number(rest[12]);
+  } catch {
+    return -1;
+  }
+}
+
+/** VmRSS of one process in bytes, or -1 when it is gone. */
+export function rssBytes(pid: number): number {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+    const m = /VmRSS:\s+(\d+)\s+kB/.exec(s);
+    return m ? Number(m[1]) * 1024 : -1;
+  } catch {
+    return -1;
+  }
+}
+
+/** The process and all its descendants (the service may fork helpers; threads are already counted). */
+export function processTree(root: number): number[] {
+  const children = new Map<number, number[]>();
+  let entries: string[] = [];
+  try {
+    entries = fs.readdirSync('/proc');
+  } catch {
+    return [root];
+  }
+  for (const e of entries) {
+    if (!/^\d+$/.test(e)) continue;
+    try {
+      const s = fs.readFileSync(`/proc/${e}/stat`, 'utf8');
+      const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+      const ppid = Number(rest[1]);
+      const list = children.get(ppid) ?? [];
+      list.push(Number(e));
+      children.set(ppid, list);
+    } catch {
+      // raced with an exiting process
+    }
+  }
+  const out: number[] = [];
+  const stack = [root];
+  while (stack.length > 0 && out.length < 10_000) {
+    const p = stack.pop() as number;
+    out.push(p);
+    for (const c of children.get(p) ?? []) stack.push(c);
+  }
+  return out;
+}
+
+/** Resource view of a server: CPU ticks and RSS summed over its process tree. */
+export class ProcWatch {
+  private pids: number[];
+  private t0 = 0;
+  private ticks0 = 0;
+  peakRss = 0;
+  private timer: NodeJS.Timeout | undefined;
+
+  constructor(readonly pid: number) {
+    this.pids = pid > 0 ? processTree(pid) : [];
+  }
+
+  ticks(): number {
+    let sum = 0;
+    for (const p of this.pids) {
+      const t = cpuTicks(p);
+      if (t > 0) sum += t;
+    }
+    return sum;
+  }
+
+  rss(): number {
+    let sum = 0;
+    for (const p of this.pids) {
+      const r = rssBytes(p);
+      if (r > 0) sum += r;
+    }
+    return sum;
+  }
+
+  /** Starts a CPU window and RSS peak sampling (every 250 ms). */
+  start(): void {
+    if (this.pid <= 0) return;
+    this.pids = processTree(this.pid);
+    this.t0 = now();
+    this.ticks0 = this.ticks();
+    this.peakRss = this.rss();
+    this.timer = setInterval(() => {
+      const r = this.rss();
+      if (r > this.peakRss) this.peakRss = r;
+    }, 250);
+    this.timer.unref();
+  }
+
+  /** Ends the window: CPU % of one core over it, peak and current RSS. */
+  stop(): { cpuPct: number; rss: number; peakRss: number } {
+    if (this.pid <= 0) return { cpuPct: NaN, rss: NaN, peakRss: NaN };
+    if (this.timer) clearInterval(this.timer);
+    const secs = (now() - this.t0) / 1000;
+    const dt = this.ticks() - this.ticks0;
+    const rss = this.rss();
+    if (rss > this.peakRss) this.peakRss = rss;
+    return { cpuPct: secs > 0 ? (100 * dt) / clockTicks() / secs : NaN, rss, peakRss: this.peakRss };
+  }
+}
+
+/** Own CPU over a window, % of one core. */
+export class SelfCpu {
+  private c0 = process.cpuUsage();
+  private t0 = now();
+  reset(): void {
+    this.c0 = process.cpuUsage();
+    this.t0 = now();
+  }
+  pct(): number {
+    const c = process.cpuUsage(this.c0);
+    const ms = now() - this.t0;
+    return ms > 0 ? ((c.user + c.system) / 1000 / ms) * 100 : NaN;
+  }
+}

@@ -1,0 +1,537 @@
+/**
+ * The load generator's agent: signs in clients and drives one scenario, inside one process.
+ * It runs forked by the driver (`--agent`, requests over the IPC channel) so that its own
+ * sockets stay under the per-process open-file limit and its CPU is measured apart.
+ *
+ * Standalone against a server that is already running:
+ *   node dist/bench/loadgen.js --url ws://127.0.0.1:P [--pid <server pid>] --scenario pairs|fanout|capacity|signin|offline
+ *       [--pairs 500] [--group 200] [--clients 2000] [--target 19000] [--count 2000] [--recipients 1000]
+ *       [--duration 8] [--warmup 2] [--window 4] [--rate 0]
+ */
+import { Keyring } from '@polkadot/keyring';
+import { stringToU8a, u8aToHex } from '@polkadot/util';
+import { cryptoWaitReady } from '@polkadot/util-crypto';
+import { createHash } from 'node:crypto';
+import { closeAll, counters, readMark, signIn, signInMany, type BenchClient, type Signer } from './clients';
+import { now, openAccount, ProcWatch, SelfCpu, sleep } from './common';
+import { Latency, type RunResult } from './stats';
+
+export interface Common {
+  url: string;
+  serverPid: number;
+  label: string;
+}
+
+export interface FlowArgs extends Common {
+  /** `pairs`: one-to-one between pairs; `fanout`: groups of `group` members. */
+  mode: 'pairs' | 'fanout';
+  pairs: number;
+  group: number;
+  groups: number;
+  duration: number;
+  warmup: number;
+  /** Closed loop: messages in flight per sender (pairs) or per group (fanout). */
+  window: number;
+  /** Open loop when > 0: offered messages/s in total, on a timetable. */
+  rate: number;
+}
+
+export interface SigninArgs extends Common {
+  count: number;
+  concurrency: number;
+  signed: boolean;
+}
+
+export interface OfflineArgs extends Common {
+  recipients: number;
+  perRecipient: number;
+  senders: number;
+  concurrency: number;
+}
+
+export interface CapConnectArgs {
+  url: string;
+  label: string;
+  offset: number;
+  count: number;
+  concurrency: number;
+  deadlineMs: number;
+}
+
+const SIGNIN_CONCURRENCY = 100;
+
+function errorFigures(): { errors: number; notes: string[] } {
+  const notes = counters.errorSamples.length > 0 ? [`error frames e.g. ${counters.errorSamples[0]}`] : [];
+  return { errors: counters.errorFrames + counters.closedUnexpected + counters.connectFailed, notes };
+}
+
+function resetCounters(): void {
+  counters.errorFrames = 0;
+  counters.closedUnexpected = 0;
+  counters.connectFailed = 0;
+  counters.errorSamples.length = 0;
+}
+
+interface Stream {
+  sender: BenchClient;
+  /** Frame text up to the message's `[`: `{"cat":…,"act":"chat","to":…,"msg":{"b":[` */
+  prefix: string;
+  fan: number;
+  inflight: number;
+  nextN: number;
+  pending: Map<number, number>;
+  lastProgress: number;
+  id: number;
+}
+
+/** Creates a group from `creator` and waits for the notice that carries its id. */
+function createGroup(creator: BenchClient, members: string[], key: string, timeoutMs: number): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const prev = creator.handler;
+    const timer = setTimeout(() => {
+      creator.handler = prev;
+      reject(new Error('group create: no answer'));
+    }, timeoutMs);
+    creator.handler = (c, data) => {
+      if (data.indexOf('"type":"error"') >= 0 && data.indexOf(key) >= 0) {
+        clearTimeout(timer);
+        creator.handler = prev;
+        reject(new Error(`group create refused: ${data.toString().slice(0, 300)}`));
+        return;
+      }
+      if (data.indexOf('"act":"create"') >= 0 && data.indexOf(`"callback":"${key}"`) >= 0) {
+        clearTimeout(timer);
+        creator.handler = prev;
+        try {
+          const f = JSON.parse(data.toString()) as { msg?: { id?: unknown } };
+          if (typeof f.msg?.id === 'string') {
+            resolve(f.msg.id);
+            return;
+          }
+        } catch {
+          // fall through
+        }
+        reject(new Error(`group create: no id in ${data.toString().slice(0, 200)}`));
+        return;
+      }
+      prev?.(c, data);
+    };
+    creator.send({ cat: 'group', act: 'create', list: members, callback: key });
+  });
+}
+
+/** `pairs` and `fanout`, closed or open loop. */
+export async function flow(a: FlowArgs): Promise<RunResult> {
+  resetCounters();
+  const notes: string[] = [];
+  const open = a.rate > 0;
+  const n = a.mode === 'pairs' ? a.pairs * 2 : a.group * a.groups;
+  const accs = Array.from({ length: n }, (_, i) => openAccount(`${a.label}/${a.mode}`, i));
+  const lat = new Latency();
+  const streams: Stream[] = [];
+  let sending = false;
+  let measuring = false;
+  let tStart = Infinity;
+  let tEnd = Infinity;
+  let sent = 0;
+  let sentWin = 0;
+  let expected = 0;
+  let expectedWin = 0;
+  let delivered = 0;
+  let deliveredWin = 0;
+  let dup = 0;
+  let stalls = 0;
+
+  function pump(st: Stream): void {
+    while (sending && st.inflight < a.window && st.sender.open) {
+      const k = st.nextN++;
+      st.inflight++;
+      st.pending.set(k, st.fan);
+      const t = now();
+      st.sender.sendRaw(`${st.prefix}${t},${st.id},${k}]}`);
+      sent++;
+      expected += st.fan;
+      if (measuring) {
+        sentWin++;
+        expectedWin += st.fan;
+      }
+    }
+  }
+
+  const handler = (c: BenchClient, data: Buffer): void => {
+    const m = readMark(data);
+    if (!m) return;
+    const t = now();
+    delivered++;
+    c.got++;
+    const [at, si, k] = m;
+    if (open) {
+      if (at >= tStart && at < tEnd) {
+        deliveredWin++;
+        lat.add(t - at);
+      }
+      return;
+    }
+    if (measuring) {
+      deliveredWin++;
+      lat.add(t - at);
+    }
+    const st = streams[si];
+    if (!st) return;
+    const left = st.pending.get(k);
+    if (left === undefined) {
+      dup++;
+      return;
+    }
+    st.lastProgress = t;
+    if (left <= 1) {
+      st.pending.delete(k);
+      st.inflight--;
+      pump(st);
+    } else {
+      st.pending.set(k, left - 1);
+    }
+  };
+
+  const signed = await signInMany(a.url, accs, handler, { concurrency: SIGNIN_CONCURRENCY, deadlineMs: 120_000 });
+  const byIdx = new Map<number, BenchClient>();
+  for (const c of signed.clients) byIdx.set(c.idx, c);
+  if (signed.failed > 0) notes.push(`${signed.failed} sign-ins failed (${signed.firstError})`);
+
+  if (a.mode === 'pairs') {
+    for (let i = 0; i < n; i++) {
+      const c = byIdx.get(i);
+      if (!c || !byIdx.has(i ^ 1)) continue;
+      const st: Stream = { sender: c, prefix: `{"cat":"chat","act":"chat","to":${JSON.stringify(accs[i ^ 1])},"msg":{"b":[`,
+        fan: 1, inflight: 0, nextN: 0, pending: new Map<number, number>(), lastProgress: now(), id: streams.length };
+      streams.push(st);
+    }
+  } else {
+    const creations: Promise<void>[] = [];
+    for (let g = 0; g < a.groups; g++) {
+      const members = accs.slice(g * a.group, (g + 1) * a.group);
+      const creator = byIdx.get(g * a.group);
+      if (!creator) continue;
+      const present = members.filter((_, j) => byIdx.has(g * a.group + j)).length;
+      creations.push(createGroup(creator, members, `k${g}`, 30_000).then((gid) => {
+        const st: Stream = { sender: creator, prefix: `{"cat":"group","act":"chat","to":${JSON.stringify(gid)},"msg":{"b":[`,
+          fan: present - 1, inflight: 0, nextN: 0, pending: new Map<number, number>(), lastProgress: now(), id: streams.length };
+        streams.push(st);
+      }, (e: Error) => {
+        if (notes.length < 5) notes.push(e.message);
+      }));
+    }
+    await Promise.all(creations);
+    await sleep(300); // let the create notices land
+  }
+  if (streams.length === 0) {
+    await closeAll(signed.clients);
+    const ef = errorFigures();
+    return { figures: { 'deliveries/s': 0, errors: ef.errors + 1 }, notes: [...notes, ...ef.notes, 'no stream could start'] };
+  }
+
+  const watch = new ProcWatch(a.serverPid);
+  const self = new SelfCpu();
+  sending = true;
+  const t0 = now() + 5;
+  if (open) {
+    // Open loop: message k is due at t0 + k/rate, from stream k mod S; its stamp is the due time.
+    const period = 1000 / a.rate;
+    tStart = t0 + a.warmup * 1000;
+    tEnd = tStart + a.duration * 1000;
+    const total = Math.ceil(((tEnd - t0) / 1000) * a.rate);
+    let k = 0;
+    let started = false;
+    while (k < total && now() < tEnd + 1000) {
+      const t = now();
+      if (!started && t >= tStart) {
+        started = true;
+        measuring = true;
+        watch.start();
+        self.reset();
+      }
+      while (k < total && t0 + k * period <= t) {
+        const due = t0 + k * period;
+        const st = streams[k % streams.length];
+        if (st.sender.open) {
+          st.sender.sendRaw(`${st.prefix}${due},${k % streams.length},${k}]}`);
+          sent++;
+          expected += st.fan;
+          if (due >= tStart && due < tEnd) {
+            sentWin++;
+            expectedWin += st.fan;
+          }
+        }
+        k++;
+      }
+      await sleep(1);
+    }
+    if (!started) {
+      watch.start();
+      self.reset();
+    }
+  } else {
+    for (const st of streams) pump(st);
+    const stallTimer = setInterval(() => {
+      const t = now();
+      for (const st of streams) {
+        if (st.inflight > 0 && t - st.lastProgress > 3000) {
+          stalls++;
+          st.pending.clear();
+          st.inflight = 0;
+          st.lastProgress = t;
+          pump(st);
+        }
+      }
+    }, 500);
+    await sleep(a.warmup * 1000);
+    tStart = now();
+    measuring = true;
+    watch.start();
+    self.reset();
+    await sleep(a.duration * 1000);
+    tEnd = now();
+    clearInterval(stallTimer);
+  }
+  measuring = false;
+  sending = false;
+  const res = watch.stop();
+  const selfPct = self.pct();
+  const win = (Math.min(now(), tEnd) - tStart) / 1000;
+  // Drain: wait for what is in flight, bounded.
+  const drainEnd = now() + 5000;
+  while (delivered < expected && now() < drainEnd) await sleep(50);
+  const s = lat.summary();
+  await closeAll(signed.clients);
+  const ef = errorFigures();
+  if (stalls > 0) notes.push(`${stalls} stalled windows reset`);
+  if (dup > 0) notes.push(`${dup} duplicate or late deliveries`);
+  const lostWin = open ? Math.max(0, expectedWin - deliveredWin) : Math.max(0, expected - delivered);
+  return {
+    figures: {
+      'deliveries/s': deliveredWin / (open ? a.duration : win),
+      'msgs sent/s': sentWin / win,
+      'p50 ms': s.p50,
+      'p99 ms': s.p99,
+      'p999 ms': s.p999,
+      'server CPU %': res.cpuPct,
+      'server RSS MB': res.peakRss / 1048576,
+      'loadgen CPU %': selfPct,
+      lost: lostWin,
+      errors: ef.errors,
+    },
+    notes: [...notes, ...ef.notes],
+  };
+}
+
+function seedOf(label: string, i: number): Uint8Array {
+  return createHash('sha256').update(`imgc-bench-key/${label}/${i}`).digest();
+}
+
+/** Sign-in rate: `count` handshakes, `concurrency` at a time, with sr25519 signatures when `signed`. */
+export async function signin(a: SigninArgs): Promise<RunResult> {
+  resetCounters();
+  const notes: string[] = [];
+  let accs: string[];
+  let signers: Signer[] | undefined;
+  if (a.signed) {
+    await cryptoWaitReady();
+    const keyring = new Keyring({ type: 'sr25519', ss58Format: 42 });
+    const pairs = Array.from({ length: a.count }, (_, i) => keyring.addFromSeed(seedOf(a.label, i)));
+    accs = pairs.map((p) => p.address);
+    signers = pairs.map((p) => ({ sign: (spam: string) => u8aToHex(p.sign(stringToU8a(spam))) }));
+  } else {
+    accs = Array.from({ length: a.count }, (_, i) => openAccount(`${a.label}/signin`, i));
+  }
+  const watch = new ProcWatch(a.serverPid);
+  const self = new SelfCpu();
+  watch.start();
+  const r = await signInMany(a.url, accs, undefined, { concurrency: a.concurrency, deadlineMs: 120_000, signers });
+  const res = watch.stop();
+  const selfPct = self.pct();
+  const lat = new Latency();
+  const srv = new Latency();
+  for (const c of r.clients) {
+    lat.add(c.tWelcome - c.tConnect);
+    srv.add(c.tWelcome - c.tActive);
+  }
+  await closeAll(r.clients);
+  if (r.failed > 0) notes.push(`${r.failed} sign-ins failed (${r.firstError})`);
+  const s = lat.summary();
+  const sv = srv.summary();
+  const ef = errorFigures();
+  return {
+    figures: {
+      'sign-ins/s': r.clients.length / (r.ms / 1000),
+      'p50 ms': s.p50,
+      'p99 ms': s.p99,
+      'active→Welcome p50 ms': sv.p50,
+      'active→Welcome p99 ms': sv.p99,
+      'server CPU %': res.cpuPct,
+      'server RSS MB': res.peakRss / 1048576,
+      'loadgen CPU %': selfPct,
+      errors: ef.errors,
+    },
+    notes: [...notes, ...ef.notes],
+  };
+}
+
+/** A burst to offline accounts, then its delivery when they sign in. */
+export async function offline(a: OfflineArgs): Promise<RunResult> {
+  resetCounters();
+  const notes: string[] = [];
+  const label = `${a.label}/offline`;
+  const senderAccs = Array.from({ length: a.senders }, (_, i) => openAccount(`${label}/s`, i));
+  const probeAcc = openAccount(`${label}/p`, 0);
+  const rcptAccs = Array.from({ length: a.recipients }, (_, i) => openAccount(`${label}/r`, i));
+  let barriers = 0;
+  const probe = await signIn(a.url, probeAcc, (_c, data) => {
+    if (readMark(data)) barriers++;
+  });
+  const senders = await signInMany(a.url, senderAccs, undefined, { concurrency: 10, deadlineMs: 30_000 });
+  const watch = new ProcWatch(a.serverPid);
+  const self = new SelfCpu();
+  watch.start();
+  const tBurst = now();
+  let burst = 0;
+  for (let i = 0; i < a.recipients; i++) {
+    const s = senders.clients[i % senders.clients.length];
+    const prefix = `{"cat":"chat","act":"chat","to":${JSON.stringify(rcptAccs[i])},"msg":{"b":[`;
+    for (let k = 0; k < a.perRecipient; k++) {
+      s.sendRaw(`${prefix}${now()},${i},${k}]}`);
+      burst++;
+    }
+  }
+  for (const s of senders.clients) s.sendRaw(`{"cat":"chat","act":"chat","to":${JSON.stringify(probeAcc)},"msg":{"b":[${now()},-1,0]}`);
+  const barrierEnd = now() + 60_000;
+  while (barriers < senders.clients.length && now() < barrierEnd) await sleep(5);
+  const tStored = now();
+  if (barriers < senders.clients.length) notes.push('not every burst was acknowledged by its barrier within 60 s');
+  const storedRss = watch.rss();
+
+  // Phase 2: recipients sign in; each should receive perRecipient stored messages.
+  const done = new Latency();
+  let got = 0;
+  let finished = 0;
+  let tLast = 0;
+  const tSign = now();
+  const r = await signInMany(a.url, rcptAccs, (c, data) => {
+    if (!readMark(data)) return;
+    got++;
+    c.got++;
+    tLast = now();
+    if (c.got === a.perRecipient) {
+      finished++;
+      done.add(tLast - c.tActive);
+    }
+  }, { concurrency: a.concurrency, deadlineMs: 60_000 });
+  const drainEnd = now() + 30_000;
+  while (got < burst && now() < drainEnd) await sleep(20);
+  const res = watch.stop();
+  const selfPct = self.pct();
+  await closeAll([probe, ...senders.clients, ...r.clients]);
+  if (r.failed > 0) notes.push(`${r.failed} recipient sign-ins failed (${r.firstError})`);
+  const s = done.summary();
+  const ef = errorFigures();
+  return {
+    figures: {
+      'stored msgs/s': burst / ((tStored - tBurst) / 1000),
+      'delivered msgs/s': tLast > tSign ? got / ((tLast - tSign) / 1000) : 0,
+      'sign-in→all stored p50 ms': s.p50,
+      'sign-in→all stored p99 ms': s.p99,
+      'RSS after store MB': storedRss / 1048576,
+      'server CPU %': res.cpuPct,
+      'server RSS MB': res.peakRss / 1048576,
+      'loadgen CPU %': selfPct,
+      lost: Math.max(0, burst - got),
+      'accounts complete': finished,
+      errors: ef.errors,
+    },
+    notes: [...notes, ...ef.notes],
+  };
+}
+
+// ---- capacity: held across several agents, driven step by step ----
+
+let held: BenchClient[] = [];
+let capLabel = '';
+
+export async function capConnect(a: CapConnectArgs): Promise<{ held: number; failed: number; ms: number; firstError: string }> {
+  resetCounters();
+  capLabel = a.label;
+  const accs = Array.from({ length: a.count }, (_, i) => openAccount(`${a.label}/cap`, a.offset + i));
+  const r = await signInMany(a.url, accs, undefined, { concurrency: a.concurrency, deadlineMs: a.deadlineMs });
+  held = r.clients;
+  return { held: held.length, failed: r.failed, ms: r.ms, firstError: r.firstError };
+}
+
+/** Sends `samples` direct messages between held clients of this agent and counts arrivals. */
+export async function capVerify(samples: number): Promise<{ sent: number; ok: number }> {
+  const live = held.filter((c) => c.open);
+  if (live.length < 2) return { sent: 0, ok: 0 };
+  let ok = 0;
+  const h = (): void => {
+    ok++;
+  };
+  let sent = 0;
+  for (let s = 0; s < samples; s++) {
+    const i = Math.floor(Math.random() * live.length);
+    const j = (i + 1 + Math.floor(Math.random() * (live.length - 1))) % live.length;
+    live[j].handler = (c, data) => {
+      if (readMark(data)) h();
+    };
+    live[i].sendRaw(`{"cat":"chat","act":"chat","to":${JSON.stringify(live[j].acc)},"msg":{"b":[${now()},${capLabel.length},${s}]}`);
+    sent++;
+  }
+  const end = now() + 5000;
+  while (ok < sent && now() < end) await sleep(20);
+  return { sent, ok };
+}
+
+export function capStatus(): { open: number; errors: number } {
+  return { open: held.filter((c) => c.open).length, errors: counters.errorFrames + counters.closedUnexpected };
+}
+
+export async function capClose(): Promise<{ closed: number }> {
+  const n = held.length;
+  await closeAll(held);
+  held = [];
+  return { closed: n };
+}
+
+// ---- agent entry: requests over IPC ----
+
+interface Call {
+  id: number;
+  op: string;
+  args: unknown;
+}
+
+async function dispatch(op: string, args: unknown): Promise<unknown> {
+  switch (op) {
+    case 'flow': return flow(args as FlowArgs);
+    case 'signin': return signin(args as SigninArgs);
+    case 'offline': return offline(args as OfflineArgs);
+    case 'capConnect': return capConnect(args as CapConnectArgs);
+    case 'capVerify': return capVerify(Number(args));
+    case 'capStatus': return capStatus();
+    case 'capClose': return capClose();
+    default: throw new Error(`unknown op ${op}`);
+  }
+}
+
+if (require.main === module && process.argv.includes('--agent') && process.send) {
+  process.on('message', (m: Call) => {
+    dispatch(m.op, m.args).then(
+      (value) => process.send?.({ id: m.id, ok: true, value }),
+      (e: Error) => process.send?.({ id: m.id, ok: false, error: e.stack ?? e.message }),
+    );
+  });
+  process.on('disconnect', () => process.exit(0));
+  // Hard lifetime cap: an agent never outlives a run by much.
+  setTimeout(() => process.exit(3), 20 * 60_000).unref();
+} else if (require.main === module) {
+  // Standalone CLI: the driver forks agents of this same file.
+  // eslint-disable-next-line @typescript-eslint/no-require-imports
+  void (require('./driver') as typeof import('./driver')).cli(process.argv.slice(2));
+}

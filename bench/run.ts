@@ -1,0 +1,325 @@
+/**
+ * `npm run bench`: the standard set, floor and service measured in the same run,
+ * alternating, a fresh server process for every measurement; prints service/floor ratios
+ * and writes docs/benchmarks.md.
+ *
+ *   node dist/bench/run.js                         standard set (about 6 minutes on 2 cores)
+ *   node dist/bench/run.js --only floor            floor alone (no service needed)
+ *   node dist/bench/run.js --vs-floor              the floor in the service's slot too: ratios ≈ 1 show the noise
+ *   node dist/bench/run.js --scenario fanout --group 2000 --duration 10
+ *   node dist/bench/run.js --scenario pairs|fanout|openloop|capacity|signin|offline [--workers 1,2,4]
+ *       [--pairs 500] [--group 20,200,2000] [--clients 2000] [--window W] [--rate R] [--target 19000]
+ *       [--count 2000] [--recipients 1000] [--per 10] [--duration 6] [--warmup 2] [--write]
+ */
+import { execSync } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { flagNum, now, parseFlags } from './common';
+import * as driver from './driver';
+import { describe, readTail, SERVICE_MAIN, startServer, stopServer, type ServerSpec } from './server';
+import { fmt, type RunResult } from './stats';
+
+const ROOT = path.resolve(__dirname, '..', '..');
+const flags = parseFlags(process.argv.slice(2));
+const only = flags.get('only');
+const vsFloor = flags.has('vs-floor');
+const single = flags.get('scenario');
+const duration = flagNum(flags, 'duration', 6);
+const warmup = flagNum(flags, 'warmup', 2);
+const workerList = (flags.get('workers') ?? '1,2,4').split(',').map(Number).filter((n) => n > 0);
+const defaultWorkers = flagNum(flags, 'default-workers', 2);
+const maxMinutes = flagNum(flags, 'max-minutes', 14);
+const t0 = now();
+
+setTimeout(() => {
+  process.stdout.write(`\nbench: hard time limit of ${maxMinutes} min reached, stopping\n`);
+  process.exit(4);
+}, maxMinutes * 60_000).unref();
+
+const serviceBuilt = fs.existsSync(SERVICE_MAIN);
+const runFloor = only !== 'service';
+const runService = only !== 'floor' && (serviceBuilt || vsFloor);
+
+interface Column {
+  name: string;
+  spec: ServerSpec;
+}
+
+interface Block {
+  title: string;
+  columns: string[];
+  results: (RunResult | undefined)[];
+  /** Figure names with a target: figure → [kind, value, text]. */
+  targets: { figure: string; check: (v: number, floor: number) => boolean; text: string; columns?: string[] }[];
+}
+
+const blocks: Block[] = [];
+const problems: string[] = [];
+let label = 0;
+
+function columnsFor(workers: number[], auth: 'open' | 'signed'): Column[] {
+  const cols: Column[] = [];
+  if (runFloor) cols.push({ name: 'floor', spec: { kind: 'floor', workers: 1, auth } });
+  if (runService) {
+    for (const w of workers) {
+      const spec: ServerSpec = vsFloor ? { kind: 'floor', workers: w, auth } : { kind: 'service', workers: w, auth };
+      cols.push({ name: vsFloor ? `floor#${w}` : describe(spec), spec });
+    }
+  }
+  return cols;
+}
+
+/** Runs `measure` once per column, each against a fresh server. */
+async function measureBlock(title: string, cols: Column[], measure: (t: driver.Target) => Promise<RunResult>): Promise<Block> {
+  const block: Block = { title, columns: cols.map((c) => c.name), results: [], targets: [] };
+  for (const col of cols) {
+    process.stdout.write(`· ${title} — ${col.name} … `);
+    const tStart = now();
+    let r: RunResult | undefined;
+    let server;
+    try {
+      server = await startServer(col.spec);
+      r = await measure({ url: server.url, pid: server.pid, label: `r${++label}` });
+      if (server.child.exitCode !== null || server.child.signalCode !== null) {
+        r.notes.push(`server exited during the run: ${readTail(server.logPath, 300)}`);
+      } else if ((r.figures.errors ?? 0) > 0) {
+        const tail = readTail(server.logPath, 300);
+        if (tail) r.notes.push(`server log tail: ${tail}`);
+      }
+    } catch (e) {
+      const msg = (e as Error).message.split('\n')[0].slice(0, 400);
+      problems.push(`${title} / ${col.name}: ${msg}`);
+      r = { figures: {}, notes: [msg] };
+    } finally {
+      if (server) await stopServer(server);
+    }
+    block.results.push(r);
+    const f = r.figures;
+    const key = Object.keys(f)[0];
+    process.stdout.write(`${key ? `${key} ${fmt(f[key])}` : 'failed'} (${((now() - tStart) / 1000).toFixed(1)} s)\n`);
+    for (const n of r.notes) process.stdout.write(`    note: ${n}\n`);
+  }
+  blocks.push(block);
+  return block;
+}
+
+function floorOf(b: Block): RunResult | undefined {
+  return b.columns[0] === 'floor' ? b.results[0] : undefined;
+}
+
+async function pairs(): Promise<Block> {
+  const b = await measureBlock(`pairs (${flagNum(flags, 'pairs', 500)} pairs, closed loop, window ${flagNum(flags, 'window', 4)}/client)`,
+    columnsFor(workerList, 'open'),
+    (t) => driver.flow(t, { mode: 'pairs', pairs: flagNum(flags, 'pairs', 500), duration, warmup, window: flagNum(flags, 'window', 4), rate: 0 }));
+  b.targets.push({ figure: 'deliveries/s', check: (v, fl) => v >= 0.7 * fl, text: '≥ 0.7× floor' });
+  return b;
+}
+
+async function fanout(group: number): Promise<Block> {
+  const clients = flagNum(flags, 'clients', 2000);
+  const groups = Math.max(1, Math.floor(clients / group));
+  const window = flagNum(flags, 'window', 16);
+  const b = await measureBlock(`fanout group ${group} (${groups} group${groups > 1 ? 's' : ''}, closed loop, window ${window}/group)`,
+    columnsFor(workerList, 'open'),
+    (t) => driver.flow(t, { mode: 'fanout', group, clients, duration, warmup, window, rate: 0 }));
+  if (group === 20 || group === 2000) b.targets.push({ figure: 'deliveries/s', check: (v, fl) => v >= 0.8 * fl, text: '≥ 0.8× floor' });
+  return b;
+}
+
+async function openloop(rate: number): Promise<Block> {
+  const b = await measureBlock(`open loop pairs at ${fmt(rate)} msgs/s (half the floor's saturation)`,
+    columnsFor([defaultWorkers], 'open'),
+    (t) => driver.flow(t, { mode: 'pairs', pairs: flagNum(flags, 'pairs', 500), duration, warmup, window: 1, rate }));
+  b.targets.push({ figure: 'p99 ms', check: (v, fl) => v <= 2 * fl, text: '≤ 2× floor' });
+  return b;
+}
+
+async function capacity(): Promise<Block> {
+  const target = flagNum(flags, 'target', 19000);
+  const b = await measureBlock(`capacity (${fmt(target)} idle connections, held)`, columnsFor([defaultWorkers], 'open'),
+    (t) => driver.capacity(t, target, flagNum(flags, 'hold', 5)));
+  b.targets.push({ figure: 'connections held', check: (v) => v >= target, text: `= ${fmt(target)}` });
+  b.targets.push({ figure: 'KB per idle conn', check: (v) => v <= 12, text: '≤ 12 KB' });
+  return b;
+}
+
+async function signin(): Promise<Block> {
+  const count = flagNum(flags, 'count', 2000);
+  return measureBlock(`signin (${fmt(count)} sr25519-signed sign-ins, 100 at a time; floor ignores signatures)`,
+    columnsFor([defaultWorkers], 'signed'), (t) => driver.signin(t, count, flagNum(flags, 'concurrency', 100), true));
+}
+
+async function offline(): Promise<Block> {
+  const recipients = flagNum(flags, 'recipients', 1000);
+  const per = flagNum(flags, 'per', 10);
+  return measureBlock(`offline (${fmt(recipients)} offline accounts × ${per} messages, then they sign in)`,
+    columnsFor([defaultWorkers], 'open'), (t) => driver.offline(t, recipients, per));
+}
+
+// ---- report ----
+
+function cell(v: number | undefined, floor: number | undefined, isFloor: boolean): string {
+  if (v === undefined) return '–';
+  if (isFloor || floor === undefined || !Number.isFinite(floor) || floor === 0 || !Number.isFinite(v)) return fmt(v);
+  return `${fmt(v)} (${(v / floor).toFixed(2)}×)`;
+}
+
+function renderBlock(b: Block): string {
+  const fl = floorOf(b);
+  const names: string[] = [];
+  for (const r of b.results) for (const k of Object.keys(r?.figures ?? {})) if (!names.includes(k)) names.push(k);
+  const lines: string[] = [];
+  lines.push(`### ${b.title}`, '');
+  lines.push(`| figure | ${b.columns.join(' | ')} |`);
+  lines.push(`|---|${b.columns.map(() => '---:').join('|')}|`);
+  for (const n of names) {
+    const fv = fl?.figures[n];
+    lines.push(`| ${n} | ${b.results.map((r, i) => cell(r?.figures[n], fv, i === 0 && fl !== undefined)).join(' | ')} |`);
+  }
+  const notes = b.results.flatMap((r, i) => (r?.notes ?? []).map((n) => `- ${b.columns[i]}: ${n}`));
+  if (notes.length > 0) lines.push('', ...notes);
+  lines.push('');
+  return lines.join('\n');
+}
+
+function targetRows(): string[] {
+  const rows: string[] = [];
+  for (const b of blocks) {
+    const fl = floorOf(b);
+    for (const t of b.targets) {
+      b.columns.forEach((col, i) => {
+        if (col === 'floor' && !t.text.startsWith('=') && !t.text.startsWith('≤ 12')) return;
+        const v = b.results[i]?.figures[t.figure];
+        const fv = fl?.figures[t.figure] ?? NaN;
+        let verdict = '–';
+        if (v !== undefined && Number.isFinite(v)) verdict = t.check(v, fv) ? 'pass' : 'FAIL';
+        const shown = v === undefined ? '–' : (Number.isFinite(fv) && col !== 'floor' && t.text.includes('floor')) ? `${fmt(v)} (${(v / fv).toFixed(2)}× floor)` : fmt(v);
+        rows.push(`| ${b.title.split(' (')[0]} | ${t.figure} ${t.text} | ${col} | ${shown} | ${verdict} |`);
+      });
+    }
+  }
+  return rows;
+}
+
+function machine(): string[] {
+  let cpu = 'unknown';
+  try {
+    cpu = /model name\s*:\s*(.*)/.exec(fs.readFileSync('/proc/cpuinfo', 'utf8'))?.[1] ?? cpu;
+  } catch {
+    // keep unknown
+  }
+  let commit = '';
+  try {
+    commit = execSync('git rev-parse --short HEAD', { cwd: ROOT, encoding: 'utf8' }).trim();
+  } catch {
+    // not a repo
+  }
+  return [
+    `- nproc: ${os.cpus().length}; CPU: ${cpu}; memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
+    `- node ${process.version}; ${os.type()} ${os.release()}; open-file limit per process 20,000`,
+    `- date: ${new Date().toISOString()}; commit ${commit || '?'}`,
+  ];
+}
+
+function report(cmd: string): string {
+  const out: string[] = [];
+  out.push('# IMGC benchmarks', '');
+  out.push('Written by `bench/run.ts`. Every figure is measured in the same run for the floor (`bench/floor.ts`, the least',
+    'single-threaded server speaking the same frames: no validation, no persistence, no signature checks) and for the',
+    'service (`dist/src/main.js`), alternating, with a fresh server process and a fresh data directory for each',
+    'measurement. Cells of the service show `value (service/floor)`.', '');
+  out.push('## Machine', '', ...machine(), '');
+  out.push('## Reproduce', '', '```', cmd, '```', '');
+  out.push('Single scenario, custom sizes: `npm run build && node dist/bench/run.js --scenario fanout --group 2000 --duration 10`', '');
+  const tr = targetRows();
+  if (tr.length > 0) {
+    out.push('## Targets', '', '| scenario | target | server | measured | verdict |', '|---|---|---|---:|---|', ...tr, '');
+  }
+  out.push('## Figures', '');
+  for (const b of blocks) out.push(renderBlock(b));
+  out.push('## How to read these', '',
+    '- **deliveries/s**: bench messages received by clients per second inside the measured window (after warm-up).',
+    '  In fan-out one group message counts once per receiving member.',
+    '- **latency**: every bench message carries its send time (`msg = {"b":[sentMs,stream,n]}`) and is timed at receipt,',
+    '  in the same load-generator process. In closed loop (a window of W messages in flight per sender or group) latency is',
+    '  mostly queueing at saturation; the open-loop row offers a fixed rate on a timetable and measures from the',
+    '  scheduled time, so a stalled server is not hidden (no coordinated omission).',
+    '- **server CPU %**: utime+stime of the server process (all its threads, and any child processes) over the measured',
+    '  window, in % of one core; 200 % is both cores of this machine. **server RSS MB** is the peak VmRSS in the window.',
+    '- **loadgen CPU %**: the load generator shares the same two cores. When it is near 100 % it, not the server, may be the',
+    '  limit; the floor and the service are then compared under the same handicap.',
+    '- **capacity**: idle connections signed in (open auth) by several load-generator processes of 4,000 clients each, so',
+    '  that none nears the 20,000 open-file limit; the server holds them all. KB per idle conn = (RSS held − RSS empty) /',
+    '  connections. A few probe messages are sent between held clients to check they are still served.',
+    '- **signin**: connect + `init` + sr25519 signature by the client + `active` + Welcome; the service runs `--auth signed`',
+    '  and checks every signature, the floor checks none, so the ratio is the price of verification (plus the rest).',
+    '- **offline**: a burst to accounts that have never connected, acknowledged by a barrier message per sender; then the',
+    '  accounts sign in and the time until each has all its stored messages is measured.',
+    '- **errors**: error frames + sockets closed by the server + failed sign-ins; **lost**: sent and never delivered',
+    '  (after a bounded drain).', '');
+  if (problems.length > 0) out.push('## Problems in this run', '', ...problems.map((p) => `- ${p}`), '');
+  return out.join('\n');
+}
+
+function printBlocks(): void {
+  process.stdout.write('\n');
+  for (const b of blocks) process.stdout.write(`${renderBlock(b)}\n`);
+  const tr = targetRows();
+  if (tr.length > 0) process.stdout.write(['| scenario | target | server | measured | verdict |', ...tr, ''].join('\n'));
+}
+
+async function main(): Promise<void> {
+  if (only !== 'floor' && !serviceBuilt && !vsFloor) {
+    const msg = `service not built (${path.relative(ROOT, SERVICE_MAIN)} missing): floor only`;
+    process.stdout.write(`${msg}\n`);
+    problems.push(msg);
+  }
+  process.stdout.write(`bench: floor ${runFloor ? 'yes' : 'no'}, service ${runService ? (vsFloor ? 'floor stand-in' : 'yes') : 'no'}; duration ${duration} s, warm-up ${warmup} s\n`);
+  if (single) {
+    switch (single) {
+      case 'pairs': await pairs(); break;
+      case 'fanout': for (const g of (flags.get('group') ?? '20,200,2000').split(',').map(Number)) await fanout(g); break;
+      case 'openloop': {
+        let rate = flagNum(flags, 'rate', 0);
+        if (rate <= 0) {
+          const b = await measureBlock('pairs floor saturation (for the open-loop rate)', [{ name: 'floor', spec: { kind: 'floor', workers: 1, auth: 'open' } }],
+            (t) => driver.flow(t, { mode: 'pairs', pairs: flagNum(flags, 'pairs', 500), duration, warmup, window: 4, rate: 0 }));
+          rate = Math.round((b.results[0]?.figures['deliveries/s'] ?? 10_000) / 2);
+        }
+        await openloop(rate);
+        break;
+      }
+      case 'capacity': await capacity(); break;
+      case 'signin': await signin(); break;
+      case 'offline': await offline(); break;
+      default: throw new Error(`unknown scenario ${single}`);
+    }
+    printBlocks();
+    if (flags.has('write')) writeDoc(`node dist/bench/run.js ${process.argv.slice(2).join(' ')}`);
+  } else {
+    const p = await pairs();
+    const floorRate = floorOf(p)?.figures['deliveries/s'];
+    for (const g of [20, 200, 2000]) await fanout(g);
+    await openloop(Math.round((floorRate && floorRate > 0 ? floorRate : 20_000) / 2));
+    await capacity();
+    await signin();
+    await offline();
+    printBlocks();
+    writeDoc(`npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`);
+  }
+  process.stdout.write(`bench: done in ${((now() - t0) / 1000).toFixed(0)} s\n`);
+  process.exit(0);
+}
+
+function writeDoc(cmd: string): void {
+  const file = path.join(ROOT, flags.get('out') ?? 'docs/benchmarks.md');
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, report(cmd));
+  process.stdout.write(`bench: wrote ${path.relative(ROOT, file)}\n`);
+}
+
+main().catch((e: Error) => {
+  process.stdout.write(`bench failed: ${e.stack ?? e.message}\n`);
+  process.exit(1);
+});

@@ -1,0 +1,170 @@
+/**
+ * Servers under test as child processes: the floor or the service, fresh each time,
+ * ready when a WebSocket connect gets its first frame. Ports are taken below the
+ * ephemeral range so they never collide with the load generator's client ports.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as net from 'node:net';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import WebSocket from 'ws';
+import { now, sleep } from './common';
+
+export type Kind = 'floor' | 'service';
+
+export interface ServerSpec {
+  kind: Kind;
+  workers: number;
+  auth: 'open' | 'signed';
+}
+
+export interface Running {
+  spec: ServerSpec;
+  port: number;
+  pid: number;
+  url: string;
+  child: ChildProcess;
+  dataDir: string;
+  logPath: string;
+}
+
+const ROOT = path.resolve(__dirname, '..', '..');
+export const SERVICE_MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
+export const FLOOR_MAIN = path.join(ROOT, 'dist', 'bench', 'floor.js');
+
+const live = new Set<ChildProcess>();
+let cleanupInstalled = false;
+
+function installCleanup(): void {
+  if (cleanupInstalled) return;
+  cleanupInstalled = true;
+  const killAll = (): void => {
+    for (const c of live) {
+      try {
+        c.kill('SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  };
+  process.on('exit', killAll);
+  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+    process.on(sig, () => {
+      killAll();
+      process.exit(130);
+    });
+  }
+}
+
+/** Tracks a child so it dies with this process. */
+export function track(c: ChildProcess): void {
+  installCleanup();
+  live.add(c);
+  c.once('exit', () => live.delete(c));
+}
+
+let nextPort = 21000 + (process.pid % 50) * 100;
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+async function pickPort(): Promise<number> {
+  for (let k = 0; k < 200; k++) {
+    const p = nextPort++;
+    if (nextPort > 32000) nextPort = 21000;
+    if (await portFree(p)) return p;
+  }
+  throw new Error('no free port in 21000-32000');
+}
+
+/** One probe: connect, wait for the first frame. */
+function probe(url: string, timeoutMs: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const ws = new WebSocket(url, { perMessageDeflate: false });
+    const t = setTimeout(() => done(false), timeoutMs);
+    function done(ok: boolean): void {
+      clearTimeout(t);
+      try {
+        ws.terminate();
+      } catch {
+        // gone
+      }
+      resolve(ok);
+    }
+    ws.once('message', () => done(true));
+    ws.once('error', () => done(false));
+    ws.once('close', () => done(false));
+  });
+}
+
+export async function startServer(spec: ServerSpec, readyTimeoutMs = 30_000): Promise<Running> {
+  installCleanup();
+  const port = await pickPort();
+  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgc-bench-'));
+  const logPath = path.join(dataDir, 'server.log');
+  const log = fs.openSync(logPath, 'w');
+  let child: ChildProcess;
+  if (spec.kind === 'floor') {
+    child = spawn(process.execPath, [FLOOR_MAIN, '--port', String(port), '--host', '127.0.0.1'],
+      { stdio: ['ignore', log, log, 'ipc'] });
+  } else {
+    const data = path.join(dataDir, 'data');
+    fs.mkdirSync(data);
+    child = spawn(process.execPath, [SERVICE_MAIN, '--port', String(port), '--host', '127.0.0.1', '--auth', spec.auth,
+      '--workers', String(spec.workers), '--data', data],
+    { stdio: ['ignore', log, log], env: { ...process.env, IMGC_LOG_LEVEL: 'warn' } });
+  }
+  fs.closeSync(log);
+  track(child);
+  const url = `ws://127.0.0.1:${port}`;
+  const running: Running = { spec, port, pid: child.pid ?? -1, url, child, dataDir, logPath };
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  const deadline = now() + readyTimeoutMs;
+  while (now() < deadline && !exited) {
+    if (await probe(url, 2000)) return running;
+    await sleep(100);
+  }
+  const tail = readTail(logPath);
+  await stopServer(running);
+  throw new Error(`${describe(spec)} not ready on ${url}${exited ? ' (exited)' : ''}: ${tail}`);
+}
+
+export function readTail(file: string, bytes = 800): string {
+  try {
+    const s = fs.readFileSync(file, 'utf8');
+    return s.slice(-bytes).trim();
+  } catch {
+    return '';
+  }
+}
+
+export async function stopServer(r: Running): Promise<void> {
+  const c = r.child;
+  if (c.exitCode === null && c.signalCode === null) {
+    const gone = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    c.kill('SIGTERM');
+    const t = sleep(5000).then(() => {
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    });
+    await Promise.race([gone, t]);
+    await Promise.race([gone, sleep(2000)]);
+  }
+  try {
+    fs.rmSync(r.dataDir, { recursive: true, force: true });
+  } catch {
+    // leave it
+  }
+}
+
+export function describe(spec: ServerSpec): string {
+  return spec.kind === 'floor' ? 'floor' : `service w${spec.workers}${spec.auth === 'signed' ? ' signed' : ''}`;
+}
