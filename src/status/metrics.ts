@@ -1,0 +1,155 @@
+/**
+ * Prometheus text exposition (format 0.0.4) of a status snapshot: a pure function, no I/O.
+ * Every metric has one # HELP and one # TYPE line followed by all its samples; counters end in
+ * `_total`; per-worker figures carry a `worker` label.
+ */
+import type { StatusSnapshot } from './snapshot';
+
+export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+
+type Kind = 'gauge' | 'counter';
+type Labels = Record<string, string | number>;
+
+interface Family { help: string; kind: Kind; samples: string[] }
+
+class Exposition {
+  private readonly families = new Map<string, Family>();
+
+  add(name: string, kind: Kind, help: string, value: number | boolean | null | undefined, labels?: Labels): void {
+    if (value === null || value === undefined) return;
+    const v = typeof value === 'boolean' ? (value ? 1 : 0) : value;
+    if (typeof v !== 'number' || Number.isNaN(v)) return;
+    let f = this.families.get(name);
+    if (!f) { f = { help, kind, samples: [] }; this.families.set(name, f); }
+    f.samples.push(`${name}${renderLabels(labels)} ${formatValue(v)}`);
+  }
+
+  render(): string {
+    const out: string[] = [];
+    for (const [name, f] of this.families) {
+      out.push(`# HELP ${name} ${escapeHelp(f.help)}`, `# TYPE ${name} ${f.kind}`, ...f.samples);
+    }
+    return out.join('\n') + '\n';
+  }
+}
+
+function formatValue(v: number): string {
+  if (v === Infinity) return '+Inf';
+  if (v === -Infinity) return '-Inf';
+  return String(v);
+}
+
+function escapeHelp(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
+}
+
+export function escapeLabelValue(s: string): string {
+  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
+}
+
+function renderLabels(labels: Labels | undefined): string {
+  if (!labels) return '';
+  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabelValue(String(v))}"`);
+  return parts.length > 0 ? `{${parts.join(',')}}` : '';
+}
+
+/** A metric-name fragment from a field name: camelCase and odd characters to snake_case. */
+export function metricPart(s: string): string {
+  return s
+    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
+    .replace(/[^a-zA-Z0-9_]+/g, '_')
+    .replace(/^_+|_+$/g, '')
+    .toLowerCase();
+}
+
+/**
+ * Numeric leaves of a free-form state object (shard persistence, main-thread journal) as gauges
+ * named `<prefix>_<path>`. Array elements are told apart by their `partition` field when they
+ * have one, else by an `item` label. Strings are left out; depth is bounded.
+ */
+function addTree(x: Exposition, prefix: string, help: string, value: unknown, labels: Labels, depth = 0): void {
+  if (depth > 4 || value === null || value === undefined) return;
+  if (typeof value === 'number' || typeof value === 'boolean') {
+    x.add(prefix, 'gauge', help, value, labels);
+    return;
+  }
+  if (Array.isArray(value)) {
+    value.forEach((el, i) => {
+      const part = el !== null && typeof el === 'object' ? (el as Record<string, unknown>).partition : undefined;
+      const extra: Labels = typeof part === 'number' ? { partition: part } : { item: i };
+      if (el !== null && typeof el === 'object' && !Array.isArray(el)) {
+        for (const [k, v] of Object.entries(el as Record<string, unknown>)) {
+          if (k === 'partition' && typeof part === 'number') continue;
+          const name = metricPart(k);
+          if (name) addTree(x, `${prefix}_${name}`, help, v, { ...labels, ...extra }, depth + 1);
+        }
+      } else {
+        addTree(x, prefix, help, el, { ...labels, ...extra }, depth + 1);
+      }
+    });
+    return;
+  }
+  if (typeof value === 'object') {
+    for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
+      const name = metricPart(k);
+      if (name) addTree(x, `${prefix}_${name}`, help, v, labels, depth + 1);
+    }
+  }
+}
+
+export function renderMetrics(s: StatusSnapshot): string {
+  const x = new Exposition();
+  x.add('imgc_info', 'gauge', 'Service version (value is always 1).', 1, { version: s.version, node: s.nodeVersion });
+  x.add('imgc_start_time_seconds', 'gauge', 'Process start time, seconds since the epoch.', Date.parse(s.startedAt) / 1000);
+  x.add('imgc_uptime_seconds', 'gauge', 'Seconds since the process started.', s.uptimeSeconds);
+  x.add('imgc_ready', 'gauge', '1 when restore finished, the endpoint listens and every worker is up.', s.ready);
+  x.add('imgc_connections', 'gauge', 'Open WebSocket connections.', s.connections);
+  x.add('imgc_accounts_signed_in', 'gauge', 'Distinct accounts signed in on at least one connection.', s.accounts);
+  x.add('imgc_groups_resident', 'gauge', 'Groups held in worker memory.', s.groups.resident);
+  x.add('imgc_groups_known', 'gauge', 'Groups known to the store (resident or not).', s.groups.total);
+  x.add('imgc_stored_messages', 'gauge', 'Messages kept for accounts that have not received or acknowledged them.', s.storedMessages);
+  x.add('imgc_frames_in_total', 'counter', 'Frames received from clients.', s.messages.inTotal);
+  x.add('imgc_frames_out_total', 'counter', 'Frames written to client sockets.', s.messages.outTotal);
+  x.add('imgc_bounced_total', 'counter', 'Pushed messages that found no socket and went back to the inbox.', s.messages.bouncedTotal);
+  x.add('imgc_frames_in_per_second', 'gauge', `Frames received per second over the last ${s.messages.windowSeconds} s.`, s.messages.inPerSecond);
+  x.add('imgc_frames_out_per_second', 'gauge', `Frames written per second over the last ${s.messages.windowSeconds} s.`, s.messages.outPerSecond);
+  x.add('imgc_worker_restarts_total', 'counter', 'Worker thread restarts since the process started.', s.restarts.total);
+  x.add('imgc_worker_restart_budget', 'gauge', 'Restarts allowed within the restart window before the process shuts down.', s.restarts.max);
+  x.add('imgc_worker_restart_window_seconds', 'gauge', 'Window of the restart budget.', s.restarts.windowMs / 1000);
+  x.add('imgc_stats_complete', 'gauge', '1 when every worker answered the stats request in time.', s.statsComplete);
+
+  for (const w of s.workers) {
+    const l = { worker: w.index };
+    x.add('imgc_worker_up', 'gauge', 'Worker thread running and restored.', w.up, l);
+    x.add('imgc_worker_responsive', 'gauge', 'Worker answered the stats request in time.', w.responsive, l);
+    x.add('imgc_worker_thread_id', 'gauge', 'Thread id of the current worker.', w.threadId, l);
+    x.add('imgc_worker_start_time_seconds', 'gauge', 'When the current worker finished restoring, seconds since the epoch.', w.startedAt === null ? null : Date.parse(w.startedAt) / 1000, l);
+    x.add('imgc_worker_mailbox_depth', 'gauge', 'Items queued for the worker or sent and not yet answered.', w.mailboxDepth, l);
+    x.add('imgc_worker_groups', 'gauge', 'Groups hosted by the worker.', w.groups, l);
+    x.add('imgc_worker_inboxes', 'gauge', 'Inboxes hosted by the worker.', w.inboxes, l);
+    x.add('imgc_worker_stored_messages', 'gauge', 'Messages kept in the worker\'s inboxes.', w.storedMessages, l);
+    x.add('imgc_worker_processed_total', 'counter', 'Mailbox items handled by the current worker (restarts from 0 with it).', w.processed, l);
+  }
+  for (const w of s.workers) {
+    addTree(x, 'imgc_worker_persistence', 'Journal and checkpoint figure as the worker\'s store reports it.', w.persistence, { worker: w.index });
+  }
+
+  if (s.chain) {
+    x.add('imgc_chain_connected', 'gauge', '1 while the chain watcher is connected to the Substrate node.', s.chain.connected);
+    x.add('imgc_chain_last_finalized_block', 'gauge', 'Last finalized block number seen by the chain watcher.', s.chain.lastFinalized);
+    x.add('imgc_chain_last_processed_block', 'gauge', 'Last block whose transfers the chain watcher processed.', s.chain.lastProcessed);
+    x.add('imgc_chain_reconnects_total', 'counter', 'Chain watcher connection attempts after the first.', s.chain.reconnects);
+  }
+  addTree(x, 'imgc_journal', 'Main-thread journal figure.', s.journal, {});
+
+  x.add('imgc_process_resident_memory_bytes', 'gauge', 'Resident set size of the process.', s.process.rssBytes);
+  x.add('imgc_process_heap_used_bytes', 'gauge', 'V8 heap in use on the main thread.', s.process.heapUsedBytes);
+  const eld = s.process.eventLoopDelayMs;
+  if (eld) {
+    const help = `Main-thread event loop delay over the last ${s.messages.windowSeconds} s window, seconds.`;
+    x.add('imgc_event_loop_delay_seconds', 'gauge', help, eld.p50 / 1000, { quantile: '0.5' });
+    x.add('imgc_event_loop_delay_seconds', 'gauge', help, eld.p99 / 1000, { quantile: '0.99' });
+    x.add('imgc_event_loop_delay_seconds', 'gauge', help, eld.max / 1000, { quantile: '1' });
+  }
+  return x.render();
+}

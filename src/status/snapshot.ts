@@ -1,0 +1,196 @@
+/**
+ * The status snapshot: every figure the status server reports, gathered from the node in one go.
+ * /status serves it as JSON, /metrics renders it as Prometheus text (src/status/metrics.ts).
+ */
+import { readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import type { ShardStats } from '../actors/envelopes';
+import type { ChainView, StatusSource } from './source';
+
+export interface WorkerStatus {
+  index: number;
+  threadId: number | null;
+  up: boolean;
+  /** ISO time the current worker finished restoring; null while down or starting. */
+  startedAt: string | null;
+  /** Items queued for the worker or sent and not yet answered. */
+  mailboxDepth: number;
+  /** The worker answered the stats request within the timeout. */
+  responsive: boolean;
+  groups: number | null;
+  inboxes: number | null;
+  storedMessages: number | null;
+  /** Mailbox items handled since this worker started (a counter; restarts from 0 with the worker). */
+  processed: number | null;
+  /** Journal and checkpoint state as the shard's store reports it. */
+  persistence: unknown;
+}
+
+export interface StatusSnapshot {
+  service: 'imgc';
+  version: string;
+  nodeVersion: string;
+  pid: number;
+  time: string;
+  startedAt: string;
+  uptimeSeconds: number;
+  /** Restore finished, endpoint listening, every worker up. */
+  ready: boolean;
+  connections: number;
+  accounts: number;
+  groups: { resident: number; total: number };
+  storedMessages: number;
+  messages: {
+    inTotal: number;
+    outTotal: number;
+    bouncedTotal: number;
+    inPerSecond: number;
+    outPerSecond: number;
+    windowSeconds: number;
+  };
+  workers: WorkerStatus[];
+  /** Indexes of workers that did not answer the stats request in time. */
+  unresponsiveWorkers: number[];
+  /** Every worker answered: the totals above cover all of them. */
+  statsComplete: boolean;
+  restarts: { total: number; max: number; windowMs: number };
+  chain: ChainView | null;
+  journal: unknown;
+  process: {
+    rssBytes: number;
+    heapUsedBytes: number;
+    /** Event loop delay over the last complete rate window, ms (null before the first window ends). */
+    eventLoopDelayMs: { p50: number; p99: number; max: number } | null;
+  };
+}
+
+/** Live figures the server keeps between requests (rate meters, event loop histogram). */
+export interface LiveFigures {
+  inPerSecond(): number;
+  outPerSecond(): number;
+  windowSeconds: number;
+  eventLoopDelayMs(): { p50: number; p99: number; max: number } | null;
+}
+
+let cachedVersion: string | undefined;
+
+/** The version in the service's package.json (found upwards from this file). */
+export function serviceVersion(): string {
+  if (cachedVersion !== undefined) return cachedVersion;
+  let dir = __dirname;
+  for (let i = 0; i < 6; i++) {
+    try {
+      const pkg = JSON.parse(readFileSync(join(dir, 'package.json'), 'utf8')) as { name?: unknown; version?: unknown };
+      if (pkg.name === 'imgc' && typeof pkg.version === 'string') return (cachedVersion = pkg.version);
+    } catch { /* not here: look one level up */ }
+    const up = dirname(dir);
+    if (up === dir) break;
+    dir = up;
+  }
+  return (cachedVersion = 'unknown');
+}
+
+/** Resolves with `p`'s value, or `undefined` once `ms` passed without it. */
+export function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(undefined), ms);
+    p.then(
+      (v) => { clearTimeout(t); resolve(v); },
+      () => { clearTimeout(t); resolve(undefined); },
+    );
+  });
+}
+
+/**
+ * Asks every shard for its figures, waiting at most `timeoutMs`. The result is index-aligned;
+ * `undefined` marks a shard that did not answer. With `shardStatsOf` each shard is asked on its
+ * own; otherwise all shards answer together or none counts as answered.
+ */
+export async function gatherShardStats(source: StatusSource, timeoutMs: number): Promise<Array<ShardStats | undefined>> {
+  const n = source.shards.length;
+  if (source.shardStatsOf) {
+    const of = source.shardStatsOf.bind(source);
+    return Promise.all(source.shards.map((h) => within(of(h.index), timeoutMs)));
+  }
+  const all = await within(source.shardStats(), timeoutMs);
+  if (!all) return new Array<undefined>(n).fill(undefined);
+  return Array.from({ length: n }, (_, i) => all[i]);
+}
+
+/** True when the node serves: restore finished, endpoint listening, every worker up. */
+export function isReady(source: StatusSource): boolean {
+  return source.ready && source.shards.length > 0 && source.shards.every((s) => s.up);
+}
+
+function numberIn(v: unknown, key: string): number | undefined {
+  if (v === null || typeof v !== 'object') return undefined;
+  const x = (v as Record<string, unknown>)[key];
+  return typeof x === 'number' && Number.isFinite(x) ? x : undefined;
+}
+
+export async function takeSnapshot(source: StatusSource, live: LiveFigures, statsTimeoutMs: number): Promise<StatusSnapshot> {
+  const stats = await gatherShardStats(source, statsTimeoutMs);
+  const now = Date.now();
+  const workers: WorkerStatus[] = source.shards.map((h, i) => {
+    const s = stats[i];
+    return {
+      index: h.index,
+      threadId: h.threadId ?? null,
+      up: h.up,
+      startedAt: h.startedAt > 0 ? new Date(h.startedAt).toISOString() : null,
+      mailboxDepth: h.mailbox.depth,
+      responsive: s !== undefined,
+      groups: s ? s.groups : null,
+      inboxes: s ? s.inboxes : null,
+      storedMessages: s ? s.stored : null,
+      processed: s ? s.processed : null,
+      persistence: s ? s.persistence ?? null : null,
+    };
+  });
+  let resident = 0;
+  let total = 0;
+  let stored = 0;
+  for (const s of stats) {
+    if (!s) continue;
+    resident += s.groups;
+    // A store that evicts idle groups reports how many it holds in all; until then every group is resident.
+    total += numberIn(s.persistence, 'groupsTotal') ?? s.groups;
+    stored += s.stored;
+  }
+  const c = source.counters;
+  const mem = process.memoryUsage();
+  const chain = source.chainState?.() ?? null;
+  return {
+    service: 'imgc',
+    version: serviceVersion(),
+    nodeVersion: process.version,
+    pid: process.pid,
+    time: new Date(now).toISOString(),
+    startedAt: new Date(source.startedAt).toISOString(),
+    uptimeSeconds: Math.max(0, (now - source.startedAt) / 1000),
+    ready: isReady(source),
+    connections: source.connections,
+    accounts: source.registry.accountCount,
+    groups: { resident, total },
+    storedMessages: stored,
+    messages: {
+      inTotal: c.framesIn,
+      outTotal: c.framesOut,
+      bouncedTotal: c.bounced,
+      inPerSecond: live.inPerSecond(),
+      outPerSecond: live.outPerSecond(),
+      windowSeconds: live.windowSeconds,
+    },
+    workers,
+    unresponsiveWorkers: workers.filter((w) => !w.responsive).map((w) => w.index),
+    statsComplete: workers.every((w) => w.responsive),
+    restarts: { total: c.restarts, max: source.settings.restartMax, windowMs: source.settings.restartWindowMs },
+    chain: chain ? { ...chain } : null,
+    journal: source.journalState?.() ?? null,
+    process: {
+      rssBytes: mem.rss,
+      heapUsedBytes: mem.heapUsed,
+      eventLoopDelayMs: live.eventLoopDelayMs(),
+    },
+  };
+}

@@ -1,0 +1,58 @@
+/**
+ * What the status server needs of the node, and nothing more. `Node` (src/supervisor/node.ts)
+ * satisfies the required members as it stands; the optional ones are hooks the node may grow
+ * (the status server reports them when present and leaves them out otherwise).
+ */
+import type { ShardStats } from '../actors/envelopes';
+
+/** One worker thread as its host shows it (ShardHost). */
+export interface ShardView {
+  readonly index: number;
+  readonly up: boolean;
+  readonly threadId: number | undefined;
+  /** ms since the epoch when the current worker finished restoring; 0 while down or starting. */
+  readonly startedAt: number;
+  readonly mailbox: { readonly depth: number };
+}
+
+/** The chain watcher's state (ChainWatcher.state() in src/chain/watcher.ts). */
+export interface ChainView {
+  endpoint?: string;
+  connected: boolean;
+  lastFinalized: number | null;
+  lastProcessed?: number | null;
+  reconnects?: number;
+  lastError?: string;
+}
+
+export interface StatusSource {
+  readonly startedAt: number;
+  /** Restore finished and the endpoint listens. */
+  readonly ready: boolean;
+  /** Open sockets. */
+  readonly connections: number;
+  readonly registry: { readonly accountCount: number };
+  readonly counters: {
+    readonly framesIn: number;
+    readonly framesOut: number;
+    readonly restarts: number;
+    readonly bounced: number;
+  };
+  readonly shards: readonly ShardView[];
+  readonly settings: {
+    readonly data: string;
+    readonly restartMax: number;
+    readonly restartWindowMs: number;
+  };
+  /** Figures of every shard; never settles while a shard is stuck (the server puts a timeout on it). */
+  shardStats(): Promise<ShardStats[]>;
+  /**
+   * Figures of one shard. When present the server asks each shard on its own, so one stuck shard
+   * is named as unresponsive while the others still report.
+   */
+  shardStatsOf?(index: number): Promise<ShardStats>;
+  /** Chain watcher state, when verification by payment runs. */
+  chainState?(): ChainView | null | undefined;
+  /** Main-thread journal state (e.g. pending registrations), reported as is. */
+  journalState?(): unknown;
+}
