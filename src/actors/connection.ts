@@ -17,6 +17,8 @@ export interface Router {
   readonly auth: 'signed' | 'open';
   readonly maxFrame: number;
   readonly rateLimit: number;
+  /** Counts one frame received (for the status figures). */
+  received(): void;
   verifySignature(message: string, signature: string, address: string): Promise<boolean>;
   signIn(peer: Connection, account: string): void;
   signOut(peer: Connection): void;
@@ -76,6 +78,7 @@ export class Connection implements Peer {
 
   /** One frame off the socket. */
   receive(data: Buffer, isBinary: boolean): void {
+    this.router.received();
     if (data.length > this.router.maxFrame) {
       return this.refuse(Code.INVALID_REQUEST, `frame larger than ${this.router.maxFrame} bytes`, null);
     }

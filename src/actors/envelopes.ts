@@ -28,8 +28,10 @@ export interface Deliver {
   tpl: Template;
   now: number;
   except?: number;
-  /** Sender to acknowledge once the message is durable (client message id given). */
-  ackTo?: { conn: number; frame: string };
+  /** Answer `{t:'accepted', ackId}` once this part of the delivery is durable (the sender waits for it). */
+  ackId?: number;
+  /** Sender and client message id: a resend with the same key is not delivered twice. */
+  key?: string;
 }
 
 /** main → shard: a signed-in connection asks for everything kept for its account. */
@@ -42,7 +44,7 @@ export interface Ack { t: 'ack'; account: string; upTo: number }
 export interface Bounce { t: 'bounce'; account: string; seqs: number[]; tpl: Template; now: number }
 
 /** main → shard: control messages of the supervisor. */
-export interface Control { t: 'control'; op: 'stats' | 'crash' | 'checkpoint'; conn?: number }
+export interface Control { t: 'control'; op: 'stats' | 'crash' | 'checkpoint' | 'shutdown' }
 
 export type ToShard = GroupCall | Deliver | Drain | Ack | Bounce | Control;
 
@@ -50,7 +52,18 @@ export type ToShard = GroupCall | Deliver | Drain | Ack | Bounce | Control;
 export interface Reply { t: 'reply'; conn: number; frame: string }
 
 /** shard → main: a group actor's output for members, still to be sequenced by their inboxes. */
-export interface Fanout { t: 'fanout'; accounts: string[]; tpl: Template; except?: number }
+export interface Fanout {
+  t: 'fanout';
+  accounts: string[];
+  tpl: Template;
+  except?: number;
+  /** The sender's answer, sent once every member's inbox holds the message durably. */
+  ackTo?: { conn: number; frame: string };
+  key?: string;
+}
+
+/** shard → main: the deliver carrying `ackId` is durable. */
+export interface Accepted { t: 'accepted'; ackId: number }
 
 /** shard → main: sequenced frames to write to every socket of each account. */
 export interface Push { t: 'push'; tpl: Template; accounts: string[]; seqs: number[]; except?: number }
@@ -67,7 +80,7 @@ export interface ShardStats {
   persistence: unknown;
 }
 
-export type FromShard = Reply | Fanout | Push | Backlog | ShardStats;
+export type FromShard = Reply | Fanout | Push | Backlog | ShardStats | Accepted;
 
 /** A batch crossing a thread boundary, numbered so the supervisor knows what is still in flight. */
 export interface Batch<T> { id: number; items: T[] }

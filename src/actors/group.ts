@@ -133,9 +133,11 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
       const msgJson = JSON.stringify(r.msg);
       const tpl = act === 'chat' ? groupTemplate(me, g.id, msgJson) : groupNoticeTemplate(me, g.id, msgJson);
       const others = g.group.filter((a) => a !== me);
-      const out: Array<Reply | Fanout> = [{ t: 'fanout', accounts: others, tpl }];
-      if (r.callback !== undefined || r.mid !== undefined) out.unshift(reply({ id: g.id, mid: r.mid ?? null }));
-      return { events: [], out };
+      const fanout: Fanout = { t: 'fanout', accounts: others, tpl };
+      // With a client message id (or a callback) the sender hears back once every inbox holds it.
+      if (r.callback !== undefined || r.mid !== undefined) fanout.ackTo = { conn: origin.conn, frame: noticeFrame('group', act, { id: g.id, mid: r.mid ?? null }, r.callback) };
+      if (typeof r.mid === 'string') fanout.key = `${me}/${g.id}/${r.mid}`;
+      return { events: [], out: [fanout] };
     }
 
     case 'update': {

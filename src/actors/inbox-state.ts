@@ -20,16 +20,21 @@ export interface InboxState {
   stored: Stored[];
   /** Messages dropped by the bounds so far. */
   dropped: number;
+  /** Keys (sender and client message id) of the latest messages, to drop a resend. */
+  recent: string[];
 }
 
+/** How many message keys an inbox remembers for duplicate detection. */
+export const RECENT_KEYS = 256;
+
 export type InboxEvent =
-  | { e: 'msg'; seq: number; at: number; head: string; tail: string; keep: boolean }
+  | { e: 'msg'; seq: number; at: number; head: string; tail: string; keep: boolean; key?: string }
   | { e: 'done'; upTo: number }
   | { e: 'acked'; upTo: number }
   | { e: 'trimmed'; upTo: number; count: number };
 
 export function emptyInbox(): InboxState {
-  return { seq: 0, acked: 0, ackMode: false, stored: [], dropped: 0 };
+  return { seq: 0, acked: 0, ackMode: false, stored: [], dropped: 0, recent: [] };
 }
 
 export function applyInbox(s: InboxState, ev: InboxEvent): InboxState {
@@ -37,6 +42,10 @@ export function applyInbox(s: InboxState, ev: InboxEvent): InboxState {
     case 'msg':
       if (ev.seq > s.seq) s.seq = ev.seq;
       if (ev.keep) insertInOrder(s.stored, { seq: ev.seq, at: ev.at, head: ev.head, tail: ev.tail });
+      if (ev.key !== undefined) {
+        s.recent.push(ev.key);
+        if (s.recent.length > RECENT_KEYS) s.recent.shift();
+      }
       break;
     case 'done':
       dropThrough(s, ev.upTo);

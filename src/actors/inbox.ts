@@ -12,10 +12,15 @@ export interface InboxLimits { inboxMax: number; inboxMaxAgeMs: number }
 const log = logger({ actor: 'inbox' });
 
 /** One message for the account: the event that records it, and whether to push it now. */
-export function deliverTo(s: InboxState, account: string, online: boolean, tpl: Template, now: number, limits: InboxLimits): { events: InboxEvent[]; push: number | null } {
+export function deliverTo(s: InboxState, account: string, online: boolean, tpl: Template, now: number, limits: InboxLimits, key?: string): { events: InboxEvent[]; push: number | null } {
+  // A resend of a message this inbox already took (same sender, same client message id) is dropped.
+  if (key !== undefined && s.recent.includes(key)) return { events: [], push: null };
   const seq = s.seq + 1;
   const keep = !online || s.ackMode;
-  const events: InboxEvent[] = [{ e: 'msg', seq, at: now, head: tpl.head, tail: tpl.tail, keep }];
+  const msg: InboxEvent = key === undefined
+    ? { e: 'msg', seq, at: now, head: tpl.head, tail: tpl.tail, keep }
+    : { e: 'msg', seq, at: now, head: tpl.head, tail: tpl.tail, keep, key };
+  const events: InboxEvent[] = [msg];
   if (keep) events.push(...bound(s, account, now, limits, 1));
   return { events, push: online ? seq : null };
 }

@@ -48,6 +48,3 @@ export class MemoryPersistence implements Persistence {
   close(): Promise<void> { return Promise.resolve(); }
 }
 
-export async function openPersistence(_cfg: ShardConfig): Promise<Persistence> {
-  return new MemoryPersistence();
-}

@@ -12,7 +12,8 @@ import { applyGroup, type GroupRecord } from './group-state';
 import * as inbox from './inbox';
 import { applyInbox, emptyInbox, type InboxEvent, type InboxState } from './inbox-state';
 import { groupAddress, inboxAddress } from '../supervisor/placement';
-import { openPersistence, type Persistence, type ShardConfig } from './persistence';
+import type { Persistence, ShardConfig } from './persistence';
+import { StorePersistence } from '../store/shard-persistence';
 
 const cfg = workerData as ShardConfig;
 const log = logger({ shard: cfg.index });
@@ -101,15 +102,16 @@ class Shard {
     const push: Push = { t: 'push', tpl: d.tpl, accounts: [], seqs: [], except: d.except };
     for (let i = 0; i < d.accounts.length; i++) {
       const account = d.accounts[i]!;
-      const r = inbox.deliverTo(this.inbox(account), account, d.online[i]!, d.tpl, d.now, cfg.limits);
+      const r = inbox.deliverTo(this.inbox(account), account, d.online[i]!, d.tpl, d.now, cfg.limits, d.key);
       this.commit(inboxAddress(account), r.events);
       if (r.push !== null) { push.accounts.push(account); push.seqs.push(r.push); }
     }
     if (push.accounts.length > 0) out.push(push);
-    if (d.ackTo) out.push({ t: 'reply', conn: d.ackTo.conn, frame: d.ackTo.frame });
+    if (d.ackId !== undefined) out.push({ t: 'accepted', ackId: d.ackId });
   }
 
-  private onControl(op: 'stats' | 'crash' | 'checkpoint', out: FromShard[]): void {
+  private onControl(op: 'stats' | 'crash' | 'checkpoint' | 'shutdown', out: FromShard[]): void {
+    if (op === 'shutdown') return; // handled by the message loop, after the batch is durable
     if (op === 'crash') {
       if (!cfg.testFaults) return;
       // Test-only fault switch: dies the way a bug would, with the batch half processed.
@@ -124,7 +126,7 @@ class Shard {
 
 async function main(): Promise<void> {
   const port = parentPort!;
-  const store = await openPersistence(cfg);
+  const store = await StorePersistence.open(cfg);
   const shard = new Shard(store);
   const snap = store.snapshotStates();
   if (snap) shard.loadSnapshot(snap);
@@ -137,7 +139,20 @@ async function main(): Promise<void> {
     const out: FromShard[] = [];
     for (const item of batch.items) shard.handle(item, out);
     const durable = store.flush();
-    released = released.then(() => durable).then(() => port.postMessage({ id: batch.id, items: out } satisfies Batch<FromShard>));
+    released = released
+      .then(() => durable)
+      .then(() => port.postMessage({ id: batch.id, items: out } satisfies Batch<FromShard>))
+      .catch((err: unknown) => {
+        // Output that cannot be made durable must not be released: die, and be restarted from disk.
+        log.fatal({ err }, 'journal write failed');
+        process.exit(1);
+      });
+    if (batch.items.some((i) => i.t === 'control' && i.op === 'shutdown')) {
+      released = released
+        .then(() => store.checkpoint(shard.snapshot()))
+        .then(() => store.close())
+        .then(() => port.postMessage({ closed: true }));
+    }
   });
   port.postMessage({ ready: true });
   log.debug({ partitions: cfg.partitionsOwned }, 'shard ready');

@@ -9,9 +9,10 @@
 import type { Settings } from '../config';
 import { logger } from '../log';
 import { Code } from '../protocol/codes';
-import { directTemplate, errorFrame, noticeFrame, renderFrame, type Request, type Template } from '../protocol/frames';
+import { directTemplate, errorFrame, noticeFrame, renderFrame, type Request } from '../protocol/frames';
 import type { Connection, Router } from '../actors/connection';
-import type { FromShard, Push, ShardStats, ToShard } from '../actors/envelopes';
+import type { Deliver, Fanout, FromShard, Push, ShardStats, ToShard } from '../actors/envelopes';
+import { initDataDir } from '../store/layout';
 import type { ShardConfig } from '../actors/persistence';
 import { Endpoint } from '../net/endpoint';
 import { SignatureChecker } from '../net/signatures';
@@ -35,6 +36,8 @@ export class Node implements Router {
   private readonly budget: RestartBudget;
   private endpoint: Endpoint | undefined;
   private readonly log = logger({ part: 'node' });
+  private readonly pendingAcks = new Map<number, { conn: number; frame: string; remaining: number }>();
+  private nextAckId = 1;
   private statsWaiters: Array<(s: ShardStats[]) => void> = [];
   private statsPending: ShardStats[] = [];
   /** Hooks later parts (verification, status) attach to. */
@@ -51,9 +54,12 @@ export class Node implements Router {
   get auth(): 'signed' | 'open' { return this.settings.auth; }
   get maxFrame(): number { return this.settings.maxFrame; }
   get rateLimit(): number { return this.settings.rateLimit; }
+  received(): void { this.counters.framesIn++; }
 
   async start(): Promise<{ port: number }> {
     const s = this.settings;
+    // Made here, once, before the shards open their partitions in it; refuses a mismatched layout.
+    initDataDir(s.data, s.partitions);
     for (let index = 0; index < s.workers; index++) {
       const cfg: ShardConfig = {
         index,
@@ -87,7 +93,7 @@ export class Node implements Router {
   async stop(): Promise<void> {
     this.ready = false;
     await this.endpoint?.close();
-    await Promise.all(this.shards.map((h) => h.stop()));
+    await Promise.all(this.shards.map((h) => h.stop(this.settings.shutdownMs)));
     await this.signatures.close();
   }
 
@@ -110,9 +116,10 @@ export class Node implements Router {
     const to = r.to as string;
     const tpl = directTemplate(from, JSON.stringify(r.msg));
     const ackTo = r.mid !== undefined || r.callback !== undefined
-      ? { conn: peer.id, frame: noticeFrame('chat', 'chat', { to, mid: r.mid ?? null }, r.callback) }
+      ? { conn: peer.id, frame: noticeFrame('chat', r.act, { to, mid: r.mid ?? null }, r.callback) }
       : undefined;
-    this.toInboxShard(to, { t: 'deliver', accounts: [to], online: [this.registry.isOnline(to)], tpl, now: Date.now(), ackTo });
+    const key = typeof r.mid === 'string' ? `${from}/${r.mid}` : undefined;
+    this.fanout({ t: 'fanout', accounts: [to], tpl, ackTo, key });
   }
 
   group(peer: Connection, id: string, r: Request): void {
@@ -138,21 +145,26 @@ export class Node implements Router {
   private onShardOutput(index: number, items: FromShard[]): void {
     for (const item of items) {
       switch (item.t) {
-        case 'reply': this.registry.peer(item.conn)?.send(item.frame); break;
-        case 'backlog': {
-          const peer = this.registry.peer(item.conn);
-          if (peer) for (const f of item.frames) peer.send(f);
-          break;
-        }
-        case 'fanout': this.fanout(item.accounts, item.tpl, item.except); break;
+        case 'reply': this.sendTo(item.conn, item.frame); break;
+        case 'backlog': for (const f of item.frames) this.sendTo(item.conn, f); break;
+        case 'fanout': this.fanout(item); break;
+        case 'accepted': this.accepted(item.ackId); break;
         case 'push': this.push(item); break;
         case 'stats': this.collectStats(index, item); break;
       }
     }
   }
 
-  /** Splits the members of a fanout by the shard hosting their inboxes: one deliver per shard. */
-  private fanout(accounts: string[], tpl: Template, except: number | undefined): void {
+  private sendTo(conn: number, frame: string): void {
+    if (this.registry.peer(conn)?.send(frame)) this.counters.framesOut++;
+  }
+
+  /**
+   * Splits the members of a fanout by the shard hosting their inboxes: one deliver per shard.
+   * A sender waiting for its acknowledgement gets it when every part is durable.
+   */
+  private fanout(f: Fanout): void {
+    const { accounts, tpl, except, key } = f;
     const byShard = new Map<number, { accounts: string[]; online: boolean[] }>();
     for (const a of accounts) {
       const w = this.registry.workerOfInbox(a);
@@ -162,7 +174,26 @@ export class Node implements Router {
       part.online.push(this.registry.isOnline(a));
     }
     const now = Date.now();
-    for (const [w, part] of byShard) this.shards[w]!.post({ t: 'deliver', ...part, tpl, now, except });
+    let ackId: number | undefined;
+    if (f.ackTo) {
+      if (byShard.size === 0) { this.sendTo(f.ackTo.conn, f.ackTo.frame); return; }
+      ackId = this.nextAckId++;
+      this.pendingAcks.set(ackId, { ...f.ackTo, remaining: byShard.size });
+    }
+    for (const [w, part] of byShard) {
+      const d: Deliver = { t: 'deliver', ...part, tpl, now };
+      if (except !== undefined) d.except = except;
+      if (ackId !== undefined) d.ackId = ackId;
+      if (key !== undefined) d.key = key;
+      this.shards[w]!.post(d);
+    }
+  }
+
+  private accepted(ackId: number): void {
+    const a = this.pendingAcks.get(ackId);
+    if (!a || --a.remaining > 0) return;
+    this.pendingAcks.delete(ackId);
+    this.sendTo(a.conn, a.frame);
   }
 
   /** Writes sequenced frames to every socket of each account; what finds no socket goes back to its inbox. */

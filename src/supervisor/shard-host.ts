@@ -39,7 +39,8 @@ export class ShardHost {
       const worker = new Worker(SHARD_SCRIPT, { workerData: this.cfg });
       this.worker = worker;
       let lastError: unknown;
-      worker.on('message', (msg: Batch<FromShard> | { ready: true }) => {
+      worker.on('message', (msg: Batch<FromShard> | { ready: true } | { closed: true }) => {
+        if ('closed' in msg) { this.closed?.(); return; }
         if ('ready' in msg) {
           this.startedAt = Date.now();
           this.mailbox.attach(worker);
@@ -64,9 +65,25 @@ export class ShardHost {
 
   post(item: ToShard): void { this.mailbox.post(item); }
 
-  async stop(): Promise<void> {
+  private closed: (() => void) | undefined;
+
+  /**
+   * Graceful stop: the shard finishes everything in its mailbox, makes it durable, writes a
+   * checkpoint and closes its files; only a shard that does not manage that in time is cut off.
+   */
+  async stop(deadlineMs = 5000): Promise<void> {
     this.stopping = true;
-    this.mailbox.flush();
-    await this.worker?.terminate();
+    const worker = this.worker;
+    if (!worker) return;
+    if (this.up) {
+      const done = new Promise<void>((resolve) => { this.closed = resolve; });
+      this.mailbox.post({ t: 'control', op: 'shutdown' });
+      this.mailbox.flush();
+      let timer: NodeJS.Timeout | undefined;
+      const late = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), deadlineMs); });
+      if ((await Promise.race([done, late])) === 'late') this.log.error('shard did not close in time; terminating it');
+      clearTimeout(timer);
+    }
+    await worker.terminate();
   }
 }
