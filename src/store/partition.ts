@@ -192,8 +192,10 @@ export class PartitionStore {
     this.lastCheckpointLsn = lsn;
     this.lastCheckpointAt = Date.now();
     // Only now that the new snapshot is durable may older files go.
+    // Until `keep` snapshots exist, the empty state at lsn 0 counts as the oldest one: the first
+    // snapshot must have a fallback too, so the journal is kept from lsn 1 until then.
     const kept = pruneSnapshots(this.path, this.keep);
-    const oldest = kept.length > 0 ? Math.min(...kept) : 0;
+    const oldest = kept.length < this.keep ? 0 : Math.min(...kept);
     const dropped = this.journal.dropThrough(oldest);
     this.log.info({ lsn, bytes, ms: Date.now() - started, droppedSegments: dropped }, 'checkpoint written');
   }
