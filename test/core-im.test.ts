@@ -1,0 +1,261 @@
+/**
+ * Instant messaging (`cat: "chat"`) against the real server: live delivery and its exact frame,
+ * the `to` alias, storing for absent accounts and delivery after `active` in order, several
+ * devices of one account, `offline`, and the per-account bound of stored messages.
+ */
+import { expect } from 'chai';
+import { accountsReady, newAccount, newAccounts } from './support/accounts';
+import { Client, isMessage, isNotice, type Frame } from './support/client';
+import { startServer, type ServerHandle } from './support/server';
+
+const MESSAGE_KEYS = ['from', 'method', 'msg', 'seq', 'to', 'type'];
+
+describe('core: instant messaging', function () {
+  let srv: ServerHandle;
+  const clients: Client[] = [];
+  const connect = async (name?: string, server = srv): Promise<Client> => {
+    const c = await Client.connect(server.url, { name });
+    clients.push(c);
+    return c;
+  };
+
+  before(async () => {
+    await accountsReady();
+    srv = await startServer(['--workers', '2']);
+  });
+  afterEach(async () => { await Promise.all(clients.splice(0).map((c) => c.close())); });
+  after(async () => { await srv?.stop(); });
+
+  describe('live delivery', () => {
+    for (const act of ['chat', 'to']) {
+      it(`act "${act}": the receiver gets exactly {msg, from, to, method:{cat:"chat",act:"chat"}, type:"message"} (+ seq)`, async () => {
+        const [alice, bob] = newAccounts(2);
+        const a = await connect('alice');
+        const b = await connect('bob');
+        await a.signIn(alice);
+        await b.signIn(bob);
+        const msg = { text: 'héllo ✓', n: 1, list: [1, 'two', null, true], nested: { a: { b: { c: [] } } } };
+        a.request({ cat: 'chat', act, to: bob.address, msg });
+        const f = await b.next(isMessage(), 3000);
+        expect(Object.keys(f).sort()).to.deep.equal(MESSAGE_KEYS);
+        expect(f.msg).to.deep.equal(msg);
+        expect(f.from).to.equal(alice.address);
+        expect(f.to).to.equal(bob.address);
+        expect(f.method).to.deep.equal({ cat: 'chat', act: 'chat' });
+        expect(f.type).to.equal('message');
+        expect(f.seq).to.be.a('number');
+      });
+    }
+
+    it('a request without cat defaults to chat', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      const b = await connect('bob');
+      await a.signIn(alice);
+      await b.signIn(bob);
+      a.request({ act: 'to', to: bob.address, msg: 'no cat' });
+      expect(await b.next(isMessage(), 3000)).to.deep.include({ msg: 'no cat', from: alice.address, to: bob.address });
+    });
+
+    it('carries every kind of JSON msg unchanged', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      const b = await connect('bob');
+      await a.signIn(alice);
+      await b.signIn(bob);
+      const values: unknown[] = ['plain', '', 0, -1.5, 1e21, true, false, [], {}, ['a', { b: 2 }], 'quote " backslash \\ newline \n', '\u0000\u2028😀'];
+      for (const v of values) a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: v });
+      const got = await b.nextN(values.length, isMessage(), 3000);
+      expect(got.map((f) => f.msg)).to.deep.equal(values);
+    });
+
+    it('the receiver\'s seq increases by one per message; the sender gets no copy', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      const b = await connect('bob');
+      await a.signIn(alice);
+      await b.signIn(bob);
+      for (let i = 0; i < 5; i++) a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: i });
+      const got = await b.nextN(5, isMessage(), 3000);
+      expect(got.map((f) => f.msg)).to.deep.equal([0, 1, 2, 3, 4]);
+      const seqs = got.map((f) => f.seq as number);
+      for (let i = 1; i < seqs.length; i++) expect(seqs[i]).to.equal(seqs[0]! + i);
+      expect(await a.none(isMessage(), 200)).to.deep.equal([]);
+    });
+
+    it('a request with a callback is answered with a notice carrying method.callback', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      const b = await connect('bob');
+      await a.signIn(alice);
+      await b.signIn(bob);
+      a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'cb', callback: 'k-7' });
+      const ack = await a.next((f) => f.method?.callback === 'k-7', 3000);
+      expect(ack.type).to.equal('notice');
+      expect(ack.method).to.deep.include({ cat: 'chat', act: 'chat', callback: 'k-7' });
+      expect(await b.next(isMessage(), 3000)).to.deep.include({ msg: 'cb' });
+    });
+
+    it('a message to an invalid account is refused with 44009 and a missing msg with 44001', async () => {
+      const alice = newAccount();
+      const a = await connect('alice');
+      await a.signIn(alice);
+      const e1 = await a.expectError({ cat: 'chat', act: 'chat', to: 'not-an-account', msg: 'x', callback: 'bad-to' });
+      expect(e1).to.deep.include({ code: 44009, method: { cat: 'chat', act: 'chat' } });
+      expect(e1.request.callback).to.equal('bad-to');
+      const e2 = await a.expectError({ cat: 'chat', act: 'chat', to: newAccount().address, callback: 'no-msg' });
+      expect(e2.code).to.equal(44001);
+      const e3 = await a.expectError({ cat: 'chat', act: 'chat', msg: 'x', callback: 'no-to' });
+      expect(e3.code).to.equal(44001);
+    });
+  });
+
+  describe('stored for absent accounts', () => {
+    it('20 numbered messages to an account never seen arrive after its active, right after Welcome, in order', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      await a.signIn(alice);
+      for (let i = 0; i < 20; i++) a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: { n: i } });
+      // The last one with a callback: its answer says all 20 were taken.
+      a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: { n: 20 }, callback: 'last' });
+      await a.next((f) => f.method?.callback === 'last', 5000, 'the answer to the last message');
+
+      const b = await connect('bob');
+      b.request({ act: 'active', acc: bob.address });
+      const frames = await b.nextN(22, () => true, 5000, 'Welcome and 21 messages');
+      expect(frames[0]).to.deep.equal({ type: 'notice', msg: 'Welcome', method: { cat: 'chat', act: 'active' } });
+      const msgs = frames.slice(1);
+      expect(msgs.map((f) => f.msg)).to.deep.equal(Array.from({ length: 21 }, (_, n) => ({ n })));
+      for (const f of msgs) {
+        expect(Object.keys(f).sort()).to.deep.equal(MESSAGE_KEYS);
+        expect(f).to.deep.include({ from: alice.address, to: bob.address, type: 'message', method: { cat: 'chat', act: 'chat' } });
+      }
+      const seqs = msgs.map((f) => f.seq as number);
+      expect([...seqs].sort((x, y) => x - y)).to.deep.equal(seqs);
+      expect(new Set(seqs).size).to.equal(seqs.length);
+      expect(await b.none(() => true, 200)).to.deep.equal([]);
+    });
+
+    it('stored messages are delivered once: a second sign-in gets none of them again', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      await a.signIn(alice);
+      for (let i = 0; i < 3; i++) a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: i });
+      a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 3, callback: 'done' });
+      await a.next((f) => f.method?.callback === 'done', 5000);
+
+      const b1 = await connect('bob-1');
+      await b1.signIn(bob);
+      expect((await b1.nextN(4, isMessage(), 3000)).map((f) => f.msg)).to.deep.equal([0, 1, 2, 3]);
+      await b1.close();
+      const b2 = await connect('bob-2');
+      await b2.signIn(bob);
+      expect(await b2.none(isMessage(), 300)).to.deep.equal([]);
+    });
+
+    it('messages from several senders are all kept, each sender\'s in its order', async () => {
+      const [alice, carol, bob] = newAccounts(3);
+      const a = await connect('alice');
+      const c = await connect('carol');
+      await a.signIn(alice);
+      await c.signIn(carol);
+      for (let i = 0; i < 5; i++) {
+        a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: `a${i}` });
+        c.request({ cat: 'chat', act: 'to', to: bob.address, msg: `c${i}` });
+      }
+      a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'a-end', callback: 'a' });
+      c.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'c-end', callback: 'c' });
+      await Promise.all([a.next((f) => f.method?.callback === 'a', 5000), c.next((f) => f.method?.callback === 'c', 5000)]);
+      const b = await connect('bob');
+      await b.signIn(bob);
+      const got = await b.nextN(12, isMessage(), 3000);
+      const fromA = got.filter((f) => f.from === alice.address).map((f) => f.msg);
+      const fromC = got.filter((f) => f.from === carol.address).map((f) => f.msg);
+      expect(fromA).to.deep.equal(['a0', 'a1', 'a2', 'a3', 'a4', 'a-end']);
+      expect(fromC).to.deep.equal(['c0', 'c1', 'c2', 'c3', 'c4', 'c-end']);
+    });
+  });
+
+  describe('several devices', () => {
+    it('the same account on two sockets: both get every message, in order, with the same seq', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      const phone = await connect('bob-phone');
+      const desk = await connect('bob-desk');
+      await a.signIn(alice);
+      await phone.signIn(bob);
+      await desk.signIn(bob);
+      for (let i = 0; i < 10; i++) a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: i });
+      const [p, d] = await Promise.all([phone.nextN(10, isMessage(), 3000), desk.nextN(10, isMessage(), 3000)]);
+      expect(p.map((f) => f.msg)).to.deep.equal([...Array(10).keys()]);
+      expect(d).to.deep.equal(p);
+    });
+
+    it('closing one device leaves the other receiving live', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      const phone = await connect('bob-phone');
+      const desk = await connect('bob-desk');
+      await a.signIn(alice);
+      await phone.signIn(bob);
+      await desk.signIn(bob);
+      await phone.close();
+      a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'still here' });
+      expect(await desk.next(isMessage(), 3000)).to.deep.include({ msg: 'still here', to: bob.address });
+    });
+  });
+
+  describe('offline', () => {
+    it('answers a notice; then messages are stored and delivered on the next active', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      const b = await connect('bob');
+      await a.signIn(alice);
+      await b.signIn(bob);
+      b.request({ cat: 'chat', act: 'offline', callback: 'bye' });
+      const n = await b.next(isNotice('chat', 'offline'), 3000);
+      expect(n.type).to.equal('notice');
+      expect(n.method).to.deep.equal({ cat: 'chat', act: 'offline', callback: 'bye' });
+      expect(n).to.have.property('msg');
+
+      for (let i = 0; i < 3; i++) a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: `while away ${i}` });
+      a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'while away 3', callback: 'sent' });
+      await a.next((f) => f.method?.callback === 'sent', 5000);
+      expect(await b.none(isMessage(), 200), 'delivered live after offline').to.deep.equal([]);
+
+      b.request({ act: 'active', acc: bob.address });
+      const frames = await b.nextN(5, () => true, 3000);
+      expect(frames[0]).to.deep.equal({ type: 'notice', msg: 'Welcome', method: { cat: 'chat', act: 'active' } });
+      expect(frames.slice(1).map((f: Frame) => f.msg)).to.deep.equal([0, 1, 2, 3].map((i) => `while away ${i}`));
+    });
+
+    it('after offline, other requests need a new active (44003)', async () => {
+      const bob = newAccount();
+      const b = await connect('bob');
+      await b.signIn(bob);
+      b.request({ cat: 'chat', act: 'offline' });
+      await b.next(isNotice('chat', 'offline'), 3000);
+      expect((await b.expectError({ cat: 'chat', act: 'chat', to: newAccount().address, msg: 1 })).code).to.equal(44003);
+    });
+  });
+
+  describe('inbox bound (--inbox-max 5)', () => {
+    let small: ServerHandle;
+    before(async () => { small = await startServer(['--inbox-max', '5', '--workers', '1']); });
+    after(async () => { await small?.stop(); });
+
+    it('an absent account gets only the newest 5 of 8, in order', async () => {
+      const [alice, carol] = newAccounts(2);
+      const a = await connect('alice', small);
+      await a.signIn(alice);
+      for (let i = 0; i < 7; i++) a.request({ cat: 'chat', act: 'chat', to: carol.address, msg: i });
+      a.request({ cat: 'chat', act: 'chat', to: carol.address, msg: 7, callback: 'last' });
+      await a.next((f) => f.method?.callback === 'last', 5000);
+      const c = await connect('carol', small);
+      await c.signIn(carol);
+      const got = await c.nextN(5, isMessage(), 3000);
+      expect(got.map((f) => f.msg)).to.deep.equal([3, 4, 5, 6, 7]);
+      expect(await c.none(isMessage(), 200)).to.deep.equal([]);
+    });
+  });
+});
