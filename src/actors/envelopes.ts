@@ -30,8 +30,10 @@ export interface Deliver {
   except?: number;
   /** Answer `{t:'accepted', ackId}` once this part of the delivery is durable (the sender waits for it). */
   ackId?: number;
-  /** Sender and client message id: a resend with the same key is not delivered twice. */
+  /** Sender and message id: a resend with the same key is not delivered twice. */
   key?: string;
+  /** Handed again to a restarted shard: it may already be in the journal. */
+  replay?: boolean;
 }
 
 /** main → shard: a signed-in connection asks for everything kept for its account. */
@@ -46,7 +48,17 @@ export interface Bounce { t: 'bounce'; account: string; seqs: number[]; tpl: Tem
 /** main → shard: control messages of the supervisor. */
 export interface Control { t: 'control'; op: 'stats' | 'crash' | 'checkpoint' | 'shutdown' }
 
-export type ToShard = GroupCall | Deliver | Drain | Ack | Bounce | Control;
+/** main → shard: state brought from elsewhere (the first service's backup file). */
+export interface Import {
+  t: 'import';
+  group?: import('./group-state').GroupRecord;
+  account?: string;
+  frames?: Template[];
+  /** Imported history counts as stored now: its age bound starts at the import. */
+  now?: number;
+}
+
+export type ToShard = GroupCall | Deliver | Drain | Ack | Bounce | Control | Import;
 
 /** shard → main: one frame for one connection. */
 export interface Reply { t: 'reply'; conn: number; frame: string }

@@ -21,11 +21,11 @@ export interface InboxState {
   /** Messages dropped by the bounds so far. */
   dropped: number;
   /** Keys (sender and client message id) of the latest messages, to drop a resend. */
-  recent: string[];
+  recent: Array<[key: string, seq: number]>;
 }
 
 /** How many message keys an inbox remembers for duplicate detection. */
-export const RECENT_KEYS = 256;
+export const RECENT_KEYS = 128;
 
 export type InboxEvent =
   | { e: 'msg'; seq: number; at: number; head: string; tail: string; keep: boolean; key?: string }
@@ -43,7 +43,7 @@ export function applyInbox(s: InboxState, ev: InboxEvent): InboxState {
       if (ev.seq > s.seq) s.seq = ev.seq;
       if (ev.keep) insertInOrder(s.stored, { seq: ev.seq, at: ev.at, head: ev.head, tail: ev.tail });
       if (ev.key !== undefined) {
-        s.recent.push(ev.key);
+        s.recent.push([ev.key, ev.seq]);
         if (s.recent.length > RECENT_KEYS) s.recent.shift();
       }
       break;

@@ -12,9 +12,14 @@ export interface InboxLimits { inboxMax: number; inboxMaxAgeMs: number }
 const log = logger({ actor: 'inbox' });
 
 /** One message for the account: the event that records it, and whether to push it now. */
-export function deliverTo(s: InboxState, account: string, online: boolean, tpl: Template, now: number, limits: InboxLimits, key?: string): { events: InboxEvent[]; push: number | null } {
-  // A resend of a message this inbox already took (same sender, same client message id) is dropped.
-  if (key !== undefined && s.recent.includes(key)) return { events: [], push: null };
+export function deliverTo(s: InboxState, account: string, online: boolean, tpl: Template, now: number, limits: InboxLimits, key?: string, replay = false): { events: InboxEvent[]; push: number | null } {
+  const seen = key === undefined ? undefined : s.recent.find(([k]) => k === key);
+  if (seen) {
+    // A client's resend (same sender, same message id) is dropped. A supervisor's replay after a
+    // shard crash may concern a message journaled but never written: push it again, same seq.
+    const kept = s.stored.some((m) => m.seq === seen[1]);
+    return { events: [], push: replay && online && !kept ? seen[1] : null };
+  }
   const seq = s.seq + 1;
   const keep = !online || s.ackMode;
   const msg: InboxEvent = key === undefined

@@ -16,6 +16,7 @@ export interface ShardConfig {
   checkpointMs: number;
   limits: GroupLimits & InboxLimits;
   testFaults: boolean;
+  logLevel: string;
 }
 
 export interface Persistence {

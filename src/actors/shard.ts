@@ -5,8 +5,8 @@
  * events are durable. Actors here are virtual: one exists as soon as a message names it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
-import { logger } from '../log';
-import type { Batch, Deliver, FromShard, GroupCall, Push, ToShard } from './envelopes';
+import { logger, setLogLevel } from '../log';
+import type { Batch, Deliver, FromShard, GroupCall, Import, Push, ToShard } from './envelopes';
 import { decideGroup } from './group';
 import { applyGroup, type GroupRecord } from './group-state';
 import * as inbox from './inbox';
@@ -16,6 +16,7 @@ import type { Persistence, ShardConfig } from './persistence';
 import { StorePersistence } from '../store/shard-persistence';
 
 const cfg = workerData as ShardConfig;
+setLogLevel(cfg.logLevel);
 const log = logger({ shard: cfg.index });
 
 class Shard {
@@ -89,6 +90,22 @@ class Shard {
         return this.commit(inboxAddress(item.account), inbox.bounce(this.inbox(item.account), item.account, item.seqs, item.tpl, item.now, cfg.limits));
       case 'control':
         return this.onControl(item.op, out);
+      case 'import':
+        return this.onImport(item);
+    }
+  }
+
+  /** Imported groups never overwrite a live one; imported history is kept like any message for an absent account. */
+  private onImport(item: Import): void {
+    if (item.group && !this.groups.has(item.group.id)) {
+      this.commit(groupAddress(item.group.id), [{ e: 'created', record: item.group }]);
+    }
+    if (item.account && item.frames) {
+      const s = this.inbox(item.account);
+      item.frames.forEach((tpl) => {
+        const r = inbox.deliverTo(s, item.account!, false, tpl, item.now ?? Date.now(), cfg.limits);
+        this.commit(inboxAddress(item.account!), r.events);
+      });
     }
   }
 
@@ -102,7 +119,7 @@ class Shard {
     const push: Push = { t: 'push', tpl: d.tpl, accounts: [], seqs: [], except: d.except };
     for (let i = 0; i < d.accounts.length; i++) {
       const account = d.accounts[i]!;
-      const r = inbox.deliverTo(this.inbox(account), account, d.online[i]!, d.tpl, d.now, cfg.limits, d.key);
+      const r = inbox.deliverTo(this.inbox(account), account, d.online[i]!, d.tpl, d.now, cfg.limits, d.key, d.replay);
       this.commit(inboxAddress(account), r.events);
       if (r.push !== null) { push.accounts.push(account); push.seqs.push(r.push); }
     }

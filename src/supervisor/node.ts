@@ -13,6 +13,7 @@ import { directTemplate, errorFrame, noticeFrame, renderFrame, type Request } fr
 import type { Connection, Router } from '../actors/connection';
 import type { Deliver, Fanout, FromShard, Push, ShardStats, ToShard } from '../actors/envelopes';
 import { initDataDir } from '../store/layout';
+import { importLegacy, type ImportTarget } from './legacy-import';
 import type { ShardConfig } from '../actors/persistence';
 import { Endpoint } from '../net/endpoint';
 import { SignatureChecker } from '../net/signatures';
@@ -72,6 +73,7 @@ export class Node implements Router {
         checkpointMs: s.checkpointMs,
         limits: { maxGroupSize: s.maxGroupSize, inboxMax: s.inboxMax, inboxMaxAgeMs: s.inboxMaxAgeMs },
         testFaults: s.testFaults,
+        logLevel: s.logLevel,
       };
       this.shards.push(new ShardHost(cfg, {
         output: (i, items) => this.onShardOutput(i, items),
@@ -79,6 +81,7 @@ export class Node implements Router {
       }));
     }
     await Promise.all(this.shards.map((h) => h.start()));
+    if (s.importLegacy) await importLegacy(s.importLegacy, s.data, this.importTarget());
     this.endpoint = new Endpoint(
       { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey },
       this,
@@ -164,7 +167,8 @@ export class Node implements Router {
    * A sender waiting for its acknowledgement gets it when every part is durable.
    */
   private fanout(f: Fanout): void {
-    const { accounts, tpl, except, key } = f;
+    const { accounts, tpl, except } = f;
+    const key = f.key ?? this.messageKey();
     const byShard = new Map<number, { accounts: string[]; online: boolean[] }>();
     for (const a of accounts) {
       const w = this.registry.workerOfInbox(a);
@@ -184,9 +188,17 @@ export class Node implements Router {
       const d: Deliver = { t: 'deliver', ...part, tpl, now };
       if (except !== undefined) d.except = except;
       if (ackId !== undefined) d.ackId = ackId;
-      if (key !== undefined) d.key = key;
+      d.key = key;
       this.shards[w]!.post(d);
     }
+  }
+
+  private keyCounter = 0;
+  private readonly keyBase = Date.now().toString(36);
+
+  /** A server-made message id, so that a replay after a shard crash is recognised by the inbox. */
+  private messageKey(): string {
+    return `~${this.keyBase}.${(this.keyCounter++).toString(36)}`;
   }
 
   private accepted(ackId: number): void {
@@ -233,7 +245,7 @@ export class Node implements Router {
       if (item.t === 'group') {
         this.registry.peer(item.origin.conn)?.send(errorFrame(Code.UNAVAILABLE, 'part of the server restarted, please retry', item.origin.request));
       } else {
-        host.post(item);
+        host.post(item.t === 'deliver' ? { ...item, replay: true } : item);
       }
     }
     host.start().then(
@@ -241,6 +253,19 @@ export class Node implements Router {
       (e: unknown) => { this.log.fatal({ err: e, shard: index }, 'shard failed to restart'); this.onFatal(e); },
     );
   }
+
+  private importTarget(): ImportTarget {
+    return {
+      importGroup: (group) => this.shards[this.registry.workerOfGroup(group.id)]!.post({ t: 'import', group }),
+      importHistory: (account, frames) => this.toInboxShard(account, { t: 'import', account, frames, now: Date.now() }),
+      importVerification: (account, proof) => this.legacyProofs.set(account, proof),
+      // Batches are answered in order and only once durable: a round of stats comes back after the imports.
+      settle: () => this.shardStats().then(() => undefined),
+    };
+  }
+
+  /** Verification records of an imported legacy backup, for the verification book to take over. */
+  readonly legacyProofs = new Map<string, Record<string, unknown>>();
 
   /** Asks every shard for its figures. */
   shardStats(): Promise<ShardStats[]> {

@@ -1,0 +1,54 @@
+/**
+ * Import of the first service's `backup` file: its groups become group actors, its stored history
+ * is handed to the accounts' inbox actors (delivered on their next sign-in), and its verification
+ * records go to the verification book. A marker in the data directory, holding the file's digest,
+ * makes the import happen once however often the server restarts with the same flag.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import type { Template } from '../protocol/frames';
+import type { GroupRecord } from '../actors/group-state';
+import { legacyRowToFrame, readLegacyBackup } from '../store/legacy';
+import { logger } from '../log';
+
+const MARKER = 'legacy-import.json';
+
+export interface ImportTarget {
+  importGroup(record: GroupRecord): void;
+  importHistory(account: string, frames: Template[]): void;
+  importVerification?(account: string, proof: Record<string, unknown>): void;
+  /** Resolves once everything handed over so far is durable. */
+  settle(): Promise<void>;
+}
+
+/** A stored frame as a template: the recipient and sequence number are added when it is sent. */
+export function frameTemplate(frame: Record<string, unknown>): Template {
+  const { to: _to, ...rest } = frame;
+  const json = JSON.stringify(rest);
+  return { head: json.slice(0, -1) + (json === '{}' ? '' : ',') + '"to":', tail: '' };
+}
+
+export async function importLegacy(file: string, dataDir: string, target: ImportTarget): Promise<{ groups: number; rows: number; verifications: number } | null> {
+  const log = logger({ part: 'legacy-import' });
+  const digest = createHash('sha256').update(readFileSync(file)).digest('hex');
+  const marker = join(dataDir, MARKER);
+  if (existsSync(marker) && (JSON.parse(readFileSync(marker, 'utf8')) as { sha256?: string }).sha256 === digest) {
+    log.info({ file }, 'legacy backup already imported');
+    return null;
+  }
+  const legacy = readLegacyBackup(file, log);
+  for (const g of legacy.groups.values()) target.importGroup(g);
+  let rows = 0;
+  for (const [account, list] of legacy.history) {
+    const frames = list.map((row) => frameTemplate(legacyRowToFrame(row) as unknown as Record<string, unknown>));
+    target.importHistory(account, frames);
+    rows += list.length;
+  }
+  for (const [account, proof] of legacy.verification) target.importVerification?.(account, proof);
+  await target.settle();
+  const summary = { groups: legacy.groups.size, rows, verifications: legacy.verification.size };
+  writeFileSync(marker, JSON.stringify({ file, sha256: digest, at: Date.now(), ...summary, skipped: legacy.skipped }));
+  log.info({ file, ...summary, skipped: legacy.skipped }, 'legacy backup imported');
+  return summary;
+}
