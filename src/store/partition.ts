@@ -49,6 +49,8 @@ export interface PartitionStats {
   /** ms since the epoch of the last snapshot written (or restored from); null when none. */
   lastCheckpointAt: number | null;
   recordsSinceCheckpoint: number;
+  /** A snapshot is being written. */
+  checkpointing: boolean;
 }
 
 export interface PartitionRestore {
@@ -77,8 +79,14 @@ export class PartitionStore {
   private readonly log: Logger;
   private lastCheckpointLsn: number;
   private lastCheckpointAt: number | null;
-  /** Checkpoints are written one after another, in the order they were asked for. */
+  /** Checkpoints are written one at a time; `chain` settles when the last one asked for is done. */
   private chain: Promise<void> = Promise.resolve();
+  private writing = false;
+  /**
+   * A checkpoint asked for while another is being written. A newer request replaces its state
+   * (the newer snapshot makes the older one pointless), so requests never pile up.
+   */
+  private queued: { lsn: number; json: string; done: Promise<void> } | undefined;
   private closed = false;
 
   private constructor(partition: number, dir: string, journal: Journal, keep: number, ckptLsn: number, ckptAt: number | null, log: Logger) {
@@ -160,7 +168,27 @@ export class PartitionStore {
     if (json === undefined) throw new TypeError('checkpoint state is not JSON data');
     const lsn = this.journal.lsn;
     this.journal.rotate();
-    const run = this.chain.then(() => this.writeCheckpoint(lsn, json));
+    if (this.queued !== undefined) {
+      this.queued.lsn = lsn;
+      this.queued.json = json;
+      return this.queued.done;
+    }
+    if (!this.writing) return this.track(this.writeCheckpoint(lsn, json));
+    const q = { lsn, json, done: Promise.resolve() };
+    q.done = this.chain.then(() => {
+      this.queued = undefined;
+      return this.writeCheckpoint(q.lsn, q.json);
+    });
+    this.queued = q;
+    return this.track(q.done);
+  }
+
+  /** True while a snapshot is being written. */
+  get checkpointing(): boolean {
+    return this.writing;
+  }
+
+  private track(run: Promise<void>): Promise<void> {
     this.chain = run.catch(() => undefined);
     return run;
   }
@@ -175,6 +203,7 @@ export class PartitionStore {
       lastCheckpointLsn: this.lastCheckpointLsn,
       lastCheckpointAt: this.lastCheckpointAt,
       recordsSinceCheckpoint: this.journal.lsn - this.lastCheckpointLsn,
+      checkpointing: this.writing,
     };
   }
 
@@ -187,6 +216,15 @@ export class PartitionStore {
   }
 
   private async writeCheckpoint(lsn: number, json: string): Promise<void> {
+    this.writing = true;
+    try {
+      await this.writeSnapshotAndPrune(lsn, json);
+    } finally {
+      this.writing = false;
+    }
+  }
+
+  private async writeSnapshotAndPrune(lsn: number, json: string): Promise<void> {
     const started = Date.now();
     const { bytes } = await writeSnapshot(this.path, lsn, json);
     this.lastCheckpointLsn = lsn;
