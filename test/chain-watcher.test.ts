@@ -29,7 +29,7 @@ describe('chain watcher against the devnode', function () {
     const processed = record<number>(watcher, 'processed');
     const ready = record<{ decimals: number; ss58Format: number }>(watcher, 'ready');
     watcher.start();
-    await until(() => processed.includes(0), 3000, 'genesis processed');
+    await until(() => processed.includes(0), 4000, 'genesis processed');
     expect(ready).to.deep.equal([{ decimals: 12, ss58Format: 42 }]);
     expect(watcher.decimals()).to.equal(12);
 
@@ -55,7 +55,7 @@ describe('chain watcher against the devnode', function () {
     const transfers = record<Transfer>(watcher, 'transfer');
     const processed = record<number>(watcher, 'processed');
     watcher.start();
-    await until(() => watcher!.state().connected && processed.includes(0), 3000, 'first connection');
+    await until(() => watcher!.state().connected && processed.includes(0), 4000, 'first connection');
 
     node.setRefuseConnections(true);
     node.dropConnections();
@@ -93,12 +93,18 @@ describe('chain watcher against the devnode', function () {
     const transfers = record<Transfer>(watcher, 'transfer');
     const processed = record<number>(watcher, 'processed');
     watcher.start();
-    await until(() => processed.includes(4), 3000, 'blocks 3 and 4');
+    await until(() => processed.includes(4), 4000, 'blocks 3 and 4');
     expect(processed).to.deep.equal([3, 4]);
     expect(transfers.map((t) => [t.blockNumber, t.blockHash, t.amount])).to.deep.equal([
       [3, hashes[2], 3n * 10n ** 12n],
       [4, hashes[3], 4n * 10n ** 12n],
     ]);
+  });
+
+  it('refuses a transfer with an invalid address at once', async () => {
+    node = await DevNode.start();
+    expect(() => node!.addTransfer('not-an-address', BOB, 1n)).to.throw();
+    expect((await node.finalizeBlock()).number).to.equal(1);
   });
 
   it('does not throw on an unreachable endpoint, reports it and keeps retrying', async () => {

@@ -75,6 +75,8 @@ export class ChainWatcher extends EventEmitter<ChainWatcherEvents> {
   private retryTimer: NodeJS.Timeout | undefined;
   private walking = false;
   private info: ChainInfo | undefined;
+  /** The chain followed so far; a checkpoint of one chain means nothing on another. */
+  private genesis: string | undefined;
 
   constructor(opts: WatcherOptions) {
     super();
@@ -143,6 +145,11 @@ export class ChainWatcher extends EventEmitter<ChainWatcherEvents> {
   private async onReady(gen: number, api: ApiPromise): Promise<void> {
     if (gen !== this.gen) return;
     try {
+      const genesis = api.genesisHash.toHex();
+      if (this.genesis !== undefined && this.genesis !== genesis) {
+        throw new Error(`node is on another chain (genesis ${genesis}, expected ${this.genesis})`);
+      }
+      this.genesis = genesis;
       const decimals = api.registry.chainDecimals[0] ?? 0;
       this.info = { decimals, ss58Format: api.registry.chainSS58 ?? 42 };
       await api.rpc.chain.subscribeFinalizedHeads((h) => this.onFinalized(gen, h.number.toNumber()));

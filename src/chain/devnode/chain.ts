@@ -4,7 +4,7 @@
  * System.Events; a block's hash is blake2-256 of its SCALE-encoded header, so parent links are real.
  */
 import type { Header } from '@polkadot/types/interfaces';
-import { blake2AsHex } from '@polkadot/util-crypto';
+import { blake2AsHex, decodeAddress } from '@polkadot/util-crypto';
 import { stringToU8a, u8aConcat, hexToU8a, bnToU8a } from '@polkadot/util';
 import { type EventSpec, type Runtime } from './runtime';
 
@@ -45,6 +45,9 @@ export class DevChain {
 
   queueTransfer(t: QueuedTransfer): void {
     if (t.amount < 0n || t.amount >= 1n << 128n) throw new RangeError('amount must fit u128');
+    // Checked now, so a bad address fails the caller instead of the next block.
+    decodeAddress(t.from);
+    decodeAddress(t.to);
     this.queue.push(t);
   }
 

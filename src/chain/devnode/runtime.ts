@@ -1,6 +1,9 @@
 /**
- * The development node's runtime: the real Substrate node metadata (v14) that @polkadot/types-support
- * ships, and the SCALE encoders the node needs to serve data an unmodified ApiPromise accepts.
+ * The development node's runtime: the real metadata (v14) of substrate-contracts-node that
+ * @polkadot/types-support ships, and the SCALE encoders the node needs to serve data an unmodified
+ * ApiPromise accepts. That runtime is small (System, Balances, Contracts, …: 56 kB of metadata against
+ * 600 kB for the full Substrate node), so a client decodes it in a fraction of the time, which keeps
+ * reconnect tests fast; its System and Balances pallets are the stock FRAME ones.
  * Nothing here is a stand-in format: headers, events and storage values are encoded by
  * @polkadot/types against that metadata, exactly as a node built from that runtime would encode them.
  */
@@ -8,7 +11,7 @@ import { Metadata, TypeRegistry } from '@polkadot/types';
 import type { Header } from '@polkadot/types/interfaces';
 import { compactToU8a, u8aConcat, u8aToHex, hexToU8a } from '@polkadot/util';
 import { xxhashAsU8a } from '@polkadot/util-crypto';
-import substrateMetadataHex, { version as substrateVersion } from '@polkadot/types-support/metadata/static-substrate';
+import substrateMetadataHex, { version as substrateVersion } from '@polkadot/types-support/metadata/static-substrate-contracts-node';
 
 /** Chain properties the node announces; the watcher and the service read decimals and ss58 from here. */
 export const DEV_PROPERTIES = { ss58Format: 42, tokenDecimals: 12, tokenSymbol: 'UNIT' } as const;
