@@ -116,6 +116,8 @@ describe('chain watcher against the devnode', function () {
     expect(s).to.include({ endpoint: `ws://127.0.0.1:${port}`, connected: false, lastFinalized: null, lastProcessed: null });
     expect(s.lastError).to.match(/ECONNREFUSED|disconnected|connect/i);
     expect(watcher.decimals()).to.equal(undefined);
+    // A wrong scheme is a configuration error, reported at construction instead of retried.
+    expect(() => new ChainWatcher({ endpoint: `http://127.0.0.1:${port}` })).to.throw(TypeError);
   });
 
   it('connects once an initially unreachable node comes up', async () => {

@@ -80,6 +80,8 @@ export class ChainWatcher extends EventEmitter<ChainWatcherEvents> {
 
   constructor(opts: WatcherOptions) {
     super();
+    // A wrong scheme is a configuration error, not an outage: say so now rather than retry forever.
+    if (!/^wss?:\/\/./.test(opts.endpoint)) throw new TypeError(`chain endpoint must be ws:// or wss://, got "${opts.endpoint}"`);
     this.endpoint = opts.endpoint;
     this.lastProcessed = opts.startAfter ?? null;
     this.log = (opts.log ?? logger()).child({ mod: 'chain-watcher', endpoint: opts.endpoint });
