@@ -108,6 +108,8 @@ export function within<T>(p: Promise<T>, ms: number): Promise<T | undefined> {
  */
 export async function gatherShardStats(source: StatusSource, timeoutMs: number): Promise<Array<ShardStats | undefined>> {
   const n = source.shards.length;
+  // No shard yet (asked before the node started): nothing to wait for, and nothing to ask.
+  if (n === 0) return [];
   if (source.shardStatsOf) {
     const of = source.shardStatsOf.bind(source);
     return Promise.all(source.shards.map((h) => within(of(h.index), timeoutMs)));
