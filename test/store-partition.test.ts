@@ -87,11 +87,34 @@ describe('store partition', function () {
     const { store } = await PartitionStore.open({ dir, partition: 0, fsync: 'always', partitions: 1 });
     await run(store, state, gen, 20);
     const done = store.checkpoint(state);
+    expect(store.stats()).to.include({ recordsSinceCheckpoint: 0, lastCheckpointLsn: 0, checkpointing: true });
     await run(store, state, gen, 10); // appended while the snapshot is being written
     await done;
+    expect(store.stats()).to.include({ recordsSinceCheckpoint: 10, lastCheckpointLsn: 20, checkpointing: false });
     const r = await PartitionStore.open({ dir, partition: 0, fsync: 'off' });
     expect(r.snapshotLsn).to.equal(20);
     expect(r.records).to.have.length(10);
+    expect(rebuild(r.snapshot, r.records)).to.deep.equal(state);
+    await store.close();
+    await r.store.close();
+  });
+
+  it('coalesces checkpoints asked for while one is being written into one write of the newest state', async () => {
+    const gen = events(13);
+    const state: State = {};
+    const { store } = await PartitionStore.open({ dir, partition: 0, fsync: 'off', partitions: 1 });
+    const pdir = partitionDir(dir, 0);
+    const done: Promise<void>[] = [];
+    for (let c = 0; c < 4; c++) {
+      await run(store, state, gen, 5, 5);
+      done.push(store.checkpoint(state));
+    }
+    await Promise.all(done);
+    const written = logs.lines.filter((l) => l.msg === 'checkpoint written').map((l) => l.lsn);
+    expect(written).to.deep.equal([5, 20]); // the first, then the newest of the three queued
+    expect(listSnapshots(pdir).map((s) => s.lsn)).to.deep.equal([20, 5]);
+    const r = await PartitionStore.open({ dir, partition: 0, fsync: 'off' });
+    expect(r.snapshotLsn).to.equal(20);
     expect(rebuild(r.snapshot, r.records)).to.deep.equal(state);
     await store.close();
     await r.store.close();

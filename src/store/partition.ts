@@ -48,6 +48,11 @@ export interface PartitionStats {
   lastCheckpointLsn: number;
   /** ms since the epoch of the last snapshot written (or restored from); null when none. */
   lastCheckpointAt: number | null;
+  /**
+   * Records appended since the newest checkpoint *asked for* (not since the last one written), so
+   * a trigger like `recordsSinceCheckpoint >= N` fires once per N records even while the snapshot
+   * is still being written.
+   */
   recordsSinceCheckpoint: number;
   /** A snapshot is being written. */
   checkpointing: boolean;
@@ -79,6 +84,8 @@ export class PartitionStore {
   private readonly log: Logger;
   private lastCheckpointLsn: number;
   private lastCheckpointAt: number | null;
+  /** lsn of the newest checkpoint asked for (written or not): what recordsSinceCheckpoint counts from. */
+  private requestedLsn: number;
   /** Checkpoints are written one at a time; `chain` settles when the last one asked for is done. */
   private chain: Promise<void> = Promise.resolve();
   private writing = false;
@@ -95,6 +102,7 @@ export class PartitionStore {
     this.journal = journal;
     this.keep = keep;
     this.lastCheckpointLsn = ckptLsn;
+    this.requestedLsn = ckptLsn;
     this.lastCheckpointAt = ckptAt;
     this.log = log;
   }
@@ -168,6 +176,7 @@ export class PartitionStore {
     if (json === undefined) throw new TypeError('checkpoint state is not JSON data');
     const lsn = this.journal.lsn;
     this.journal.rotate();
+    this.requestedLsn = lsn;
     if (this.queued !== undefined) {
       this.queued.lsn = lsn;
       this.queued.json = json;
@@ -202,7 +211,7 @@ export class PartitionStore {
       journalSegments: this.journal.segmentFirstLsns().length,
       lastCheckpointLsn: this.lastCheckpointLsn,
       lastCheckpointAt: this.lastCheckpointAt,
-      recordsSinceCheckpoint: this.journal.lsn - this.lastCheckpointLsn,
+      recordsSinceCheckpoint: this.journal.lsn - this.requestedLsn,
       checkpointing: this.writing,
     };
   }
@@ -219,6 +228,10 @@ export class PartitionStore {
     this.writing = true;
     try {
       await this.writeSnapshotAndPrune(lsn, json);
+    } catch (e) {
+      // Let the trigger (recordsSinceCheckpoint) ask again.
+      if (this.requestedLsn === lsn) this.requestedLsn = this.lastCheckpointLsn;
+      throw e;
     } finally {
       this.writing = false;
     }
