@@ -11,7 +11,7 @@
 import { Keyring } from '@polkadot/keyring';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { stringToU8a, u8aToHex } from '@polkadot/util';
-import { base58Decode, base58Encode, cryptoWaitReady, mnemonicGenerate } from '@polkadot/util-crypto';
+import { base58Decode, base58Encode, cryptoWaitReady, encodeAddress, mnemonicGenerate, randomAsU8a } from '@polkadot/util-crypto';
 
 export type KeyType = 'sr25519' | 'ed25519' | 'ecdsa';
 
@@ -60,6 +60,11 @@ export function newAccount(type: KeyType = 'sr25519'): Account {
 /** `n` fresh accounts. */
 export function newAccounts(n: number, type: KeyType = 'sr25519'): Account[] {
   return Array.from({ length: n }, () => newAccount(type));
+}
+
+/** `n` valid SS58 addresses of random public keys, without keys (cheap: for large lists). */
+export function randomAddresses(n: number): string[] {
+  return Array.from({ length: n }, () => encodeAddress(randomAsU8a(32), 42));
 }
 
 /** The signature signed mode expects as `sig`: hex of the pair's signature of the spam's UTF-8 bytes. */
