@@ -31,6 +31,7 @@ export interface Settings {
   chainEndpoint: string | undefined;
   verifyTarget: string | undefined;
   verifyTtlMs: number;
+  tokenTtlMs: number;
   restartMax: number;
   restartWindowMs: number;
   shutdownMs: number;
@@ -67,6 +68,7 @@ const specs: { [K in keyof Settings]: Spec } = {
   chainEndpoint: { flag: 'chain', kind: 'string', def: undefined, help: 'Substrate node WebSocket endpoint for verification by payment' },
   verifyTarget: { flag: 'verify-target', kind: 'string', def: undefined, help: 'SS58 account that receives verification payments' },
   verifyTtlMs: { flag: 'verify-ttl-ms', kind: 'int', def: 600_000, min: 1000, max: 86_400_000, help: 'how long a pending registration lives' },
+  tokenTtlMs: { flag: 'token-ttl-ms', kind: 'int', def: 30 * 24 * 3600_000, min: 60_000, max: 365 * 24 * 3600_000, help: 'lifetime of a verification token' },
   restartMax: { flag: 'restart-max', kind: 'int', def: 5, min: 0, max: 1000, help: 'worker restarts allowed within --restart-window-ms' },
   restartWindowMs: { flag: 'restart-window-ms', kind: 'int', def: 60_000, min: 1000, max: 86_400_000, help: 'window of the restart budget' },
   shutdownMs: { flag: 'shutdown-ms', kind: 'int', def: 10_000, min: 100, max: 600_000, help: 'graceful shutdown deadline' },

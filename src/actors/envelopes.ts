@@ -58,7 +58,23 @@ export interface Import {
   now?: number;
 }
 
-export type ToShard = GroupCall | Deliver | Drain | Ack | Bounce | Control | Import;
+/** A transfer as the chain watcher saw it; the amount is a decimal string of base units (bigint on the wire would not clone into JSON). */
+export interface TransferData { from: string; to: string; amount: string; blockNumber: number; blockHash: string; eventIndex: number }
+
+interface BookConfig { decimals: number; now: number }
+
+/** main → shard: a call for the verification actor. */
+export type VerifyCall = { t: 'verify' } & (
+  | ({ op: 'reg'; conn: number; account: string; request: Request } & BookConfig)
+  | ({ op: 'transfer'; transfer: TransferData } & BookConfig)
+  | { op: 'sweep'; now: number }
+  | { op: 'processed'; block: number }
+  | { op: 'cursor' }
+  | { op: 'proof'; conn: number; account: string; request: Request }
+  | { op: 'import'; proof: import('../chain/registrations').Proof }
+);
+
+export type ToShard = GroupCall | Deliver | Drain | Ack | Bounce | Control | Import | VerifyCall;
 
 /** shard → main: one frame for one connection. */
 export interface Reply { t: 'reply'; conn: number; frame: string }
@@ -92,7 +108,13 @@ export interface ShardStats {
   persistence: unknown;
 }
 
-export type FromShard = Reply | Fanout | Push | Backlog | ShardStats | Accepted;
+/** shard → main: the verification actor's cursor, so the chain watcher resumes after it. */
+export interface Cursor { t: 'cursor'; lastProcessed: number | null }
+
+/** shard → main: an account's proof of payment (null: not verified), for a token. */
+export interface ProofOut { t: 'proof'; conn: number; request: Request; proof: import('../chain/registrations').Proof | null }
+
+export type FromShard = Reply | Fanout | Push | Backlog | ShardStats | Accepted | Cursor | ProofOut;
 
 /** A batch crossing a thread boundary, numbered so the supervisor knows what is still in flight. */
 export interface Batch<T> { id: number; items: T[] }

@@ -4,6 +4,7 @@
  */
 import type { GroupLimits } from './group';
 import type { InboxLimits } from './inbox';
+import type { VerifierConfig } from './verifier';
 
 export interface ShardConfig {
   index: number;
@@ -17,6 +18,7 @@ export interface ShardConfig {
   limits: GroupLimits & InboxLimits;
   testFaults: boolean;
   logLevel: string;
+  verify: VerifierConfig;
 }
 
 export interface Persistence {

@@ -14,6 +14,7 @@ import { applyInbox, emptyInbox, type InboxEvent, type InboxState } from './inbo
 import { groupAddress, inboxAddress } from '../supervisor/placement';
 import type { Persistence, ShardConfig } from './persistence';
 import { StorePersistence } from '../store/shard-persistence';
+import { VERIFY_ADDRESS, Verifier, type VerifierEvent, type VerifierState } from './verifier';
 
 const cfg = workerData as ShardConfig;
 setLogLevel(cfg.logLevel);
@@ -23,6 +24,7 @@ class Shard {
   private readonly groups = new Map<string, GroupRecord>();
   private readonly inboxes = new Map<string, InboxState>();
   private processed = 0;
+  private verifier: Verifier | undefined;
 
   constructor(private readonly store: Persistence) {}
 
@@ -33,6 +35,7 @@ class Shard {
 
   snapshot(): Record<string, unknown> {
     return Object.fromEntries([
+      ...(this.verifier ? [[VERIFY_ADDRESS, this.verifier.state()] as const] : []),
       ...[...this.groups].map(([id, g]) => [groupAddress(id), g] as const),
       ...[...this.inboxes].map(([a, s]) => [inboxAddress(a), s] as const),
     ]);
@@ -42,11 +45,13 @@ class Shard {
     for (const [address, state] of Object.entries(states)) {
       if (address.startsWith('group:')) this.groups.set(address.slice(6), state as GroupRecord);
       else if (address.startsWith('inbox:')) this.inboxes.set(address.slice(6), state as InboxState);
+      else if (address === VERIFY_ADDRESS) this.verifier = new Verifier(cfg.verify, state as VerifierState);
     }
   }
 
   /** The one place actor state changes: apply, then journal. */
   private apply(address: string, ev: unknown): void {
+    if (address === VERIFY_ADDRESS) return this.verify().apply(ev as VerifierEvent);
     if (address.startsWith('group:')) {
       const id = address.slice(6);
       const next = applyGroup(this.groups.get(id), ev as never);
@@ -62,6 +67,11 @@ class Shard {
       this.apply(address, ev);
       this.store.record(address, ev);
     }
+  }
+
+  private verify(): Verifier {
+    this.verifier ??= new Verifier(cfg.verify);
+    return this.verifier;
   }
 
   private inbox(account: string): InboxState {
@@ -92,6 +102,10 @@ class Shard {
         return this.onControl(item.op, out);
       case 'import':
         return this.onImport(item);
+      case 'verify':
+        // The verifier applies its own decisions; here they are only journaled.
+        for (const ev of this.verify().decide(item, out)) this.store.record(VERIFY_ADDRESS, ev);
+        return;
     }
   }
 

@@ -101,6 +101,14 @@ export function eventTemplate(act: string, msg: unknown): Template {
   };
 }
 
+/** A verification notice (`done`), kept for the account like any other when it is away. */
+export function vertifyTemplate(act: string, msg: unknown): Template {
+  return {
+    head: `{"type":"notice","msg":${JSON.stringify(msg)},"to":`,
+    tail: `,"method":{"act":${JSON.stringify(act)},"cat":"vertify"}`,
+  };
+}
+
 /** The bytes a recipient receives: the template closed with its recipient and sequence number. */
 export function renderFrame(t: Template, to: string, seq: number): string {
   return `${t.head}${JSON.stringify(to)}${t.tail},"seq":${seq}}`;

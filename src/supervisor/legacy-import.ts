@@ -11,6 +11,7 @@ import type { Template } from '../protocol/frames';
 import type { GroupRecord } from '../actors/group-state';
 import { legacyRowToFrame, readLegacyBackup } from '../store/legacy';
 import { logger } from '../log';
+import type { Proof } from '../chain/registrations';
 
 const MARKER = 'legacy-import.json';
 
@@ -51,4 +52,17 @@ export async function importLegacy(file: string, dataDir: string, target: Import
   writeFileSync(marker, JSON.stringify({ file, sha256: digest, at: Date.now(), ...summary, skipped: legacy.skipped }));
   log.info({ file, ...summary, skipped: legacy.skipped }, 'legacy backup imported');
   return summary;
+}
+
+/** A proof record of the first service, in the shape of ours (its fields were never fixed; take what is there). */
+export function legacyProof(account: string, p: Record<string, unknown>): Proof {
+  const num = (v: unknown): number => (typeof v === 'number' && Number.isFinite(v) ? v : Number(v) || 0);
+  return {
+    account,
+    amount: String(p.amount ?? '0'),
+    blockNumber: num(p.block ?? p.blockNumber),
+    blockHash: String(p.hash ?? p.blockHash ?? ''),
+    eventIndex: num(p.index ?? p.eventIndex),
+    at: num(p.stamp ?? p.at) || Date.now(),
+  };
 }

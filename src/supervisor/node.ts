@@ -20,6 +20,9 @@ import { SignatureChecker } from '../net/signatures';
 import { Registry } from './registry';
 import { ShardHost } from './shard-host';
 import { RestartBudget } from './restart-budget';
+import { Verification } from './verification';
+import { VERIFY_ADDRESS } from '../actors/verifier';
+import { legacyProof } from './legacy-import';
 
 export interface Counters {
   framesIn: number;
@@ -41,8 +44,7 @@ export class Node implements Router {
   private nextAckId = 1;
   private statsWaiters: Array<(s: ShardStats[]) => void> = [];
   private statsPending: ShardStats[] = [];
-  /** Hooks later parts (verification, status) attach to. */
-  vertifyHandler: ((peer: Connection, r: Request) => void) | undefined;
+  readonly verification: Verification;
   onFatal: (err: unknown) => void = () => {};
   ready = false;
 
@@ -50,6 +52,14 @@ export class Node implements Router {
     this.registry = new Registry(settings.partitions, settings.workers);
     this.signatures = new SignatureChecker(1);
     this.budget = new RestartBudget(settings.restartMax, settings.restartWindowMs);
+    this.verification = new Verification(
+      { endpoint: settings.chainEndpoint, target: settings.verifyTarget, dataDir: settings.data, tokenTtlMs: settings.tokenTtlMs },
+      { toVerifier: (item) => this.toVerifier(item), sendTo: (conn, frame) => this.sendTo(conn, frame) },
+    );
+  }
+
+  private toVerifier(item: ToShard): void {
+    this.shards[this.registry.workerOf(VERIFY_ADDRESS)]!.post(item);
   }
 
   get auth(): 'signed' | 'open' { return this.settings.auth; }
@@ -74,6 +84,7 @@ export class Node implements Router {
         limits: { maxGroupSize: s.maxGroupSize, inboxMax: s.inboxMax, inboxMaxAgeMs: s.inboxMaxAgeMs },
         testFaults: s.testFaults,
         logLevel: s.logLevel,
+        verify: { target: s.verifyTarget, ttlMs: s.verifyTtlMs },
       };
       this.shards.push(new ShardHost(cfg, {
         output: (i, items) => this.onShardOutput(i, items),
@@ -82,6 +93,7 @@ export class Node implements Router {
     }
     await Promise.all(this.shards.map((h) => h.start()));
     if (s.importLegacy) await importLegacy(s.importLegacy, s.data, this.importTarget());
+    await this.verification.start();
     this.endpoint = new Endpoint(
       { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey },
       this,
@@ -95,6 +107,7 @@ export class Node implements Router {
 
   async stop(): Promise<void> {
     this.ready = false;
+    await this.verification.stop();
     await this.endpoint?.close();
     await Promise.all(this.shards.map((h) => h.stop(this.settings.shutdownMs)));
     await this.signatures.close();
@@ -135,8 +148,7 @@ export class Node implements Router {
   }
 
   vertify(peer: Connection, r: Request): void {
-    if (this.vertifyHandler) return this.vertifyHandler(peer, r);
-    peer.refuse(Code.VERIFY_DISABLED, 'verification by payment is not enabled on this server', r);
+    this.verification.handle(peer, r);
   }
 
   private toInboxShard(account: string, item: ToShard): void {
@@ -152,6 +164,8 @@ export class Node implements Router {
         case 'backlog': for (const f of item.frames) this.sendTo(item.conn, f); break;
         case 'fanout': this.fanout(item); break;
         case 'accepted': this.accepted(item.ackId); break;
+        case 'cursor': this.verification.onCursor(item); break;
+        case 'proof': this.verification.onProof(item); break;
         case 'push': this.push(item); break;
         case 'stats': this.collectStats(index, item); break;
       }
@@ -258,14 +272,11 @@ export class Node implements Router {
     return {
       importGroup: (group) => this.shards[this.registry.workerOfGroup(group.id)]!.post({ t: 'import', group }),
       importHistory: (account, frames) => this.toInboxShard(account, { t: 'import', account, frames, now: Date.now() }),
-      importVerification: (account, proof) => this.legacyProofs.set(account, proof),
+      importVerification: (account, proof) => this.toVerifier({ t: 'verify', op: 'import', proof: legacyProof(account, proof) }),
       // Batches are answered in order and only once durable: a round of stats comes back after the imports.
       settle: () => this.shardStats().then(() => undefined),
     };
   }
-
-  /** Verification records of an imported legacy backup, for the verification book to take over. */
-  readonly legacyProofs = new Map<string, Record<string, unknown>>();
 
   /** Asks every shard for its figures. */
   shardStats(): Promise<ShardStats[]> {

@@ -56,6 +56,7 @@ export class Registry {
   get accountCount(): number { return this.accounts.size; }
   allPeers(): IterableIterator<Peer> { return this.peers.values(); }
 
+  workerOf(address: string): number { return workerOf(address, this.partitions, this.workers); }
   workerOfGroup(id: string): number { return workerOf(groupAddress(id), this.partitions, this.workers); }
   workerOfInbox(account: string): number { return workerOf(inboxAddress(account), this.partitions, this.workers); }
   get workerCount(): number { return this.workers; }

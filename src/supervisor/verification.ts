@@ -1,0 +1,111 @@
+/**
+ * Verification by payment, on the supervisor's side: the chain-watcher actor (a ChainWatcher on
+ * the main thread, since it is I/O, not CPU) posts every finalized transfer to the verification
+ * actor, which matches it and sends the payment confirmation to the account through its inbox.
+ * `reg` and `token` requests are routed here; tokens are signed with the server's own key.
+ */
+import type { KeyringPair } from '@polkadot/keyring/types';
+import { ChainWatcher, type Transfer } from '../chain/watcher';
+import { issueToken, loadOrCreateServerKey } from '../chain/token';
+import { Code } from '../protocol/codes';
+import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
+import type { Connection } from '../actors/connection';
+import type { Cursor, ProofOut, ToShard } from '../actors/envelopes';
+import { VERIFY_ADDRESS } from '../actors/verifier';
+import { logger } from '../log';
+
+export interface VerificationHost {
+  /** Posts to the shard hosting the verification actor. */
+  toVerifier(item: ToShard): void;
+  sendTo(conn: number, frame: string): void;
+}
+
+export interface VerificationOptions {
+  endpoint: string | undefined;
+  target: string | undefined;
+  dataDir: string;
+  tokenTtlMs: number;
+}
+
+const SWEEP_MS = 30_000;
+
+export class Verification {
+  private watcher: ChainWatcher | undefined;
+  private key: KeyringPair | undefined;
+  private sweeper: NodeJS.Timeout | undefined;
+  private readonly log = logger({ part: 'verification' });
+
+  constructor(private readonly opts: VerificationOptions, private readonly host: VerificationHost) {}
+
+  get enabled(): boolean { return this.opts.endpoint !== undefined && this.opts.target !== undefined; }
+  get issuer(): string | undefined { return this.key?.address; }
+
+  /** Loads the server key; with a chain configured, asks the verifier where to resume and starts watching. */
+  async start(): Promise<void> {
+    this.key = await loadOrCreateServerKey(this.opts.dataDir);
+    if (!this.enabled) return;
+    this.host.toVerifier({ t: 'verify', op: 'cursor' });
+    this.sweeper = setInterval(() => this.host.toVerifier({ t: 'verify', op: 'sweep', now: Date.now() }), SWEEP_MS);
+    this.sweeper.unref();
+  }
+
+  /** The verifier's cursor arrived: watch from the block after it (never blocks chat: retries run in the background). */
+  onCursor(c: Cursor): void {
+    if (this.watcher || !this.enabled) return;
+    const w = new ChainWatcher({ endpoint: this.opts.endpoint!, startAfter: c.lastProcessed, log: this.log });
+    w.on('transfer', (t: Transfer) => this.onTransfer(t));
+    w.on('processed', (block: number) => this.host.toVerifier({ t: 'verify', op: 'processed', block }));
+    w.on('ready', (info: unknown) => this.log.info({ info }, 'chain connected'));
+    w.start();
+    this.watcher = w;
+  }
+
+  private onTransfer(t: Transfer): void {
+    const decimals = this.watcher?.decimals() ?? 12;
+    this.host.toVerifier({
+      t: 'verify', op: 'transfer', decimals, now: Date.now(),
+      transfer: { from: t.from, to: t.to, amount: t.amount.toString(), blockNumber: t.blockNumber, blockHash: t.blockHash, eventIndex: t.eventIndex },
+    });
+  }
+
+  handle(peer: Connection, r: Request): void {
+    if (r.act === 'reg') return this.reg(peer, r);
+    this.host.toVerifier({ t: 'verify', op: 'proof', conn: peer.id, account: peer.account!, request: r });
+  }
+
+  private reg(peer: Connection, r: Request): void {
+    if (r.account !== peer.account) return peer.refuse(Code.NOT_PERMITTED, 'only the signed-in account itself may register', r);
+    if (!this.enabled) return peer.refuse(Code.VERIFY_DISABLED, 'verification by payment is not enabled on this server', r);
+    const decimals = this.watcher?.decimals();
+    if (decimals === undefined) return peer.refuse(Code.UNAVAILABLE, 'the chain node is not reachable yet, try again later', r);
+    this.host.toVerifier({ t: 'verify', op: 'reg', conn: peer.id, account: peer.account!, request: r, decimals, now: Date.now() });
+  }
+
+  /** The verifier answered a token request with the account's proof (or none). */
+  onProof(p: ProofOut): void {
+    if (!p.proof || !this.key) {
+      this.host.sendTo(p.conn, errorFrame(Code.NOT_PERMITTED, 'this account is not verified', p.request));
+      return;
+    }
+    const iat = Date.now();
+    const exp = iat + this.opts.tokenTtlMs;
+    const { amount, blockNumber, blockHash, eventIndex } = p.proof;
+    const token = issueToken(this.key, { account: p.proof.account, proof: { amount, blockNumber, blockHash, eventIndex }, iat, exp });
+    this.host.sendTo(p.conn, noticeFrame('vertify', 'token', { token, issuer: this.key.address, exp }, p.request.callback));
+  }
+
+  state(): Record<string, unknown> {
+    return {
+      enabled: this.enabled,
+      issuer: this.key?.address ?? null,
+      target: this.opts.target ?? null,
+      chain: this.watcher?.state() ?? null,
+      address: VERIFY_ADDRESS,
+    };
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweeper);
+    await this.watcher?.stop();
+  }
+}
