@@ -5,6 +5,7 @@
 import { ConfigError, loadSettings, usage } from './config';
 import { logger, setLogLevel } from './log';
 import { Node } from './supervisor/node';
+import { startStatusServer, type StatusServer } from './status/server';
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -24,6 +25,7 @@ async function main(): Promise<void> {
   setLogLevel(settings.logLevel);
   const log = logger();
   const node = new Node(settings);
+  let status: StatusServer | undefined;
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
     if (stopping) return;
@@ -31,6 +33,7 @@ async function main(): Promise<void> {
     const deadline = setTimeout(() => { log.error('shutdown deadline passed'); process.exit(1); }, settings.shutdownMs);
     deadline.unref();
     await node.stop();
+    await status?.close();
     log.info('stopped');
     process.exit(code);
   };
@@ -38,6 +41,10 @@ async function main(): Promise<void> {
   process.on('SIGTERM', () => void stop(0));
   process.on('SIGINT', () => void stop(0));
   await node.start();
+  if (settings.statusPort !== 0) {
+    status = await startStatusServer(node, { host: settings.statusHost, port: settings.statusPort, token: settings.statusToken });
+    log.info({ port: status.port, host: settings.statusHost }, 'status server listening');
+  }
 }
 
 main().catch((err: unknown) => {

@@ -303,4 +303,10 @@ export class Node implements Router {
   }
 
   get connections(): number { return this.registry.connectionCount; }
+
+  /** For /status: the chain watcher's state when verification runs. */
+  chainState(): ReturnType<Verification['chainState']> { return this.verification.chainState(); }
+
+  /** For /status: verification settings and the token issuer's public address. */
+  verificationState(): Record<string, unknown> { return this.verification.state(); }
 }

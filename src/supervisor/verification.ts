@@ -94,6 +94,10 @@ export class Verification {
     this.host.sendTo(p.conn, noticeFrame('vertify', 'token', { token, issuer: this.key.address, exp }, p.request.callback));
   }
 
+  chainState(): ReturnType<ChainWatcher['state']> | null {
+    return this.watcher?.state() ?? null;
+  }
+
   state(): Record<string, unknown> {
     return {
       enabled: this.enabled,
