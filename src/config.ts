@@ -62,7 +62,7 @@ const specs: { [K in keyof Settings]: Spec } = {
   tlsCert: { flag: 'tls-cert', kind: 'string', def: undefined, help: 'PEM certificate: serve wss' },
   tlsKey: { flag: 'tls-key', kind: 'string', def: undefined, help: 'PEM private key for --tls-cert' },
   logLevel: { flag: 'log-level', kind: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], def: 'info', help: 'pino log level' },
-  statusPort: { flag: 'status-port', kind: 'int', def: 0, min: 0, max: 65535, help: 'HTTP status port (0: off)' },
+  statusPort: { flag: 'status-port', kind: 'int', def: 7789, min: 0, max: 65535, help: 'HTTP status port (0: off)' },
   statusHost: { flag: 'status-host', kind: 'string', def: '127.0.0.1', help: 'address the status server binds' },
   statusToken: { flag: 'status-token', kind: 'string', def: undefined, help: 'bearer token required by the status server' },
   chainEndpoint: { flag: 'chain', kind: 'string', def: undefined, help: 'Substrate node WebSocket endpoint for verification by payment' },

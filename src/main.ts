@@ -40,6 +40,11 @@ async function main(): Promise<void> {
   node.onFatal = () => void stop(1);
   process.on('SIGTERM', () => void stop(0));
   process.on('SIGINT', () => void stop(0));
+  if (settings.testFaults) {
+    // Test-only fault switch: each SIGUSR2 crashes the next shard in the middle of its work.
+    let next = 0;
+    process.on('SIGUSR2', () => node.crashShard(next++ % settings.workers));
+  }
   await node.start();
   if (settings.statusPort !== 0) {
     status = await startStatusServer(node, { host: settings.statusHost, port: settings.statusPort, token: settings.statusToken });

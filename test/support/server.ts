@@ -151,6 +151,8 @@ async function startOnce(args: string[], opts: StartOptions, omit: Set<string>, 
   if (!hasFlag(args, 'host') && !omit.has('host')) full.push('--host', '127.0.0.1');
   if (!hasFlag(args, 'auth') && !omit.has('auth')) full.push('--auth', 'open');
   if (!hasFlag(args, 'workers') && !omit.has('workers')) full.push('--workers', '2');
+  // The status server is on by default (7789); tests that want it pass --status-port themselves.
+  if (!hasFlag(args, 'status-port') && !omit.has('status-port')) full.push('--status-port', '0');
   const ownData = opts.dataDir === undefined && !hasFlag(args, 'data');
   const dataDir = opts.dataDir ?? flagValue(args, 'data') ?? tempDir();
   if (!hasFlag(args, 'data') && !omit.has('data')) full.push('--data', dataDir);
