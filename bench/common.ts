@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { encodeAddress } from '@polkadot/util-crypto';
 
@@ -119,11 +120,25 @@ export function processTree(root: number): number[] {
   return out;
 }
 
+/** Busy and total jiffies of the whole machine (all CPUs), from /proc/stat. */
+export function machineTicks(): { busy: number; total: number } {
+  try {
+    const line = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0];
+    const v = line.trim().split(/\s+/).slice(1).map(Number);
+    const total = v.reduce((a, b) => a + b, 0);
+    const idle = (v[3] ?? 0) + (v[4] ?? 0);
+    return { busy: total - idle, total };
+  } catch {
+    return { busy: NaN, total: NaN };
+  }
+}
+
 /** Resource view of a server: CPU ticks and RSS summed over its process tree. */
 export class ProcWatch {
   private pids: number[];
   private t0 = 0;
   private ticks0 = 0;
+  private m0 = { busy: 0, total: 0 };
   peakRss = 0;
   private timer: NodeJS.Timeout | undefined;
 
@@ -155,6 +170,7 @@ export class ProcWatch {
     this.pids = processTree(this.pid);
     this.t0 = now();
     this.ticks0 = this.ticks();
+    this.m0 = machineTicks();
     this.peakRss = this.rss();
     this.timer = setInterval(() => {
       const r = this.rss();
@@ -163,15 +179,26 @@ export class ProcWatch {
     this.timer.unref();
   }
 
-  /** Ends the window: CPU % of one core over it, peak and current RSS. */
-  stop(): { cpuPct: number; rss: number; peakRss: number } {
-    if (this.pid <= 0) return { cpuPct: NaN, rss: NaN, peakRss: NaN };
+  /**
+   * Ends the window: server CPU % of one core over it, peak and current RSS, and the whole
+   * machine's busy CPU (% of one core, so up to 100 × nproc) to tell other load apart.
+   */
+  stop(): { cpuPct: number; rss: number; peakRss: number; machinePct: number } {
+    if (this.pid <= 0) return { cpuPct: NaN, rss: NaN, peakRss: NaN, machinePct: NaN };
     if (this.timer) clearInterval(this.timer);
     const secs = (now() - this.t0) / 1000;
     const dt = this.ticks() - this.ticks0;
+    const m = machineTicks();
     const rss = this.rss();
     if (rss > this.peakRss) this.peakRss = rss;
-    return { cpuPct: secs > 0 ? (100 * dt) / clockTicks() / secs : NaN, rss, peakRss: this.peakRss };
+    const ncpu = os.cpus().length;
+    const dTotal = m.total - this.m0.total;
+    return {
+      cpuPct: secs > 0 ? (100 * dt) / clockTicks() / secs : NaN,
+      rss,
+      peakRss: this.peakRss,
+      machinePct: dTotal > 0 ? (100 * ncpu * (m.busy - this.m0.busy)) / dTotal : NaN,
+    };
   }
 }
 

@@ -15,6 +15,15 @@ const AGENT = path.join(__dirname, 'loadgen.js');
 /** Clients per capacity agent: each agent holds one end of each, far under 20,000 files. */
 export const PER_AGENT = 4000;
 
+/** IPC carries JSON: NaN figures arrive as null; turn them back into NaN. */
+function revive(v: unknown): unknown {
+  const r = v as { figures?: Record<string, number | null> } | null;
+  if (r && typeof r === 'object' && r.figures) {
+    for (const k of Object.keys(r.figures)) if (r.figures[k] === null) r.figures[k] = NaN;
+  }
+  return v;
+}
+
 export class Agent {
   private child: ChildProcess;
   private seq = 0;
@@ -27,7 +36,7 @@ export class Agent {
       const w = this.waiting.get(m.id);
       if (!w) return;
       this.waiting.delete(m.id);
-      if (m.ok) w.resolve(m.value);
+      if (m.ok) w.resolve(revive(m.value));
       else w.reject(new Error(m.error ?? 'agent error'));
     });
     this.child.on('exit', (code) => {

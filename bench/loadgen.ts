@@ -275,7 +275,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
     const stallTimer = setInterval(() => {
       const t = now();
       for (const st of streams) {
-        if (st.inflight > 0 && t - st.lastProgress > 3000) {
+        if (st.inflight > 0 && t - st.lastProgress > 10_000) {
           stalls++;
           st.pending.clear();
           st.inflight = 0;
@@ -317,6 +317,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
       'server CPU %': res.cpuPct,
       'server RSS MB': res.peakRss / 1048576,
       'loadgen CPU %': selfPct,
+      'other CPU %': Math.max(0, res.machinePct - res.cpuPct - selfPct),
       lost: lostWin,
       errors: ef.errors,
     },
@@ -370,6 +371,7 @@ export async function signin(a: SigninArgs): Promise<RunResult> {
       'server CPU %': res.cpuPct,
       'server RSS MB': res.peakRss / 1048576,
       'loadgen CPU %': selfPct,
+      'other CPU %': Math.max(0, res.machinePct - res.cpuPct - selfPct),
       errors: ef.errors,
     },
     notes: [...notes, ...ef.notes],
@@ -443,6 +445,7 @@ export async function offline(a: OfflineArgs): Promise<RunResult> {
       'server CPU %': res.cpuPct,
       'server RSS MB': res.peakRss / 1048576,
       'loadgen CPU %': selfPct,
+      'other CPU %': Math.max(0, res.machinePct - res.cpuPct - selfPct),
       lost: Math.max(0, burst - got),
       'accounts complete': finished,
       errors: ef.errors,

@@ -31,6 +31,7 @@ const workerList = (flags.get('workers') ?? '1,2,4').split(',').map(Number).filt
 const defaultWorkers = flagNum(flags, 'default-workers', 2);
 const maxMinutes = flagNum(flags, 'max-minutes', 14);
 const t0 = now();
+const loadStart = fs.existsSync('/proc/loadavg') ? fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') : '?';
 
 setTimeout(() => {
   process.stdout.write(`\nbench: hard time limit of ${maxMinutes} min reached, stopping\n`);
@@ -58,13 +59,13 @@ const blocks: Block[] = [];
 const problems: string[] = [];
 let label = 0;
 
-function columnsFor(workers: number[], auth: 'open' | 'signed'): Column[] {
+function columnsFor(workers: number[], auth: 'open' | 'signed', extra?: string[]): Column[] {
   const cols: Column[] = [];
   if (runFloor) cols.push({ name: 'floor', spec: { kind: 'floor', workers: 1, auth } });
   if (runService) {
     for (const w of workers) {
-      const spec: ServerSpec = vsFloor ? { kind: 'floor', workers: w, auth } : { kind: 'service', workers: w, auth };
-      cols.push({ name: vsFloor ? `floor#${w}` : describe(spec), spec });
+      const spec: ServerSpec = vsFloor ? { kind: 'floor', workers: w, auth } : { kind: 'service', workers: w, auth, extra };
+      cols.push({ name: vsFloor ? `floor#${w}` : describe({ ...spec, extra: undefined }), spec });
     }
   }
   return cols;
@@ -120,8 +121,12 @@ async function fanout(group: number): Promise<Block> {
   const clients = flagNum(flags, 'clients', 2000);
   const groups = Math.max(1, Math.floor(clients / group));
   const window = flagNum(flags, 'window', 16);
-  const b = await measureBlock(`fanout group ${group} (${groups} group${groups > 1 ? 's' : ''}, closed loop, window ${window}/group)`,
-    columnsFor(workerList, 'open'),
+  // The create frame lists every member (~52 bytes each); the service refuses frames over
+  // --max-frame (64 KiB by default), so big groups need a larger limit.
+  const frame = group * 52 + 200;
+  const extra = frame > 60 * 1024 ? ['--max-frame', String(2 ** Math.ceil(Math.log2(frame * 2)))] : undefined;
+  const b = await measureBlock(`fanout group ${group} (${groups} group${groups > 1 ? 's' : ''}, closed loop, window ${window}/group${extra ? `; service run with ${extra.join(' ')}` : ''})`,
+    columnsFor(workerList, 'open', extra),
     (t) => driver.flow(t, { mode: 'fanout', group, clients, duration, warmup, window, rate: 0 }));
   if (group === 20 || group === 2000) b.targets.push({ figure: 'deliveries/s', check: (v, fl) => v >= 0.8 * fl, text: '≥ 0.8× floor' });
   return b;
@@ -219,6 +224,8 @@ function machine(): string[] {
     `- nproc: ${os.cpus().length}; CPU: ${cpu}; memory: ${(os.totalmem() / 2 ** 30).toFixed(1)} GiB`,
     `- node ${process.version}; ${os.type()} ${os.release()}; open-file limit per process 20,000`,
     `- date: ${new Date().toISOString()}; commit ${commit || '?'}`,
+    `- load average at start ${loadStart}, at end ${fs.existsSync('/proc/loadavg') ? fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') : '?'}` +
+      ' (other sessions share this machine; see "other CPU %")',
   ];
 }
 
@@ -249,6 +256,8 @@ function report(cmd: string): string {
     '  window, in % of one core; 200 % is both cores of this machine. **server RSS MB** is the peak VmRSS in the window.',
     '- **loadgen CPU %**: the load generator shares the same two cores. When it is near 100 % it, not the server, may be the',
     '  limit; the floor and the service are then compared under the same handicap.',
+    '- **other CPU %**: the machine\'s busy CPU over the window minus server and load generator: work of other',
+    '  processes on the same cores. Rows where it is high are noisy; compare floor and service columns measured close together.',
     '- **capacity**: idle connections signed in (open auth) by several load-generator processes of 4,000 clients each, so',
     '  that none nears the 20,000 open-file limit; the server holds them all. KB per idle conn = (RSS held − RSS empty) /',
     '  connections. A few probe messages are sent between held clients to check they are still served.',

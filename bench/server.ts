@@ -17,6 +17,8 @@ export interface ServerSpec {
   kind: Kind;
   workers: number;
   auth: 'open' | 'signed';
+  /** Extra service flags (e.g. --max-frame for a 2000-member create). */
+  extra?: string[];
 }
 
 export interface Running {
@@ -117,7 +119,7 @@ export async function startServer(spec: ServerSpec, readyTimeoutMs = 30_000): Pr
     const data = path.join(dataDir, 'data');
     fs.mkdirSync(data);
     child = spawn(process.execPath, [SERVICE_MAIN, '--port', String(port), '--host', '127.0.0.1', '--auth', spec.auth,
-      '--workers', String(spec.workers), '--data', data],
+      '--workers', String(spec.workers), '--data', data, ...(spec.extra ?? [])],
     { stdio: ['ignore', log, log], env: { ...process.env, IMGC_LOG_LEVEL: 'warn' } });
   }
   fs.closeSync(log);
@@ -166,5 +168,5 @@ export async function stopServer(r: Running): Promise<void> {
 }
 
 export function describe(spec: ServerSpec): string {
-  return spec.kind === 'floor' ? 'floor' : `service w${spec.workers}${spec.auth === 'signed' ? ' signed' : ''}`;
+  return spec.kind === 'floor' ? 'floor' : `service w${spec.workers}${spec.auth === 'signed' ? ' signed' : ''}${spec.extra?.length ? ` ${spec.extra.join(' ')}` : ''}`;
 }

@@ -49,8 +49,8 @@ export interface RunResult {
   notes: string[];
 }
 
-export function fmt(v: number | undefined): string {
-  if (v === undefined || Number.isNaN(v)) return '–';
+export function fmt(v: number | undefined | null): string {
+  if (v === undefined || v === null || Number.isNaN(v)) return '–';
   if (!Number.isFinite(v)) return String(v);
   const a = Math.abs(v);
   if (a >= 100_000) return Math.round(v).toLocaleString('en-US');
