@@ -185,6 +185,9 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
   server.on('error', (err) => log.error({ err }, 'status server error'));
   const port = (server.address() as AddressInfo).port;
   log.info({ host, port, auth: expected !== undefined }, 'status server listening');
+  if (expected === undefined && !/^(127\.|::1$|localhost$)/.test(host)) {
+    log.warn({ host }, 'status server reachable beyond loopback without --status-token');
+  }
 
   let closed: Promise<void> | undefined;
   return {
