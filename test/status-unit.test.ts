@@ -11,9 +11,13 @@ import { startStatusServer, type StatusServer } from '../src/status/server';
 import type { StatusSnapshot } from '../src/status/snapshot';
 import type { ShardView, StatusSource } from '../src/status/source';
 import type { Node } from '../src/supervisor/node';
+import type { Verification } from '../src/supervisor/verification';
 
-/** Compile-time check: the node as it stands is a status source. */
+/** Compile-time checks: the node as it stands is a status source; verification feeds its hooks. */
 export function nodeIsASource(n: Node): StatusSource { return n; }
+export function verificationFeedsStatus(v: Verification): Pick<StatusSource, 'chainState' | 'verificationState'> {
+  return { chainState: () => v.chainState(), verificationState: () => v.state() };
+}
 
 describe('status: rate meter', () => {
   it('gives the per-second rate over the sliding window and forgets what left it', () => {
@@ -56,6 +60,7 @@ function snapshot(over: Partial<StatusSnapshot> = {}): StatusSnapshot {
     restarts: { total: 2, max: 5, windowMs: 60_000 },
     chain: { connected: true, lastFinalized: 42, lastProcessed: 41, reconnects: 0 },
     journal: { pending: 3, 'odd-key"': 1 },
+    verification: { enabled: true, target: 'x', chain: { connected: true }, pending: 2 },
     process: { rssBytes: 1, heapUsedBytes: 2, eventLoopDelayMs: { p50: 1, p99: 5, max: 9 } },
     ...over,
   };
@@ -98,6 +103,9 @@ describe('status: Prometheus rendering', () => {
     expect(lines).to.include('imgc_chain_last_finalized_block 42');
     expect(lines).to.include('imgc_journal_pending 3');
     expect(lines).to.include('imgc_journal_odd_key 1');
+    expect(lines).to.include('imgc_verification_enabled 1');
+    expect(lines).to.include('imgc_verification_pending 2');
+    expect(lines.some((l) => l.startsWith('imgc_verification_chain')), 'chain not repeated').to.equal(false);
     expect(lines).to.include('imgc_event_loop_delay_seconds{quantile="0.99"} 0.005');
     expect(lines).to.include('imgc_info{version="1.2.3",node="v20.0.0"} 1');
   });
@@ -182,10 +190,12 @@ describe('status server against a stand-in node', () => {
     const src = fakeSource({ stuck: [], perShard: true });
     src.chainState = () => ({ endpoint: 'ws://x', connected: false, lastFinalized: 7, lastProcessed: 7, reconnects: 3, lastError: 'gone' });
     src.journalState = () => ({ lsn: 12 });
+    src.verificationState = () => ({ enabled: true });
     srv = await startStatusServer(src, { port: 0 });
     const r = await get('/status');
     expect(r.json.chain).to.include({ connected: false, lastFinalized: 7, reconnects: 3 });
     expect(r.json.journal).to.deep.equal({ lsn: 12 });
+    expect(r.json.verification).to.deep.equal({ enabled: true });
   });
 
   it('binds loopback by default and refuses a port in use', async () => {

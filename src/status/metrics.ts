@@ -141,6 +141,11 @@ export function renderMetrics(s: StatusSnapshot): string {
     x.add('imgc_chain_reconnects_total', 'counter', 'Chain watcher connection attempts after the first.', s.chain.reconnects);
   }
   addTree(x, 'imgc_journal', 'Main-thread journal figure.', s.journal, {});
+  if (s.verification !== null && typeof s.verification === 'object' && !Array.isArray(s.verification)) {
+    // The chain watcher's figures are above already.
+    const { chain: _chain, ...rest } = s.verification as Record<string, unknown>;
+    addTree(x, 'imgc_verification', 'Verification by payment figure.', rest, {});
+  }
 
   x.add('imgc_process_resident_memory_bytes', 'gauge', 'Resident set size of the process.', s.process.rssBytes);
   x.add('imgc_process_heap_used_bytes', 'gauge', 'V8 heap in use on the main thread.', s.process.heapUsedBytes);

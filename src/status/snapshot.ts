@@ -56,6 +56,8 @@ export interface StatusSnapshot {
   restarts: { total: number; max: number; windowMs: number };
   chain: ChainView | null;
   journal: unknown;
+  /** Verification by payment (enabled, target, …) when the node runs it, else null. */
+  verification: unknown;
   process: {
     rssBytes: number;
     heapUsedBytes: number;
@@ -189,6 +191,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     restarts: { total: c.restarts, max: source.settings.restartMax, windowMs: source.settings.restartWindowMs },
     chain: chain ? { ...chain } : null,
     journal: source.journalState?.() ?? null,
+    verification: source.verificationState?.() ?? null,
     process: {
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,

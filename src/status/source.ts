@@ -53,6 +53,8 @@ export interface StatusSource {
   shardStatsOf?(index: number): Promise<ShardStats>;
   /** Chain watcher state, when verification by payment runs. */
   chainState?(): ChainView | null | undefined;
-  /** Main-thread journal state (e.g. pending registrations), reported as is. */
+  /** Main-thread journal state, reported as is. */
   journalState?(): unknown;
+  /** Verification by payment (Verification.state() in src/supervisor/verification.ts), reported as is. */
+  verificationState?(): unknown;
 }
