@@ -212,7 +212,7 @@ export function runToExit(args: string[], opts: { env?: Record<string, string | 
     let out = '';
     proc.stdout.on('data', (d: Buffer) => { out += d.toString(); });
     proc.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-    const t = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 10_000);
+    const t = setTimeout(() => proc.kill('SIGKILL'), opts.timeoutMs ?? 30_000);
     proc.once('exit', (code, signal) => { clearTimeout(t); res({ code, signal, output: out }); });
   });
 }
