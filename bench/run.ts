@@ -114,6 +114,7 @@ async function pairs(): Promise<Block> {
     columnsFor(workerList, 'open'),
     (t) => driver.flow(t, { mode: 'pairs', pairs: flagNum(flags, 'pairs', 500), duration, warmup, window: flagNum(flags, 'window', 4), rate: 0 }));
   b.targets.push({ figure: 'deliveries/s', check: (v, fl) => v >= 0.7 * fl, text: '≥ 0.7× floor' });
+  b.targets.push({ figure: 'deliveries/s, CPU-normalized', check: (v, fl) => v >= 0.7 * fl, text: '≥ 0.7× floor' });
   return b;
 }
 
@@ -128,7 +129,10 @@ async function fanout(group: number): Promise<Block> {
   const b = await measureBlock(`fanout group ${group} (${groups} group${groups > 1 ? 's' : ''}, closed loop, window ${window}/group${extra ? `; service run with ${extra.join(' ')}` : ''})`,
     columnsFor(workerList, 'open', extra),
     (t) => driver.flow(t, { mode: 'fanout', group, clients, duration, warmup, window, rate: 0 }));
-  if (group === 20 || group === 2000) b.targets.push({ figure: 'deliveries/s', check: (v, fl) => v >= 0.8 * fl, text: '≥ 0.8× floor' });
+  if (group === 20 || group === 2000) {
+    b.targets.push({ figure: 'deliveries/s', check: (v, fl) => v >= 0.8 * fl, text: '≥ 0.8× floor' });
+    b.targets.push({ figure: 'deliveries/s, CPU-normalized', check: (v, fl) => v >= 0.8 * fl, text: '≥ 0.8× floor' });
+  }
   return b;
 }
 
@@ -258,6 +262,10 @@ function report(cmd: string): string {
     '  limit; the floor and the service are then compared under the same handicap.',
     '- **other CPU %**: the machine\'s busy CPU over the window minus server and load generator: work of other',
     '  processes on the same cores. Rows where it is high are noisy; compare floor and service columns measured close together.',
+    '- **deliveries/s, CPU-normalized** = deliveries/s × (100 × nproc) / (server CPU % + loadgen CPU %): the rate if server',
+    '  and load generator had the whole machine, assuming the pair is CPU-bound (it is, for the floor: raw rates of the floor',
+    '  against itself swung 0.46–1.0× with other load while this figure stayed within ±2 %). It overstates a server that',
+    '  waits on something other than CPU (disk). **deliveries per server CPU-s** is the server\'s efficiency.',
     '- **capacity**: idle connections signed in (open auth) by several load-generator processes of 4,000 clients each, so',
     '  that none nears the 20,000 open-file limit; the server holds them all. KB per idle conn = (RSS held − RSS empty) /',
     '  connections. A few probe messages are sent between held clients to check they are still served.',
