@@ -48,7 +48,6 @@ async function main(): Promise<void> {
   await node.start();
   if (settings.statusPort !== 0) {
     status = await startStatusServer(node, { host: settings.statusHost, port: settings.statusPort, token: settings.statusToken });
-    log.info({ port: status.port, host: settings.statusHost }, 'status server listening');
   }
 }
 

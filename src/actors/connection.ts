@@ -17,8 +17,9 @@ export interface Router {
   readonly auth: 'signed' | 'open';
   readonly maxFrame: number;
   readonly rateLimit: number;
-  /** Counts one frame received (for the status figures). */
+  /** Count one frame received or sent (for the status figures). */
   received(): void;
+  sent(): void;
   verifySignature(message: string, signature: string, address: string): Promise<boolean>;
   signIn(peer: Connection, account: string): void;
   signOut(peer: Connection): void;
@@ -64,6 +65,7 @@ export class Connection implements Peer {
   send(frame: string | Buffer): boolean {
     if (this.socket.readyState !== 1) return false;
     this.socket.send(frame);
+    this.router.sent();
     return true;
   }
 

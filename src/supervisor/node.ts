@@ -24,6 +24,9 @@ import { Verification } from './verification';
 import { VERIFY_ADDRESS } from '../actors/verifier';
 import { legacyProof } from './legacy-import';
 
+/** Group requests that only read state or fan out: deciding them twice is harmless. */
+const REPLAYABLE_GROUP_ACTS = new Set(['detail', 'chat', 'notice']);
+
 export interface Counters {
   framesIn: number;
   framesOut: number;
@@ -42,8 +45,6 @@ export class Node implements Router {
   private readonly log = logger({ part: 'node' });
   private readonly pendingAcks = new Map<number, { conn: number; frame: string; remaining: number }>();
   private nextAckId = 1;
-  private statsWaiters: Array<(s: ShardStats[]) => void> = [];
-  private statsPending: ShardStats[] = [];
   readonly verification: Verification;
   onFatal: (err: unknown) => void = () => {};
   ready = false;
@@ -66,6 +67,7 @@ export class Node implements Router {
   get maxFrame(): number { return this.settings.maxFrame; }
   get rateLimit(): number { return this.settings.rateLimit; }
   received(): void { this.counters.framesIn++; }
+  sent(): void { this.counters.framesOut++; }
 
   async start(): Promise<{ port: number }> {
     const s = this.settings;
@@ -173,7 +175,7 @@ export class Node implements Router {
   }
 
   private sendTo(conn: number, frame: string): void {
-    if (this.registry.peer(conn)?.send(frame)) this.counters.framesOut++;
+    this.registry.peer(conn)?.send(frame);
   }
 
   /**
@@ -233,7 +235,7 @@ export class Node implements Router {
         const frame = renderFrame(p.tpl, account, seq);
         for (const peer of peers) {
           if (peer.id === p.except) { written++; continue; }
-          if (peer.send(frame)) { written++; this.counters.framesOut++; }
+          if (peer.send(frame)) written++;
         }
       }
       if (written === 0) {
@@ -254,9 +256,12 @@ export class Node implements Router {
       return;
     }
     const host = this.shards[index]!;
-    // Requests with a requester are answered (retry later); the rest is handed to the new shard.
+    // What changes no group state (detail, chat, notice) is simply decided again by the new shard;
+    // a change may already be journaled, so its requester is told to check and retry instead.
     for (const item of inFlight) {
-      if (item.t === 'group') {
+      // A control message (a stats query, the fault switch itself) is not worth a second try.
+      if (item.t === 'control') continue;
+      if (item.t === 'group' && !REPLAYABLE_GROUP_ACTS.has(item.origin.request.act)) {
         this.registry.peer(item.origin.conn)?.send(errorFrame(Code.UNAVAILABLE, 'part of the server restarted, please retry', item.origin.request));
       } else {
         host.post(item.t === 'deliver' ? { ...item, replay: true } : item);
@@ -278,23 +283,27 @@ export class Node implements Router {
     };
   }
 
-  /** Asks every shard for its figures. */
-  shardStats(): Promise<ShardStats[]> {
+  /** Per shard: who waits for its next stats answer (one control message asks for all of them). */
+  private statsWaiting: Array<Array<(s: ShardStats) => void>> = [];
+
+  /** Asks one shard for its figures; resolves when that shard answers (never, while it is stuck). */
+  shardStatsOf(index: number): Promise<ShardStats> {
     return new Promise((resolve) => {
-      const first = this.statsWaiters.length === 0;
-      this.statsWaiters.push(resolve);
-      if (!first) return;
-      this.statsPending = [];
-      for (const h of this.shards) h.post({ t: 'control', op: 'stats' });
+      const waiting = (this.statsWaiting[index] ??= []);
+      waiting.push(resolve);
+      if (waiting.length === 1) this.shards[index]!.post({ t: 'control', op: 'stats' });
     });
   }
 
-  private collectStats(_index: number, s: ShardStats): void {
-    this.statsPending.push(s);
-    if (this.statsPending.length < this.shards.length) return;
-    const waiters = this.statsWaiters;
-    this.statsWaiters = [];
-    for (const w of waiters) w(this.statsPending);
+  /** Asks every shard for its figures, in shard order. */
+  shardStats(): Promise<ShardStats[]> {
+    return Promise.all(this.shards.map((h) => this.shardStatsOf(h.index)));
+  }
+
+  private collectStats(index: number, s: ShardStats): void {
+    const waiting = this.statsWaiting[index] ?? [];
+    this.statsWaiting[index] = [];
+    for (const w of waiting) w(s);
   }
 
   /** Test-only fault switch: crashes one shard in the middle of its work. */
