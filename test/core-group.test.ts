@@ -13,6 +13,8 @@ import { groupAddress, partitionOf, workerOf } from '../src/supervisor/placement
 
 const RECORD_KEYS = ['announce', 'block', 'create', 'founder', 'group', 'id', 'manager', 'nick', 'notice', 'permit', 'status', 'update'];
 const GID = /^GD[A-Za-z]{10}$/;
+const PARTITIONS = 16;
+const WORKERS = 4;
 
 /** The fields a fanned-out copy may add to a reference frame: its recipient and sequence number. */
 const FANOUT_EXTRAS = ['seq', 'to'];
@@ -81,7 +83,8 @@ describe('core: group chat', function () {
 
   before(async () => {
     await accountsReady();
-    srv = await startServer(['--workers', '2']);
+    // Four workers: the placement test below needs several, and every other test then runs on them too.
+    srv = await startServer(['--workers', String(WORKERS), '--partitions', String(PARTITIONS)]);
   });
   afterEach(async () => { await Promise.all(clients.splice(0).map((c) => c.close())); });
   after(async () => { await srv?.stop(); });
@@ -290,6 +293,13 @@ describe('core: group chat', function () {
       expect((await detail(m[0]!.client, gid)).group).to.deep.equal(m.map((x) => x.account.address));
     });
 
+    it('when the last member leaves, the group is gone (44100)', async () => {
+      const a = await online('alone');
+      const { msg } = await ok(a.client, { cat: 'group', act: 'create', list: [a.account.address] });
+      await ok(a.client, { cat: 'group', act: 'leave', id: msg.id, account: a.account.address });
+      await refused(a.client, { cat: 'group', act: 'detail', id: msg.id }, 44100);
+    });
+
     it('a leaving manager hands the group to a remaining member', async () => {
       const { gid, m } = await makeGroup(3);
       await ok(m[0]!.client, { cat: 'group', act: 'leave', id: gid, account: m[0]!.account.address });
@@ -314,6 +324,12 @@ describe('core: group chat', function () {
       await refused(a.client, { cat: 'group', act: 'members', id: gid, members: a.account.address }, 44501);
       await refused(a.client, { cat: 'group', act: 'divert', id: gid, manager: a.account.address }, 44501);
       await ok(b.client, { cat: 'group', act: 'divert', id: gid, manager: a.account.address });
+    });
+
+    it('the new manager must be a member (44501)', async () => {
+      const { gid, m } = await makeGroup(2);
+      await refused(m[0]!.client, { cat: 'group', act: 'divert', id: gid, manager: newAccount().address }, 44501);
+      expect((await detail(m[0]!.client, gid)).manager).to.equal(m[0]!.account.address);
     });
 
     it('a non-manager is refused (44501)', async () => {
@@ -531,20 +547,21 @@ describe('core: group chat', function () {
       const x = await online('outsider');
       await refused(x.client, { cat: 'group', act: 'update', id: gid, key: 'nick', val: 'hijack' }, 44501);
       await refused(m[1]!.client, { cat: 'group', act: 'update', id: gid, key: 'pmt_free', val: false }, 44501);
-      expect((await detail(m[0]!.client, gid)).permit).to.deep.equal({ free: true, announce: false });
+      await refused(m[1]!.client, { cat: 'group', act: 'update', id: gid, key: 'pmt_announce', val: true }, 44501);
+      // The announcement follows permit.announce, as notices do.
+      await refused(m[1]!.client, { cat: 'group', act: 'update', id: gid, key: 'announce', val: 'by member' }, 44501);
+      const rec = await detail(m[0]!.client, gid);
+      expect(rec.permit).to.deep.equal({ free: true, announce: false });
+      expect(rec.announce).to.deep.equal({ content: '', expired: 0 });
     });
   });
 
   describe('placement on worker threads (--workers 4)', () => {
-    let four: ServerHandle;
-    const PARTITIONS = 16;
-    const WORKERS = 4;
-    before(async () => { four = await startServer(['--workers', String(WORKERS), '--partitions', String(PARTITIONS)]); });
-    after(async () => { await four?.stop(); });
+    const four = (): ServerHandle => srv;
 
     it('16 groups spread over more than one worker, and every group works wherever it lives', async () => {
-      const a = await online('alice', newAccount(), four);
-      const b = await online('bob', newAccount(), four);
+      const a = await online('alice', newAccount(), four());
+      const b = await online('bob', newAccount(), four());
       const gids: string[] = [];
       for (let i = 0; i < 16; i++) {
         const f = await ok(a.client, { cat: 'group', act: 'create', list: [b.account.address] });
@@ -568,7 +585,7 @@ describe('core: group chat', function () {
       // ("group:<id>") in its own partition's directory, which belongs to worker partition % workers.
       for (const gid of gids) {
         const expected = partitionOf(groupAddress(gid), PARTITIONS);
-        const holding = partitionsHolding(four.dataDir, JSON.stringify(groupAddress(gid)));
+        const holding = partitionsHolding(four().dataDir, JSON.stringify(groupAddress(gid)));
         expect(holding, `partitions holding ${gid}`).to.deep.equal([expected]);
       }
     });

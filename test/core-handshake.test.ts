@@ -164,6 +164,25 @@ describe('core: handshake', function () {
     });
   });
 
+  describe('a second active', () => {
+    it('switches the connection to the new account: messages for the first are kept for it, not written here', async () => {
+      const [first, second, sender] = [newAccount(), newAccount(), newAccount()];
+      const c = await connect(open, 'switcher');
+      const s = await connect(open, 'sender');
+      await c.signIn(first);
+      await s.signIn(sender);
+      await c.signIn(second);
+      s.request({ cat: 'chat', act: 'chat', to: first.address, msg: 'for first' });
+      s.request({ cat: 'chat', act: 'chat', to: second.address, msg: 'for second' });
+      const got = await c.next(isMessage(), 3000);
+      expect(got).to.deep.include({ msg: 'for second', to: second.address });
+      expect(await c.none(isMessage(), 200), 'a message for the first account').to.deep.equal([]);
+      const back = await connect(open, 'first-again');
+      await back.signIn(first);
+      expect(await back.next(isMessage(), 3000)).to.deep.include({ msg: 'for first', to: first.address });
+    });
+  });
+
   describe('signed mode', () => {
     const refused = async (c: Client, req: Frame): Promise<Frame> => {
       const sent = c.request(req);
