@@ -18,6 +18,8 @@ export interface Settings {
   inboxMax: number;
   inboxMaxAgeMs: number;
   maxGroupSize: number;
+  groupsResident: number;
+  groupIdleMs: number;
   partitions: number;
   fsync: 'always' | 'grouped' | 'off';
   checkpointEvery: number;
@@ -55,6 +57,8 @@ const specs: { [K in keyof Settings]: Spec } = {
   inboxMax: { flag: 'inbox-max', kind: 'int', def: 1000, min: 1, max: 1_000_000, help: 'stored messages kept per account' },
   inboxMaxAgeMs: { flag: 'inbox-max-age-ms', kind: 'int', def: 30 * 24 * 3600_000, min: 1000, max: 10 * 365 * 24 * 3600_000, help: 'oldest stored message kept' },
   maxGroupSize: { flag: 'max-group-size', kind: 'int', def: 5000, min: 2, max: 100_000, help: 'most members of a group' },
+  groupsResident: { flag: 'groups-resident', kind: 'int', def: 200_000, min: 1, max: 100_000_000, help: 'most group actors kept in memory per worker thread' },
+  groupIdleMs: { flag: 'group-idle-ms', kind: 'int', def: 600_000, min: 100, max: 86_400_000, help: 'a group quiet this long is checkpointed to cold storage and leaves memory' },
   partitions: { flag: 'partitions', kind: 'int', def: 16, min: 1, max: 1024, help: 'storage partitions (fixed for a data directory)' },
   fsync: { flag: 'fsync', kind: ['always', 'grouped', 'off'], def: 'grouped', help: 'journal fsync policy' },
   checkpointEvery: { flag: 'checkpoint-every', kind: 'int', def: 10_000, min: 1, max: 10_000_000, help: 'journal records between checkpoints of a partition' },

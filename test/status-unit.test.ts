@@ -122,7 +122,7 @@ function fakeSource(opts: { stuck: number[]; perShard: boolean }): StatusSource 
   const shards: ShardView[] = [0, 1, 2].map((index) => ({ index, up: true, threadId: 10 + index, startedAt: Date.now(), mailbox: { depth: index } }));
   const stats = (i: number): Promise<ShardStats> => opts.stuck.includes(i)
     ? new Promise<ShardStats>(() => { /* never */ })
-    : Promise.resolve({ t: 'stats', groups: i, inboxes: 1, stored: 2, processed: 3, persistence: { kind: 'memory', records: i } });
+    : Promise.resolve({ t: 'stats', groups: i, coldGroups: 0, inboxes: 1, stored: 2, processed: 3, persistence: { kind: 'memory', records: i } });
   const src: StatusSource = {
     startedAt: Date.now() - 1000,
     ready: true,

@@ -101,7 +101,10 @@ export interface Backlog { t: 'backlog'; conn: number; frames: string[] }
 
 export interface ShardStats {
   t: 'stats';
+  /** Resident group actors. */
   groups: number;
+  /** Group actors evicted to cold storage. */
+  coldGroups: number;
   inboxes: number;
   stored: number;
   processed: number;

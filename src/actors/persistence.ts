@@ -19,6 +19,8 @@ export interface ShardConfig {
   testFaults: boolean;
   logLevel: string;
   verify: VerifierConfig;
+  groupsResident: number;
+  groupIdleMs: number;
 }
 
 export interface Persistence {

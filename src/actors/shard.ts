@@ -14,6 +14,8 @@ import { applyInbox, emptyInbox, type InboxEvent, type InboxState } from './inbo
 import { groupAddress, inboxAddress } from '../supervisor/placement';
 import type { Persistence, ShardConfig } from './persistence';
 import { StorePersistence } from '../store/shard-persistence';
+import { ColdStore } from '../store/cold';
+import { LRUCache } from 'lru-cache';
 import { VERIFY_ADDRESS, Verifier, type VerifierEvent, type VerifierState } from './verifier';
 
 const cfg = workerData as ShardConfig;
@@ -21,12 +23,44 @@ setLogLevel(cfg.logLevel);
 const log = logger({ shard: cfg.index });
 
 class Shard {
-  private readonly groups = new Map<string, GroupRecord>();
+  /**
+   * Resident groups. A group quiet for `groupIdleMs`, or pushed out by `groupsResident`, is written
+   * to cold storage and leaves memory; its next message brings it back (a virtual actor).
+   */
+  private readonly groups: LRUCache<string, GroupRecord>;
+  private readonly cold = new ColdStore(cfg.dataDir, cfg.partitions);
+  private coldCount: number;
   private readonly inboxes = new Map<string, InboxState>();
   private processed = 0;
   private verifier: Verifier | undefined;
 
-  constructor(private readonly store: Persistence) {}
+  constructor(private readonly store: Persistence) {
+    this.coldCount = this.cold.count(cfg.partitionsOwned);
+    this.groups = new LRUCache<string, GroupRecord>({
+      max: cfg.groupsResident,
+      ttl: cfg.groupIdleMs,
+      updateAgeOnGet: true,
+      dispose: (g, id, reason) => {
+        if (reason !== 'evict' && reason !== 'expire') return;
+        this.cold.write(groupAddress(id), g);
+        this.coldCount++;
+      },
+    });
+    const sweep = setInterval(() => this.groups.purgeStale(), Math.min(cfg.groupIdleMs, 30_000));
+    sweep.unref();
+  }
+
+  /** The group's state: resident, or brought back from cold storage (undefined: no such group). */
+  private group(id: string): GroupRecord | undefined {
+    const g = this.groups.get(id);
+    if (g) return g;
+    const cold = this.cold.read(groupAddress(id)) as GroupRecord | undefined;
+    if (cold) {
+      this.groups.set(id, cold);
+      this.coldCount--;
+    }
+    return cold;
+  }
 
   /** Rebuilds actor state from what the store restored (snapshot, then journal tail). */
   restore(): void {
@@ -54,8 +88,13 @@ class Shard {
     if (address === VERIFY_ADDRESS) return this.verify().apply(ev as VerifierEvent);
     if (address.startsWith('group:')) {
       const id = address.slice(6);
-      const next = applyGroup(this.groups.get(id), ev as never);
-      if (next) this.groups.set(id, next); else this.groups.delete(id);
+      const next = applyGroup(this.group(id), ev as never);
+      if (next) this.groups.set(id, next);
+      else {
+        this.groups.delete(id);
+        // A destroyed group must not come back from an older cold copy.
+        this.cold.remove(groupAddress(id));
+      }
     } else {
       const account = address.slice(6);
       applyInbox(this.inbox(account), ev as InboxEvent);
@@ -111,7 +150,7 @@ class Shard {
 
   /** Imported groups never overwrite a live one; imported history is kept like any message for an absent account. */
   private onImport(item: Import): void {
-    if (item.group && !this.groups.has(item.group.id)) {
+    if (item.group && !this.group(item.group.id)) {
       this.commit(groupAddress(item.group.id), [{ e: 'created', record: item.group }]);
     }
     if (item.account && item.frames) {
@@ -124,7 +163,7 @@ class Shard {
   }
 
   private onGroup(call: GroupCall, out: FromShard[]): void {
-    const decision = decideGroup(this.groups.get(call.id), call, cfg.limits);
+    const decision = decideGroup(this.group(call.id), call, cfg.limits);
     this.commit(groupAddress(call.id), decision.events);
     out.push(...decision.out);
   }
@@ -151,7 +190,7 @@ class Shard {
     if (op === 'checkpoint') { void this.store.checkpoint(this.snapshot()); return; }
     let stored = 0;
     for (const s of this.inboxes.values()) stored += s.stored.length;
-    out.push({ t: 'stats', groups: this.groups.size, inboxes: this.inboxes.size, stored, processed: this.processed, persistence: this.store.stats() });
+    out.push({ t: 'stats', groups: this.groups.size, coldGroups: Math.max(0, this.coldCount), inboxes: this.inboxes.size, stored, processed: this.processed, persistence: this.store.stats() });
   }
 }
 

@@ -126,12 +126,6 @@ export function isReady(source: StatusSource): boolean {
   return source.ready && source.shards.length > 0 && source.shards.every((s) => s.up);
 }
 
-function numberIn(v: unknown, key: string): number | undefined {
-  if (v === null || typeof v !== 'object') return undefined;
-  const x = (v as Record<string, unknown>)[key];
-  return typeof x === 'number' && Number.isFinite(x) ? x : undefined;
-}
-
 export async function takeSnapshot(source: StatusSource, live: LiveFigures, statsTimeoutMs: number): Promise<StatusSnapshot> {
   const stats = await gatherShardStats(source, statsTimeoutMs);
   const now = Date.now();
@@ -157,8 +151,8 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
   for (const s of stats) {
     if (!s) continue;
     resident += s.groups;
-    // A store that evicts idle groups reports how many it holds in all; until then every group is resident.
-    total += numberIn(s.persistence, 'groupsTotal') ?? s.groups;
+    // Evicted (cold) groups still exist: they come back on their next message.
+    total += s.groups + s.coldGroups;
     stored += s.stored;
   }
   const c = source.counters;

@@ -18,7 +18,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { logger, type Logger } from '../log';
-import { fsyncDir } from './fsutil';
+import { fsyncDir, isNotFound } from './fsutil';
+import { COLD_DIR } from './cold';
 import { listSegments } from './journal';
 import { partitionDir, readMeta } from './layout';
 import { listSnapshots, verifySnapshot, SnapshotCorruptError } from './snapshot';
@@ -71,6 +72,7 @@ export async function backupDataDir(src: string, dest: string, log: Logger = log
       const to = path.join(work, cap.name);
       fs.mkdirSync(to);
       await copyPartition(cap, to, result, log);
+      await copyColdActors(cap.dir, to, result);
       fsyncDir(to);
     }
 
@@ -157,6 +159,27 @@ async function copyPartition(cap: PartitionCapture, to: string, result: BackupRe
     result.files++;
     result.bytes += bytes;
   }
+}
+
+/** Evicted actors' files: each is replaced whole by rename, so a plain copy sees one version. */
+async function copyColdActors(from: string, to: string, result: BackupResult): Promise<void> {
+  const dir = path.join(from, COLD_DIR);
+  if (!fs.existsSync(dir)) return;
+  fs.mkdirSync(path.join(to, COLD_DIR));
+  for (const name of fs.readdirSync(dir)) {
+    if (!name.endsWith('.json')) continue;
+    let data: Buffer;
+    try {
+      data = await fs.promises.readFile(path.join(dir, name));
+    } catch (e) {
+      if (isNotFound(e)) continue; // brought back to memory and destroyed meanwhile
+      throw e;
+    }
+    await writeDurable(path.join(to, COLD_DIR, name), [data]);
+    result.files++;
+    result.bytes += data.length;
+  }
+  fsyncDir(path.join(to, COLD_DIR));
 }
 
 async function readPrefix(fh: fs.promises.FileHandle, length: number): Promise<Buffer> {

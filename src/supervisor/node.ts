@@ -87,6 +87,8 @@ export class Node implements Router {
         testFaults: s.testFaults,
         logLevel: s.logLevel,
         verify: { target: s.verifyTarget, ttlMs: s.verifyTtlMs },
+        groupsResident: s.groupsResident,
+        groupIdleMs: s.groupIdleMs,
       };
       this.shards.push(new ShardHost(cfg, {
         output: (i, items) => this.onShardOutput(i, items),
