@@ -8,7 +8,7 @@ import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { accountsReady, newAccount, newAccounts, type Account } from './support/accounts';
 import { Client, isMessage, isNotice, type Frame } from './support/client';
-import { startServer, type ServerHandle } from './support/server';
+import { getStatus, startServer, type ServerHandle } from './support/server';
 import { groupAddress, partitionOf, workerOf } from '../src/supervisor/placement';
 
 const RECORD_KEYS = ['announce', 'block', 'create', 'founder', 'group', 'id', 'manager', 'nick', 'notice', 'permit', 'status', 'update'];
@@ -84,7 +84,7 @@ describe('core: group chat', function () {
   before(async () => {
     await accountsReady();
     // Four workers: the placement test below needs several, and every other test then runs on them too.
-    srv = await startServer(['--workers', String(WORKERS), '--partitions', String(PARTITIONS)]);
+    srv = await startServer(['--workers', String(WORKERS), '--partitions', String(PARTITIONS)], { status: true });
   });
   afterEach(async () => { await Promise.all(clients.splice(0).map((c) => c.close())); });
   after(async () => { await srv?.stop(); });
@@ -559,18 +559,27 @@ describe('core: group chat', function () {
   describe('placement on worker threads (--workers 4)', () => {
     const four = (): ServerHandle => srv;
 
-    it('16 groups spread over more than one worker, and every group works wherever it lives', async () => {
+    it('16 groups spread over more than one worker (GET /status agrees with placement), and every group works wherever it lives', async () => {
       const a = await online('alice', newAccount(), four());
       const b = await online('bob', newAccount(), four());
+      const before = await workerStatus(four());
       const gids: string[] = [];
       for (let i = 0; i < 16; i++) {
         const f = await ok(a.client, { cat: 'group', act: 'create', list: [b.account.address] });
         gids.push(f.msg.id);
       }
       await b.client.nextN(16, isNotice('group', 'create'), 5000);
-      // No status endpoint yet: the placement functions of the service say where each group lives.
+      // Where the service's placement functions say each group lives…
       const workers = gids.map((g) => workerOf(groupAddress(g), PARTITIONS, WORKERS));
       expect(new Set(workers).size, `workers ${workers.join(',')}`).to.be.greaterThan(1);
+      // …is where the status server counts them: per worker, the new groups it holds.
+      const after = await workerStatus(four());
+      expect(after.map((w) => w.index)).to.deep.equal([0, 1, 2, 3]);
+      expect(new Set(after.map((w) => w.threadId)).size, 'distinct worker threads').to.equal(WORKERS);
+      const added = after.map((w, i) => (w.groups ?? NaN) - (before[i]!.groups ?? NaN));
+      const expected = [0, 1, 2, 3].map((w) => workers.filter((x) => x === w).length);
+      expect(added, 'new groups per worker (status) vs placement').to.deep.equal(expected);
+      expect(added.filter((n) => n > 0).length).to.be.greaterThan(1);
 
       for (const [i, gid] of gids.entries()) {
         expect((await detail(b.client, gid)).group).to.deep.equal([a.account.address, b.account.address]);
@@ -591,6 +600,14 @@ describe('core: group chat', function () {
     });
   });
 });
+
+interface WorkerFigures { index: number; threadId: number | null; groups: number | null }
+
+/** The per-worker figures of GET /status. */
+async function workerStatus(server: ServerHandle): Promise<WorkerFigures[]> {
+  const s = await getStatus<{ workers: WorkerFigures[] }>(server);
+  return s.workers;
+}
 
 /** The partition directories (`p<NN>`) whose files mention `text`. */
 function partitionsHolding(dataDir: string, text: string): number[] {

@@ -8,7 +8,8 @@
  *   await srv.stop();
  *
  * Defaults (added only when the flag is absent from `args`): --port <free> --host 127.0.0.1
- * --auth open --workers 2 --data <fresh temp dir>. `opts.omit` drops defaults (e.g. `['port']`
+ * --auth open --workers 2 --data <fresh temp dir> --status-port 0 (the status server is off unless
+ * `opts.status` asks for it on a free port, or `args` give --status-port; then `statusUrl` is set). `opts.omit` drops defaults (e.g. `['port']`
  * when a config file or the environment gives it; then pass `opts.port` so readiness knows where
  * to look). Restarting on the same data: `startServer(args, { dataDir: old.dataDir })` after
  * `old.stop({ keepData: true })` or `old.kill('SIGKILL')` (kill never removes data).
@@ -28,12 +29,14 @@ export interface StartOptions {
   env?: Record<string, string | undefined>;
   /** Use this data directory instead of a fresh one (it is then never removed by `stop`). */
   dataDir?: string;
-  /** Default flags not to add: any of 'port', 'host', 'auth', 'workers', 'data'. */
+  /** Default flags not to add: any of 'port', 'host', 'auth', 'workers', 'data', 'status-port'. */
   omit?: string[];
   /** Port to wait on when `--port` is neither in `args` nor added (config file, environment). */
   port?: number;
   /** How long to wait for the first init frame (default 15 s). */
   readyTimeoutMs?: number;
+  /** Run the HTTP status server on a free loopback port (see `statusUrl`, `getStatus`). */
+  status?: boolean;
 }
 
 export interface Exit { code: number | null; signal: NodeJS.Signals | null }
@@ -43,6 +46,8 @@ export interface ServerHandle {
   /** ws://127.0.0.1:<port> */
   url: string;
   dataDir: string;
+  /** http://127.0.0.1:<status port> when the status server runs, else undefined. */
+  statusUrl: string | undefined;
   proc: ChildProcess;
   /** Everything the process wrote to stdout and stderr so far (bounded to the last 1 MiB). */
   output(): string;
@@ -153,6 +158,10 @@ async function startOnce(args: string[], opts: StartOptions, omit: Set<string>, 
   if (!hasFlag(args, 'workers') && !omit.has('workers')) full.push('--workers', '2');
   // The status server is on by default (7789); tests that want it pass --status-port themselves.
   if (!hasFlag(args, 'status-port') && !omit.has('status-port')) full.push('--status-port', '0');
+  let statusPort: number | undefined;
+  if (hasFlag(args, 'status-port')) statusPort = Number(flagValue(args, 'status-port')) || undefined;
+  else if (opts.status) { statusPort = await freePort(); full.push('--status-port', String(statusPort)); }
+  else if (!omit.has('status-port')) full.push('--status-port', '0');
   const ownData = opts.dataDir === undefined && !hasFlag(args, 'data');
   const dataDir = opts.dataDir ?? flagValue(args, 'data') ?? tempDir();
   if (!hasFlag(args, 'data') && !omit.has('data')) full.push('--data', dataDir);
@@ -178,6 +187,7 @@ async function startOnce(args: string[], opts: StartOptions, omit: Set<string>, 
     port,
     url: `ws://127.0.0.1:${port}`,
     dataDir,
+    statusUrl: statusPort === undefined ? undefined : `http://127.0.0.1:${statusPort}`,
     proc,
     output: () => out,
     exited,
@@ -195,12 +205,40 @@ async function startOnce(args: string[], opts: StartOptions, omit: Set<string>, 
   };
 
   try {
-    await waitForInit(handle.url, Date.now() + (opts.readyTimeoutMs ?? 15_000), () => hasExited);
+    const deadline = Date.now() + (opts.readyTimeoutMs ?? 15_000);
+    await waitForInit(handle.url, deadline, () => hasExited);
+    // The status server starts after the endpoint: wait for it too when asked for.
+    if (handle.statusUrl) await waitForHttp(`${handle.statusUrl}/healthz`, deadline, () => hasExited);
   } catch (err) {
     await handle.stop();
     throw new Error(`${(err as Error).message}\n--- server output ---\n${out}`);
   }
   return handle;
+}
+
+async function waitForHttp(url: string, deadline: number, exited: () => boolean): Promise<void> {
+  let lastError: unknown;
+  while (Date.now() < deadline) {
+    if (exited()) throw new Error('server exited before its status server was ready');
+    try {
+      const res = await fetch(url, { signal: AbortSignal.timeout(2000) });
+      await res.arrayBuffer();
+      return;
+    } catch (err) {
+      lastError = err;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+  throw new Error(`status server not ready: ${String(lastError)}`);
+}
+
+/** GET `<statusUrl><path>` (default /status) as JSON; throws on a non-2xx answer. */
+export async function getStatus<T = Record<string, unknown>>(server: ServerHandle, path = '/status', token?: string): Promise<T> {
+  if (!server.statusUrl) throw new Error('getStatus: start the server with { status: true }');
+  const res = await fetch(`${server.statusUrl}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10_000) });
+  const body = await res.text();
+  if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${body}`);
+  return JSON.parse(body) as T;
 }
 
 export interface RunResult extends Exit { output: string }
