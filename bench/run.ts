@@ -275,6 +275,18 @@ function report(cmd: string): string {
     '  accounts sign in and the time until each has all its stored messages is measured.',
     '- **errors**: error frames + sockets closed by the server + failed sign-ins; **lost**: sent and never delivered',
     '  (after a bounded drain).', '');
+  out.push('## Limits of this harness',
+    '',
+    "- Two cores for everything: server, load generator and (here) other sessions' builds and tests. Raw rates move with",
+    '  the other load; read them together with **other CPU %** and the CPU-normalized row.',
+    '- The load generator is one process for pairs, fan-out, signin and offline. In signin it is the limit for the floor',
+    '  (client-side sr25519 signing, loadgen CPU near 100 %).',
+    "- Closed-loop latencies are queueing behind the window (Little's law), not service latency; use the open-loop row.",
+    '- The 2000-member group is created with one `create` frame of ~100 KB: the service runs with `--max-frame 262144`',
+    '  there (its default is 64 KiB). Every other service run uses exactly',
+    '  `--port P --host 127.0.0.1 --auth open|signed --workers N --data <fresh dir>` and `IMGC_LOG_LEVEL=warn`.',
+    '- Capacity is limited by the 20,000 open files per process: the server holds all 19,000 sockets; the client ends are',
+    '  spread over load-generator processes of at most 4,000. Client ports come from the ephemeral range (28,232 ports).', '');
   if (problems.length > 0) out.push('## Problems in this run', '', ...problems.map((p) => `- ${p}`), '');
   return out.join('\n');
 }
@@ -330,7 +342,7 @@ async function main(): Promise<void> {
 }
 
 function writeDoc(cmd: string): void {
-  const file = path.join(ROOT, flags.get('out') ?? 'docs/benchmarks.md');
+  const file = path.resolve(ROOT, flags.get('out') ?? 'docs/benchmarks.md');
   fs.mkdirSync(path.dirname(file), { recursive: true });
   fs.writeFileSync(file, report(cmd));
   process.stdout.write(`bench: wrote ${path.relative(ROOT, file)}\n`);
