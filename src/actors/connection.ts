@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import type { WebSocket } from 'ws';
 import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
-import { validate } from '../protocol/schema';
+import { sanitize, validate } from '../protocol/schema';
 import type { Logger } from '../log';
 import type { Peer } from '../supervisor/registry';
 
@@ -43,6 +43,12 @@ export function newGroupId(): string {
 /** The spam token: 24 random bytes in base64url, unguessable (the first service used 12 letters). */
 export function newSpam(): string {
   return randomBytes(24).toString('base64url');
+}
+
+/** The group a request is for: chat and notice name it in `to`, the rest in `id`; create makes one. */
+function groupIdOf(r: Request): string {
+  if (r.act === 'create') return newGroupId();
+  return String(r.act === 'chat' || r.act === 'notice' ? r.to : r.id);
 }
 
 export class Connection implements Peer {
@@ -107,16 +113,17 @@ export class Connection implements Peer {
     return true;
   }
 
-  private dispatch(r: Request): void {
-    if (r.spam !== this.spam) return this.refuse(Code.BAD_SPAM, 'spam does not match this connection', r);
-    const invalid = validate(r);
-    if (invalid) return this.refuse(invalid.code, invalid.error, r);
+  private dispatch(raw: Request): void {
+    if (raw.spam !== this.spam) return this.refuse(Code.BAD_SPAM, 'spam does not match this connection', raw);
+    const invalid = validate(raw);
+    if (invalid) return this.refuse(invalid.code, invalid.error, raw);
+    const r = sanitize(raw);
     const cat = r.cat ?? 'chat';
     if (cat === 'chat' && r.act === 'active') return void this.activate(r);
     if (this.account === undefined) return this.refuse(Code.NOT_ACTIVE, 'sign in with "active" first', r);
     switch (cat) {
       case 'chat': return this.chat(r);
-      case 'group': return this.router.group(this, r.act === 'create' ? newGroupId() : String(r.id ?? r.to), r);
+      case 'group': return this.router.group(this, groupIdOf(r), r);
       case 'vertify': return this.router.vertify(this, r);
     }
   }

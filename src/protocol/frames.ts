@@ -4,6 +4,7 @@
  * (`seq`, `mid`, `sig`) are extra keys that legacy clients ignore.
  */
 import type { ErrorCode } from './codes';
+import { echoable } from './schema';
 
 export type Cat = 'chat' | 'group' | 'vertify';
 
@@ -56,7 +57,7 @@ export function errorFrame(code: ErrorCode, error: string, request: unknown): st
     cat: typeof r?.cat === 'string' ? r.cat : 'chat',
     act: typeof r?.act === 'string' ? r.act : 'unknown',
   };
-  return JSON.stringify({ type: 'error', error, code, method, request: r ?? null } satisfies ErrorFrame);
+  return JSON.stringify({ type: 'error', error, code, method, request: echoable(r ?? null) } satisfies ErrorFrame);
 }
 
 /**

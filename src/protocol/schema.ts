@@ -105,6 +105,30 @@ function checkParam(name: string, p: Param, v: unknown): Invalid | undefined {
   }
 }
 
+/**
+ * The request as its schema knows it: cat, act, callback, spam and the schema's parameters, nothing
+ * else. Only this goes further in: an ignored field cannot weigh on a mailbox or an actor.
+ */
+export function sanitize(r: Request): Request {
+  const cat = r.cat === undefined ? 'chat' : String(r.cat);
+  const out: Request = r.cat === undefined ? { act: r.act } : { cat, act: r.act };
+  if (r.callback !== undefined) out.callback = r.callback;
+  if (r.spam !== undefined) out.spam = r.spam;
+  for (const name of Object.keys(schemas[cat]?.[r.act] ?? {})) if (r[name] !== undefined) out[name] = r[name];
+  return out;
+}
+
+/** Deeper than this, a value is not echoed back: serializing it could exhaust the stack. */
+const ECHO_DEPTH = 256;
+
+/** A request fit to echo in an error frame: a value nested beyond the limit is replaced by a note. */
+export function echoable(request: unknown): unknown {
+  if (request === null || typeof request !== 'object' || Array.isArray(request)) return null;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(request)) out[k] = depthOf(v, ECHO_DEPTH) > ECHO_DEPTH ? '[nested too deep]' : v;
+  return out;
+}
+
 /** Checks a parsed frame: its shape, its (cat, act), and every parameter of that schema. */
 export function validate(r: Request): Invalid | undefined {
   if (typeof r.act !== 'string') return { code: Code.INVALID_REQUEST, error: '"act" must be a string' };

@@ -38,8 +38,33 @@ export class Mailbox<T> {
     const batch: Batch<T> = { id: this.nextId++, items: this.queue };
     this.queue = [];
     this.inFlight.set(batch.id, batch.items);
-    this.port.postMessage(batch);
+    try {
+      this.port.postMessage(batch);
+    } catch (err) {
+      // Items are checked at the edge, so a batch that cannot be cloned is a bug; never let it take
+      // the process down with everything else in the batch: send the items one by one instead.
+      this.inFlight.delete(batch.id);
+      this.onUnsendable(err, batch.items);
+    }
   }
+
+  /** Sends items singly after a batch failed; an item that still fails is reported and dropped. */
+  private onUnsendable(err: unknown, items: T[]): void {
+    for (const item of items) {
+      const single: Batch<T> = { id: this.nextId++, items: [item] };
+      try {
+        this.inFlight.set(single.id, single.items);
+        this.port!.postMessage(single);
+      } catch (e) {
+        this.inFlight.delete(single.id);
+        this.dropped(e, item);
+      }
+    }
+    void err;
+  }
+
+  /** Told of an item that could not cross the thread boundary (set by the owner to log and answer). */
+  dropped: (err: unknown, item: T) => void = () => {};
 
   /** The shard answered batch `id`: its items are done. */
   settle(id: number): void { this.inFlight.delete(id); }

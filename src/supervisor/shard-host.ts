@@ -27,6 +27,7 @@ export class ShardHost {
 
   constructor(readonly cfg: ShardConfig, private readonly events: ShardEvents) {
     this.log = logger({ shard: cfg.index });
+    this.mailbox.dropped = (err, item) => this.log.error({ err, kind: item.t }, 'message could not cross to the shard; dropped');
   }
 
   get index(): number { return this.cfg.index; }
