@@ -30,6 +30,8 @@ const warmup = flagNum(flags, 'warmup', 2);
 const workerList = (flags.get('workers') ?? '1,2,4').split(',').map(Number).filter((n) => n > 0);
 const defaultWorkers = flagNum(flags, 'default-workers', 2);
 const maxMinutes = flagNum(flags, 'max-minutes', 14);
+/** Extra flags for every service start, e.g. `--service-args "--fsync off"`. */
+const serviceArgs = (flags.get('service-args') ?? '').split(' ').filter(Boolean);
 const t0 = now();
 const loadStart = fs.existsSync('/proc/loadavg') ? fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ') : '?';
 
@@ -64,7 +66,7 @@ function columnsFor(workers: number[], auth: 'open' | 'signed', extra?: string[]
   if (runFloor) cols.push({ name: 'floor', spec: { kind: 'floor', workers: 1, auth } });
   if (runService) {
     for (const w of workers) {
-      const spec: ServerSpec = vsFloor ? { kind: 'floor', workers: w, auth } : { kind: 'service', workers: w, auth, extra };
+      const spec: ServerSpec = vsFloor ? { kind: 'floor', workers: w, auth } : { kind: 'service', workers: w, auth, extra: [...serviceArgs, ...(extra ?? [])] };
       cols.push({ name: vsFloor ? `floor#${w}` : describe({ ...spec, extra: undefined }), spec });
     }
   }
