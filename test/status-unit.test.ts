@@ -49,12 +49,12 @@ function snapshot(over: Partial<StatusSnapshot> = {}): StatusSnapshot {
   return {
     service: 'imgc', version: '1.2.3', nodeVersion: 'v20.0.0', pid: 1, time: new Date(0).toISOString(),
     startedAt: new Date(0).toISOString(), uptimeSeconds: 12.5, ready: true, connections: 3, accounts: 2,
-    groups: { resident: 4, total: 4 }, storedMessages: 7,
+    groups: { resident: 4, total: 4 }, inboxes: 2, storedMessages: 7,
     messages: { inTotal: 100, outTotal: 200, bouncedTotal: 1, inPerSecond: 1.5, outPerSecond: 3, windowSeconds: 10 },
     workers: [
-      { index: 0, threadId: 1, up: true, startedAt: new Date(1000).toISOString(), mailboxDepth: 0, responsive: true, groups: 4, inboxes: 2, storedMessages: 7, processed: 10,
+      { index: 0, threadId: 1, up: true, startedAt: new Date(1000).toISOString(), mailboxDepth: 0, responsive: true, groups: 4, processed: 10,
         persistence: { kind: 'disk', partitions: [{ partition: 0, lsn: 5, durableLsn: 5, lastCheckpointAt: null }, { partition: 2, lsn: 9, durableLsn: 8, lastCheckpointAt: 1000 }] } },
-      { index: 1, threadId: null, up: false, startedAt: null, mailboxDepth: 3, responsive: false, groups: null, inboxes: null, storedMessages: null, processed: null, persistence: null },
+      { index: 1, threadId: null, up: false, startedAt: null, mailboxDepth: 3, responsive: false, groups: null, processed: null, persistence: null },
     ],
     unresponsiveWorkers: [1], statsComplete: false,
     restarts: { total: 2, max: 5, windowMs: 60_000 },
@@ -122,7 +122,7 @@ function fakeSource(opts: { stuck: number[]; perShard: boolean }): StatusSource 
   const shards: ShardView[] = [0, 1, 2].map((index) => ({ index, up: true, threadId: 10 + index, startedAt: Date.now(), mailbox: { depth: index } }));
   const stats = (i: number): Promise<ShardStats> => opts.stuck.includes(i)
     ? new Promise<ShardStats>(() => { /* never */ })
-    : Promise.resolve({ t: 'stats', groups: i, coldGroups: 0, inboxes: 1, stored: 2, processed: 3, persistence: { kind: 'memory', records: i } });
+    : Promise.resolve({ t: 'stats', groups: i, coldGroups: 0, processed: 3, persistence: { kind: 'memory', records: i } });
   const src: StatusSource = {
     startedAt: Date.now() - 1000,
     ready: true,
@@ -158,7 +158,7 @@ describe('status server against a stand-in node', () => {
     expect(r.json.workers[1].groups).to.equal(null);
     expect(r.json.workers[2].groups).to.equal(2);
     expect(r.json.groups.resident).to.equal(2);
-    expect(r.json.storedMessages).to.equal(4);
+    expect(r.json.groups.total).to.equal(2);
     expect(r.json.workers[1].mailboxDepth).to.equal(1);
   });
 
@@ -186,15 +186,16 @@ describe('status server against a stand-in node', () => {
     expect((await get('/healthz')).status).to.equal(200);
   });
 
-  it('reports the chain watcher and journal state when the node provides them', async () => {
+  it('reports the chain watcher, inboxes and journal state when the node provides them', async () => {
     const src = fakeSource({ stuck: [], perShard: true });
     src.chainState = () => ({ endpoint: 'ws://x', connected: false, lastFinalized: 7, lastProcessed: 7, reconnects: 3, lastError: 'gone' });
-    src.journalState = () => ({ lsn: 12 });
+    src.inboxState = () => ({ inboxes: 3, stored: 5, persistence: { lsn: 12 } });
     src.verificationState = () => ({ enabled: true });
     srv = await startStatusServer(src, { port: 0 });
     const r = await get('/status');
     expect(r.json.chain).to.include({ connected: false, lastFinalized: 7, reconnects: 3 });
     expect(r.json.journal).to.deep.equal({ lsn: 12 });
+    expect(r.json).to.include({ inboxes: 3, storedMessages: 5 });
     expect(r.json.verification).to.deep.equal({ enabled: true });
   });
 

@@ -1,5 +1,5 @@
 /**
- * The messages actors send each other across threads. A mailbox carries them in batches:
+ * The messages actors send each other across threads (main thread ↔ shards). A mailbox carries them in batches:
  * one postMessage per batch, never one per message. Everything here is plain data
  * (structured-cloneable) with a short tag `t`.
  */
@@ -16,47 +16,11 @@ export interface Origin {
 /** main → shard: a request for a group actor (address `group:<id>`). */
 export interface GroupCall { t: 'group'; id: string; origin: Origin; now: number }
 
-/**
- * main → shard: messages for inbox actors (address `inbox:<account>`), one template for all of them.
- * `online[i]` is what the registry knew of accounts[i] when routing; `except` is the requesting
- * connection, which already got its own answer.
- */
-export interface Deliver {
-  t: 'deliver';
-  accounts: string[];
-  online: boolean[];
-  tpl: Template;
-  now: number;
-  except?: number;
-  /** Answer `{t:'accepted', ackId}` once this part of the delivery is durable (the sender waits for it). */
-  ackId?: number;
-  /** Sender and message id: a resend with the same key is not delivered twice. */
-  key?: string;
-  /** Handed again to a restarted shard: it may already be in the journal. */
-  replay?: boolean;
-}
-
-/** main → shard: a signed-in connection asks for everything kept for its account. */
-export interface Drain { t: 'drain'; account: string; conn: number; now: number }
-
-/** main → shard: the account acknowledges every message through `upTo`. */
-export interface Ack { t: 'ack'; account: string; upTo: number }
-
-/** main → shard: frames pushed for an account that had no socket any more by the time they arrived. */
-export interface Bounce { t: 'bounce'; account: string; seqs: number[]; tpl: Template; now: number }
-
 /** main → shard: control messages of the supervisor. */
 export interface Control { t: 'control'; op: 'stats' | 'crash' | 'checkpoint' | 'shutdown' }
 
-/** main → shard: state brought from elsewhere (the first service's backup file). */
-export interface Import {
-  t: 'import';
-  group?: import('./group-state').GroupRecord;
-  account?: string;
-  frames?: Template[];
-  /** Imported history counts as stored now: its age bound starts at the import. */
-  now?: number;
-}
+/** main → shard: a group brought from elsewhere (the first service's backup file). */
+export interface Import { t: 'import'; group: import('./group-state').GroupRecord }
 
 /** A transfer as the chain watcher saw it; the amount is a decimal string of base units (bigint on the wire would not clone into JSON). */
 export interface TransferData { from: string; to: string; amount: string; blockNumber: number; blockHash: string; eventIndex: number }
@@ -74,7 +38,7 @@ export type VerifyCall = { t: 'verify' } & (
   | { op: 'import'; proof: import('../chain/registrations').Proof }
 );
 
-export type ToShard = GroupCall | Deliver | Drain | Ack | Bounce | Control | Import | VerifyCall;
+export type ToShard = GroupCall | Control | Import | VerifyCall;
 
 /** shard → main: one frame for one connection. */
 export interface Reply { t: 'reply'; conn: number; frame: string }
@@ -87,17 +51,9 @@ export interface Fanout {
   except?: number;
   /** The sender's answer, sent once every member's inbox holds the message durably. */
   ackTo?: { conn: number; frame: string };
+  /** Sender and client message id: a resend with the same key is not delivered twice. */
   key?: string;
 }
-
-/** shard → main: the deliver carrying `ackId` is durable. */
-export interface Accepted { t: 'accepted'; ackId: number }
-
-/** shard → main: sequenced frames to write to every socket of each account. */
-export interface Push { t: 'push'; tpl: Template; accounts: string[]; seqs: number[]; except?: number }
-
-/** shard → main: the kept frames of an account, for the connection that just signed in. */
-export interface Backlog { t: 'backlog'; conn: number; frames: string[] }
 
 export interface ShardStats {
   t: 'stats';
@@ -105,8 +61,6 @@ export interface ShardStats {
   groups: number;
   /** Group actors evicted to cold storage. */
   coldGroups: number;
-  inboxes: number;
-  stored: number;
   processed: number;
   persistence: unknown;
 }
@@ -117,7 +71,7 @@ export interface Cursor { t: 'cursor'; lastProcessed: number | null }
 /** shard → main: an account's proof of payment (null: not verified), for a token. */
 export interface ProofOut { t: 'proof'; conn: number; request: Request; proof: import('../chain/registrations').Proof | null }
 
-export type FromShard = Reply | Fanout | Push | Backlog | ShardStats | Accepted | Cursor | ProofOut;
+export type FromShard = Reply | Fanout | ShardStats | Cursor | ProofOut;
 
 /** A batch crossing a thread boundary, numbered so the supervisor knows what is still in flight. */
 export interface Batch<T> { id: number; items: T[] }

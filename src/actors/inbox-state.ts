@@ -28,7 +28,10 @@ export interface InboxState {
 export const RECENT_KEYS = 128;
 
 export type InboxEvent =
-  | { e: 'msg'; seq: number; at: number; head: string; tail: string; keep: boolean; key?: string }
+  /** A message kept for the account (away, or not yet acknowledged). */
+  | { e: 'msg'; seq: number; at: number; keep: true; head: string; tail: string; key?: string }
+  /** A message written straight to the account's sockets: only its number (and key) is recorded. */
+  | { e: 'msg'; seq: number; at: number; keep: false; key?: string }
   | { e: 'done'; upTo: number }
   | { e: 'acked'; upTo: number }
   | { e: 'trimmed'; upTo: number; count: number };

@@ -12,19 +12,15 @@ export interface InboxLimits { inboxMax: number; inboxMaxAgeMs: number }
 const log = logger({ actor: 'inbox' });
 
 /** One message for the account: the event that records it, and whether to push it now. */
-export function deliverTo(s: InboxState, account: string, online: boolean, tpl: Template, now: number, limits: InboxLimits, key?: string, replay = false): { events: InboxEvent[]; push: number | null } {
-  const seen = key === undefined ? undefined : s.recent.find(([k]) => k === key);
-  if (seen) {
-    // A client's resend (same sender, same message id) is dropped. A supervisor's replay after a
-    // shard crash may concern a message journaled but never written: push it again, same seq.
-    const kept = s.stored.some((m) => m.seq === seen[1]);
-    return { events: [], push: replay && online && !kept ? seen[1] : null };
-  }
+export function deliverTo(s: InboxState, account: string, online: boolean, tpl: Template, now: number, limits: InboxLimits, key?: string): { events: InboxEvent[]; push: number | null } {
+  // A client's resend (same sender, same client message id) is taken once.
+  if (key !== undefined && s.recent.some(([k]) => k === key)) return { events: [], push: null };
   const seq = s.seq + 1;
   const keep = !online || s.ackMode;
-  const msg: InboxEvent = key === undefined
-    ? { e: 'msg', seq, at: now, head: tpl.head, tail: tpl.tail, keep }
-    : { e: 'msg', seq, at: now, head: tpl.head, tail: tpl.tail, keep, key };
+  const msg: InboxEvent = keep
+    ? { e: 'msg', seq, at: now, keep, head: tpl.head, tail: tpl.tail }
+    : { e: 'msg', seq, at: now, keep };
+  if (key !== undefined) msg.key = key;
   const events: InboxEvent[] = [msg];
   if (keep) events.push(...bound(s, account, now, limits, 1));
   return { events, push: online ? seq : null };
@@ -63,6 +59,6 @@ export function ack(s: InboxState, upTo: number): InboxEvent[] {
 export function bounce(s: InboxState, account: string, seqs: number[], tpl: Template, now: number, limits: InboxLimits): InboxEvent[] {
   const events: InboxEvent[] = seqs
     .filter((seq) => seq > s.acked && !s.stored.some((m) => m.seq === seq))
-    .map((seq) => ({ e: 'msg', seq, at: now, head: tpl.head, tail: tpl.tail, keep: true }));
+    .map((seq) => ({ e: 'msg', seq, at: now, keep: true, head: tpl.head, tail: tpl.tail }));
   return events.length > 0 ? [...events, ...bound(s, account, now, limits, events.length)] : [];
 }

@@ -6,15 +6,20 @@ import type { GroupLimits } from './group';
 import type { InboxLimits } from './inbox';
 import type { VerifierConfig } from './verifier';
 
-export interface ShardConfig {
+/** Where and how a set of partitions is persisted (one writer: a shard, or the inbox host). */
+export interface PersistenceConfig {
+  /** Names the writer in logs: a shard index, or -1 for the main thread's inbox host. */
   index: number;
-  workers: number;
   partitions: number;
   partitionsOwned: number[];
   dataDir: string;
   fsync: 'always' | 'grouped' | 'off';
   checkpointEvery: number;
   checkpointMs: number;
+}
+
+export interface ShardConfig extends PersistenceConfig {
+  workers: number;
   limits: GroupLimits & InboxLimits;
   testFaults: boolean;
   logLevel: string;

@@ -1,17 +1,16 @@
 /**
- * A shard: the worker thread that hosts group and inbox actors for the partitions it owns.
+ * A shard: the worker thread that hosts the group actors (and the verification actor) of the
+ * partitions it owns. Inbox actors live on the main thread, beside the sockets (inbox-host.ts).
  * It takes batches from its mailbox, lets each actor decide in turn, records their events
  * (journal), and answers with one batch of output per batch taken, released only once the
  * events are durable. Actors here are virtual: one exists as soon as a message names it.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { logger, setLogLevel } from '../log';
-import type { Batch, Deliver, FromShard, GroupCall, Import, Push, ToShard } from './envelopes';
+import type { Batch, FromShard, GroupCall, Import, ToShard } from './envelopes';
 import { decideGroup } from './group';
 import { applyGroup, type GroupRecord } from './group-state';
-import * as inbox from './inbox';
-import { applyInbox, emptyInbox, type InboxEvent, type InboxState } from './inbox-state';
-import { groupAddress, inboxAddress } from '../supervisor/placement';
+import { groupAddress } from '../supervisor/placement';
 import type { Persistence, ShardConfig } from './persistence';
 import { StorePersistence } from '../store/shard-persistence';
 import { ColdStore } from '../store/cold';
@@ -30,7 +29,6 @@ class Shard {
   private readonly groups: LRUCache<string, GroupRecord>;
   private readonly cold = new ColdStore(cfg.dataDir, cfg.partitions);
   private coldCount: number;
-  private readonly inboxes = new Map<string, InboxState>();
   private processed = 0;
   private verifier: Verifier | undefined;
 
@@ -71,14 +69,12 @@ class Shard {
     return Object.fromEntries([
       ...(this.verifier ? [[VERIFY_ADDRESS, this.verifier.state()] as const] : []),
       ...[...this.groups].map(([id, g]) => [groupAddress(id), g] as const),
-      ...[...this.inboxes].map(([a, s]) => [inboxAddress(a), s] as const),
     ]);
   }
 
   loadSnapshot(states: Record<string, unknown>): void {
     for (const [address, state] of Object.entries(states)) {
       if (address.startsWith('group:')) this.groups.set(address.slice(6), state as GroupRecord);
-      else if (address.startsWith('inbox:')) this.inboxes.set(address.slice(6), state as InboxState);
       else if (address === VERIFY_ADDRESS) this.verifier = new Verifier(cfg.verify, state as VerifierState);
     }
   }
@@ -86,18 +82,13 @@ class Shard {
   /** The one place actor state changes: apply, then journal. */
   private apply(address: string, ev: unknown): void {
     if (address === VERIFY_ADDRESS) return this.verify().apply(ev as VerifierEvent);
-    if (address.startsWith('group:')) {
-      const id = address.slice(6);
-      const next = applyGroup(this.group(id), ev as never);
-      if (next) this.groups.set(id, next);
-      else {
-        this.groups.delete(id);
-        // A destroyed group must not come back from an older cold copy.
-        this.cold.remove(groupAddress(id));
-      }
-    } else {
-      const account = address.slice(6);
-      applyInbox(this.inbox(account), ev as InboxEvent);
+    const id = address.slice(6);
+    const next = applyGroup(this.group(id), ev as never);
+    if (next) this.groups.set(id, next);
+    else {
+      this.groups.delete(id);
+      // A destroyed group must not come back from an older cold copy.
+      this.cold.remove(groupAddress(id));
     }
   }
 
@@ -113,30 +104,10 @@ class Shard {
     return this.verifier;
   }
 
-  private inbox(account: string): InboxState {
-    let s = this.inboxes.get(account);
-    if (!s) { s = emptyInbox(); this.inboxes.set(account, s); }
-    return s;
-  }
-
   handle(item: ToShard, out: FromShard[]): void {
     this.processed++;
     switch (item.t) {
       case 'group': return this.onGroup(item, out);
-      case 'deliver': return this.onDeliver(item, out);
-      case 'drain': {
-        const s = this.inbox(item.account);
-        const bounded = inbox.bound(s, item.account, item.now, cfg.limits);
-        this.commit(inboxAddress(item.account), bounded);
-        const { frames, events } = inbox.drain(s, item.account);
-        this.commit(inboxAddress(item.account), events);
-        out.push({ t: 'backlog', conn: item.conn, frames });
-        return;
-      }
-      case 'ack':
-        return this.commit(inboxAddress(item.account), inbox.ack(this.inbox(item.account), item.upTo));
-      case 'bounce':
-        return this.commit(inboxAddress(item.account), inbox.bounce(this.inbox(item.account), item.account, item.seqs, item.tpl, item.now, cfg.limits));
       case 'control':
         return this.onControl(item.op, out);
       case 'import':
@@ -148,36 +119,15 @@ class Shard {
     }
   }
 
-  /** Imported groups never overwrite a live one; imported history is kept like any message for an absent account. */
+  /** Imported groups never overwrite a live one. */
   private onImport(item: Import): void {
-    if (item.group && !this.group(item.group.id)) {
-      this.commit(groupAddress(item.group.id), [{ e: 'created', record: item.group }]);
-    }
-    if (item.account && item.frames) {
-      const s = this.inbox(item.account);
-      item.frames.forEach((tpl) => {
-        const r = inbox.deliverTo(s, item.account!, false, tpl, item.now ?? Date.now(), cfg.limits);
-        this.commit(inboxAddress(item.account!), r.events);
-      });
-    }
+    if (!this.group(item.group.id)) this.commit(groupAddress(item.group.id), [{ e: 'created', record: item.group }]);
   }
 
   private onGroup(call: GroupCall, out: FromShard[]): void {
     const decision = decideGroup(this.group(call.id), call, cfg.limits);
     this.commit(groupAddress(call.id), decision.events);
     out.push(...decision.out);
-  }
-
-  private onDeliver(d: Deliver, out: FromShard[]): void {
-    const push: Push = { t: 'push', tpl: d.tpl, accounts: [], seqs: [], except: d.except };
-    for (let i = 0; i < d.accounts.length; i++) {
-      const account = d.accounts[i]!;
-      const r = inbox.deliverTo(this.inbox(account), account, d.online[i]!, d.tpl, d.now, cfg.limits, d.key, d.replay);
-      this.commit(inboxAddress(account), r.events);
-      if (r.push !== null) { push.accounts.push(account); push.seqs.push(r.push); }
-    }
-    if (push.accounts.length > 0) out.push(push);
-    if (d.ackId !== undefined) out.push({ t: 'accepted', ackId: d.ackId });
   }
 
   private onControl(op: 'stats' | 'crash' | 'checkpoint' | 'shutdown', out: FromShard[]): void {
@@ -188,9 +138,7 @@ class Shard {
       throw new Error('fault switch: shard crash requested');
     }
     if (op === 'checkpoint') { void this.store.checkpoint(this.snapshot()); return; }
-    let stored = 0;
-    for (const s of this.inboxes.values()) stored += s.stored.length;
-    out.push({ t: 'stats', groups: this.groups.size, coldGroups: Math.max(0, this.coldCount), inboxes: this.inboxes.size, stored, processed: this.processed, persistence: this.store.stats() });
+    out.push({ t: 'stats', groups: this.groups.size, coldGroups: Math.max(0, this.coldCount), processed: this.processed, persistence: this.store.stats() });
   }
 }
 

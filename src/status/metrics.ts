@@ -126,8 +126,6 @@ export function renderMetrics(s: StatusSnapshot): string {
     x.add('imgc_worker_start_time_seconds', 'gauge', 'When the current worker finished restoring, seconds since the epoch.', w.startedAt === null ? null : Date.parse(w.startedAt) / 1000, l);
     x.add('imgc_worker_mailbox_depth', 'gauge', 'Items queued for the worker or sent and not yet answered.', w.mailboxDepth, l);
     x.add('imgc_worker_groups', 'gauge', 'Groups hosted by the worker.', w.groups, l);
-    x.add('imgc_worker_inboxes', 'gauge', 'Inboxes hosted by the worker.', w.inboxes, l);
-    x.add('imgc_worker_stored_messages', 'gauge', 'Messages kept in the worker\'s inboxes.', w.storedMessages, l);
     x.add('imgc_worker_processed_total', 'counter', 'Mailbox items handled by the current worker (restarts from 0 with it).', w.processed, l);
   }
   for (const w of s.workers) {

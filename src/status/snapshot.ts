@@ -18,8 +18,6 @@ export interface WorkerStatus {
   /** The worker answered the stats request within the timeout. */
   responsive: boolean;
   groups: number | null;
-  inboxes: number | null;
-  storedMessages: number | null;
   /** Mailbox items handled since this worker started (a counter; restarts from 0 with the worker). */
   processed: number | null;
   /** Journal and checkpoint state as the shard's store reports it. */
@@ -39,6 +37,8 @@ export interface StatusSnapshot {
   connections: number;
   accounts: number;
   groups: { resident: number; total: number };
+  /** Inbox actors (one per account that ever received something), on the main thread. */
+  inboxes: number;
   storedMessages: number;
   messages: {
     inTotal: number;
@@ -139,25 +139,22 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
       mailboxDepth: h.mailbox.depth,
       responsive: s !== undefined,
       groups: s ? s.groups : null,
-      inboxes: s ? s.inboxes : null,
-      storedMessages: s ? s.stored : null,
       processed: s ? s.processed : null,
       persistence: s ? s.persistence ?? null : null,
     };
   });
   let resident = 0;
   let total = 0;
-  let stored = 0;
   for (const s of stats) {
     if (!s) continue;
     resident += s.groups;
     // Evicted (cold) groups still exist: they come back on their next message.
     total += s.groups + s.coldGroups;
-    stored += s.stored;
   }
   const c = source.counters;
   const mem = process.memoryUsage();
   const chain = source.chainState?.() ?? null;
+  const inboxes = source.inboxState?.();
   return {
     service: 'imgc',
     version: serviceVersion(),
@@ -170,7 +167,8 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     connections: source.connections,
     accounts: source.registry.accountCount,
     groups: { resident, total },
-    storedMessages: stored,
+    inboxes: inboxes?.inboxes ?? 0,
+    storedMessages: inboxes?.stored ?? 0,
     messages: {
       inTotal: c.framesIn,
       outTotal: c.framesOut,
@@ -184,7 +182,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     statsComplete: workers.every((w) => w.responsive),
     restarts: { total: c.restarts, max: source.settings.restartMax, windowMs: source.settings.restartWindowMs },
     chain: chain ? { ...chain } : null,
-    journal: source.journalState?.() ?? null,
+    journal: inboxes?.persistence ?? null,
     verification: source.verificationState?.() ?? null,
     process: {
       rssBytes: mem.rss,

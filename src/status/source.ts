@@ -53,8 +53,8 @@ export interface StatusSource {
   shardStatsOf?(index: number): Promise<ShardStats>;
   /** Chain watcher state, when verification by payment runs. */
   chainState?(): ChainView | null | undefined;
-  /** Main-thread journal state, reported as is. */
-  journalState?(): unknown;
+  /** The inbox actors on the main thread: how many, messages kept, and their journal's state. */
+  inboxState?(): { inboxes: number; stored: number; persistence: unknown };
   /** Verification by payment (Verification.state() in src/supervisor/verification.ts), reported as is. */
   verificationState?(): unknown;
 }

@@ -85,6 +85,13 @@ export async function backupDataDir(src: string, dest: string, log: Logger = log
       result.files++;
       result.bytes += data.length;
     }
+    // 4. Nested data dirs (the inbox actors' journal lives in `accounts/`, written by another thread).
+    for (const ent of fs.readdirSync(src, { withFileTypes: true })) {
+      if (!ent.isDirectory() || readMeta(path.join(src, ent.name)) === null) continue;
+      const nested = await backupDataDir(path.join(src, ent.name), path.join(work, ent.name), log);
+      result.files += nested.files;
+      result.bytes += nested.bytes;
+    }
     fsyncDir(work);
     if (fs.existsSync(destAbs)) fs.rmdirSync(destAbs); // empty, checked above
     fs.renameSync(work, destAbs);

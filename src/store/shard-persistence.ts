@@ -1,10 +1,10 @@
 /**
- * The journal-and-checkpoint persistence of one shard: one PartitionStore per partition the shard
- * owns. Events recorded while a batch is handled are written together when the batch ends (one
+ * The journal-and-checkpoint persistence of one writer (a shard, or the main thread's inbox host):
+ * one PartitionStore per partition it owns. Events recorded while a batch is handled are written together when the batch ends (one
  * write per partition), and the batch's output is released only once they are durable.
  * Checkpoints are taken per partition after `checkpointEvery` records or `checkpointMs` of change.
  */
-import type { Persistence, ShardConfig } from '../actors/persistence';
+import type { Persistence, PersistenceConfig } from '../actors/persistence';
 import { logger } from '../log';
 import { initDataDir, partitionOf } from './layout';
 import { PartitionStore } from './partition';
@@ -18,7 +18,7 @@ export class StorePersistence implements Persistence {
   private readonly log;
 
   private constructor(
-    private readonly cfg: ShardConfig,
+    private readonly cfg: PersistenceConfig,
     private readonly stores: Map<number, PartitionStore>,
     private states: Record<string, unknown> | null,
     private entries: Entry[],
@@ -26,7 +26,7 @@ export class StorePersistence implements Persistence {
     this.log = logger({ shard: cfg.index, part: 'persistence' });
   }
 
-  static async open(cfg: ShardConfig): Promise<StorePersistence> {
+  static async open(cfg: PersistenceConfig): Promise<StorePersistence> {
     initDataDir(cfg.dataDir, cfg.partitions);
     const stores = new Map<number, PartitionStore>();
     let states: Record<string, unknown> | null = null;

@@ -2,16 +2,18 @@
  * The node owns the whole service: it starts the shards and the endpoint, routes every request to
  * the actor that decides it, carries actor output back to sockets, and restarts a shard that dies.
  * How a group message travels: socket → connection actor (main thread, validates) → mailbox of the
- * group's shard → group actor decides and serializes the message once → back to main as a fanout
- * → mailboxes of the members' inbox shards → each inbox gives its sequence number (and keeps it if
- * the member is away) → back to main as a push → every socket of every member.
+ * group's shard (one postMessage per batch) → the group actor checks membership and serializes the
+ * message once → back to main as a fanout → each member's inbox actor (main thread) gives it that
+ * member's sequence number and journals it (keeps it if the member is away) → once durable, every
+ * socket of every member. A direct message skips the shard: connection → inbox → sockets.
  */
 import type { Settings } from '../config';
 import { logger } from '../log';
 import { Code } from '../protocol/codes';
 import { directTemplate, errorFrame, noticeFrame, renderFrame, type Request } from '../protocol/frames';
 import type { Connection, Router } from '../actors/connection';
-import type { Deliver, Fanout, FromShard, Push, ShardStats, ToShard } from '../actors/envelopes';
+import type { Fanout, FromShard, ShardStats, ToShard } from '../actors/envelopes';
+import { InboxHost, type DeliverOptions, type Push } from '../actors/inbox-host';
 import { initDataDir } from '../store/layout';
 import { importLegacy, type ImportTarget } from './legacy-import';
 import type { ShardConfig } from '../actors/persistence';
@@ -42,9 +44,8 @@ export class Node implements Router {
   private readonly signatures: SignatureChecker;
   private readonly budget: RestartBudget;
   private endpoint: Endpoint | undefined;
+  private inboxes: InboxHost | undefined;
   private readonly log = logger({ part: 'node' });
-  private readonly pendingAcks = new Map<number, { conn: number; frame: string; remaining: number }>();
-  private nextAckId = 1;
   readonly verification: Verification;
   onFatal: (err: unknown) => void = () => {};
   ready = false;
@@ -95,6 +96,11 @@ export class Node implements Router {
         died: (i, inFlight, err) => this.onShardDied(i, inFlight, err),
       }));
     }
+    this.inboxes = await InboxHost.open(
+      { dataDir: s.data, partitions: s.partitions, fsync: s.fsync, checkpointEvery: s.checkpointEvery, checkpointMs: s.checkpointMs },
+      { inboxMax: s.inboxMax, inboxMaxAgeMs: s.inboxMaxAgeMs },
+      { push: (p) => this.push(p), reply: (conn, frame) => this.sendTo(conn, frame) },
+    );
     await Promise.all(this.shards.map((h) => h.start()));
     if (s.importLegacy) await importLegacy(s.importLegacy, s.data, this.importTarget());
     await this.verification.start();
@@ -114,6 +120,8 @@ export class Node implements Router {
     await this.verification.stop();
     await this.endpoint?.close();
     await Promise.all(this.shards.map((h) => h.stop(this.settings.shutdownMs)));
+    // After the shards: their last output (fanouts) still lands in inboxes before these close.
+    await this.inboxes?.close();
     await this.signatures.close();
   }
 
@@ -127,8 +135,7 @@ export class Node implements Router {
   signOut(peer: Connection): void { this.registry.signOut(peer); }
 
   sync(peer: Connection): void {
-    const account = peer.account!;
-    this.toInboxShard(account, { t: 'drain', account, conn: peer.id, now: Date.now() });
+    this.inbox.drain(peer.account!, peer.id, Date.now());
   }
 
   direct(peer: Connection, r: Request): void {
@@ -148,15 +155,17 @@ export class Node implements Router {
   }
 
   ack(account: string, upTo: number): void {
-    this.toInboxShard(account, { t: 'ack', account, upTo });
+    this.inbox.ack(account, upTo);
   }
 
   vertify(peer: Connection, r: Request): void {
     this.verification.handle(peer, r);
   }
 
-  private toInboxShard(account: string, item: ToShard): void {
-    this.shards[this.registry.workerOfInbox(account)]!.post(item);
+  /** The inbox host; there from start() on. */
+  private get inbox(): InboxHost {
+    if (!this.inboxes) throw new Error('node not started');
+    return this.inboxes;
   }
 
   // ---- actor output back to sockets ----
@@ -165,12 +174,9 @@ export class Node implements Router {
     for (const item of items) {
       switch (item.t) {
         case 'reply': this.sendTo(item.conn, item.frame); break;
-        case 'backlog': for (const f of item.frames) this.sendTo(item.conn, f); break;
         case 'fanout': this.fanout(item); break;
-        case 'accepted': this.accepted(item.ackId); break;
         case 'cursor': this.verification.onCursor(item); break;
         case 'proof': this.verification.onProof(item); break;
-        case 'push': this.push(item); break;
         case 'stats': this.collectStats(index, item); break;
       }
     }
@@ -180,50 +186,14 @@ export class Node implements Router {
     this.registry.peer(conn)?.send(frame);
   }
 
-  /**
-   * Splits the members of a fanout by the shard hosting their inboxes: one deliver per shard.
-   * A sender waiting for its acknowledgement gets it when every part is durable.
-   */
+  /** Hands a message for several accounts to their inbox actors, with who is online right now. */
   private fanout(f: Fanout): void {
-    const { accounts, tpl, except } = f;
-    const key = f.key ?? this.messageKey();
-    const byShard = new Map<number, { accounts: string[]; online: boolean[] }>();
-    for (const a of accounts) {
-      const w = this.registry.workerOfInbox(a);
-      let part = byShard.get(w);
-      if (!part) { part = { accounts: [], online: [] }; byShard.set(w, part); }
-      part.accounts.push(a);
-      part.online.push(this.registry.isOnline(a));
-    }
-    const now = Date.now();
-    let ackId: number | undefined;
-    if (f.ackTo) {
-      if (byShard.size === 0) { this.sendTo(f.ackTo.conn, f.ackTo.frame); return; }
-      ackId = this.nextAckId++;
-      this.pendingAcks.set(ackId, { ...f.ackTo, remaining: byShard.size });
-    }
-    for (const [w, part] of byShard) {
-      const d: Deliver = { t: 'deliver', ...part, tpl, now };
-      if (except !== undefined) d.except = except;
-      if (ackId !== undefined) d.ackId = ackId;
-      d.key = key;
-      this.shards[w]!.post(d);
-    }
-  }
-
-  private keyCounter = 0;
-  private readonly keyBase = Date.now().toString(36);
-
-  /** A server-made message id, so that a replay after a shard crash is recognised by the inbox. */
-  private messageKey(): string {
-    return `~${this.keyBase}.${(this.keyCounter++).toString(36)}`;
-  }
-
-  private accepted(ackId: number): void {
-    const a = this.pendingAcks.get(ackId);
-    if (!a || --a.remaining > 0) return;
-    this.pendingAcks.delete(ackId);
-    this.sendTo(a.conn, a.frame);
+    const online = f.accounts.map((a) => this.registry.isOnline(a));
+    const opts: DeliverOptions = {};
+    if (f.except !== undefined) opts.except = f.except;
+    if (f.key !== undefined) opts.key = f.key;
+    if (f.ackTo !== undefined) opts.ackTo = f.ackTo;
+    this.inbox.deliver(f.accounts, online, f.tpl, Date.now(), opts);
   }
 
   /** Writes sequenced frames to every socket of each account; what finds no socket goes back to its inbox. */
@@ -242,7 +212,7 @@ export class Node implements Router {
       }
       if (written === 0) {
         this.counters.bounced++;
-        this.toInboxShard(account, { t: 'bounce', account, seqs: [seq], tpl: p.tpl, now: Date.now() });
+        this.inbox.bounce(account, [seq], p.tpl, Date.now());
       }
     }
   }
@@ -266,7 +236,7 @@ export class Node implements Router {
       if (item.t === 'group' && !REPLAYABLE_GROUP_ACTS.has(item.origin.request.act)) {
         this.registry.peer(item.origin.conn)?.send(errorFrame(Code.UNAVAILABLE, 'part of the server restarted, please retry', item.origin.request));
       } else {
-        host.post(item.t === 'deliver' ? { ...item, replay: true } : item);
+        host.post(item);
       }
     }
     host.start().then(
@@ -278,10 +248,10 @@ export class Node implements Router {
   private importTarget(): ImportTarget {
     return {
       importGroup: (group) => this.shards[this.registry.workerOfGroup(group.id)]!.post({ t: 'import', group }),
-      importHistory: (account, frames) => this.toInboxShard(account, { t: 'import', account, frames, now: Date.now() }),
+      importHistory: (account, frames) => this.inbox.importHistory(account, frames, Date.now()),
       importVerification: (account, proof) => this.toVerifier({ t: 'verify', op: 'import', proof: legacyProof(account, proof) }),
       // Batches are answered in order and only once durable: a round of stats comes back after the imports.
-      settle: () => this.shardStats().then(() => undefined),
+      settle: () => Promise.all([this.shardStats(), this.inbox.settle()]).then(() => undefined),
     };
   }
 
@@ -314,6 +284,11 @@ export class Node implements Router {
   }
 
   get connections(): number { return this.registry.connectionCount; }
+
+  /** For /status: the inbox actors and their journal. */
+  inboxState(): { inboxes: number; stored: number; persistence: unknown } {
+    return this.inboxes?.stats() ?? { inboxes: 0, stored: 0, persistence: null };
+  }
 
   /** For /status: the chain watcher's state when verification runs. */
   chainState(): ReturnType<Verification['chainState']> { return this.verification.chainState(); }
