@@ -39,9 +39,18 @@ export interface DeliverOptions {
 
 type Out = { t: 'push'; p: Push } | { t: 'reply'; conn: number; frame: string };
 
+/**
+ * When output may leave. `written`: once the turn's journal write is done (in the page cache):
+ * a frame written straight to an online account that does not acknowledge, and backlogs (at worst
+ * delivered again after a crash). `durable`: only after the fsync: whatever a client may rely on,
+ * a sender's acknowledgement and a frame kept until an acknowledging account confirms it.
+ */
+type Release = 'written' | 'durable';
+
 export class InboxHost {
   private readonly inboxes = new Map<string, InboxState>();
   private out: Out[] = [];
+  private outWritten: Out[] = [];
   private scheduled = false;
   private released: Promise<void> = Promise.resolve();
   private readonly log = logger({ part: 'inboxes' });
@@ -77,16 +86,22 @@ export class InboxHost {
 
   /** One message for several accounts, serialized once (`tpl`); `online[i]` says who has a socket now. */
   deliver(accounts: string[], online: boolean[], tpl: Template, now: number, opts: DeliverOptions = {}): void {
-    const push: Push = { tpl, accounts: [], seqs: [] };
-    if (opts.except !== undefined) push.except = opts.except;
+    const live: Push = { tpl, accounts: [], seqs: [] };
+    const kept: Push = { tpl, accounts: [], seqs: [] };
+    if (opts.except !== undefined) live.except = kept.except = opts.except;
     for (let i = 0; i < accounts.length; i++) {
       const account = accounts[i]!;
-      const r = inbox.deliverTo(this.inbox(account), account, online[i]!, tpl, now, this.limits, opts.key);
+      const s = this.inbox(account);
+      const r = inbox.deliverTo(s, account, online[i]!, tpl, now, this.limits, opts.key);
       this.commit(account, r.events);
-      if (r.push !== null) { push.accounts.push(account); push.seqs.push(r.push); }
+      if (r.push === null) continue;
+      const to = s.ackMode ? kept : live;
+      to.accounts.push(account);
+      to.seqs.push(r.push);
     }
-    if (push.accounts.length > 0) this.emit({ t: 'push', p: push });
-    if (opts.ackTo) this.emit({ t: 'reply', ...opts.ackTo });
+    if (live.accounts.length > 0) this.emit({ t: 'push', p: live }, 'written');
+    if (kept.accounts.length > 0) this.emit({ t: 'push', p: kept }, 'durable');
+    if (opts.ackTo) this.emit({ t: 'reply', ...opts.ackTo }, 'durable');
   }
 
   /** Everything kept for the account, for the connection that just signed in. */
@@ -95,7 +110,7 @@ export class InboxHost {
     this.commit(account, inbox.bound(s, account, now, this.limits));
     const { frames, events } = inbox.drain(s, account);
     this.commit(account, events);
-    for (const frame of frames) this.emit({ t: 'reply', conn, frame });
+    for (const frame of frames) this.emit({ t: 'reply', conn, frame }, 'written');
   }
 
   ack(account: string, upTo: number): void {
@@ -115,8 +130,8 @@ export class InboxHost {
     this.schedule();
   }
 
-  private emit(o: Out): void {
-    this.out.push(o);
+  private emit(o: Out, when: Release): void {
+    (when === 'durable' ? this.out : this.outWritten).push(o);
     this.schedule();
   }
 
@@ -133,21 +148,30 @@ export class InboxHost {
   private release(): void {
     this.scheduled = false;
     const out = this.out;
+    const written = this.outWritten;
     this.out = [];
-    const durable = this.store.flush();
+    this.outWritten = [];
+    // The turn's records are written now; the fsync is asked for only when some output waits on it.
+    let durable: Promise<void>;
+    if (out.length > 0) durable = this.store.flush();
+    else {
+      this.store.write();
+      durable = Promise.resolve();
+    }
+    for (const o of written) this.send(o);
     this.released = this.released
       .then(() => durable)
-      .then(() => {
-        for (const o of out) {
-          if (o.t === 'push') this.output.push(o.p);
-          else this.output.reply(o.conn, o.frame);
-        }
-      })
+      .then(() => { for (const o of out) this.send(o); })
       .catch((err: unknown) => {
         // Output that cannot be made durable must not be released; the process restarts from disk.
         this.log.fatal({ err }, 'inbox journal write failed');
         process.exit(1);
       });
+  }
+
+  private send(o: Out): void {
+    if (o.t === 'push') this.output.push(o.p);
+    else this.output.reply(o.conn, o.frame);
   }
 
   /** Resolves once everything handed over so far is durable and released. */

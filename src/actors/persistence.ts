@@ -37,6 +37,8 @@ export interface Persistence {
   record(address: string, event: unknown): void;
   /** Resolves when everything recorded so far is durable under the fsync policy. */
   flush(): Promise<void>;
+  /** Writes everything recorded so far (to the kernel: it survives a crash of the process) without waiting for the fsync. */
+  write(): void;
   /** Writes a checkpoint of the given states and drops the journal it covers. */
   checkpoint(states: Record<string, unknown>): Promise<void>;
   /** Lets the store ask for the states when its own policy (count or time) says a checkpoint is due. */
@@ -52,6 +54,7 @@ export class MemoryPersistence implements Persistence {
   restored(): Iterable<[string, unknown]> { return []; }
   record(): void { this.records++; }
   flush(): Promise<void> { return Promise.resolve(); }
+  write(): void {}
   checkpoint(): Promise<void> { return Promise.resolve(); }
   onCheckpointDue(): void {}
   stats(): unknown { return { kind: 'memory', records: this.records }; }

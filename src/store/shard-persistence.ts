@@ -59,7 +59,15 @@ export class StorePersistence implements Persistence {
     list.push([address, event]);
   }
 
+  write(): void {
+    void this.append(false);
+  }
+
   flush(): Promise<void> {
+    return this.append(true);
+  }
+
+  private append(wait: boolean): Promise<void> {
     if (this.pending.size === 0) return Promise.resolve();
     const touched: Array<Promise<void>> = [];
     const due: number[] = [];
@@ -67,7 +75,7 @@ export class StorePersistence implements Persistence {
       const store = this.store(p);
       // One journal record per partition per batch: the batch's events for that partition, in order.
       store.append([list]);
-      touched.push(store.flush());
+      if (wait) touched.push(store.flush());
       if (store.stats().recordsSinceCheckpoint >= this.cfg.checkpointEvery) due.push(p);
     }
     this.pending.clear();
