@@ -40,6 +40,7 @@ export interface Settings {
   rateLimit: number;
   importLegacy: string | undefined;
   testFaults: boolean;
+  checkConfig: boolean;
 }
 
 type Kind = 'int' | 'string' | 'bool' | readonly string[];
@@ -79,6 +80,7 @@ const specs: { [K in keyof Settings]: Spec } = {
   rateLimit: { flag: 'rate-limit', kind: 'int', def: 2000, min: 1, max: 1_000_000, help: 'requests per second allowed per connection' },
   importLegacy: { flag: 'import-legacy', kind: 'string', def: undefined, help: "first service's backup file to import at start" },
   testFaults: { flag: 'test-faults', kind: 'bool', def: false, help: 'enable test-only fault switches (never in production)' },
+  checkConfig: { flag: 'check-config', kind: 'bool', def: false, help: 'validate the settings (flags, environment, --config file) and exit: 0 when valid, 2 when not' },
 };
 
 export class ConfigError extends Error {}

@@ -24,6 +24,11 @@ async function main(): Promise<void> {
   }
   setLogLevel(settings.logLevel);
   const log = logger();
+  if (settings.checkConfig) {
+    const { checkConfig: _, ...effective } = settings;
+    log.info({ settings: { ...effective, statusToken: effective.statusToken ? '(set)' : undefined } }, 'settings are valid');
+    return;
+  }
   const node = new Node(settings);
   let status: StatusServer | undefined;
   let stopping = false;

@@ -15,6 +15,7 @@ import { randomBytes } from 'node:crypto';
 import { decodeAddress } from '@polkadot/util-crypto';
 import { u8aToHex } from '@polkadot/util';
 import { toBaseUnits } from './units';
+import type { Transfer } from './watcher';
 
 export interface PendingEntry {
   account: string;
@@ -46,14 +47,8 @@ export type RegEvent =
   | { t: 'expired'; account: string };
 
 /** What the watcher reports; only these fields matter here. */
-export interface TransferSeen {
-  from: string;
-  to: string;
-  amount: bigint;
-  blockNumber: number;
-  blockHash: string;
-  eventIndex: number;
-}
+/** A finalized transfer, as the chain watcher reports it. */
+export type TransferSeen = Transfer;
 
 export type RegResult =
   | { kind: 'pending'; entry: PendingEntry; fresh: boolean; events: RegEvent[] }

@@ -79,3 +79,19 @@ export function isNotFound(e: unknown): boolean {
 export function padLsn(lsn: number): string {
   return String(lsn).padStart(20, '0');
 }
+
+/** Files of `dir` whose names match `re` (its first group: a zero-padded number), with that number, ascending. */
+export function listNumbered(dir: string, re: RegExp): { n: number; name: string }[] {
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch (e) {
+    if (isNotFound(e)) return [];
+    throw e;
+  }
+  return names
+    .map((name) => ({ name, m: re.exec(name) }))
+    .filter((x): x is { name: string; m: RegExpExecArray } => x.m !== null)
+    .map((x) => ({ n: Number(x.m[1]), name: x.name }))
+    .sort((a, b) => a.n - b.n);
+}

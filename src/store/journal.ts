@@ -16,7 +16,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { logger, type Logger } from '../log';
 import { encodeRecord, scanRecords, type JournalRecord } from './record';
-import { fsyncDir, padLsn, writeAllSync } from './fsutil';
+import { fsyncDir, listNumbered, padLsn, writeAllSync } from './fsutil';
 
 /**
  * When an append counts as durable:
@@ -64,18 +64,7 @@ export function segmentName(firstLsn: number): string {
 
 /** Segment files of `dir`, oldest first (names sort numerically thanks to the zero padding). */
 export function listSegments(dir: string): { firstLsn: number; name: string }[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
-  return names
-    .map((name) => ({ name, m: SEGMENT_RE.exec(name) }))
-    .filter((x): x is { name: string; m: RegExpExecArray } => x.m !== null)
-    .map((x) => ({ firstLsn: Number(x.m[1]), name: x.name }))
-    .sort((a, b) => a.firstLsn - b.firstLsn);
+  return listNumbered(dir, SEGMENT_RE).map(({ n, name }) => ({ firstLsn: n, name }));
 }
 
 export class Journal {

@@ -8,24 +8,13 @@
  * a bad one is skipped (logged, counted) instead of failing the import: one broken group must not
  * cost every account its stored messages.
  */
+import type { GroupRecord } from '../actors/group-state';
 import * as fs from 'node:fs';
 import { logger, type Logger } from '../log';
 import { isSS58 } from '../protocol/ss58';
 
-export interface LegacyGroup {
-  id: string;
-  group: string[];
-  status: number;
-  create: number;
-  update: number;
-  notice: unknown[];
-  manager: string;
-  founder: string;
-  announce: { content: string; expired: number };
-  permit: { free: boolean; announce: boolean };
-  block: string[];
-  nick: string;
-}
+/** A group record of the first service: the same shape as ours (the wire's `detail` record). */
+export type LegacyGroup = GroupRecord;
 
 /** A stored chat message (direct, or group when `group` is set). */
 export interface LegacyMessageRow {

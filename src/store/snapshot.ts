@@ -14,7 +14,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
 import type { Logger } from '../log';
-import { fsyncDir, padLsn } from './fsutil';
+import { fsyncDir, listNumbered, padLsn } from './fsutil';
 
 const FORMAT = 'imgc-snapshot';
 const VERSION = 1;
@@ -49,18 +49,7 @@ export function snapshotName(lsn: number): string {
 
 /** Snapshots of `dir`, newest first. */
 export function listSnapshots(dir: string): { lsn: number; name: string }[] {
-  let names: string[];
-  try {
-    names = fs.readdirSync(dir);
-  } catch (e) {
-    if ((e as NodeJS.ErrnoException).code === 'ENOENT') return [];
-    throw e;
-  }
-  return names
-    .map((name) => ({ name, m: SNAPSHOT_RE.exec(name) }))
-    .filter((x): x is { name: string; m: RegExpExecArray } => x.m !== null)
-    .map((x) => ({ lsn: Number(x.m[1]), name: x.name }))
-    .sort((a, b) => b.lsn - a.lsn);
+  return listNumbered(dir, SNAPSHOT_RE).map(({ n, name }) => ({ lsn: n, name })).reverse();
 }
 
 /** Header + payload bytes of a snapshot of `json` (the state already serialised) at `lsn`. */

@@ -42,10 +42,10 @@ export class Client {
   }
 
   /** Opens a socket to `url` and reads the init frame `{"spam","act":"init"}`. */
-  static connect(url: string, opts: { name?: string; timeoutMs?: number } = {}): Promise<Client> {
+  static connect(url: string, opts: { name?: string; timeoutMs?: number; tls?: { rejectUnauthorized: boolean } } = {}): Promise<Client> {
     const name = opts.name ?? 'client';
     return new Promise((resolve, reject) => {
-      const ws = new WebSocket(url, { perMessageDeflate: false });
+      const ws = new WebSocket(url, { perMessageDeflate: false, ...opts.tls });
       const t = setTimeout(() => { ws.terminate(); reject(new Error(`${name}: no init frame within ${opts.timeoutMs ?? DEFAULT_WAIT_MS} ms`)); }, opts.timeoutMs ?? DEFAULT_WAIT_MS);
       ws.once('error', (e) => { clearTimeout(t); reject(e); });
       ws.once('message', (data) => {

@@ -33,6 +33,8 @@ export interface StartOptions {
   omit?: string[];
   /** Port to wait on when `--port` is neither in `args` nor added (config file, environment). */
   port?: number;
+  /** The server serves wss (--tls-cert/--tls-key given): the url is wss://. */
+  tls?: boolean;
   /** How long to wait for the first init frame (default 15 s). */
   readyTimeoutMs?: number;
   /** Run the HTTP status server on a free loopback port (see `statusUrl`, `getStatus`). */
@@ -106,7 +108,8 @@ async function waitForInit(url: string, deadline: number, exited: () => boolean)
     if (exited()) throw new Error('server exited before it was ready');
     try {
       await new Promise<void>((res, rej) => {
-        const ws = new WebSocket(url);
+        // A test certificate is self-signed: the check here is that wss answers, not who signed it.
+        const ws = new WebSocket(url, { rejectUnauthorized: false });
         const t = setTimeout(() => { ws.terminate(); rej(new Error('no init frame within 2 s')); }, 2000);
         ws.once('message', (data) => {
           clearTimeout(t);
@@ -156,8 +159,6 @@ async function startOnce(args: string[], opts: StartOptions, omit: Set<string>, 
   if (!hasFlag(args, 'host') && !omit.has('host')) full.push('--host', '127.0.0.1');
   if (!hasFlag(args, 'auth') && !omit.has('auth')) full.push('--auth', 'open');
   if (!hasFlag(args, 'workers') && !omit.has('workers')) full.push('--workers', '2');
-  // The status server is on by default (7789); tests that want it pass --status-port themselves.
-  if (!hasFlag(args, 'status-port') && !omit.has('status-port')) full.push('--status-port', '0');
   let statusPort: number | undefined;
   if (hasFlag(args, 'status-port')) statusPort = Number(flagValue(args, 'status-port')) || undefined;
   else if (opts.status) { statusPort = await freePort(); full.push('--status-port', String(statusPort)); }
@@ -185,7 +186,7 @@ async function startOnce(args: string[], opts: StartOptions, omit: Set<string>, 
 
   const handle: ServerHandle = {
     port,
-    url: `ws://127.0.0.1:${port}`,
+    url: `${opts.tls ? 'wss' : 'ws'}://127.0.0.1:${port}`,
     dataDir,
     statusUrl: statusPort === undefined ? undefined : `http://127.0.0.1:${statusPort}`,
     proc,
