@@ -4,6 +4,7 @@
  * one-byte type prefix as @polkadot/keyring's multi-signatures have.
  */
 import { join } from 'node:path';
+import { availableParallelism } from 'node:os';
 import { Piscina } from 'piscina';
 import type { SignatureCheck } from './signature-task';
 
@@ -12,7 +13,7 @@ const HEX_SIG = /^0x[0-9a-fA-F]{128,132}$/;
 export class SignatureChecker {
   private readonly pool: Piscina;
 
-  constructor(threads: number) {
+  constructor(threads = Math.max(1, availableParallelism())) {
     this.pool = new Piscina({
       filename: join(__dirname, 'signature-task.js'),
       minThreads: 1,

@@ -48,6 +48,8 @@ export interface PartitionStats {
   lastCheckpointLsn: number;
   /** ms since the epoch of the last snapshot written (or restored from); null when none. */
   lastCheckpointAt: number | null;
+  /** Size of the newest snapshot file (0 without one). */
+  snapshotBytes: number;
   /**
    * Records appended since the newest checkpoint *asked for* (not since the last one written), so
    * a trigger like `recordsSinceCheckpoint >= N` fires once per N records even while the snapshot
@@ -84,6 +86,7 @@ export class PartitionStore {
   private readonly log: Logger;
   private lastCheckpointLsn: number;
   private lastCheckpointAt: number | null;
+  private snapshotBytes = 0;
   /** lsn of the newest checkpoint asked for (written or not): what recordsSinceCheckpoint counts from. */
   private requestedLsn: number;
   /** Checkpoints are written one at a time; `chain` settles when the last one asked for is done. */
@@ -143,6 +146,7 @@ export class PartitionStore {
     }
     log.info({ snapshotLsn: base, records: records.length, lsn: journal.lsn }, 'partition restored');
     const store = new PartitionStore(opts.partition, dir, journal, Math.max(1, opts.keepSnapshots ?? 2), base, snap?.createdAt ?? null, log);
+    if (snap) store.snapshotBytes = fs.statSync(snap.file).size;
     return { store, snapshot: snap === null ? null : snap.state, snapshotLsn: base, records: records.map((r) => r.data) };
   }
 
@@ -208,6 +212,7 @@ export class PartitionStore {
       lsn: this.journal.lsn,
       durableLsn: this.journal.durableLsn,
       journalBytes: this.journal.bytes,
+      snapshotBytes: this.snapshotBytes,
       journalSegments: this.journal.segmentFirstLsns().length,
       lastCheckpointLsn: this.lastCheckpointLsn,
       lastCheckpointAt: this.lastCheckpointAt,
@@ -242,6 +247,7 @@ export class PartitionStore {
     const { bytes } = await writeSnapshot(this.path, lsn, json);
     this.lastCheckpointLsn = lsn;
     this.lastCheckpointAt = Date.now();
+    this.snapshotBytes = bytes;
     // Only now that the new snapshot is durable may older files go.
     // Until `keep` snapshots exist, the empty state at lsn 0 counts as the oldest one: the first
     // snapshot must have a fallback too, so the journal is kept from lsn 1 until then.

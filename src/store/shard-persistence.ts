@@ -7,7 +7,7 @@
 import type { Persistence, PersistenceConfig } from '../actors/persistence';
 import { logger } from '../log';
 import { initDataDir, partitionOf } from './layout';
-import { PartitionStore } from './partition';
+import { PartitionStore, type PartitionStats } from './partition';
 
 type Entry = [string, unknown];
 
@@ -76,7 +76,7 @@ export class StorePersistence implements Persistence {
       // One journal record per partition per batch: the batch's events for that partition, in order.
       store.append([list]);
       if (wait) touched.push(store.flush());
-      if (store.stats().recordsSinceCheckpoint >= this.cfg.checkpointEvery) due.push(p);
+      if (checkpointDue(store.stats(), this.cfg.checkpointEvery)) due.push(p);
     }
     this.pending.clear();
     if (due.length > 0) this.checkpointPartitions(due);
@@ -130,4 +130,13 @@ export class StorePersistence implements Persistence {
     if (!s) throw new Error(`partition ${p} is not owned by shard ${this.cfg.index}`);
     return s;
   }
+}
+
+/**
+ * A partition is checkpointed after `every` records, but never before its journal has grown to half
+ * the size of its last snapshot: the cost of checkpoints then stays proportional to what is written,
+ * however much state a partition holds (a million kept messages make a large snapshot).
+ */
+function checkpointDue(s: PartitionStats, every: number): boolean {
+  return s.recordsSinceCheckpoint >= every && s.journalBytes * 2 >= s.snapshotBytes;
 }
