@@ -346,7 +346,10 @@ async function main(): Promise<void> {
 function writeDoc(cmd: string): void {
   const file = path.resolve(ROOT, flags.get('out') ?? 'docs/benchmarks.md');
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, report(cmd));
+  // Sections other benchmarks own (bench/restart.ts) survive a new run of this one.
+  const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
+  const kept = /<!-- restart:begin -->[\s\S]*<!-- restart:end -->/.exec(old)?.[0];
+  fs.writeFileSync(file, kept ? `${report(cmd).trimEnd()}\n\n${kept}\n` : report(cmd));
   process.stdout.write(`bench: wrote ${path.relative(ROOT, file)}\n`);
 }
 
