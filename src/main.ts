@@ -26,7 +26,8 @@ async function main(): Promise<void> {
   const log = logger();
   if (settings.checkConfig) {
     const { checkConfig: _, ...effective } = settings;
-    log.info({ settings: { ...effective, statusToken: effective.statusToken ? '(set)' : undefined } }, 'settings are valid');
+    // The answer is the point of --check-config: it is printed whatever the log level.
+    log.child({}, { level: 'info' }).info({ settings: { ...effective, statusToken: effective.statusToken ? '(set)' : undefined } }, 'settings are valid');
     return;
   }
   const node = new Node(settings);
