@@ -346,10 +346,10 @@ async function main(): Promise<void> {
 function writeDoc(cmd: string): void {
   const file = path.resolve(ROOT, flags.get('out') ?? 'docs/benchmarks.md');
   fs.mkdirSync(path.dirname(file), { recursive: true });
-  // Sections other benchmarks own (bench/restart.ts) survive a new run of this one.
+  // Sections written by hand or by other benchmarks (<!-- NAME:begin --> … <!-- NAME:end -->) survive.
   const old = fs.existsSync(file) ? fs.readFileSync(file, 'utf8') : '';
-  const kept = /<!-- restart:begin -->[\s\S]*<!-- restart:end -->/.exec(old)?.[0];
-  fs.writeFileSync(file, kept ? `${report(cmd).trimEnd()}\n\n${kept}\n` : report(cmd));
+  const kept = [...old.matchAll(/<!-- (\w+):begin -->[\s\S]*?<!-- \1:end -->/g)].map((m) => m[0]);
+  fs.writeFileSync(file, kept.length > 0 ? `${report(cmd).trimEnd()}\n\n${kept.join('\n\n')}\n` : report(cmd));
   process.stdout.write(`bench: wrote ${path.relative(ROOT, file)}\n`);
 }
 
