@@ -46,18 +46,3 @@ export interface Persistence {
   stats(): unknown;
   close(): Promise<void>;
 }
-
-/** Keeps nothing: for a shard whose durability is off (tests of the actors alone). */
-export class MemoryPersistence implements Persistence {
-  private records = 0;
-  snapshotStates(): null { return null; }
-  restored(): Iterable<[string, unknown]> { return []; }
-  record(): void { this.records++; }
-  flush(): Promise<void> { return Promise.resolve(); }
-  write(): void {}
-  checkpoint(): Promise<void> { return Promise.resolve(); }
-  onCheckpointDue(): void {}
-  stats(): unknown { return { kind: 'memory', records: this.records }; }
-  close(): Promise<void> { return Promise.resolve(); }
-}
-

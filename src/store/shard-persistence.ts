@@ -5,6 +5,7 @@
  * Checkpoints are taken per partition after `checkpointEvery` records or `checkpointMs` of change.
  */
 import type { Persistence, PersistenceConfig } from '../actors/persistence';
+import { LRUCache } from 'lru-cache';
 import { logger } from '../log';
 import { initDataDir, partitionOf } from './layout';
 import { PartitionStore, type PartitionStats } from './partition';
@@ -52,8 +53,15 @@ export class StorePersistence implements Persistence {
     return e;
   }
 
+  /** An address's partition never changes; hashing it on every event showed in the profile. */
+  private readonly partitionCache = new LRUCache<string, number>({ max: 100_000 });
+
   record(address: string, event: unknown): void {
-    const p = partitionOf(address, this.cfg.partitions);
+    let p = this.partitionCache.get(address);
+    if (p === undefined) {
+      p = partitionOf(address, this.cfg.partitions);
+      this.partitionCache.set(address, p);
+    }
     let list = this.pending.get(p);
     if (!list) { list = []; this.pending.set(p, list); }
     list.push([address, event]);

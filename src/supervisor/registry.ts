@@ -3,8 +3,7 @@
  * which account (one account may have several: phone and desktop), and which worker thread hosts
  * an actor address. It holds no conversation state; actors own that.
  */
-import { LRUCache } from 'lru-cache';
-import { groupAddress, inboxAddress, workerOf } from './placement';
+import { groupAddress, workerOf } from './placement';
 
 /** What the registry needs of a connection actor. */
 export interface Peer {
@@ -59,16 +58,6 @@ export class Registry {
 
   workerOf(address: string): number { return workerOf(address, this.partitions, this.workers); }
   workerOfGroup(id: string): number { return workerOf(groupAddress(id), this.partitions, this.workers); }
-  /** Hashing an address on every message shows in the profile; an account's place never changes. */
-  private readonly inboxWorkers = new LRUCache<string, number>({ max: 200_000 });
 
-  workerOfInbox(account: string): number {
-    let w = this.inboxWorkers.get(account);
-    if (w === undefined) {
-      w = workerOf(inboxAddress(account), this.partitions, this.workers);
-      this.inboxWorkers.set(account, w);
-    }
-    return w;
-  }
   get workerCount(): number { return this.workers; }
 }
