@@ -6,7 +6,7 @@
 import { expect } from 'chai';
 import { accountsReady, newAccount, newAccounts } from './support/accounts';
 import { Client, isMessage, isNotice, type Frame } from './support/client';
-import { startServer, type ServerHandle } from './support/server';
+import { getStatus, startServer, type ServerHandle } from './support/server';
 
 const MESSAGE_KEYS = ['from', 'method', 'msg', 'seq', 'to', 'type'];
 
@@ -241,10 +241,10 @@ describe('core: instant messaging', function () {
 
   describe('inbox bound (--inbox-max 5)', () => {
     let small: ServerHandle;
-    before(async () => { small = await startServer(['--inbox-max', '5', '--workers', '1']); });
+    before(async () => { small = await startServer(['--inbox-max', '5', '--workers', '1'], { status: true }); });
     after(async () => { await small?.stop(); });
 
-    it('an absent account gets only the newest 5 of 8, in order', async () => {
+    it('an absent account gets only the newest 5 of 8, in order, and the 3 dropped are counted', async () => {
       const [alice, carol] = newAccounts(2);
       const a = await connect('alice', small);
       await a.signIn(alice);
@@ -256,6 +256,10 @@ describe('core: instant messaging', function () {
       const got = await c.nextN(5, isMessage(), 3000);
       expect(got.map((f) => f.msg)).to.deep.equal([3, 4, 5, 6, 7]);
       expect(await c.none(isMessage(), 200)).to.deep.equal([]);
+      // Nothing is lost silently: the drop is logged and counted in /status.
+      const st = await getStatus<{ droppedMessages: number }>(small);
+      expect(st.droppedMessages).to.equal(3);
+      expect(small.output()).to.match(/stored messages dropped by the inbox bounds/);
     });
   });
 });

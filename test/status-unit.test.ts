@@ -49,7 +49,7 @@ function snapshot(over: Partial<StatusSnapshot> = {}): StatusSnapshot {
   return {
     service: 'imgc', version: '1.2.3', nodeVersion: 'v20.0.0', pid: 1, time: new Date(0).toISOString(),
     startedAt: new Date(0).toISOString(), uptimeSeconds: 12.5, ready: true, connections: 3, accounts: 2,
-    groups: { resident: 4, total: 4 }, inboxes: 2, storedMessages: 7,
+    groups: { resident: 4, total: 4 }, inboxes: 2, storedMessages: 7, droppedMessages: 1,
     messages: { inTotal: 100, outTotal: 200, bouncedTotal: 1, inPerSecond: 1.5, outPerSecond: 3, windowSeconds: 10 },
     workers: [
       { index: 0, threadId: 1, up: true, startedAt: new Date(1000).toISOString(), mailboxDepth: 0, responsive: true, groups: 4, processed: 10,
@@ -189,13 +189,13 @@ describe('status server against a stand-in node', () => {
   it('reports the chain watcher, inboxes and journal state when the node provides them', async () => {
     const src = fakeSource({ stuck: [], perShard: true });
     src.chainState = () => ({ endpoint: 'ws://x', connected: false, lastFinalized: 7, lastProcessed: 7, reconnects: 3, lastError: 'gone' });
-    src.inboxState = () => ({ inboxes: 3, stored: 5, persistence: { lsn: 12 } });
+    src.inboxState = () => ({ inboxes: 3, stored: 5, dropped: 2, persistence: { lsn: 12 } });
     src.verificationState = () => ({ enabled: true });
     srv = await startStatusServer(src, { port: 0 });
     const r = await get('/status');
     expect(r.json.chain).to.include({ connected: false, lastFinalized: 7, reconnects: 3 });
     expect(r.json.journal).to.deep.equal({ lsn: 12 });
-    expect(r.json).to.include({ inboxes: 3, storedMessages: 5 });
+    expect(r.json).to.include({ inboxes: 3, storedMessages: 5, droppedMessages: 2 });
     expect(r.json.verification).to.deep.equal({ enabled: true });
   });
 

@@ -184,10 +184,14 @@ export class InboxHost {
     return Object.fromEntries([...this.inboxes].map(([a, s]) => [inboxAddress(a), s]));
   }
 
-  stats(): { inboxes: number; stored: number; persistence: unknown } {
+  stats(): { inboxes: number; stored: number; dropped: number; persistence: unknown } {
     let stored = 0;
-    for (const s of this.inboxes.values()) stored += s.stored.length;
-    return { inboxes: this.inboxes.size, stored, persistence: this.store.stats() };
+    let dropped = 0;
+    for (const s of this.inboxes.values()) {
+      stored += s.stored.length;
+      dropped += s.dropped;
+    }
+    return { inboxes: this.inboxes.size, stored, dropped, persistence: this.store.stats() };
   }
 
   /** Graceful stop: release what is pending, write a checkpoint, close the files. */

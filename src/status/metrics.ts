@@ -107,6 +107,7 @@ export function renderMetrics(s: StatusSnapshot): string {
   x.add('imgc_accounts_signed_in', 'gauge', 'Distinct accounts signed in on at least one connection.', s.accounts);
   x.add('imgc_groups_resident', 'gauge', 'Groups held in worker memory.', s.groups.resident);
   x.add('imgc_groups_known', 'gauge', 'Groups known to the store (resident or not).', s.groups.total);
+  x.add('imgc_dropped_messages_total', 'counter', 'Kept messages dropped by the per-account bounds (--inbox-max, --inbox-max-age-ms).', s.droppedMessages);
   x.add('imgc_stored_messages', 'gauge', 'Messages kept for accounts that have not received or acknowledged them.', s.storedMessages);
   x.add('imgc_frames_in_total', 'counter', 'Frames received from clients.', s.messages.inTotal);
   x.add('imgc_frames_out_total', 'counter', 'Frames written to client sockets.', s.messages.outTotal);

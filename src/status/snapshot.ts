@@ -40,6 +40,8 @@ export interface StatusSnapshot {
   /** Inbox actors (one per account that ever received something), on the main thread. */
   inboxes: number;
   storedMessages: number;
+  /** Kept messages dropped by the per-account bounds (count and age), oldest first, since the data began. */
+  droppedMessages: number;
   messages: {
     inTotal: number;
     outTotal: number;
@@ -169,6 +171,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     groups: { resident, total },
     inboxes: inboxes?.inboxes ?? 0,
     storedMessages: inboxes?.stored ?? 0,
+    droppedMessages: inboxes?.dropped ?? 0,
     messages: {
       inTotal: c.framesIn,
       outTotal: c.framesOut,

@@ -54,7 +54,7 @@ export interface StatusSource {
   /** Chain watcher state, when verification by payment runs. */
   chainState?(): ChainView | null | undefined;
   /** The inbox actors on the main thread: how many, messages kept, and their journal's state. */
-  inboxState?(): { inboxes: number; stored: number; persistence: unknown };
+  inboxState?(): { inboxes: number; stored: number; dropped: number; persistence: unknown };
   /** Verification by payment (Verification.state() in src/supervisor/verification.ts), reported as is. */
   verificationState?(): unknown;
 }

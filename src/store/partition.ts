@@ -144,7 +144,7 @@ export class PartitionStore {
       log.warn({ journalLsn: journal.lsn, snapshotLsn: base }, 'journal ends before the snapshot; continuing after the snapshot');
       journal.skipTo(base);
     }
-    log.info({ snapshotLsn: base, records: records.length, lsn: journal.lsn }, 'partition restored');
+    log.debug({ snapshotLsn: base, records: records.length, lsn: journal.lsn }, 'partition restored');
     const store = new PartitionStore(opts.partition, dir, journal, Math.max(1, opts.keepSnapshots ?? 2), base, snap?.createdAt ?? null, log);
     if (snap) store.snapshotBytes = fs.statSync(snap.file).size;
     return { store, snapshot: snap === null ? null : snap.state, snapshotLsn: base, records: records.map((r) => r.data) };

@@ -286,8 +286,8 @@ export class Node implements Router {
   get connections(): number { return this.registry.connectionCount; }
 
   /** For /status: the inbox actors and their journal. */
-  inboxState(): { inboxes: number; stored: number; persistence: unknown } {
-    return this.inboxes?.stats() ?? { inboxes: 0, stored: 0, persistence: null };
+  inboxState(): { inboxes: number; stored: number; dropped: number; persistence: unknown } {
+    return this.inboxes?.stats() ?? { inboxes: 0, stored: 0, dropped: 0, persistence: null };
   }
 
   /** For /status: the chain watcher's state when verification runs. */
