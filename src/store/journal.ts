@@ -223,13 +223,7 @@ export class Journal {
     cur.bytes += buf.length;
     this.lastLsn += records.length;
     if (this.policy === 'always') {
-      try {
-        fs.fdatasyncSync(this.fd);
-      } catch (e) {
-        this.fail(e as Error);
-        throw e;
-      }
-      this.syncedLsn = this.lastLsn;
+      this.syncNow();
     } else if (this.policy === 'grouped') {
       this.unsynced += records.length;
       this.schedule();
