@@ -40,17 +40,25 @@ export interface DeliverOptions {
 type Out = { t: 'push'; p: Push } | { t: 'reply'; conn: number; frame: string };
 
 /**
- * When output may leave. `written`: once the turn's journal write is done (in the page cache):
- * a frame written straight to an online account that does not acknowledge, and backlogs (at worst
- * delivered again after a crash). `durable`: only after the fsync: whatever a client may rely on,
- * a sender's acknowledgement and a frame kept until an acknowledging account confirms it.
+ * When output may leave.
+ * - `live`: at once. A frame relayed to an online account that does not acknowledge changes no
+ *   state anyone relies on (only its sequence number is recorded, within `LAZY_WRITE_MS`).
+ * - `written`: once the turn's records are written (in the kernel: they survive a crash of the
+ *   process): a backlog, whose delivery is a state change.
+ * - `durable`: only after the fsync: whatever a client may rely on, a sender's acknowledgement
+ *   and a frame kept until an acknowledging account confirms it.
  */
-type Release = 'written' | 'durable';
+type Release = 'live' | 'written' | 'durable';
+
+/** Longest time a record no output waits for stays unwritten (saves a write syscall per turn at low load). */
+const LAZY_WRITE_MS = 5;
 
 export class InboxHost {
   private readonly inboxes = new Map<string, InboxState>();
   private out: Out[] = [];
   private outWritten: Out[] = [];
+  private outLive: Out[] = [];
+  private lazyWrite: NodeJS.Timeout | undefined;
   private scheduled = false;
   private released: Promise<void> = Promise.resolve();
   private readonly log = logger({ part: 'inboxes' });
@@ -99,7 +107,7 @@ export class InboxHost {
       to.accounts.push(account);
       to.seqs.push(r.push);
     }
-    if (live.accounts.length > 0) this.emit({ t: 'push', p: live }, 'written');
+    if (live.accounts.length > 0) this.emit({ t: 'push', p: live }, 'live');
     if (kept.accounts.length > 0) this.emit({ t: 'push', p: kept }, 'durable');
     if (opts.ackTo) this.emit({ t: 'reply', ...opts.ackTo }, 'durable');
   }
@@ -131,7 +139,7 @@ export class InboxHost {
   }
 
   private emit(o: Out, when: Release): void {
-    (when === 'durable' ? this.out : this.outWritten).push(o);
+    (when === 'durable' ? this.out : when === 'written' ? this.outWritten : this.outLive).push(o);
     this.schedule();
   }
 
@@ -149,15 +157,17 @@ export class InboxHost {
     this.scheduled = false;
     const out = this.out;
     const written = this.outWritten;
+    const live = this.outLive;
     this.out = [];
     this.outWritten = [];
-    // The turn's records are written now; the fsync is asked for only when some output waits on it.
-    let durable: Promise<void>;
-    if (out.length > 0) durable = this.store.flush();
-    else {
-      this.store.write();
-      durable = Promise.resolve();
-    }
+    this.outLive = [];
+    // Records are written when some output waits on them (the fsync only when `durable` output
+    // does), else within LAZY_WRITE_MS; the journal keeps their order either way.
+    let durable: Promise<void> = Promise.resolve();
+    if (out.length > 0) durable = this.writeNow(true);
+    else if (written.length > 0) void this.writeNow(false);
+    else this.lazyWrite ??= setTimeout(() => void this.writeNow(false), LAZY_WRITE_MS);
+    for (const o of live) this.send(o);
     for (const o of written) this.send(o);
     this.released = this.released
       .then(() => durable)
@@ -169,6 +179,14 @@ export class InboxHost {
       });
   }
 
+  private writeNow(fsync: boolean): Promise<void> {
+    clearTimeout(this.lazyWrite);
+    this.lazyWrite = undefined;
+    if (fsync) return this.store.flush();
+    this.store.write();
+    return Promise.resolve();
+  }
+
   private send(o: Out): void {
     if (o.t === 'push') this.output.push(o.p);
     else this.output.reply(o.conn, o.frame);
@@ -177,6 +195,7 @@ export class InboxHost {
   /** Resolves once everything handed over so far is durable and released. */
   settle(): Promise<void> {
     if (this.scheduled) this.release();
+    void this.writeNow(false);
     return this.released;
   }
 
