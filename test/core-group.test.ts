@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { accountsReady, newAccount, newAccounts, type Account } from './support/accounts';
-import { Client, isMessage, isNotice, type Frame } from './support/client';
+import { Client, ClientPool, isMessage, isNotice, type Frame } from './support/client';
 import { getStatus, startServer, type ServerHandle } from './support/server';
 import { groupAddress, partitionOf, workerOf } from '../src/supervisor/placement';
 
@@ -33,12 +33,8 @@ interface Member { account: Account; client: Client }
 
 describe('core: group chat', function () {
   let srv: ServerHandle;
-  const clients: Client[] = [];
-  const connect = async (name?: string, server = srv): Promise<Client> => {
-    const c = await Client.connect(server.url, { name });
-    clients.push(c);
-    return c;
-  };
+  const clients = new ClientPool();
+  const connect = (name?: string, server = srv): Promise<Client> => clients.connect(server.url, name);
   const online = async (name: string, account = newAccount(), server = srv): Promise<Member> => {
     const client = await connect(name, server);
     await client.signIn(account);
@@ -86,7 +82,7 @@ describe('core: group chat', function () {
     // Four workers: the placement test below needs several, and every other test then runs on them too.
     srv = await startServer(['--workers', String(WORKERS), '--partitions', String(PARTITIONS)], { status: true });
   });
-  afterEach(async () => { await Promise.all(clients.splice(0).map((c) => c.close())); });
+  afterEach(() => clients.closeAll());
   after(async () => { await srv?.stop(); });
 
   describe('create', () => {

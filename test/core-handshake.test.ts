@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { accountsReady, badAddresses, newAccount, signSpam, type Account } from './support/accounts';
-import { Client, isError, isMessage, isNotice, type Frame } from './support/client';
+import { Client, ClientPool, isError, isMessage, isNotice, type Frame } from './support/client';
 import { startServer, type ServerHandle } from './support/server';
 
 const WELCOME = { type: 'notice', msg: 'Welcome', method: { cat: 'chat', act: 'active' } };
@@ -12,18 +12,14 @@ const WELCOME = { type: 'notice', msg: 'Welcome', method: { cat: 'chat', act: 'a
 describe('core: handshake', function () {
   let open: ServerHandle;
   let signed: ServerHandle;
-  const clients: Client[] = [];
-  const connect = async (srv: ServerHandle, name?: string): Promise<Client> => {
-    const c = await Client.connect(srv.url, { name });
-    clients.push(c);
-    return c;
-  };
+  const clients = new ClientPool();
+  const connect = (srv: ServerHandle, name?: string): Promise<Client> => clients.connect(srv.url, name);
 
   before(async () => {
     await accountsReady();
     [open, signed] = await Promise.all([startServer(['--auth', 'open']), startServer(['--auth', 'signed'])]);
   });
-  afterEach(async () => { await Promise.all(clients.splice(0).map((c) => c.close())); });
+  afterEach(() => clients.closeAll());
   after(async () => { await Promise.all([open?.stop(), signed?.stop()]); });
 
   describe('init frame', () => {

@@ -6,7 +6,7 @@
  */
 import { expect } from 'chai';
 import { accountsReady, newAccount, newAccounts, randomAddresses, type Account } from './support/accounts';
-import { Client, isError, isMessage, isNotice, type Frame } from './support/client';
+import { Client, ClientPool, isError, isMessage, isNotice, type Frame } from './support/client';
 import { startServer, type ServerHandle } from './support/server';
 
 const KNOWN_CODES = [41400, 41401, 44001, 44002, 44003, 44004, 44009, 44029, 44100, 44501, 44744, 45003, 45010];
@@ -16,12 +16,8 @@ const deepObject = (n: number): string => '{"a":'.repeat(n) + '1' + '}'.repeat(n
 
 describe('core: hostile input', function () {
   let srv: ServerHandle;
-  const clients: Client[] = [];
-  const connect = async (name?: string, server = srv): Promise<Client> => {
-    const c = await Client.connect(server.url, { name });
-    clients.push(c);
-    return c;
-  };
+  const clients = new ClientPool();
+  const connect = (name?: string, server = srv): Promise<Client> => clients.connect(server.url, name);
   const online = async (name: string, account: Account = newAccount(), server = srv): Promise<Client> => {
     const c = await connect(name, server);
     await c.signIn(account);
@@ -45,7 +41,7 @@ describe('core: hostile input', function () {
     await accountsReady();
     srv = await startServer(['--workers', '2']);
   });
-  afterEach(async () => { await Promise.all(clients.splice(0).map((c) => c.close())); });
+  afterEach(() => clients.closeAll());
   after(async () => { await srv?.stop(); });
 
   describe('malformed frames', () => {

@@ -5,25 +5,21 @@
  */
 import { expect } from 'chai';
 import { accountsReady, newAccount, newAccounts } from './support/accounts';
-import { Client, isMessage, isNotice, type Frame } from './support/client';
+import { Client, ClientPool, isMessage, isNotice, type Frame } from './support/client';
 import { getStatus, startServer, type ServerHandle } from './support/server';
 
 const MESSAGE_KEYS = ['from', 'method', 'msg', 'seq', 'to', 'type'];
 
 describe('core: instant messaging', function () {
   let srv: ServerHandle;
-  const clients: Client[] = [];
-  const connect = async (name?: string, server = srv): Promise<Client> => {
-    const c = await Client.connect(server.url, { name });
-    clients.push(c);
-    return c;
-  };
+  const clients = new ClientPool();
+  const connect = (name?: string, server = srv): Promise<Client> => clients.connect(server.url, name);
 
   before(async () => {
     await accountsReady();
     srv = await startServer(['--workers', '2']);
   });
-  afterEach(async () => { await Promise.all(clients.splice(0).map((c) => c.close())); });
+  afterEach(() => clients.closeAll());
   after(async () => { await srv?.stop(); });
 
   describe('live delivery', () => {

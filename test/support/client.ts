@@ -191,3 +191,18 @@ function short(x: unknown): string {
 function describe(frames: Frame[]): string {
   return frames.length === 0 ? '(none)' : frames.slice(-10).map(short).join(' | ');
 }
+
+/** The clients a test file opened, so that one afterEach closes them all. */
+export class ClientPool {
+  private readonly open: Client[] = [];
+
+  async connect(url: string, name?: string): Promise<Client> {
+    const c = await Client.connect(url, name === undefined ? {} : { name });
+    this.open.push(c);
+    return c;
+  }
+
+  async closeAll(): Promise<void> {
+    await Promise.all(this.open.splice(0).map((c) => c.close()));
+  }
+}
