@@ -137,4 +137,20 @@ describe('durability: SIGKILL mid-stream, restart from the same directory', func
     expect(await r.none(isMessage(), 300)).to.have.length(0);
     await Promise.all([r.close(), s3.close()]);
   });
+
+  it('a message kept for an absent account without a client message id is written within moments', async () => {
+    const [sender, receiver] = accounts as [Account, Account];
+    srv = await startServer(['--workers', '2']);
+    const s = await Client.connect(srv.url);
+    await s.signIn(sender);
+    // No mid, no callback: nobody waits for this message, yet it must reach the disk soon.
+    s.request({ cat: 'chat', act: 'chat', to: receiver.address, msg: 'kept without an id' });
+    await sleep(300);
+    await srv.kill('SIGKILL');
+    srv = await startServer(['--workers', '2'], { dataDir: srv.dataDir });
+    const r = await Client.connect(srv.url);
+    await r.signIn(receiver);
+    expect((await r.next(isMessage())).msg).to.equal('kept without an id');
+    await r.close();
+  });
 });

@@ -90,6 +90,8 @@ export class InboxHost {
       applyInbox(s, ev);
       this.store.record(inboxAddress(account), ev);
     }
+    // Every recorded event gets written this turn or within LAZY_WRITE_MS, output or not.
+    if (events.length > 0) this.schedule();
   }
 
   /** One message for several accounts, serialized once (`tpl`); `online[i]` says who has a socket now. */
@@ -123,19 +125,16 @@ export class InboxHost {
 
   ack(account: string, upTo: number): void {
     this.commit(account, inbox.ack(this.inbox(account), upTo));
-    this.schedule();
   }
 
   /** Frames that found no socket after all go back to being kept. */
   bounce(account: string, seqs: number[], tpl: Template, now: number): void {
     this.commit(account, inbox.bounce(this.inbox(account), account, seqs, tpl, now, this.limits));
-    this.schedule();
   }
 
   /** History brought from the first service's backup file: kept as for an absent account. */
   importHistory(account: string, frames: Template[], now: number): void {
     for (const tpl of frames) this.commit(account, inbox.deliverTo(this.inbox(account), account, false, tpl, now, this.limits).events);
-    this.schedule();
   }
 
   private emit(o: Out, when: Release): void {
