@@ -50,7 +50,7 @@ const specs: { [K in keyof Settings]: Spec } = {
   port: { flag: 'port', kind: 'int', def: 7788, min: 0, max: 65535, help: 'WebSocket port' },
   host: { flag: 'host', kind: 'string', def: '0.0.0.0', help: 'address the WebSocket endpoint binds' },
   data: { flag: 'data', kind: 'string', def: './backup', help: 'backup directory (journal and checkpoints)' },
-  workers: { flag: 'workers', kind: 'int', def: Math.max(1, Math.min(4, availableParallelism())), min: 1, max: 64, help: 'worker threads hosting group and inbox actors' },
+  workers: { flag: 'workers', kind: 'int', def: Math.max(1, Math.min(4, availableParallelism())), min: 1, max: 64, help: 'worker threads hosting the group actors and the verification actor' },
   auth: { flag: 'auth', kind: ['signed', 'open'], def: 'signed', help: 'signed: `active` needs a signature of the spam; open: as the first service' },
   config: { flag: 'config', kind: 'string', def: undefined, help: 'JSON config file' },
   maxFrame: { flag: 'max-frame', kind: 'int', def: 64 * 1024, min: 1024, max: 16 * 1024 * 1024, help: 'largest accepted frame in bytes' },

@@ -3,8 +3,7 @@
  * one postMessage per batch, never one per message. Everything here is plain data
  * (structured-cloneable) with a short tag `t`.
  */
-import type { Request } from '../protocol/frames';
-import type { Template } from '../protocol/frames';
+import type { Request, Template } from '../protocol/frames';
 
 /** The connection a request came from, so an answer (or an error) can find its way back. */
 export interface Origin {
@@ -17,7 +16,7 @@ export interface Origin {
 export interface GroupCall { t: 'group'; id: string; origin: Origin; now: number }
 
 /** main → shard: control messages of the supervisor. */
-export interface Control { t: 'control'; op: 'stats' | 'crash' | 'checkpoint' | 'shutdown' }
+export interface Control { t: 'control'; op: 'stats' | 'crash' | 'shutdown' }
 
 /** main → shard: a group brought from elsewhere (the first service's backup file). */
 export interface Import { t: 'import'; group: import('./group-state').GroupRecord }

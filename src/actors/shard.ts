@@ -7,7 +7,7 @@
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { logger, setLogLevel } from '../log';
-import type { Batch, FromShard, GroupCall, Import, ToShard } from './envelopes';
+import type { Batch, Control, FromShard, GroupCall, Import, ToShard } from './envelopes';
 import { decideGroup } from './group';
 import { applyGroup, type GroupRecord } from './group-state';
 import { groupAddress } from '../supervisor/placement';
@@ -130,14 +130,13 @@ class Shard {
     out.push(...decision.out);
   }
 
-  private onControl(op: 'stats' | 'crash' | 'checkpoint' | 'shutdown', out: FromShard[]): void {
+  private onControl(op: Control['op'], out: FromShard[]): void {
     if (op === 'shutdown') return; // handled by the message loop, after the batch is durable
     if (op === 'crash') {
       if (!cfg.testFaults) return;
       // Test-only fault switch: dies the way a bug would, with the batch half processed.
       throw new Error('fault switch: shard crash requested');
     }
-    if (op === 'checkpoint') { void this.store.checkpoint(this.snapshot()); return; }
     out.push({ t: 'stats', groups: this.groups.size, coldGroups: Math.max(0, this.coldCount), processed: this.processed, persistence: this.store.stats() });
   }
 }

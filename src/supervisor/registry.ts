@@ -57,7 +57,7 @@ export class Registry {
   allPeers(): IterableIterator<Peer> { return this.peers.values(); }
 
   workerOf(address: string): number { return workerOf(address, this.partitions, this.workers); }
-  workerOfGroup(id: string): number { return workerOf(groupAddress(id), this.partitions, this.workers); }
+  workerOfGroup(id: string): number { return this.workerOf(groupAddress(id)); }
 
   get workerCount(): number { return this.workers; }
 }
