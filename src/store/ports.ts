@@ -1,0 +1,159 @@
+/**
+ * The store's ports: what the actors and the node use, and nothing about how it is kept. One
+ * backend per folder implements `Store` (`lmdb/`, the default; `memory/`, for tests; later a
+ * JetStream one for cluster mode), each checked against the same contract suite
+ * (test/store-contract.test.ts). Actors are handed a store; they never open one.
+ *
+ * The model (as Centrifugo's history, a Matrix room timeline, a JetStream stream with one subject per
+ * conversation): a message is stored once, in its conversation's log, at a position. Positions are
+ * one sequence for the whole store (a stream sequence), increasing in append order, so one
+ * number per account says how far it has been delivered or acknowledged in every conversation.
+ */
+
+/**
+ * Where a record sits: its offset (the store-wide sequence, > 0) and the epoch of the store that
+ * gave it. A new epoch means the log was lost or recreated: offsets of another epoch mean nothing.
+ */
+export interface Position { offset: number; epoch: string }
+
+/**
+ * A conversation's id:
+ * - `d:<a>:<b>`: the direct conversation of two accounts (the pair sorted, so both name it alike);
+ * - `g:<GID>`: a group's log;
+ * - `a:<account>`: the account's own small log of notices about it (created, added, removed, verified).
+ */
+export type ConvId = string;
+
+/** A record to append: the frame it becomes, serialized once, minus its recipient and `seq`. */
+export interface NewEntry {
+  conv: ConvId;
+  /** ms since the epoch, for retention by age. */
+  at: number;
+  /** The sending account (null for server notices). */
+  from: string | null;
+  /** The sender's client message id: a resend with the same (conv, from, mid) is found by `findMid`. */
+  mid?: string;
+  /** Frame template: a recipient gets `head + JSON(to) + tail + ,"seq":offset}`. */
+  head: string;
+  tail: string;
+}
+
+/** A stored record. */
+export interface LogEntry extends NewEntry { offset: number }
+
+/** What a conversation's log holds now (absent: nothing, ever or after trimming). */
+export interface ConvTop {
+  /** Offset of the oldest record still retained. */
+  first: number;
+  /** Offset of the newest record. */
+  last: number;
+  /** Records retained. */
+  count: number;
+}
+
+/** A page of a log: records with offsets strictly between `after` and `before`, oldest first. */
+export interface ReadQuery {
+  conv: ConvId;
+  /** Exclusive lower bound (default: from the start). */
+  after?: number;
+  /** Exclusive upper bound (default: to the end). */
+  before?: number;
+  /** At most this many records. */
+  limit: number;
+  /**
+   * `forward`: the oldest `limit` records of the range; `backward`: the newest `limit` (still
+   * returned oldest first).
+   */
+  direction: 'forward' | 'backward';
+}
+
+export interface ConversationLog {
+  /**
+   * Appends one record and returns it with its offset (synchronously: offsets are given in call
+   * order). Visible to reads at once; durable once a later `Store.flush()` resolves.
+   */
+  append(entry: NewEntry): LogEntry;
+  read(q: ReadQuery): LogEntry[];
+  top(conv: ConvId): ConvTop | undefined;
+  /** Removes the records of `conv` with offset <= `upTo`; returns how many went. */
+  trimThrough(conv: ConvId, upTo: number): number;
+  /** The offset of the record a sender appended with `mid`, while it is retained. */
+  findMid(conv: ConvId, from: string, mid: string): number | undefined;
+  /** Every conversation with a retained record (for the retention sweep), in id order, after `afterConv`. */
+  conversations(afterConv: ConvId | undefined, limit: number): ConvId[];
+}
+
+/** How far an account has got: one offset each, valid in every conversation (see Position). */
+export interface AccountPositions {
+  /** Highest offset written to one of its sockets. */
+  delivered: number;
+  /** Highest offset it acknowledged (ack mode). */
+  acked: number;
+  /** It acknowledges: what it has not acked is delivered again. */
+  ackMode: boolean;
+}
+
+/** An account's membership in a conversation, and the offset from which it may read it. */
+export interface Membership { conv: ConvId; since: number }
+
+export interface Positions {
+  get(account: string): AccountPositions | undefined;
+  set(account: string, p: AccountPositions): void;
+  /** The account takes part in `conv` from offset `since` on (re-joining moves `since`). */
+  join(account: string, conv: ConvId, since: number): void;
+  leave(account: string, conv: ConvId): void;
+  membership(account: string, conv: ConvId): Membership | undefined;
+  /** Every conversation of the account, in id order. */
+  memberships(account: string): Membership[];
+}
+
+/** Actor state by address (`group:<id>`, `verify:book`): plain JSON, replaced whole. */
+export interface ActorStates {
+  get(address: string): unknown;
+  /** `undefined` deletes. */
+  put(address: string, state: unknown): void;
+  /** Addresses starting with `prefix`, in order, after `after`. */
+  list(prefix: string, after: string | undefined, limit: number): string[];
+}
+
+export interface StoreStats {
+  backend: string;
+  epoch: string;
+  /** Offset of the newest record. */
+  lastOffset: number;
+  appended: number;
+  trimmed: number;
+  /** Bytes of the database on disk (0 for memory). */
+  bytes: number;
+  [more: string]: unknown;
+}
+
+export interface Store {
+  readonly epoch: string;
+  readonly log: ConversationLog;
+  readonly positions: Positions;
+  readonly states: ActorStates;
+  /** Resolves once everything written before the call is durable (per the fsync policy). */
+  flush(): Promise<void>;
+  /** A consistent copy of everything, taken while writes go on, into the empty directory `dest`. */
+  backup(dest: string): Promise<void>;
+  stats(): StoreStats;
+  close(): Promise<void>;
+}
+
+/** The store failed in a way the caller cannot fix by retrying the same call (full disk, corrupt file). */
+export class StoreError extends Error {
+  constructor(message: string, readonly code: 'full' | 'corrupt' | 'closed' | 'io', options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'StoreError';
+  }
+}
+
+/** The id of the direct conversation of two accounts, the same whichever of them asks. */
+export function directConv(a: string, b: string): ConvId {
+  return a < b ? `d:${a}:${b}` : `d:${b}:${a}`;
+}
+
+export function groupConv(id: string): ConvId { return `g:${id}`; }
+
+export function accountConv(account: string): ConvId { return `a:${account}`; }
