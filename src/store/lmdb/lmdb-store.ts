@@ -1,0 +1,430 @@
+/**
+ * `Store` on LMDB (lmdb-js): one environment at `<dir>/store`, seven named databases, keys in
+ * lmdb-js ordered-binary encoding (arrays compare element by element), so range reads come out in
+ * order:
+ *
+ * - log:       [conv, offset]      → [at, from, mid|null, head, tail]
+ * - convs:     conv                → ConvTop {first, last, count}
+ * - mids:      [conv, from, mid]   → offset
+ * - positions: account             → AccountPositions
+ * - members:   [account, conv]     → since
+ * - states:    address             → JSON value
+ * - meta:      'epoch' | 'lastOffset'
+ *
+ * Nothing of the data is kept in process memory beyond the queued writes of the current turn:
+ * reads go to the memory-mapped file.
+ *
+ * Durability (see `flush`): 'always' fsyncs inside every commit (one per turn with writes);
+ * 'grouped' uses lmdb-js overlapping sync (a commit does not wait for the disk, and a power loss
+ * goes back to the last synced snapshot, never to a torn one) with one shared `mdb_env_sync` per
+ * group of flushes; 'off' never fsyncs (a process crash loses nothing committed, a power loss may).
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { mkdir, readdir } from 'node:fs/promises';
+import * as path from 'node:path';
+import { open, type Database, type RootDatabase } from 'lmdb';
+import type {
+  AccountPositions, ActorStates, ConvId, ConvTop, ConversationLog, LogEntry, Membership, NewEntry, Positions,
+  ReadQuery, Store, StoreStats,
+} from '../ports';
+import { StoreError } from '../ports';
+import { closedError, hasMidKey, jsonCopy, newEpoch, toLogEntry } from '../common';
+import { toStoreError } from './errors';
+import { GroupSync } from './group-sync';
+import { TurnWriter } from './turn-writer';
+
+export type LmdbFsync = 'always' | 'grouped' | 'off';
+
+export interface LmdbOpenOptions {
+  dir: string;
+  fsync: LmdbFsync;
+}
+
+/** Above every offset: the open end of a range within one conversation. */
+const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
+/** Above every conversation id (they are ASCII: `d:`, `g:`, `a:`): the open end of an account's memberships. */
+const MAX_CONV = '\uffff';
+
+/** transactionSync flags: abortable, synchronous commit; plus "do not wait for the fsync" under overlapping sync. */
+const TXN_SYNC = 0x3;
+const TXN_NO_SYNC_FLUSH = 0x10003;
+
+type LogValue = [at: number, from: string | null, mid: string | null, head: string, tail: string];
+type LogKey = [ConvId, number];
+type MidKey = [ConvId, string, string];
+type MemberKey = [string, ConvId];
+
+interface Dbs {
+  log: Database<LogValue, LogKey>;
+  convs: Database<ConvTop, ConvId>;
+  mids: Database<number, MidKey>;
+  positions: Database<AccountPositions, string>;
+  members: Database<number, MemberKey>;
+  states: Database<unknown, string>;
+  meta: Database<string | number, string>;
+}
+
+function toEntry(conv: ConvId, offset: number, v: LogValue): LogEntry {
+  const e: LogEntry = { conv, offset, at: v[0], from: v[1], head: v[3], tail: v[4] };
+  if (v[2] !== null) e.mid = v[2];
+  return e;
+}
+
+/** What the store classes share: the databases, the writer, and the guard every call passes. */
+class Core {
+  lastOffset: number;
+  private savedOffset: number;
+  appended = 0;
+  trimmed = 0;
+  closed = false;
+  readonly writer: TurnWriter;
+
+  constructor(readonly root: RootDatabase, readonly dbs: Dbs, overlapping: boolean) {
+    this.lastOffset = this.savedOffset = Number(dbs.meta.get('lastOffset') ?? 0);
+    // The counter goes into the transaction that holds the records it numbered, so a restart
+    // continues after the last committed offset and never hands one out twice.
+    this.writer = new TurnWriter(root, () => {
+      if (this.lastOffset !== this.savedOffset) {
+        dbs.meta.putSync('lastOffset', this.lastOffset);
+        this.savedOffset = this.lastOffset;
+      }
+    }, overlapping ? TXN_NO_SYNC_FLUSH : TXN_SYNC);
+  }
+
+  /** Before a write: the store must be open and not failed. */
+  writable(): void {
+    if (this.closed) throw closedError();
+    if (this.writer.failure !== undefined) throw this.writer.failure;
+  }
+
+  /** Before a read: commits this process's queued writes, so the read sees them. */
+  readable(): void {
+    if (this.closed) throw closedError();
+    this.writer.commitNow();
+  }
+
+  /** Runs a read, reporting lmdb-js errors as StoreErrors. */
+  read<T>(what: string, fn: () => T): T {
+    this.readable();
+    try {
+      return fn();
+    } catch (e) {
+      throw toStoreError(e, what);
+    }
+  }
+}
+
+class LmdbLog implements ConversationLog {
+  constructor(private readonly c: Core) {}
+
+  append(entry: NewEntry): LogEntry {
+    this.c.writable();
+    const e = toLogEntry(entry, ++this.c.lastOffset);
+    this.c.appended++;
+    const { log, convs, mids } = this.c.dbs;
+    const value: LogValue = [e.at, e.from, e.mid ?? null, e.head, e.tail];
+    this.c.writer.queue(() => {
+      log.putSync([e.conv, e.offset], value);
+      if (hasMidKey(e)) mids.putSync([e.conv, e.from, e.mid], e.offset);
+      // Read inside the write transaction: sees the appends queued before this one.
+      const top = convs.get(e.conv);
+      convs.putSync(e.conv, top === undefined
+        ? { first: e.offset, last: e.offset, count: 1 }
+        : { first: top.first, last: e.offset, count: top.count + 1 });
+    });
+    return { ...e };
+  }
+
+  read(q: ReadQuery): LogEntry[] {
+    return this.c.read('read', () => {
+      if (q.limit <= 0) return [];
+      const lo = q.after ?? 0;
+      const hi = q.before ?? MAX_OFFSET;
+      if (hi - lo <= 1) return [];
+      const { log } = this.c.dbs;
+      const out: LogEntry[] = [];
+      if (q.direction === 'forward') {
+        for (const { key, value } of log.getRange({ start: [q.conv, lo + 1], end: [q.conv, hi], limit: q.limit })) {
+          out.push(toEntry(q.conv, key[1], value));
+        }
+      } else {
+        // Reverse ranges run from `start` down to `end` (exclusive).
+        for (const { key, value } of log.getRange({ start: [q.conv, hi - 1], end: [q.conv, lo], reverse: true, limit: q.limit })) {
+          out.push(toEntry(q.conv, key[1], value));
+        }
+        out.reverse();
+      }
+      return out;
+    });
+  }
+
+  top(conv: ConvId): ConvTop | undefined {
+    return this.c.read('top', () => {
+      const t = this.c.dbs.convs.get(conv);
+      return t === undefined ? undefined : { first: t.first, last: t.last, count: t.count };
+    });
+  }
+
+  trimThrough(conv: ConvId, upTo: number): number {
+    this.c.writable();
+    const { log, convs, mids } = this.c.dbs;
+    // In one transaction with the queued writes: the count returned must be of the data as this
+    // process last wrote it.
+    const n = this.c.writer.runNow(() => {
+      const top = convs.get(conv);
+      if (top === undefined || top.first > upTo) return 0;
+      const gone: { key: LogKey; value: LogValue }[] = [];
+      for (const { key, value } of log.getRange({ start: [conv, 0], end: [conv, upTo + 1] })) gone.push({ key, value });
+      for (const { key, value } of gone) {
+        log.removeSync(key);
+        const [, from, mid] = value;
+        if (from !== null && mid !== null && mids.get([conv, from, mid]) === key[1]) mids.removeSync([conv, from, mid]);
+      }
+      const count = top.count - gone.length;
+      if (count <= 0) {
+        convs.removeSync(conv);
+      } else {
+        let first = top.last;
+        for (const k of log.getKeys({ start: [conv, upTo + 1], end: [conv, MAX_OFFSET], limit: 1 })) first = k[1];
+        convs.putSync(conv, { first, last: top.last, count });
+      }
+      return gone.length;
+    });
+    this.c.trimmed += n;
+    return n;
+  }
+
+  findMid(conv: ConvId, from: string, mid: string): number | undefined {
+    return this.c.read('findMid', () => this.c.dbs.mids.get([conv, from, mid]));
+  }
+
+  conversations(afterConv: ConvId | undefined, limit: number): ConvId[] {
+    return this.c.read('conversations', () => {
+      if (limit <= 0) return [];
+      const out: ConvId[] = [];
+      const opts = afterConv === undefined ? {} : { start: afterConv };
+      for (const k of this.c.dbs.convs.getKeys(opts)) {
+        if (afterConv !== undefined && k <= afterConv) continue;
+        out.push(k);
+        if (out.length >= limit) break;
+      }
+      return out;
+    });
+  }
+}
+
+class LmdbPositions implements Positions {
+  constructor(private readonly c: Core) {}
+
+  get(account: string): AccountPositions | undefined {
+    return this.c.read('positions.get', () => {
+      const p = this.c.dbs.positions.get(account);
+      return p === undefined ? undefined : { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode };
+    });
+  }
+
+  set(account: string, p: AccountPositions): void {
+    this.c.writable();
+    const v: AccountPositions = { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode };
+    this.c.writer.queue(() => this.c.dbs.positions.putSync(account, v));
+  }
+
+  join(account: string, conv: ConvId, since: number): void {
+    this.c.writable();
+    this.c.writer.queue(() => this.c.dbs.members.putSync([account, conv], since));
+  }
+
+  leave(account: string, conv: ConvId): void {
+    this.c.writable();
+    this.c.writer.queue(() => { this.c.dbs.members.removeSync([account, conv]); });
+  }
+
+  membership(account: string, conv: ConvId): Membership | undefined {
+    return this.c.read('membership', () => {
+      const since = this.c.dbs.members.get([account, conv]);
+      return since === undefined ? undefined : { conv, since };
+    });
+  }
+
+  memberships(account: string): Membership[] {
+    return this.c.read('memberships', () => {
+      const out: Membership[] = [];
+      for (const { key, value } of this.c.dbs.members.getRange({ start: [account, ''], end: [account, MAX_CONV] })) {
+        if (key[0] === account) out.push({ conv: key[1], since: value });
+      }
+      return out;
+    });
+  }
+}
+
+class LmdbStates implements ActorStates {
+  constructor(private readonly c: Core) {}
+
+  get(address: string): unknown {
+    return this.c.read('states.get', () => this.c.dbs.states.get(address));
+  }
+
+  put(address: string, state: unknown): void {
+    this.c.writable();
+    const { states } = this.c.dbs;
+    if (state === undefined) {
+      this.c.writer.queue(() => { states.removeSync(address); });
+      return;
+    }
+    // Copied now: the caller may change its object before the end of the turn.
+    const copy: unknown = JSON.parse(jsonCopy(state));
+    this.c.writer.queue(() => states.putSync(address, copy));
+  }
+
+  list(prefix: string, after: string | undefined, limit: number): string[] {
+    return this.c.read('states.list', () => {
+      if (limit <= 0) return [];
+      const start = after !== undefined && after > prefix ? after : prefix;
+      const out: string[] = [];
+      for (const k of this.c.dbs.states.getKeys({ start })) {
+        if (!k.startsWith(prefix)) {
+          if (k > prefix) break; // keys are in byte order: past the prefix, nothing more matches
+          continue;
+        }
+        if (after !== undefined && k <= after) continue;
+        out.push(k);
+        if (out.length >= limit) break;
+      }
+      return out;
+    });
+  }
+}
+
+export class LmdbStore implements Store {
+  readonly epoch: string;
+  readonly log: ConversationLog;
+  readonly positions: Positions;
+  readonly states: ActorStates;
+  private readonly core: Core;
+  private readonly groupSync: GroupSync | undefined;
+
+  private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs) {
+    this.core = new Core(root, dbs, fsync === 'grouped');
+    let epoch = dbs.meta.get('epoch');
+    if (typeof epoch !== 'string') {
+      // First open of this environment: its epoch is made once and kept.
+      const made = newEpoch();
+      root.transactionSync(() => dbs.meta.putSync('epoch', made));
+      epoch = made;
+    }
+    this.epoch = epoch;
+    this.log = new LmdbLog(this.core);
+    this.positions = new LmdbPositions(this.core);
+    this.states = new LmdbStates(this.core);
+    if (fsync === 'grouped') {
+      // `sync` exists on the lmdb-js root (mdb_env_sync on a worker thread) but is missing from its typings.
+      const syncable = root as unknown as { sync(cb: (err?: unknown) => void): void };
+      this.groupSync = new GroupSync((done) => syncable.sync(done));
+    }
+  }
+
+  /** Opens (creating if needed) the environment at `<dir>/store`. */
+  static open(opts: LmdbOpenOptions): LmdbStore {
+    const envDir = path.join(opts.dir, 'store');
+    try {
+      mkdirSync(envDir, { recursive: true });
+      const root = open({
+        path: envDir,
+        maxDbs: 8,
+        // 'always': every commit fsyncs before it returns. 'grouped': overlapping sync, flush()
+        // syncs. 'off': never.
+        noSync: opts.fsync === 'off',
+        overlappingSync: opts.fsync === 'grouped',
+      });
+      const dbs: Dbs = {
+        log: root.openDB<LogValue, LogKey>({ name: 'log', encoding: 'msgpack' }),
+        convs: root.openDB<ConvTop, ConvId>({ name: 'convs', encoding: 'msgpack' }),
+        mids: root.openDB<number, MidKey>({ name: 'mids', encoding: 'msgpack' }),
+        positions: root.openDB<AccountPositions, string>({ name: 'positions', encoding: 'msgpack' }),
+        members: root.openDB<number, MemberKey>({ name: 'members', encoding: 'msgpack' }),
+        states: root.openDB<unknown, string>({ name: 'states', encoding: 'json' }),
+        meta: root.openDB<string | number, string>({ name: 'meta', encoding: 'msgpack' }),
+      };
+      return new LmdbStore(envDir, opts.fsync, root, dbs);
+    } catch (e) {
+      throw toStoreError(e, `open ${envDir}`);
+    }
+  }
+
+  /**
+   * Resolves once everything written before the call is durable. The queued writes are committed
+   * now; then 'always' is already on disk (its commits fsync), 'grouped' waits for the next shared
+   * sync, 'off' is done.
+   */
+  flush(): Promise<void> {
+    try {
+      this.core.readable();
+    } catch (e) {
+      return Promise.reject(e instanceof StoreError ? e : toStoreError(e, 'flush'));
+    }
+    if (this.groupSync === undefined) return Promise.resolve();
+    return this.groupSync.request().catch((e: unknown) => { throw toStoreError(e, 'flush'); });
+  }
+
+  /**
+   * A compacted copy of the environment (mdb_env_copy, one read transaction, so consistent while
+   * writes go on) into `<dest>/store`. Includes everything this process wrote before the call.
+   */
+  async backup(dest: string): Promise<void> {
+    this.core.readable();
+    const target = path.join(dest, 'store');
+    await mkdir(target, { recursive: true });
+    if ((await readdir(target)).length > 0) throw new StoreError(`backup target ${target} is not empty`, 'io');
+    try {
+      await this.core.root.backup(target, true);
+    } catch (e) {
+      throw toStoreError(e, 'backup');
+    }
+  }
+
+  stats(): StoreStats {
+    if (this.core.closed) throw closedError();
+    let bytes = 0;
+    try {
+      bytes = statSync(path.join(this.envDir, 'data.mdb')).size;
+    } catch {
+      // Not there yet (nothing committed): 0 bytes.
+    }
+    const entries: Record<string, number> = {};
+    for (const [name, db] of Object.entries(this.core.dbs)) {
+      entries[name] = (db.getStats() as { entryCount?: number }).entryCount ?? 0;
+    }
+    const env = this.core.root.getStats() as { mapSize?: number };
+    return {
+      backend: 'lmdb',
+      epoch: this.epoch,
+      lastOffset: this.core.lastOffset,
+      appended: this.core.appended,
+      trimmed: this.core.trimmed,
+      bytes,
+      fsync: this.fsync,
+      entries,
+      mapSize: env.mapSize ?? 0,
+      commits: this.core.writer.commits,
+      pendingWrites: this.core.writer.pending,
+    };
+  }
+
+  /** Commits and syncs what is queued, then closes the environment. Later calls fail with 'closed'. */
+  async close(): Promise<void> {
+    if (this.core.closed) return;
+    let failure: unknown;
+    try {
+      await this.flush();
+    } catch (e) {
+      failure = e;
+    }
+    this.core.closed = true;
+    await this.core.root.close();
+    if (failure !== undefined) throw failure;
+  }
+}
+
+/** Compile-time check that the class keeps implementing the port. */
+const _check: { open(opts: LmdbOpenOptions): Store } = LmdbStore;
+void _check;

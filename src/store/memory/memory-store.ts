@@ -1,0 +1,222 @@
+/**
+ * `Store` kept in memory, for tests: the same contract as the LMDB backend (test/store-contract.test.ts),
+ * nothing durable. `backup()` still writes a real copy (a JSON dump) so callers can rely on it.
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import * as path from 'node:path';
+import type {
+  AccountPositions, ActorStates, ConvId, ConvTop, ConversationLog, LogEntry, Membership, NewEntry, Positions,
+  ReadQuery, Store, StoreStats,
+} from '../ports';
+import { closedError, hasMidKey, jsonCopy, newEpoch, toLogEntry } from '../common';
+
+/** Index of the first entry with offset > `after` in an offset-sorted list. */
+function firstAfter(list: readonly LogEntry[], after: number): number {
+  let lo = 0;
+  let hi = list.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (list[mid]!.offset <= after) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+function midKey(conv: ConvId, from: string, mid: string): string {
+  return JSON.stringify([conv, from, mid]);
+}
+
+function sortedAfter(keys: Iterable<string>, after: string | undefined): string[] {
+  return [...keys].filter((k) => after === undefined || k > after).sort();
+}
+
+interface Counters { lastOffset: number; appended: number; trimmed: number; closed: boolean }
+
+class MemoryLog implements ConversationLog {
+  /** Per conversation, oldest first (appends come in offset order, so pushing keeps it sorted). */
+  readonly logs = new Map<ConvId, LogEntry[]>();
+  readonly mids = new Map<string, number>();
+
+  constructor(private readonly c: Counters) {}
+
+  append(entry: NewEntry): LogEntry {
+    if (this.c.closed) throw closedError();
+    const e = toLogEntry(entry, ++this.c.lastOffset);
+    let list = this.logs.get(e.conv);
+    if (list === undefined) this.logs.set(e.conv, (list = []));
+    list.push(e);
+    if (hasMidKey(e)) this.mids.set(midKey(e.conv, e.from, e.mid), e.offset);
+    this.c.appended++;
+    return { ...e };
+  }
+
+  read(q: ReadQuery): LogEntry[] {
+    if (this.c.closed) throw closedError();
+    const list = this.logs.get(q.conv) ?? [];
+    const start = firstAfter(list, q.after ?? 0);
+    const end = q.before === undefined ? list.length : firstAfter(list, q.before - 1);
+    if (end <= start || q.limit <= 0) return [];
+    const page = q.direction === 'forward'
+      ? list.slice(start, Math.min(end, start + q.limit))
+      : list.slice(Math.max(start, end - q.limit), end);
+    return page.map((e) => ({ ...e }));
+  }
+
+  top(conv: ConvId): ConvTop | undefined {
+    if (this.c.closed) throw closedError();
+    const list = this.logs.get(conv);
+    if (list === undefined || list.length === 0) return undefined;
+    return { first: list[0]!.offset, last: list[list.length - 1]!.offset, count: list.length };
+  }
+
+  trimThrough(conv: ConvId, upTo: number): number {
+    if (this.c.closed) throw closedError();
+    const list = this.logs.get(conv);
+    if (list === undefined) return 0;
+    const n = firstAfter(list, upTo);
+    for (const e of list.splice(0, n)) {
+      if (!hasMidKey(e)) continue;
+      const k = midKey(e.conv, e.from, e.mid);
+      if (this.mids.get(k) === e.offset) this.mids.delete(k);
+    }
+    if (list.length === 0) this.logs.delete(conv);
+    this.c.trimmed += n;
+    return n;
+  }
+
+  findMid(conv: ConvId, from: string, mid: string): number | undefined {
+    if (this.c.closed) throw closedError();
+    return this.mids.get(midKey(conv, from, mid));
+  }
+
+  conversations(afterConv: ConvId | undefined, limit: number): ConvId[] {
+    if (this.c.closed) throw closedError();
+    return sortedAfter(this.logs.keys(), afterConv).slice(0, Math.max(0, limit));
+  }
+}
+
+class MemoryPositions implements Positions {
+  readonly accounts = new Map<string, AccountPositions>();
+  readonly members = new Map<string, Map<ConvId, number>>();
+
+  constructor(private readonly c: Counters) {}
+
+  get(account: string): AccountPositions | undefined {
+    if (this.c.closed) throw closedError();
+    const p = this.accounts.get(account);
+    return p === undefined ? undefined : { ...p };
+  }
+
+  set(account: string, p: AccountPositions): void {
+    if (this.c.closed) throw closedError();
+    this.accounts.set(account, { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode });
+  }
+
+  join(account: string, conv: ConvId, since: number): void {
+    if (this.c.closed) throw closedError();
+    let m = this.members.get(account);
+    if (m === undefined) this.members.set(account, (m = new Map()));
+    m.set(conv, since);
+  }
+
+  leave(account: string, conv: ConvId): void {
+    if (this.c.closed) throw closedError();
+    const m = this.members.get(account);
+    if (m === undefined) return;
+    m.delete(conv);
+    if (m.size === 0) this.members.delete(account);
+  }
+
+  membership(account: string, conv: ConvId): Membership | undefined {
+    if (this.c.closed) throw closedError();
+    const since = this.members.get(account)?.get(conv);
+    return since === undefined ? undefined : { conv, since };
+  }
+
+  memberships(account: string): Membership[] {
+    if (this.c.closed) throw closedError();
+    const m = this.members.get(account);
+    if (m === undefined) return [];
+    return sortedAfter(m.keys(), undefined).map((conv) => ({ conv, since: m.get(conv)! }));
+  }
+}
+
+class MemoryStates implements ActorStates {
+  /** JSON text, so a state is a copy both ways, as it would be on disk. */
+  readonly states = new Map<string, string>();
+
+  constructor(private readonly c: Counters) {}
+
+  get(address: string): unknown {
+    if (this.c.closed) throw closedError();
+    const s = this.states.get(address);
+    return s === undefined ? undefined : JSON.parse(s);
+  }
+
+  put(address: string, state: unknown): void {
+    if (this.c.closed) throw closedError();
+    if (state === undefined) this.states.delete(address);
+    else this.states.set(address, jsonCopy(state));
+  }
+
+  list(prefix: string, after: string | undefined, limit: number): string[] {
+    if (this.c.closed) throw closedError();
+    return sortedAfter(this.states.keys(), after).filter((k) => k.startsWith(prefix)).slice(0, Math.max(0, limit));
+  }
+}
+
+export class MemoryStore implements Store {
+  readonly epoch = newEpoch();
+  private readonly c: Counters = { lastOffset: 0, appended: 0, trimmed: 0, closed: false };
+  private readonly memLog = new MemoryLog(this.c);
+  private readonly memPositions = new MemoryPositions(this.c);
+  private readonly memStates = new MemoryStates(this.c);
+  readonly log: ConversationLog = this.memLog;
+  readonly positions: Positions = this.memPositions;
+  readonly states: ActorStates = this.memStates;
+
+  flush(): Promise<void> {
+    return this.c.closed ? Promise.reject(closedError()) : Promise.resolve();
+  }
+
+  /** Writes `<dest>/store.json`: every record, position, membership and state, taken in one go. */
+  async backup(dest: string): Promise<void> {
+    if (this.c.closed) throw closedError();
+    // Serialized synchronously, before the first await, so the copy is of one moment.
+    const dump = JSON.stringify({
+      backend: 'memory',
+      epoch: this.epoch,
+      lastOffset: this.c.lastOffset,
+      logs: [...this.memLog.logs.values()].flat(),
+      positions: Object.fromEntries(this.memPositions.accounts),
+      members: [...this.memPositions.members].map(([account, m]) => [account, Object.fromEntries(m)]),
+      states: Object.fromEntries([...this.memStates.states].map(([k, v]) => [k, JSON.parse(v) as unknown])),
+    });
+    await mkdir(dest, { recursive: true });
+    await writeFile(path.join(dest, 'store.json'), dump);
+  }
+
+  stats(): StoreStats {
+    let records = 0;
+    for (const list of this.memLog.logs.values()) records += list.length;
+    return {
+      backend: 'memory',
+      epoch: this.epoch,
+      lastOffset: this.c.lastOffset,
+      appended: this.c.appended,
+      trimmed: this.c.trimmed,
+      bytes: 0,
+      records,
+      conversations: this.memLog.logs.size,
+    };
+  }
+
+  close(): Promise<void> {
+    this.c.closed = true;
+    return Promise.resolve();
+  }
+}
+
+/** Compile-time check that the class keeps implementing the port. */
+const _check: new () => Store = MemoryStore;
+void _check;

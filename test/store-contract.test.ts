@@ -1,0 +1,430 @@
+/**
+ * The contract every `Store` backend keeps (src/store/ports.ts): one suite, run against each
+ * backend through a factory. Backend-only checks (reopening, a killed writer) follow it.
+ */
+import { expect } from 'chai';
+import { spawn } from 'node:child_process';
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import {
+  StoreError, accountConv, directConv, groupConv, type LogEntry, type NewEntry, type Store,
+} from '../src/store/ports';
+import { MemoryStore } from '../src/store/memory/memory-store';
+import { LmdbStore } from '../src/store/lmdb/lmdb-store';
+import { openStore } from '../src/store/open';
+import { captureLogs, rm, tmpDir, type Captured } from './support/store-log';
+
+/** A backend under test: a fresh store, and how to look at a backup of it. */
+interface Harness {
+  store: Store;
+  /** Opens the copy `backup(dest)` wrote (undefined: the backend has no reader for it; check the files). */
+  openBackup: ((dest: string) => Promise<Store>) | undefined;
+  /** Closes and reopens the same data (undefined: not durable). */
+  reopen: ((store: Store) => Promise<Store>) | undefined;
+  cleanup(): void;
+}
+
+type Factory = () => Promise<Harness>;
+
+const A = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
+const B = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
+const C = '5FLSigC9HGRKVhB9FiEo4Y3koPsNmBmLJbpXg2mp1hXcS59Y';
+
+function entry(conv: string, i: number, extra: Partial<NewEntry> = {}): NewEntry {
+  return { conv, at: 1_700_000_000_000 + i, from: A, head: `{"t":"msg","i":${i},"to":`, tail: ',"x":1', ...extra };
+}
+
+/** The offsets of a page. */
+function offs(page: LogEntry[]): number[] {
+  return page.map((e) => e.offset);
+}
+
+/** Lets the current event-loop turn end (so turn-batched writes commit). */
+function nextTurn(): Promise<void> {
+  return new Promise((resolve) => setImmediate(resolve));
+}
+
+function contract(name: string, factory: Factory): void {
+  describe(`store contract: ${name}`, function () {
+    let h: Harness;
+    let store: Store;
+    beforeEach(async () => {
+      h = await factory();
+      store = h.store;
+    });
+    afterEach(async () => {
+      await store.close().catch(() => undefined);
+      h.cleanup();
+    });
+
+    it('append gives increasing offsets across conversations and returns the stored record', () => {
+      const g = groupConv('G1');
+      const d = directConv(B, A);
+      expect(d).to.equal(directConv(A, B));
+      const e1 = store.log.append(entry(g, 1, { mid: 'c1' }));
+      const e2 = store.log.append(entry(d, 2));
+      const e3 = store.log.append(entry(accountConv(A), 3, { from: null }));
+      const e4 = store.log.append(entry(g, 4));
+      expect(e1.offset).to.be.greaterThan(0);
+      expect(offs([e1, e2, e3, e4])).to.deep.equal([e1.offset, e1.offset + 1, e1.offset + 2, e1.offset + 3]);
+      expect(e1).to.deep.equal({ ...entry(g, 1, { mid: 'c1' }), offset: e1.offset });
+      expect(e3.from).to.equal(null);
+      expect(e2).to.not.have.property('mid');
+      const s = store.stats();
+      expect(s.lastOffset).to.equal(e4.offset);
+      expect(s.appended).to.equal(4);
+      expect(s.epoch).to.equal(store.epoch);
+      expect(store.epoch).to.be.a('string').with.length.greaterThan(8);
+    });
+
+    it('read: forward and backward pages within after/before, oldest first', () => {
+      const g = groupConv('R');
+      const other = groupConv('S');
+      const mine: number[] = [];
+      for (let i = 0; i < 10; i++) {
+        mine.push(store.log.append(entry(g, i)).offset);
+        store.log.append(entry(other, i)); // interleaved: offsets of g are not contiguous
+      }
+      const all = store.log.read({ conv: g, limit: 100, direction: 'forward' });
+      expect(offs(all)).to.deep.equal(mine);
+      expect(all[3]).to.deep.equal({ ...entry(g, 3), offset: mine[3] });
+      expect(offs(store.log.read({ conv: g, limit: 3, direction: 'forward' }))).to.deep.equal(mine.slice(0, 3));
+      expect(offs(store.log.read({ conv: g, limit: 3, direction: 'backward' }))).to.deep.equal(mine.slice(7));
+      expect(offs(store.log.read({ conv: g, after: mine[2], limit: 2, direction: 'forward' }))).to.deep.equal(mine.slice(3, 5));
+      expect(offs(store.log.read({ conv: g, before: mine[5], limit: 2, direction: 'backward' }))).to.deep.equal(mine.slice(3, 5));
+      expect(offs(store.log.read({ conv: g, after: mine[1], before: mine[6], limit: 100, direction: 'backward' })))
+        .to.deep.equal(mine.slice(2, 6));
+      expect(offs(store.log.read({ conv: g, after: mine[1], before: mine[6], limit: 100, direction: 'forward' })))
+        .to.deep.equal(mine.slice(2, 6));
+      // Bounds that fall between g's offsets (on the other conversation's) work alike.
+      expect(offs(store.log.read({ conv: g, after: mine[4]! + 1, limit: 1, direction: 'forward' }))).to.deep.equal([mine[5]]);
+      expect(store.log.read({ conv: g, after: mine[9], limit: 5, direction: 'forward' })).to.deep.equal([]);
+      expect(store.log.read({ conv: g, before: mine[0], limit: 5, direction: 'backward' })).to.deep.equal([]);
+      expect(store.log.read({ conv: g, after: mine[3], before: mine[4], limit: 5, direction: 'forward' })).to.deep.equal([]);
+      expect(store.log.read({ conv: groupConv('none'), limit: 5, direction: 'backward' })).to.deep.equal([]);
+      expect(store.log.read({ conv: g, limit: 0, direction: 'forward' })).to.deep.equal([]);
+    });
+
+    it('top: first, last and count of what is retained', () => {
+      const g = groupConv('T');
+      expect(store.log.top(g)).to.equal(undefined);
+      const a = store.log.append(entry(g, 1)).offset;
+      store.log.append(entry(groupConv('U'), 2));
+      const b = store.log.append(entry(g, 3)).offset;
+      expect(store.log.top(g)).to.deep.equal({ first: a, last: b, count: 2 });
+    });
+
+    it('trimThrough removes records, their mids, and updates top and conversations', () => {
+      const g = groupConv('X');
+      const o: number[] = [];
+      for (let i = 0; i < 5; i++) o.push(store.log.append(entry(g, i, { mid: `m${i}` })).offset);
+      const keep = store.log.append(entry(groupConv('Y'), 9, { mid: 'm0' })).offset;
+      expect(store.log.trimThrough(g, o[1]!)).to.equal(2);
+      expect(store.log.top(g)).to.deep.equal({ first: o[2], last: o[4], count: 3 });
+      expect(offs(store.log.read({ conv: g, limit: 10, direction: 'forward' }))).to.deep.equal(o.slice(2));
+      expect(store.log.findMid(g, A, 'm0')).to.equal(undefined);
+      expect(store.log.findMid(g, A, 'm1')).to.equal(undefined);
+      expect(store.log.findMid(g, A, 'm2')).to.equal(o[2]);
+      expect(store.log.findMid(groupConv('Y'), A, 'm0'), 'another conversation is untouched').to.equal(keep);
+      expect(store.log.trimThrough(g, o[1]!), 'nothing left at or below').to.equal(0);
+      expect(store.log.trimThrough(g, o[4]! + 100)).to.equal(3);
+      expect(store.log.top(g)).to.equal(undefined);
+      expect(store.log.read({ conv: g, limit: 10, direction: 'backward' })).to.deep.equal([]);
+      expect(store.log.conversations(undefined, 10)).to.deep.equal([groupConv('Y')]);
+      expect(store.log.trimThrough(groupConv('never'), 100)).to.equal(0);
+      expect(store.stats().trimmed).to.equal(5);
+      // Offsets are not given again after trimming.
+      expect(store.log.append(entry(g, 7)).offset).to.equal(keep + 1);
+    });
+
+    it('findMid finds a sender\'s message by its client id, per conversation and sender', () => {
+      const g = groupConv('M');
+      const o = store.log.append(entry(g, 1, { mid: 'abc' })).offset;
+      store.log.append(entry(g, 2, { from: null, mid: 'srv' }));
+      expect(store.log.findMid(g, A, 'abc')).to.equal(o);
+      expect(store.log.findMid(g, B, 'abc')).to.equal(undefined);
+      expect(store.log.findMid(groupConv('N'), A, 'abc')).to.equal(undefined);
+      expect(store.log.findMid(g, A, 'zzz')).to.equal(undefined);
+    });
+
+    it('conversations: pages in id order', () => {
+      const ids = [groupConv('b'), directConv(A, B), accountConv(C), groupConv('a'), groupConv('c')];
+      for (const [i, c] of ids.entries()) store.log.append(entry(c, i));
+      store.log.append(entry(groupConv('a'), 9));
+      const sorted = [...ids].sort();
+      expect(store.log.conversations(undefined, 100)).to.deep.equal(sorted);
+      const p1 = store.log.conversations(undefined, 2);
+      expect(p1).to.deep.equal(sorted.slice(0, 2));
+      const p2 = store.log.conversations(p1[1], 2);
+      expect(p2).to.deep.equal(sorted.slice(2, 4));
+      const p3 = store.log.conversations(p2[1], 2);
+      expect(p3).to.deep.equal(sorted.slice(4));
+      expect(store.log.conversations(p3[0], 2)).to.deep.equal([]);
+      expect(store.log.conversations('b', 10), 'after an id that is not there').to.deep.equal(sorted.filter((c) => c > 'b'));
+    });
+
+    it('positions: get and set per account', () => {
+      expect(store.positions.get(A)).to.equal(undefined);
+      store.positions.set(A, { delivered: 5, acked: 3, ackMode: true });
+      store.positions.set(B, { delivered: 1, acked: 0, ackMode: false });
+      expect(store.positions.get(A)).to.deep.equal({ delivered: 5, acked: 3, ackMode: true });
+      store.positions.set(A, { delivered: 9, acked: 9, ackMode: false });
+      expect(store.positions.get(A)).to.deep.equal({ delivered: 9, acked: 9, ackMode: false });
+      expect(store.positions.get(B)).to.deep.equal({ delivered: 1, acked: 0, ackMode: false });
+    });
+
+    it('memberships: join, re-join, leave, in conversation id order', () => {
+      const g1 = groupConv('z');
+      const g2 = groupConv('a');
+      const d = directConv(A, B);
+      store.positions.join(A, g1, 10);
+      store.positions.join(A, d, 1);
+      store.positions.join(A, g2, 7);
+      store.positions.join(B, g1, 3);
+      expect(store.positions.membership(A, g1)).to.deep.equal({ conv: g1, since: 10 });
+      expect(store.positions.memberships(A)).to.deep.equal([
+        { conv: d, since: 1 }, { conv: g2, since: 7 }, { conv: g1, since: 10 },
+      ]);
+      store.positions.join(A, g1, 20);
+      expect(store.positions.membership(A, g1)).to.deep.equal({ conv: g1, since: 20 });
+      store.positions.leave(A, g2);
+      store.positions.leave(A, groupConv('never'));
+      expect(store.positions.membership(A, g2)).to.equal(undefined);
+      expect(store.positions.memberships(A)).to.deep.equal([{ conv: d, since: 1 }, { conv: g1, since: 20 }]);
+      expect(store.positions.memberships(B)).to.deep.equal([{ conv: g1, since: 3 }]);
+      expect(store.positions.memberships(C)).to.deep.equal([]);
+    });
+
+    it('states: get, put (replaced whole, copied), delete, list by prefix', () => {
+      expect(store.states.get('group:1')).to.equal(undefined);
+      const s = { members: [A, B], name: 'x', n: 1 };
+      store.states.put('group:1', s);
+      s.n = 2; // the store keeps what was put, not the caller's object
+      expect(store.states.get('group:1')).to.deep.equal({ members: [A, B], name: 'x', n: 1 });
+      store.states.put('group:1', { n: 3 });
+      expect(store.states.get('group:1')).to.deep.equal({ n: 3 });
+      for (const k of ['group:3', 'group:2', 'verify:book', 'grou', 'group;', 'groupx']) store.states.put(k, k);
+      expect(store.states.list('group:', undefined, 10)).to.deep.equal(['group:1', 'group:2', 'group:3']);
+      expect(store.states.list('group:', 'group:1', 1)).to.deep.equal(['group:2']);
+      expect(store.states.list('group:', 'group:3', 10)).to.deep.equal([]);
+      expect(store.states.list('verify:', undefined, 10)).to.deep.equal(['verify:book']);
+      expect(store.states.list('', undefined, 3)).to.deep.equal(['grou', 'group:1', 'group:2']);
+      store.states.put('group:2', undefined);
+      expect(store.states.get('group:2')).to.equal(undefined);
+      expect(store.states.list('group:', undefined, 10)).to.deep.equal(['group:1', 'group:3']);
+      store.states.put('verify:book', [1, 'two', null, { x: false }]);
+      expect(store.states.get('verify:book')).to.deep.equal([1, 'two', null, { x: false }]);
+    });
+
+    it('reads see earlier writes at once, in the same turn and after it', async () => {
+      const g = groupConv('RYW');
+      const e = store.log.append(entry(g, 1, { mid: 'q' }));
+      expect(store.log.findMid(g, A, 'q')).to.equal(e.offset);
+      const e2 = store.log.append(entry(g, 2));
+      expect(store.log.top(g)).to.deep.equal({ first: e.offset, last: e2.offset, count: 2 });
+      const e3 = store.log.append(entry(g, 3));
+      expect(offs(store.log.read({ conv: g, limit: 10, direction: 'forward' }))).to.deep.equal([e.offset, e2.offset, e3.offset]);
+      store.states.put('s', { v: 1 });
+      store.states.put('s', { v: 2 });
+      expect(store.states.get('s')).to.deep.equal({ v: 2 });
+      store.positions.set(A, { delivered: e3.offset, acked: 0, ackMode: true });
+      store.positions.join(A, g, e.offset);
+      expect(store.positions.get(A)?.delivered).to.equal(e3.offset);
+      expect(store.positions.membership(A, g)?.since).to.equal(e.offset);
+      store.positions.leave(A, g);
+      store.states.put('s', undefined);
+      await nextTurn();
+      expect(store.positions.membership(A, g)).to.equal(undefined);
+      expect(store.states.get('s')).to.equal(undefined);
+      expect(store.log.top(g)?.count).to.equal(3);
+    });
+
+    it('flush resolves, also many in one turn; a closed store refuses with StoreError closed', async () => {
+      const g = groupConv('F');
+      const flushes: Promise<void>[] = [];
+      for (let i = 0; i < 20; i++) {
+        store.log.append(entry(g, i));
+        flushes.push(store.flush());
+      }
+      await Promise.all(flushes);
+      await store.flush();
+      expect(store.log.top(g)?.count).to.equal(20);
+      await store.close();
+      expect(() => store.log.append(entry(g, 99))).to.throw(StoreError).with.property('code', 'closed');
+      expect(() => store.log.read({ conv: g, limit: 1, direction: 'forward' })).to.throw(StoreError).with.property('code', 'closed');
+      const err = await store.flush().then(() => undefined, (e: unknown) => e);
+      expect(err).to.be.instanceOf(StoreError).with.property('code', 'closed');
+    });
+
+    it('backup writes a copy of everything written before it', async () => {
+      const g = groupConv('B');
+      const e1 = store.log.append(entry(g, 1, { mid: 'b1' }));
+      const e2 = store.log.append(entry(directConv(A, C), 2));
+      store.positions.set(A, { delivered: e2.offset, acked: e1.offset, ackMode: true });
+      store.positions.join(A, g, e1.offset);
+      store.states.put('group:B', { n: 1 });
+      const dest = tmpDir('contract-backup');
+      try {
+        fs.rmSync(dest, { recursive: true, force: true }); // backup makes it
+        await store.backup(dest);
+        store.log.append(entry(g, 3)); // after the copy: not in it
+        expect(fs.readdirSync(dest).length).to.be.greaterThan(0);
+        if (h.openBackup === undefined) {
+          const dump = JSON.parse(fs.readFileSync(path.join(dest, 'store.json'), 'utf8')) as { logs: LogEntry[]; states: Record<string, unknown> };
+          expect(dump.logs).to.deep.equal([e1, e2]);
+          expect(dump.states).to.deep.equal({ 'group:B': { n: 1 } });
+          return;
+        }
+        const copy = await h.openBackup(dest);
+        try {
+          expect(copy.epoch).to.equal(store.epoch);
+          expect(copy.log.read({ conv: g, limit: 10, direction: 'forward' })).to.deep.equal([e1]);
+          expect(copy.log.read({ conv: e2.conv, limit: 10, direction: 'forward' })).to.deep.equal([e2]);
+          expect(copy.log.findMid(g, A, 'b1')).to.equal(e1.offset);
+          expect(copy.positions.get(A)).to.deep.equal({ delivered: e2.offset, acked: e1.offset, ackMode: true });
+          expect(copy.positions.memberships(A)).to.deep.equal([{ conv: g, since: e1.offset }]);
+          expect(copy.states.get('group:B')).to.deep.equal({ n: 1 });
+          expect(copy.stats().lastOffset).to.equal(e2.offset);
+        } finally {
+          await copy.close();
+        }
+      } finally {
+        rm(dest);
+      }
+    });
+
+    it('reopening keeps the epoch and the data, and offsets continue (never reused)', async function () {
+      if (h.reopen === undefined) this.skip();
+      const g = groupConv('P');
+      const e1 = store.log.append(entry(g, 1, { mid: 'p1' }));
+      const e2 = store.log.append(entry(g, 2));
+      store.states.put('group:P', { ok: true });
+      const epoch = store.epoch;
+      store = await h.reopen!(store);
+      expect(store.epoch).to.equal(epoch);
+      expect(store.log.read({ conv: g, limit: 10, direction: 'forward' })).to.deep.equal([e1, e2]);
+      expect(store.log.findMid(g, A, 'p1')).to.equal(e1.offset);
+      expect(store.states.get('group:P')).to.deep.equal({ ok: true });
+      expect(store.stats().lastOffset).to.equal(e2.offset);
+      // Even with the conversation trimmed to nothing, the sequence goes on where it was.
+      expect(store.log.trimThrough(g, e2.offset)).to.equal(2);
+      store = await h.reopen!(store);
+      expect(store.log.conversations(undefined, 10)).to.deep.equal([]);
+      const e3 = store.log.append(entry(groupConv('Q'), 3));
+      expect(e3.offset).to.equal(e2.offset + 1);
+      store = await h.reopen!(store);
+      expect(store.log.append(entry(groupConv('Q'), 4)).offset).to.equal(e3.offset + 1);
+      expect(store.epoch).to.equal(epoch);
+    });
+  });
+}
+
+let logs: Captured;
+before(() => { logs = captureLogs(); });
+after(() => logs.restore());
+
+contract('memory', async () => ({
+  store: await openStore({ backend: 'memory', dir: '', fsync: 'off' }),
+  openBackup: undefined,
+  reopen: undefined,
+  cleanup: () => undefined,
+}));
+
+for (const fsync of ['grouped', 'always', 'off'] as const) {
+  contract(`lmdb (fsync ${fsync})`, async () => {
+    const dir = tmpDir(`contract-lmdb-${fsync}`);
+    return {
+      store: await openStore({ backend: 'lmdb', dir, fsync }),
+      openBackup: (dest) => openStore({ backend: 'lmdb', dir: dest, fsync }),
+      reopen: async (s) => {
+        await s.close();
+        return openStore({ backend: 'lmdb', dir, fsync });
+      },
+      cleanup: () => rm(dir),
+    };
+  });
+}
+
+describe('lmdb store: a separate store has its own epoch', () => {
+  it('two environments, two epochs; a memory store has its own too', async () => {
+    const d1 = tmpDir('epoch1');
+    const d2 = tmpDir('epoch2');
+    try {
+      const s1 = LmdbStore.open({ dir: d1, fsync: 'off' });
+      const s2 = LmdbStore.open({ dir: d2, fsync: 'off' });
+      expect(s1.epoch).to.not.equal(s2.epoch);
+      expect(new MemoryStore().epoch).to.not.equal(s1.epoch);
+      expect(s1.stats().backend).to.equal('lmdb');
+      expect(fs.existsSync(path.join(d1, 'store'))).to.equal(true);
+      await s1.close();
+      await s2.close();
+    } finally {
+      rm(d1);
+      rm(d2);
+    }
+  });
+});
+
+interface Flushed { offset: number; conv: string; head: string; mid: string }
+
+/** Runs test/support/lmdb-store-child.ts until `n` records were reported flushed, then SIGKILLs it. */
+async function runAndKill(dir: string, fsync: string, n: number): Promise<Flushed[]> {
+  const child = spawn(process.execPath, [path.join(__dirname, 'support', 'lmdb-store-child.js'), dir, fsync], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, IMGC_LOG_LEVEL: 'silent' },
+  });
+  const got: Flushed[] = [];
+  let partial = '';
+  let err = '';
+  child.stderr.setEncoding('utf8').on('data', (s: string) => (err += s));
+  return new Promise<Flushed[]>((resolve, reject) => {
+    let killed = false;
+    child.stdout.setEncoding('utf8').on('data', (s: string) => {
+      const lines = (partial + s).split('\n');
+      partial = lines.pop()!;
+      for (const line of lines) got.push(JSON.parse(line) as Flushed);
+      if (!killed && got.length >= n) {
+        killed = true;
+        child.kill('SIGKILL'); // mid-stream: it keeps appending until the signal lands
+      }
+    });
+    child.on('exit', (_code, signal) => {
+      if (signal === 'SIGKILL') resolve(got);
+      else reject(new Error(`child exited on its own: ${err}`));
+    });
+  });
+}
+
+describe('lmdb store: records reported flushed survive a SIGKILL', function () {
+  this.timeout(60_000);
+  for (const fsync of ['grouped', 'always'] as const) {
+    it(`fsync ${fsync}`, async () => {
+      const dir = tmpDir(`lmdb-kill-${fsync}`);
+      try {
+        const first = await runAndKill(dir, fsync, 300);
+        expect(first.length).to.be.at.least(300);
+        // A second life continues the sequence after the first.
+        const second = await runAndKill(dir, fsync, 30);
+        const store = LmdbStore.open({ dir, fsync: 'off' });
+        try {
+          const all = [...first, ...second];
+          const offsets = all.map((f) => f.offset);
+          expect(new Set(offsets).size, 'no offset given twice').to.equal(offsets.length);
+          expect(second[0]!.offset).to.be.greaterThan(first[first.length - 1]!.offset);
+          for (const f of all) {
+            const [rec] = store.log.read({ conv: f.conv, after: f.offset - 1, before: f.offset + 1, limit: 1, direction: 'forward' });
+            expect(rec, `offset ${f.offset}`).to.not.equal(undefined);
+            expect(rec!.head).to.equal(f.head);
+            expect(rec!.offset).to.equal(f.offset);
+            expect(store.log.findMid(f.conv, 'x', f.mid)).to.equal(f.offset);
+          }
+          expect(store.stats().lastOffset).to.be.at.least(Math.max(...offsets));
+        } finally {
+          await store.close();
+        }
+      } finally {
+        rm(dir);
+      }
+    });
+  }
+});
