@@ -15,9 +15,11 @@
  * reads go to the memory-mapped file.
  *
  * Durability (see `flush`): 'always' fsyncs inside every commit (one per turn with writes);
- * 'grouped' uses lmdb-js overlapping sync (a commit does not wait for the disk, and a power loss
- * goes back to the last synced snapshot, never to a torn one) with one shared `mdb_env_sync` per
- * group of flushes; 'off' never fsyncs (a process crash loses nothing committed, a power loss may).
+ * 'grouped' commits without fsync (MDB_NOSYNC) and runs one shared `mdb_env_sync` on a worker
+ * thread per group of flushes, and at most BACKGROUND_SYNC_MS after any commit; 'off' never fsyncs.
+ * Under all three a killed process loses nothing committed (the pages are in the OS cache). Under
+ * 'grouped' and 'off' a power loss can lose the unsynced tail, and, as LMDB documents for NOSYNC,
+ * may leave that tail torn; 'always' keeps LMDB's full crash safety.
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
@@ -29,6 +31,7 @@ import type {
 } from '../ports';
 import { StoreError } from '../ports';
 import { closedError, hasMidKey, jsonCopy, newEpoch, toLogEntry } from '../common';
+import { logger } from '../../log';
 import { toStoreError } from './errors';
 import { GroupSync } from './group-sync';
 import { TurnWriter } from './turn-writer';
@@ -45,9 +48,11 @@ const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
 /** Above every conversation id (they are ASCII: `d:`, `g:`, `a:`): the open end of an account's memberships. */
 const MAX_CONV = '\uffff';
 
-/** transactionSync flags: abortable, synchronous commit; plus "do not wait for the fsync" under overlapping sync. */
-const TXN_SYNC = 0x3;
-const TXN_NO_SYNC_FLUSH = 0x10003;
+/**
+ * 'grouped': longest time a commit nobody flushed stays without fsync. Bounds what a power loss
+ * can take (and the window in which LMDB without sync-on-commit is exposed to a torn write).
+ */
+const BACKGROUND_SYNC_MS = 100;
 
 type LogValue = [at: number, from: string | null, mid: string | null, head: string, tail: string];
 type LogKey = [ConvId, number];
@@ -79,7 +84,7 @@ class Core {
   closed = false;
   readonly writer: TurnWriter;
 
-  constructor(readonly root: RootDatabase, readonly dbs: Dbs, overlapping: boolean) {
+  constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void) {
     this.lastOffset = this.savedOffset = Number(dbs.meta.get('lastOffset') ?? 0);
     // The counter goes into the transaction that holds the records it numbered, so a restart
     // continues after the last committed offset and never hands one out twice.
@@ -88,7 +93,7 @@ class Core {
         dbs.meta.putSync('lastOffset', this.lastOffset);
         this.savedOffset = this.lastOffset;
       }
-    }, overlapping ? TXN_NO_SYNC_FLUSH : TXN_SYNC);
+    }, onCommit);
   }
 
   /** Before a write: the store must be open and not failed. */
@@ -304,7 +309,7 @@ export class LmdbStore implements Store {
   private readonly groupSync: GroupSync | undefined;
 
   private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs) {
-    this.core = new Core(root, dbs, fsync === 'grouped');
+    this.core = new Core(root, dbs, () => this.afterCommit());
     let epoch = dbs.meta.get('epoch');
     if (typeof epoch !== 'string') {
       // First open of this environment: its epoch is made once and kept.
@@ -317,10 +322,26 @@ export class LmdbStore implements Store {
     this.positions = new LmdbPositions(this.core);
     this.states = new LmdbStates(this.core);
     if (fsync === 'grouped') {
-      // `sync` exists on the lmdb-js root (mdb_env_sync on a worker thread) but is missing from its typings.
+      // `sync(cb)` exists on the lmdb-js root (mdb_env_sync(force) on a libuv worker thread, so
+      // the event loop goes on) but is missing from its typings.
       const syncable = root as unknown as { sync(cb: (err?: unknown) => void): void };
       this.groupSync = new GroupSync((done) => syncable.sync(done));
     }
+  }
+
+  private backgroundSync: NodeJS.Timeout | undefined;
+
+  /** 'grouped': a commit is fsync'd within BACKGROUND_SYNC_MS even if nobody flushes. */
+  private afterCommit(): void {
+    if (this.groupSync === undefined || this.backgroundSync !== undefined) return;
+    this.backgroundSync = setTimeout(() => {
+      this.backgroundSync = undefined;
+      if (this.core.closed) return;
+      this.groupSync!.request().catch((e: unknown) => {
+        logger({ mod: 'lmdb-store' }).error({ err: e }, 'background sync failed');
+      });
+    }, BACKGROUND_SYNC_MS);
+    this.backgroundSync.unref();
   }
 
   /** Opens (creating if needed) the environment at `<dir>/store`. */
@@ -331,10 +352,11 @@ export class LmdbStore implements Store {
       const root = open({
         path: envDir,
         maxDbs: 8,
-        // 'always': every commit fsyncs before it returns. 'grouped': overlapping sync, flush()
-        // syncs. 'off': never.
-        noSync: opts.fsync === 'off',
-        overlappingSync: opts.fsync === 'grouped',
+        // 'always': every commit fsyncs before it returns. 'grouped': commits do not, flush()
+        // and the background timer sync. 'off': never. (lmdb-js overlapping sync is not used: it
+        // still fsyncs inside a synchronous commit, on the event loop.)
+        noSync: opts.fsync !== 'always',
+        overlappingSync: false,
       });
       const dbs: Dbs = {
         log: root.openDB<LogValue, LogKey>({ name: 'log', encoding: 'msgpack' }),
@@ -352,18 +374,16 @@ export class LmdbStore implements Store {
   }
 
   /**
-   * Resolves once everything written before the call is durable. The queued writes are committed
-   * now; then 'always' is already on disk (its commits fsync), 'grouped' waits for the next shared
-   * sync, 'off' is done.
+   * Resolves once everything written before the call is durable. Waits for the turn's one commit
+   * (it does not commit early: all flushes of a turn share that commit); then 'always' is on disk
+   * (its commits fsync), 'grouped' waits for the next shared fsync, 'off' is done.
    */
   flush(): Promise<void> {
-    try {
-      this.core.readable();
-    } catch (e) {
-      return Promise.reject(e instanceof StoreError ? e : toStoreError(e, 'flush'));
-    }
-    if (this.groupSync === undefined) return Promise.resolve();
-    return this.groupSync.request().catch((e: unknown) => { throw toStoreError(e, 'flush'); });
+    if (this.core.closed) return Promise.reject(closedError());
+    const committed = this.core.writer.whenCommitted();
+    const groupSync = this.groupSync;
+    if (groupSync === undefined) return committed;
+    return committed.then(() => groupSync.request()).catch((e: unknown) => { throw toStoreError(e, 'flush'); });
   }
 
   /**
@@ -420,6 +440,7 @@ export class LmdbStore implements Store {
       failure = e;
     }
     this.core.closed = true;
+    if (this.backgroundSync !== undefined) clearTimeout(this.backgroundSync);
     await this.core.root.close();
     if (failure !== undefined) throw failure;
   }

@@ -14,6 +14,8 @@ import { toStoreError } from './errors';
 export class TurnWriter {
   private ops: (() => void)[] = [];
   private scheduled = false;
+  /** flush() callers waiting for the queued writes to commit (all share the turn's one commit). */
+  private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   /** Set once a commit failed: the queued writes were lost, so the store takes no more. */
   failure: StoreError | undefined;
   /** Transactions committed (for stats: one per turn with writes, plus one per read after a write). */
@@ -21,12 +23,12 @@ export class TurnWriter {
 
   /**
    * @param finish runs last inside every transaction (records the offset counter with the records).
-   * @param flags transactionSync flags (whether the commit waits for its fsync).
+   * @param onCommit runs after every successful commit (schedules the background sync).
    */
   constructor(
     private readonly root: RootDatabase,
     private readonly finish: () => void,
-    private readonly flags: number,
+    private readonly onCommit: () => void = () => undefined,
   ) {}
 
   get pending(): number { return this.ops.length; }
@@ -48,6 +50,17 @@ export class TurnWriter {
     }
   }
 
+  /**
+   * Resolves once the writes queued so far are committed: at the end of the turn, or earlier if a
+   * read commits them. Does not commit by itself, so that every write of the turn still goes into
+   * the one transaction.
+   */
+  whenCommitted(): Promise<void> {
+    if (this.failure !== undefined) return Promise.reject(this.failure);
+    if (this.ops.length === 0) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+  }
+
   /** Commits the queued writes now (nothing if none). */
   commitNow(): void {
     if (this.ops.length > 0) this.runNow(() => undefined);
@@ -57,18 +70,23 @@ export class TurnWriter {
   runNow<T>(fn: () => T): T {
     if (this.failure !== undefined) throw this.failure;
     const ops = this.ops;
+    const waiters = this.waiters;
     this.ops = [];
+    this.waiters = [];
     try {
       const result = this.root.transactionSync(() => {
         for (const op of ops) op();
         const r = fn();
         this.finish();
         return r;
-      }, this.flags);
+      });
       this.commits++;
+      for (const w of waiters) w.resolve();
+      this.onCommit();
       return result;
     } catch (e) {
       this.failure = toStoreError(e, 'commit');
+      for (const w of waiters) w.reject(this.failure);
       logger({ mod: 'lmdb-store' }).error({ err: e, lost: ops.length, code: this.failure.code }, 'store commit failed; the store takes no more writes');
       throw this.failure;
     }
