@@ -178,12 +178,13 @@ class LmdbLog implements ConversationLog {
     const n = this.c.writer.runNow(() => {
       const top = convs.get(conv);
       if (top === undefined || top.first > upTo) return 0;
-      const gone: { key: LogKey; value: LogValue }[] = [];
-      for (const { key, value } of log.getRange({ start: [conv, 0], end: [conv, upTo + 1] })) gone.push({ key, value });
-      for (const { key, value } of gone) {
-        log.removeSync(key);
-        const [, from, mid] = value;
-        if (from !== null && mid !== null && mids.get([conv, from, mid]) === key[1]) mids.removeSync([conv, from, mid]);
+      // Collected first (offset and mid key only, not the frames): a cursor is not walked while
+      // the tree under it changes.
+      const gone: [offset: number, from: string | null, mid: string | null][] = [];
+      for (const { key, value } of log.getRange({ start: [conv, 0], end: [conv, upTo + 1] })) gone.push([key[1], value[1], value[2]]);
+      for (const [offset, from, mid] of gone) {
+        log.removeSync([conv, offset]);
+        if (from !== null && mid !== null && mids.get([conv, from, mid]) === offset) mids.removeSync([conv, from, mid]);
       }
       const count = top.count - gone.length;
       if (count <= 0) {
