@@ -18,7 +18,8 @@ import { PartitionStore } from '../src/store/partition';
 import { initDataDir, partitionOf } from '../src/store/layout';
 import { newGroupRecord } from '../src/actors/group-state';
 import { directTemplate } from '../src/protocol/frames';
-import { ACCOUNTS_DIR } from '../src/actors/inbox-host';
+/** Where the previous version kept its inbox journal. */
+const ACCOUNTS_DIR = 'accounts';
 import { parseFlags, sleep } from './common';
 import { SERVICE_MAIN } from './server';
 

@@ -15,15 +15,15 @@ export interface Settings {
   config: string | undefined;
   maxFrame: number;
   heartbeatMs: number;
-  inboxMax: number;
-  inboxMaxAgeMs: number;
+  store: 'lmdb' | 'memory';
+  retainCount: number;
+  retainAgeMs: number;
+  groupBacklog: number;
   maxGroupSize: number;
   groupsResident: number;
   groupIdleMs: number;
   partitions: number;
   fsync: 'always' | 'grouped' | 'off';
-  checkpointEvery: number;
-  checkpointMs: number;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   logLevel: string;
@@ -49,21 +49,21 @@ interface Spec { flag: string; kind: Kind; def: unknown; min?: number; max?: num
 const specs: { [K in keyof Settings]: Spec } = {
   port: { flag: 'port', kind: 'int', def: 7788, min: 0, max: 65535, help: 'WebSocket port' },
   host: { flag: 'host', kind: 'string', def: '0.0.0.0', help: 'address the WebSocket endpoint binds' },
-  data: { flag: 'data', kind: 'string', def: './backup', help: 'backup directory (journal and checkpoints)' },
+  data: { flag: 'data', kind: 'string', def: './backup', help: 'data directory: the store (conversation logs, positions, actor state) and the server key' },
   workers: { flag: 'workers', kind: 'int', def: Math.max(1, Math.min(4, availableParallelism())), min: 1, max: 64, help: 'worker threads hosting the group actors and the verification actor' },
   auth: { flag: 'auth', kind: ['signed', 'open'], def: 'signed', help: 'signed: `active` needs a signature of the spam; open: as the first service' },
   config: { flag: 'config', kind: 'string', def: undefined, help: 'JSON config file' },
   maxFrame: { flag: 'max-frame', kind: 'int', def: 64 * 1024, min: 1024, max: 16 * 1024 * 1024, help: 'largest accepted frame in bytes' },
   heartbeatMs: { flag: 'heartbeat-ms', kind: 'int', def: 30_000, min: 100, max: 600_000, help: 'ping interval; a socket that misses one pong is dropped' },
-  inboxMax: { flag: 'inbox-max', kind: 'int', def: 1000, min: 1, max: 1_000_000, help: 'stored messages kept per account' },
-  inboxMaxAgeMs: { flag: 'inbox-max-age-ms', kind: 'int', def: 30 * 24 * 3600_000, min: 1000, max: 10 * 365 * 24 * 3600_000, help: 'oldest stored message kept' },
+  store: { flag: 'store', kind: ['lmdb', 'memory'], def: 'lmdb', help: 'lmdb: conversation logs in <data>/store (the default); memory: nothing kept across a restart (tests)' },
+  retainCount: { flag: 'retain-count', kind: 'int', def: 10_000, min: 1, max: 100_000_000, help: 'messages kept per conversation (older ones are trimmed, logged and counted)' },
+  retainAgeMs: { flag: 'retain-age-ms', kind: 'int', def: 90 * 24 * 3600_000, min: 1000, max: 100 * 365 * 24 * 3600_000, help: 'oldest message kept in a conversation' },
+  groupBacklog: { flag: 'group-backlog', kind: 'int', def: 200, min: 1, max: 100_000, help: 'newest messages of a group delivered at sign-in; older ones are announced with a limited notice and read with history' },
   maxGroupSize: { flag: 'max-group-size', kind: 'int', def: 5000, min: 2, max: 100_000, help: 'most members of a group' },
   groupsResident: { flag: 'groups-resident', kind: 'int', def: 200_000, min: 1, max: 100_000_000, help: 'most group actors kept in memory per worker thread' },
-  groupIdleMs: { flag: 'group-idle-ms', kind: 'int', def: 600_000, min: 100, max: 86_400_000, help: 'a group quiet this long is checkpointed to cold storage and leaves memory' },
-  partitions: { flag: 'partitions', kind: 'int', def: 16, min: 1, max: 1024, help: 'storage partitions (fixed for a data directory)' },
-  fsync: { flag: 'fsync', kind: ['always', 'grouped', 'off'], def: 'grouped', help: 'journal fsync policy' },
-  checkpointEvery: { flag: 'checkpoint-every', kind: 'int', def: 10_000, min: 1, max: 10_000_000, help: 'journal records between checkpoints of a partition' },
-  checkpointMs: { flag: 'checkpoint-ms', kind: 'int', def: 60_000, min: 100, max: 86_400_000, help: 'longest time between checkpoints of a changed partition' },
+  groupIdleMs: { flag: 'group-idle-ms', kind: 'int', def: 600_000, min: 100, max: 86_400_000, help: 'a group quiet this long leaves memory (its state is in the store)' },
+  partitions: { flag: 'partitions', kind: 'int', def: 16, min: 1, max: 1024, help: 'placement partitions: a group hashes to one, a partition to a worker thread' },
+  fsync: { flag: 'fsync', kind: ['always', 'grouped', 'off'], def: 'grouped', help: 'store fsync policy: always and grouped wait for the disk before an acknowledgement leaves; off leaves it to the kernel' },
   tlsCert: { flag: 'tls-cert', kind: 'string', def: undefined, help: 'PEM certificate: serve wss' },
   tlsKey: { flag: 'tls-key', kind: 'string', def: undefined, help: 'PEM private key for --tls-cert' },
   logLevel: { flag: 'log-level', kind: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], def: 'info', help: 'pino log level' },

@@ -235,27 +235,34 @@ describe('core: instant messaging', function () {
     });
   });
 
-  describe('inbox bound (--inbox-max 5)', () => {
+  describe('retention (--retain-count 5)', () => {
     let small: ServerHandle;
-    before(async () => { small = await startServer(['--inbox-max', '5', '--workers', '1'], { status: true }); });
+    before(async () => { small = await startServer(['--retain-count', '5', '--workers', '1'], { status: true, env: { IMGC_LOG_LEVEL: 'info' } }); });
     after(async () => { await small?.stop(); });
 
-    it('an absent account gets only the newest 5 of 8, in order, and the 3 dropped are counted', async () => {
-      const [alice, carol] = newAccounts(2);
+    it('a conversation keeps its newest 5 (plus 1% slack, at least one), in order; the trim is logged and counted', async () => {
+      const [alice, carol, dave] = newAccounts(3);
       const a = await connect('alice', small);
       await a.signIn(alice);
       for (let i = 0; i < 7; i++) a.request({ cat: 'chat', act: 'chat', to: carol.address, msg: i });
       a.request({ cat: 'chat', act: 'chat', to: carol.address, msg: 7, callback: 'last' });
+      // Another conversation's message is not touched by this one's trimming.
+      a.request({ cat: 'chat', act: 'chat', to: dave.address, msg: 'keep', callback: 'dave' });
       await a.next((f) => f.method?.callback === 'last', 5000);
+      await a.next((f) => f.method?.callback === 'dave', 5000);
       const c = await connect('carol', small);
       await c.signIn(carol);
-      const got = await c.nextN(5, isMessage(), 3000);
-      expect(got.map((f) => f.msg)).to.deep.equal([3, 4, 5, 6, 7]);
+      // Trimmed when the log passed 5 + 1 records: back to the newest 5, then one more came.
+      const got = await c.nextN(6, isMessage(), 3000);
+      expect(got.map((f) => f.msg)).to.deep.equal([2, 3, 4, 5, 6, 7]);
       expect(await c.none(isMessage(), 200)).to.deep.equal([]);
-      // Nothing is lost silently: the drop is logged and counted in /status.
-      const st = await getStatus<{ droppedMessages: number }>(small);
-      expect(st.droppedMessages).to.equal(3);
-      expect(small.output()).to.match(/stored messages dropped by the inbox bounds/);
+      const d = await connect('dave', small);
+      await d.signIn(dave);
+      expect((await d.next(isMessage(), 3000)).msg).to.equal('keep');
+      // Nothing is lost silently: the trim is logged and counted in /status.
+      const st = await getStatus<{ delivery: { trimmed: number } }>(small);
+      expect(st.delivery.trimmed).to.equal(2);
+      expect(small.output()).to.match(/conversation log trimmed/);
     });
   });
 });

@@ -18,11 +18,11 @@ describe('operations: config check, heartbeats, wss', function () {
 
   it('--check-config exits 0 for a valid file and 2 naming the bad setting otherwise', async () => {
     const dir = tempDir();
-    writeFileSync(join(dir, 'good.json'), JSON.stringify({ port: 9100, auth: 'open', 'inbox-max': 50 }));
+    writeFileSync(join(dir, 'good.json'), JSON.stringify({ port: 9100, auth: 'open', 'retain-count': 50 }));
     writeFileSync(join(dir, 'bad.json'), JSON.stringify({ port: 9100, fsync: 'sometimes' }));
     const good = await runToExit(['--check-config', '--config', join(dir, 'good.json')]);
     expect(good.code).to.equal(0);
-    expect(good.output).to.match(/settings are valid/).and.match(/"inboxMax":50/);
+    expect(good.output).to.match(/settings are valid/).and.match(/"retainCount":50/);
     const bad = await runToExit(['--check-config', '--config', join(dir, 'bad.json')]);
     expect(bad.code).to.equal(2);
     expect(bad.output).to.match(/fsync/).and.match(/always, grouped, off/);

@@ -49,17 +49,15 @@ function snapshot(over: Partial<StatusSnapshot> = {}): StatusSnapshot {
   return {
     service: 'imgc', version: '1.2.3', nodeVersion: 'v20.0.0', pid: 1, time: new Date(0).toISOString(),
     startedAt: new Date(0).toISOString(), uptimeSeconds: 12.5, ready: true, connections: 3, accounts: 2,
-    groups: { resident: 4, total: 4 }, inboxes: 2, storedMessages: 7, droppedMessages: 1,
-    messages: { inTotal: 100, outTotal: 200, bouncedTotal: 1, inPerSecond: 1.5, outPerSecond: 3, windowSeconds: 10 },
+    groups: { resident: 4 }, delivery: { appended: 7, trimmed: 1, 'odd-key"': 1, store: { backend: 'lmdb', lastOffset: 9 } },
+    messages: { inTotal: 100, outTotal: 200, inPerSecond: 1.5, outPerSecond: 3, windowSeconds: 10 },
     workers: [
-      { index: 0, threadId: 1, up: true, startedAt: new Date(1000).toISOString(), mailboxDepth: 0, responsive: true, groups: 4, processed: 10,
-        persistence: { kind: 'disk', partitions: [{ partition: 0, lsn: 5, durableLsn: 5, lastCheckpointAt: null }, { partition: 2, lsn: 9, durableLsn: 8, lastCheckpointAt: 1000 }] } },
-      { index: 1, threadId: null, up: false, startedAt: null, mailboxDepth: 3, responsive: false, groups: null, processed: null, persistence: null },
+      { index: 0, threadId: 1, up: true, startedAt: new Date(1000).toISOString(), mailboxDepth: 0, responsive: true, groups: 4, processed: 10 },
+      { index: 1, threadId: null, up: false, startedAt: null, mailboxDepth: 3, responsive: false, groups: null, processed: null },
     ],
     unresponsiveWorkers: [1], statsComplete: false,
     restarts: { total: 2, max: 5, windowMs: 60_000 },
     chain: { connected: true, lastFinalized: 42, lastProcessed: 41, reconnects: 0 },
-    journal: { pending: 3, 'odd-key"': 1 },
     verification: { enabled: true, target: 'x', chain: { connected: true }, pending: 2 },
     process: { rssBytes: 1, heapUsedBytes: 2, eventLoopDelayMs: { p50: 1, p99: 5, max: 9 } },
     ...over,
@@ -98,11 +96,10 @@ describe('status: Prometheus rendering', () => {
     expect(lines).to.include('imgc_worker_responsive{worker="1"} 0');
     expect(lines).to.include('imgc_worker_mailbox_depth{worker="1"} 3');
     expect(lines.some((l) => l.startsWith('imgc_worker_groups{worker="1"}')), 'no figure for an unresponsive worker').to.equal(false);
-    expect(lines).to.include('imgc_worker_persistence_partitions_durable_lsn{worker="0",partition="2"} 8');
-    expect(lines).to.include('imgc_worker_persistence_partitions_last_checkpoint_at{worker="0",partition="2"} 1000');
     expect(lines).to.include('imgc_chain_last_finalized_block 42');
-    expect(lines).to.include('imgc_journal_pending 3');
-    expect(lines).to.include('imgc_journal_odd_key 1');
+    expect(lines).to.include('imgc_delivery_appended 7');
+    expect(lines).to.include('imgc_delivery_odd_key 1');
+    expect(lines).to.include('imgc_delivery_store_last_offset 9');
     expect(lines).to.include('imgc_verification_enabled 1');
     expect(lines).to.include('imgc_verification_pending 2');
     expect(lines.some((l) => l.startsWith('imgc_verification_chain')), 'chain not repeated').to.equal(false);
@@ -122,16 +119,17 @@ function fakeSource(opts: { stuck: number[]; perShard: boolean }): StatusSource 
   const shards: ShardView[] = [0, 1, 2].map((index) => ({ index, up: true, threadId: 10 + index, startedAt: Date.now(), mailbox: { depth: index } }));
   const stats = (i: number): Promise<ShardStats> => opts.stuck.includes(i)
     ? new Promise<ShardStats>(() => { /* never */ })
-    : Promise.resolve({ t: 'stats', groups: i, coldGroups: 0, processed: 3, persistence: { kind: 'memory', records: i } });
+    : Promise.resolve({ t: 'stats', groups: i, processed: 3 });
   const src: StatusSource = {
     startedAt: Date.now() - 1000,
     ready: true,
     connections: 0,
     registry: { accountCount: 0 },
-    counters: { framesIn: 0, framesOut: 0, restarts: 0, bounced: 0 },
+    counters: { framesIn: 0, framesOut: 0, restarts: 0 },
     shards,
     settings: { data: '/nonexistent', restartMax: 5, restartWindowMs: 60_000 },
     shardStats: () => Promise.all(shards.map((s) => stats(s.index))),
+    backup: () => Promise.reject(new Error('no backups here')),
   };
   if (opts.perShard) src.shardStatsOf = stats;
   return src;
@@ -158,7 +156,6 @@ describe('status server against a stand-in node', () => {
     expect(r.json.workers[1].groups).to.equal(null);
     expect(r.json.workers[2].groups).to.equal(2);
     expect(r.json.groups.resident).to.equal(2);
-    expect(r.json.groups.total).to.equal(2);
     expect(r.json.workers[1].mailboxDepth).to.equal(1);
   });
 
@@ -186,16 +183,15 @@ describe('status server against a stand-in node', () => {
     expect((await get('/healthz')).status).to.equal(200);
   });
 
-  it('reports the chain watcher, inboxes and journal state when the node provides them', async () => {
+  it('reports the chain watcher, delivery and store state when the node provides them', async () => {
     const src = fakeSource({ stuck: [], perShard: true });
     src.chainState = () => ({ endpoint: 'ws://x', connected: false, lastFinalized: 7, lastProcessed: 7, reconnects: 3, lastError: 'gone' });
-    src.inboxState = () => ({ inboxes: 3, stored: 5, dropped: 2, persistence: { lsn: 12 } });
+    src.deliveryState = () => ({ appended: 5, trimmed: 2, store: { backend: 'lmdb', lastOffset: 12 } });
     src.verificationState = () => ({ enabled: true });
     srv = await startStatusServer(src, { port: 0 });
     const r = await get('/status');
     expect(r.json.chain).to.include({ connected: false, lastFinalized: 7, reconnects: 3 });
-    expect(r.json.journal).to.deep.equal({ lsn: 12 });
-    expect(r.json).to.include({ inboxes: 3, storedMessages: 5, droppedMessages: 2 });
+    expect(r.json.delivery).to.deep.equal({ appended: 5, trimmed: 2, store: { backend: 'lmdb', lastOffset: 12 } });
     expect(r.json.verification).to.deep.equal({ enabled: true });
   });
 

@@ -10,7 +10,7 @@ import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
 import { sanitize, validate } from '../protocol/schema';
 import type { Logger } from '../log';
-import type { Peer } from '../supervisor/registry';
+import type { Peer } from './peer';
 
 /** What a connection may ask of the rest of the service. */
 export interface Router {
@@ -27,6 +27,7 @@ export interface Router {
   direct(peer: Connection, r: Request): void;
   group(peer: Connection, id: string, r: Request): void;
   ack(account: string, upTo: number): void;
+  history(peer: Connection, r: Request): void;
   vertify(peer: Connection, r: Request): void;
 }
 
@@ -169,6 +170,8 @@ export class Connection implements Peer {
         return void this.send(noticeFrame('chat', 'offline', 'Offline', r.callback));
       case 'ack':
         return this.router.ack(this.account!, r.seq as number);
+      case 'history':
+        return this.router.history(this, r);
     }
   }
 

@@ -4,6 +4,7 @@
  * (structured-cloneable) with a short tag `t`.
  */
 import type { Request, Template } from '../protocol/frames';
+import type { ConvId } from '../store/ports';
 
 /** The connection a request came from, so an answer (or an error) can find its way back. */
 export interface Origin {
@@ -18,8 +19,8 @@ export interface GroupCall { t: 'group'; id: string; origin: Origin; now: number
 /** main → shard: control messages of the supervisor. */
 export interface Control { t: 'control'; op: 'stats' | 'crash' | 'shutdown' }
 
-/** main → shard: a group brought from elsewhere (the first service's backup file). */
-export interface Import { t: 'import'; group: import('./group-state').GroupRecord }
+/** main → shard: an actor's stored state, asked for with `Load` (undefined: none). */
+export interface Loaded { t: 'loaded'; address: string; state: unknown }
 
 /** A transfer as the chain watcher saw it; the amount is a decimal string of base units (bigint on the wire would not clone into JSON). */
 export interface TransferData { from: string; to: string; amount: string; blockNumber: number; blockHash: string; eventIndex: number }
@@ -37,31 +38,45 @@ export type VerifyCall = { t: 'verify' } & (
   | { op: 'import'; proof: import('../chain/registrations').Proof }
 );
 
-export type ToShard = GroupCall | Control | Import | VerifyCall;
+export type ToShard = GroupCall | Control | Loaded | VerifyCall;
 
 /** shard → main: one frame for one connection. */
 export interface Reply { t: 'reply'; conn: number; frame: string }
 
-/** shard → main: a group actor's output for members, still to be sequenced by their inboxes. */
-export interface Fanout {
-  t: 'fanout';
-  accounts: string[];
+/**
+ * An actor's message for a conversation: stored once, in its conversation's log, then written to the
+ * sockets of whoever of `to` is online. `conv: 'own'` stores it in each recipient's own account log
+ * instead (one record each): notices that change the recipient's membership, or are about it alone.
+ */
+export interface Post {
+  t: 'post';
+  conv: ConvId | 'own';
   tpl: Template;
+  /** The sending account; null for notices of the server (they reach the sender's account too). */
+  from: string | null;
+  /** The sender's client message id: a resend with the same one is stored once. */
+  mid?: string;
+  to: string[];
+  /** The requesting connection, which got its own answer. */
   except?: number;
-  /** The sender's answer, sent once every member's inbox holds the message durably. */
+  /** The sender's answer, sent once the record is durable. */
   ackTo?: { conn: number; frame: string };
-  /** Sender and client message id: a resend with the same key is not delivered twice. */
-  key?: string;
 }
+
+/**
+ * shard → main: an actor's new state (undefined: it is gone), stored with the posts of the same
+ * decision in one write; for a group, who joined or left its conversation.
+ */
+export interface StateOut { t: 'state'; address: string; state: unknown; conv?: ConvId; joined?: string[]; left?: string[] }
+
+/** shard → main: an actor's state is wanted (it is not resident); answered with `Loaded`. */
+export interface Load { t: 'load'; address: string }
 
 export interface ShardStats {
   t: 'stats';
   /** Resident group actors. */
   groups: number;
-  /** Group actors evicted to cold storage. */
-  coldGroups: number;
   processed: number;
-  persistence: unknown;
 }
 
 /** shard → main: the verification actor's cursor, so the chain watcher resumes after it. */
@@ -70,7 +85,7 @@ export interface Cursor { t: 'cursor'; lastProcessed: number | null }
 /** shard → main: an account's proof of payment (null: not verified), for a token. */
 export interface ProofOut { t: 'proof'; conn: number; request: Request; proof: import('../chain/registrations').Proof | null }
 
-export type FromShard = Reply | Fanout | ShardStats | Cursor | ProofOut;
+export type FromShard = Reply | Post | StateOut | Load | ShardStats | Cursor | ProofOut;
 
 /** A batch crossing a thread boundary, numbered so the supervisor knows what is still in flight. */
 export interface Batch<T> { id: number; items: T[] }

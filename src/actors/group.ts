@@ -5,12 +5,13 @@
  */
 import { Code, type ErrorCode } from '../protocol/codes';
 import { errorFrame, eventTemplate, groupNoticeTemplate, groupTemplate, noticeFrame } from '../protocol/frames';
-import type { Fanout, GroupCall, Reply } from './envelopes';
+import { groupConv } from '../store/ports';
+import type { GroupCall, Post, Reply } from './envelopes';
 import { newGroupRecord, type GroupEvent, type GroupRecord, type UpdateKey } from './group-state';
 
 export interface Decision {
   events: GroupEvent[];
-  out: Array<Reply | Fanout>;
+  out: Array<Reply | Post>;
 }
 
 export interface GroupLimits { maxGroupSize: number }
@@ -45,9 +46,18 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
   const requireMember = () => { if (!isMember) refuse(Code.NOT_PERMITTED, 'only members may do this'); };
   const requireManager = () => { if (!isManager) refuse(Code.NOT_PERMITTED, 'only the manager may do this'); };
   const reply = (msg: unknown): Reply => ({ t: 'reply', conn: origin.conn, frame: noticeFrame('group', act, msg, r.callback) });
-  /** The event notice for all `to` accounts but the requesting connection, plus its own answer. */
-  const announce = (to: string[], msg: unknown): Array<Reply | Fanout> =>
-    [reply(msg), { t: 'fanout', accounts: to, tpl: eventTemplate(act, msg), except: origin.conn }];
+  /**
+   * The requester's own answer, and the event notice for everyone else: one record in the group's
+   * log for the members after the change (`stay`), and one in the own log of each account the
+   * change puts out of the group (`out`), which no longer reads the group's log.
+   */
+  const announce = (stay: string[], msg: unknown, out: string[] = []): Array<Reply | Post> => {
+    const tpl = eventTemplate(act, msg);
+    const posts: Array<Reply | Post> = [reply(msg)];
+    if (stay.length > 0) posts.push({ t: 'post', conv: groupConv(g.id), tpl, from: null, to: stay, except: origin.conn });
+    if (out.length > 0) posts.push({ t: 'post', conv: 'own', tpl, from: null, to: out, except: origin.conn });
+    return posts;
+  };
 
   switch (act) {
     case 'detail':
@@ -76,7 +86,7 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
       const added = next.filter((a) => !g.group.includes(a));
       const removed = g.group.filter((a) => !next.includes(a));
       const msg = { id: g.id, from: me, added, removed };
-      return { events: [{ e: 'members', members: next, at: now }], out: announce(dedupe([...next, ...removed]), msg) };
+      return { events: [{ e: 'members', members: next, at: now }], out: announce(next, msg, removed) };
     }
 
     case 'leave': {
@@ -92,7 +102,7 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
       // A leaving manager hands the group to the longest-standing member.
       const manager = isManager ? rest[0]! : g.manager;
       const msg = { from: me, id: g.id, manager };
-      return { events: [{ e: 'left', account, manager, at: now }], out: announce(g.group, msg) };
+      return { events: [{ e: 'left', account, manager, at: now }], out: announce(rest, msg, [account]) };
     }
 
     case 'divert': {
@@ -109,7 +119,7 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
       if (account === me) refuse(Code.NOT_PERMITTED, 'the manager cannot deport itself');
       if (g.block.includes(account)) refuse(Code.UNEXPECTED_INPUT, 'account is already blocked');
       const msg = { id: g.id, account, from: me };
-      return { events: [{ e: 'deported', account, at: now }], out: announce(dedupe([...g.group, account]), msg) };
+      return { events: [{ e: 'deported', account, at: now }], out: announce(g.group.filter((a) => a !== account), msg, [account]) };
     }
 
     case 'recover': {
@@ -123,7 +133,7 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
     case 'destory': {
       requireManager();
       const msg = { id: g.id, from: me };
-      return { events: [{ e: 'destroyed', at: now }], out: announce(g.group, msg) };
+      return { events: [{ e: 'destroyed', at: now }], out: announce([], msg, g.group) };
     }
 
     case 'chat':
@@ -133,11 +143,11 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
       const msgJson = JSON.stringify(r.msg);
       const tpl = act === 'chat' ? groupTemplate(me, g.id, msgJson) : groupNoticeTemplate(me, g.id, msgJson);
       const others = g.group.filter((a) => a !== me);
-      const fanout: Fanout = { t: 'fanout', accounts: others, tpl };
-      // With a client message id (or a callback) the sender hears back once every inbox holds it.
-      if (r.callback !== undefined || r.mid !== undefined) fanout.ackTo = { conn: origin.conn, frame: noticeFrame('group', act, { id: g.id, mid: r.mid ?? null }, r.callback) };
-      if (typeof r.mid === 'string') fanout.key = `${me}/${g.id}/${r.mid}`;
-      return { events: [], out: [fanout] };
+      const post: Post = { t: 'post', conv: groupConv(g.id), tpl, from: me, to: others };
+      // With a client message id (or a callback) the sender hears back once the record is durable.
+      if (r.callback !== undefined || r.mid !== undefined) post.ackTo = { conn: origin.conn, frame: noticeFrame('group', act, { id: g.id, mid: r.mid ?? null }, r.callback) };
+      if (typeof r.mid === 'string') post.mid = r.mid;
+      return { events: [], out: [post] };
     }
 
     case 'update': {
@@ -162,7 +172,8 @@ function create(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
     events: [{ e: 'created', record }],
     out: [
       { t: 'reply', conn: origin.conn, frame: noticeFrame('group', 'create', msg, origin.request.callback) },
-      { t: 'fanout', accounts: members, tpl: eventTemplate('create', msg), except: origin.conn },
+      // Being added to a group is news for each member alone: it goes to their own logs.
+      { t: 'post', conv: 'own', tpl: eventTemplate('create', msg), from: null, to: members, except: origin.conn },
     ],
   };
 }

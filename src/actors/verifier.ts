@@ -1,14 +1,14 @@
 /**
  * The verification actor (address `verify:book`): the book of pending registrations and proofs,
  * and the chain watcher's cursor (last finalized block processed). It decides `reg`, matches the
- * transfers the chain watcher posts, and hands out proofs for tokens. Its events are journaled
- * like any actor's, so a restart between `reg` and the payment still verifies.
+ * transfers the chain watcher posts, and hands out proofs for tokens. Its state is stored
+ * after every decision that changes it, so a restart between `reg` and the payment still verifies.
  */
 import { Registrations, defaultAmountRange, type RegEvent, type RegState } from '../chain/registrations';
 import { formatUnits } from '../chain/units';
 import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, vertifyTemplate } from '../protocol/frames';
-import type { Fanout, FromShard, VerifyCall } from './envelopes';
+import type { FromShard, Post, VerifyCall } from './envelopes';
 
 export const VERIFY_ADDRESS = 'verify:book';
 
@@ -121,7 +121,7 @@ function wrap(events: RegEvent[]): VerifierEvent[] {
   return events.map((ev) => ({ e: 'reg', ev }));
 }
 
-/** The payment notice goes through the account's inbox: kept if it is away, on every device if not. */
-function notify(account: string, msg: unknown): Fanout {
-  return { t: 'fanout', accounts: [account], tpl: vertifyTemplate('done', msg) };
+/** The payment notice goes to the account's own log: read at sign-in if it is away, on every device if not. */
+function notify(account: string, msg: unknown): Post {
+  return { t: 'post', conv: 'own', tpl: vertifyTemplate('done', msg), from: null, to: [account] };
 }

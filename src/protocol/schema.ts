@@ -37,6 +37,7 @@ export const schemas: Record<string, Record<string, Schema>> = {
     online: {},
     offline: {},
     ack: { seq: req('seq') },
+    history: { with: opt('ss58'), group: opt('gid'), before: opt('seq'), after: opt('seq'), limit: opt('seq') },
   },
   group: {
     create: { list: req('ss58list') },

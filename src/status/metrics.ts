@@ -63,7 +63,7 @@ export function metricPart(s: string): string {
 }
 
 /**
- * Numeric leaves of a free-form state object (shard persistence, main-thread journal) as gauges
+ * Numeric leaves of a free-form state object (delivery and store figures) as gauges
  * named `<prefix>_<path>`. Array elements are told apart by their `partition` field when they
  * have one, else by an `item` label. Strings are left out; depth is bounded.
  */
@@ -106,12 +106,8 @@ export function renderMetrics(s: StatusSnapshot): string {
   x.add('imgc_connections', 'gauge', 'Open WebSocket connections.', s.connections);
   x.add('imgc_accounts_signed_in', 'gauge', 'Distinct accounts signed in on at least one connection.', s.accounts);
   x.add('imgc_groups_resident', 'gauge', 'Groups held in worker memory.', s.groups.resident);
-  x.add('imgc_groups_known', 'gauge', 'Groups known to the store (resident or not).', s.groups.total);
-  x.add('imgc_dropped_messages_total', 'counter', 'Kept messages dropped by the per-account bounds (--inbox-max, --inbox-max-age-ms).', s.droppedMessages);
-  x.add('imgc_stored_messages', 'gauge', 'Messages kept for accounts that have not received or acknowledged them.', s.storedMessages);
   x.add('imgc_frames_in_total', 'counter', 'Frames received from clients.', s.messages.inTotal);
   x.add('imgc_frames_out_total', 'counter', 'Frames written to client sockets.', s.messages.outTotal);
-  x.add('imgc_bounced_total', 'counter', 'Pushed messages that found no socket and went back to the inbox.', s.messages.bouncedTotal);
   x.add('imgc_frames_in_per_second', 'gauge', `Frames received per second over the last ${s.messages.windowSeconds} s.`, s.messages.inPerSecond);
   x.add('imgc_frames_out_per_second', 'gauge', `Frames written per second over the last ${s.messages.windowSeconds} s.`, s.messages.outPerSecond);
   x.add('imgc_worker_restarts_total', 'counter', 'Worker thread restarts since the process started.', s.restarts.total);
@@ -129,9 +125,6 @@ export function renderMetrics(s: StatusSnapshot): string {
     x.add('imgc_worker_groups', 'gauge', 'Groups hosted by the worker.', w.groups, l);
     x.add('imgc_worker_processed_total', 'counter', 'Mailbox items handled by the current worker (restarts from 0 with it).', w.processed, l);
   }
-  for (const w of s.workers) {
-    addTree(x, 'imgc_worker_persistence', 'Journal and checkpoint figure as the worker\'s store reports it.', w.persistence, { worker: w.index });
-  }
 
   if (s.chain) {
     x.add('imgc_chain_connected', 'gauge', '1 while the chain watcher is connected to the Substrate node.', s.chain.connected);
@@ -139,7 +132,7 @@ export function renderMetrics(s: StatusSnapshot): string {
     x.add('imgc_chain_last_processed_block', 'gauge', 'Last block whose transfers the chain watcher processed.', s.chain.lastProcessed);
     x.add('imgc_chain_reconnects_total', 'counter', 'Chain watcher connection attempts after the first.', s.chain.reconnects);
   }
-  addTree(x, 'imgc_journal', 'Main-thread journal figure.', s.journal, {});
+  addTree(x, 'imgc_delivery', 'Delivery actor and store figure (appended, duplicates, pushed, backlog frames, syncing, trimmed; store_*: backend figures).', s.delivery, {});
   if (s.verification !== null && typeof s.verification === 'object' && !Array.isArray(s.verification)) {
     // The chain watcher's figures are above already.
     const { chain: _chain, ...rest } = s.verification as Record<string, unknown>;

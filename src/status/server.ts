@@ -16,7 +16,6 @@ import type { AddressInfo } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { logger } from '../log';
-import { backupDataDir } from '../store/backup';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
 import { RateMeter } from './rates';
 import { isReady, takeSnapshot, type LiveFigures } from './snapshot';
@@ -110,7 +109,7 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
     backupRunning = true;
     const t0 = Date.now();
     try {
-      const r = await backupDataDir(source.settings.data, dest, log.child({ component: 'backup' }));
+      const r = await source.backup(dest);
       const ms = Date.now() - t0;
       log.info({ dest, files: r.files, bytes: r.bytes, ms }, 'online backup written');
       send(res, 200, { ok: true, dest, files: r.files, bytes: r.bytes, ms });

@@ -21,7 +21,6 @@ export interface WorkerStatus {
   /** Mailbox items handled since this worker started (a counter; restarts from 0 with the worker). */
   processed: number | null;
   /** Journal and checkpoint state as the shard's store reports it. */
-  persistence: unknown;
 }
 
 export interface StatusSnapshot {
@@ -36,16 +35,15 @@ export interface StatusSnapshot {
   ready: boolean;
   connections: number;
   accounts: number;
-  groups: { resident: number; total: number };
-  /** Inbox actors (one per account that ever received something), on the main thread. */
-  inboxes: number;
-  storedMessages: number;
-  /** Kept messages dropped by the per-account bounds (count and age), oldest first, since the data began. */
-  droppedMessages: number;
+  groups: { resident: number };
+  /**
+   * The delivery actor (appends, pushes, backlogs being read, retention trims) and its store
+   * (backend, epoch, last offset, bytes on disk).
+   */
+  delivery: Record<string, unknown> | null;
   messages: {
     inTotal: number;
     outTotal: number;
-    bouncedTotal: number;
     inPerSecond: number;
     outPerSecond: number;
     windowSeconds: number;
@@ -57,7 +55,6 @@ export interface StatusSnapshot {
   statsComplete: boolean;
   restarts: { total: number; max: number; windowMs: number };
   chain: ChainView | null;
-  journal: unknown;
   /** Verification by payment (enabled, target, …) when the node runs it, else null. */
   verification: unknown;
   process: {
@@ -142,21 +139,13 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
       responsive: s !== undefined,
       groups: s ? s.groups : null,
       processed: s ? s.processed : null,
-      persistence: s ? s.persistence ?? null : null,
     };
   });
   let resident = 0;
-  let total = 0;
-  for (const s of stats) {
-    if (!s) continue;
-    resident += s.groups;
-    // Evicted (cold) groups still exist: they come back on their next message.
-    total += s.groups + s.coldGroups;
-  }
+  for (const s of stats) if (s) resident += s.groups;
   const c = source.counters;
   const mem = process.memoryUsage();
   const chain = source.chainState?.() ?? null;
-  const inboxes = source.inboxState?.();
   return {
     service: 'imgc',
     version: serviceVersion(),
@@ -168,14 +157,11 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     ready: isReady(source),
     connections: source.connections,
     accounts: source.registry.accountCount,
-    groups: { resident, total },
-    inboxes: inboxes?.inboxes ?? 0,
-    storedMessages: inboxes?.stored ?? 0,
-    droppedMessages: inboxes?.dropped ?? 0,
+    groups: { resident },
+    delivery: source.deliveryState?.() ?? null,
     messages: {
       inTotal: c.framesIn,
       outTotal: c.framesOut,
-      bouncedTotal: c.bounced,
       inPerSecond: live.inPerSecond(),
       outPerSecond: live.outPerSecond(),
       windowSeconds: live.windowSeconds,
@@ -185,7 +171,6 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     statsComplete: workers.every((w) => w.responsive),
     restarts: { total: c.restarts, max: source.settings.restartMax, windowMs: source.settings.restartWindowMs },
     chain: chain ? { ...chain } : null,
-    journal: inboxes?.persistence ?? null,
     verification: source.verificationState?.() ?? null,
     process: {
       rssBytes: mem.rss,

@@ -36,7 +36,6 @@ export interface StatusSource {
     readonly framesIn: number;
     readonly framesOut: number;
     readonly restarts: number;
-    readonly bounced: number;
   };
   readonly shards: readonly ShardView[];
   readonly settings: {
@@ -53,8 +52,10 @@ export interface StatusSource {
   shardStatsOf?(index: number): Promise<ShardStats>;
   /** Chain watcher state, when verification by payment runs. */
   chainState?(): ChainView | null | undefined;
-  /** The inbox actors on the main thread: how many, messages kept, and their journal's state. */
-  inboxState?(): { inboxes: number; stored: number; dropped: number; persistence: unknown };
+  /** An online backup of the data directory into `dest`. */
+  backup(dest: string): Promise<{ files: number; bytes: number }>;
+  /** The delivery actor's figures and its store's. */
+  deliveryState?(): Record<string, unknown> | null;
   /** Verification by payment (Verification.state() in src/supervisor/verification.ts), reported as is. */
   verificationState?(): unknown;
 }

@@ -1,30 +1,38 @@
 /**
- * The node owns the whole service: it starts the shards and the endpoint, routes every request to
- * the actor that decides it, carries actor output back to sockets, and restarts a shard that dies.
+ * The node owns the whole service: it opens the store and hands it to the delivery actor, starts
+ * the shards and the endpoint, routes every request to the actor that decides it, carries actor
+ * output back, and restarts a shard that dies. It decides nothing itself: a switchboard.
  * How a group message travels: socket → connection actor (main thread, validates) → mailbox of the
  * group's shard (one postMessage per batch) → the group actor checks membership and serializes the
- * message once → back to main as a fanout → each member's inbox actor (main thread) gives it that
- * member's sequence number and journals it (keeps it if the member is away) → once durable, every
- * socket of every member. A direct message skips the shard: connection → inbox → sockets.
+ * message once → back to main as a post → the delivery actor appends it once to the group's log
+ * (its offset is every recipient's `seq`) and writes it to the sockets of the members online;
+ * members away read it from the log when they sign in. A direct message skips the shard:
+ * connection → direct decision → delivery.
  */
+import { mkdirSync } from 'node:fs';
 import type { Settings } from '../config';
 import { logger } from '../log';
 import { Code } from '../protocol/codes';
-import { directTemplate, errorFrame, noticeFrame, renderFrame, type Request } from '../protocol/frames';
+import { errorFrame, type Request } from '../protocol/frames';
 import type { Connection, Router } from '../actors/connection';
-import type { Fanout, FromShard, ShardStats, ToShard } from '../actors/envelopes';
-import { InboxHost, type DeliverOptions, type Push } from '../actors/inbox-host';
-import { initDataDir } from '../store/layout';
-import { importLegacy, type ImportTarget } from './legacy-import';
-import type { ShardConfig } from '../actors/persistence';
+import { Delivery } from '../actors/delivery';
+import { decideDirect } from '../actors/direct';
+import type { FromShard, ShardStats, ToShard } from '../actors/envelopes';
+import type { GroupRecord } from '../actors/group-state';
+import type { ShardConfig } from '../actors/shard-config';
+import { VERIFY_ADDRESS, type VerifierState } from '../actors/verifier';
+import { groupAddress } from '../actors/address';
+import { openStore } from '../store/open';
+import { backupDataDir, type BackupResult } from '../store/backup';
+import { groupConv, type Store } from '../store/ports';
+import { migrateDataDir } from '../migrate/migrate';
 import { Endpoint } from '../net/endpoint';
 import { SignatureChecker } from '../net/signatures';
+import { importLegacy, legacyProof, type ImportTarget } from './legacy-import';
 import { Registry } from './registry';
 import { ShardHost } from './shard-host';
 import { RestartBudget } from './restart-budget';
 import { Verification } from './verification';
-import { VERIFY_ADDRESS } from '../actors/verifier';
-import { legacyProof } from './legacy-import';
 
 /** Group requests that only read state or fan out: deciding them twice is harmless. */
 const REPLAYABLE_GROUP_ACTS = new Set(['detail', 'chat', 'notice']);
@@ -33,18 +41,18 @@ export interface Counters {
   framesIn: number;
   framesOut: number;
   restarts: number;
-  bounced: number;
 }
 
 export class Node implements Router {
   readonly registry: Registry;
   readonly shards: ShardHost[] = [];
-  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0, bounced: 0 };
+  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0 };
   readonly startedAt = Date.now();
   private readonly signatures: SignatureChecker;
   private readonly budget: RestartBudget;
   private endpoint: Endpoint | undefined;
-  private inboxes: InboxHost | undefined;
+  private store: Store | undefined;
+  private deliveryActor: Delivery | undefined;
   private readonly log = logger({ part: 'node' });
   readonly verification: Verification;
   onFatal: (err: unknown) => void = () => {};
@@ -72,22 +80,24 @@ export class Node implements Router {
 
   async start(): Promise<{ port: number }> {
     const s = this.settings;
-    // Made here, once, before the shards open their partitions in it; refuses a mismatched layout.
-    initDataDir(s.data, s.partitions);
+    mkdirSync(s.data, { recursive: true });
+    const store = await openStore({ backend: s.store, dir: s.data, fsync: s.fsync });
+    this.store = store;
+    // A directory written by the journal-and-checkpoint version moves into the store, once.
+    await migrateDataDir(s.data, store);
+    this.deliveryActor = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog });
+    this.deliveryActor.onFatal = (err) => this.onFatal(err);
+    this.deliveryActor.start();
     for (let index = 0; index < s.workers; index++) {
       const cfg: ShardConfig = {
         index,
         workers: s.workers,
         partitions: s.partitions,
-        partitionsOwned: Array.from({ length: s.partitions }, (_, p) => p).filter((p) => p % s.workers === index),
-        dataDir: s.data,
-        fsync: s.fsync,
-        checkpointEvery: s.checkpointEvery,
-        checkpointMs: s.checkpointMs,
-        limits: { maxGroupSize: s.maxGroupSize, inboxMax: s.inboxMax, inboxMaxAgeMs: s.inboxMaxAgeMs },
+        limits: { maxGroupSize: s.maxGroupSize },
         testFaults: s.testFaults,
         logLevel: s.logLevel,
         verify: { target: s.verifyTarget, ttlMs: s.verifyTtlMs },
+        verifierState: undefined,
         groupsResident: s.groupsResident,
         groupIdleMs: s.groupIdleMs,
       };
@@ -96,23 +106,24 @@ export class Node implements Router {
         died: (i, inFlight, err) => this.onShardDied(i, inFlight, err),
       }));
     }
-    this.inboxes = await InboxHost.open(
-      { dataDir: s.data, partitions: s.partitions, fsync: s.fsync, checkpointEvery: s.checkpointEvery, checkpointMs: s.checkpointMs },
-      { inboxMax: s.inboxMax, inboxMaxAgeMs: s.inboxMaxAgeMs },
-      { push: (p) => this.push(p), reply: (conn, frame) => this.sendTo(conn, frame) },
-    );
-    await Promise.all(this.shards.map((h) => h.start()));
+    await Promise.all(this.shards.map((h) => this.startShard(h)));
     if (s.importLegacy) await importLegacy(s.importLegacy, s.data, this.importTarget());
     await this.verification.start();
     this.endpoint = new Endpoint(
       { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey },
       this,
-      { opened: (c) => this.registry.add(c), closed: (c) => this.registry.remove(c) },
+      { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); } },
     );
     const addr = await this.endpoint.listen();
     this.ready = true;
-    this.log.info({ port: addr.port, host: s.host, workers: s.workers, auth: s.auth, data: s.data }, 'IMGC listening');
+    this.log.info({ port: addr.port, host: s.host, workers: s.workers, auth: s.auth, data: s.data, store: s.store }, 'IMGC listening');
     return { port: addr.port };
+  }
+
+  /** Starts (or restarts) a shard; the one hosting the verifier gets its stored state. */
+  private startShard(h: ShardHost): Promise<void> {
+    if (this.registry.workerOf(VERIFY_ADDRESS) === h.index) h.cfg.verifierState = this.db.states.get(VERIFY_ADDRESS) as VerifierState | undefined;
+    return h.start();
   }
 
   async stop(): Promise<void> {
@@ -120,8 +131,9 @@ export class Node implements Router {
     await this.verification.stop();
     await this.endpoint?.close();
     await Promise.all(this.shards.map((h) => h.stop(this.settings.shutdownMs)));
-    // After the shards: their last output (fanouts) still lands in inboxes before these close.
-    await this.inboxes?.close();
+    // After the shards: their last output still lands in the store before it closes.
+    await this.deliveryActor?.close();
+    await this.store?.close();
     await this.signatures.close();
   }
 
@@ -135,18 +147,15 @@ export class Node implements Router {
   signOut(peer: Connection): void { this.registry.signOut(peer); }
 
   sync(peer: Connection): void {
-    this.inbox.drain(peer.account!, peer.id, Date.now());
+    this.delivery.sync(peer);
   }
 
   direct(peer: Connection, r: Request): void {
-    const from = peer.account!;
-    const to = r.to as string;
-    const tpl = directTemplate(from, JSON.stringify(r.msg));
-    const ackTo = r.mid !== undefined || r.callback !== undefined
-      ? { conn: peer.id, frame: noticeFrame('chat', r.act, { to, mid: r.mid ?? null }, r.callback) }
-      : undefined;
-    const key = typeof r.mid === 'string' ? `${from}/${r.mid}` : undefined;
-    this.fanout({ t: 'fanout', accounts: [to], tpl, ackTo, key });
+    this.delivery.post(decideDirect(peer.account!, peer.id, r), Date.now());
+  }
+
+  history(peer: Connection, r: Request): void {
+    this.delivery.history(peer, r);
   }
 
   group(peer: Connection, id: string, r: Request): void {
@@ -155,26 +164,39 @@ export class Node implements Router {
   }
 
   ack(account: string, upTo: number): void {
-    this.inbox.ack(account, upTo);
+    this.delivery.ack(account, upTo);
   }
 
   vertify(peer: Connection, r: Request): void {
     this.verification.handle(peer, r);
   }
 
-  /** The inbox host; there from start() on. */
-  private get inbox(): InboxHost {
-    if (!this.inboxes) throw new Error('node not started');
-    return this.inboxes;
+  /** The delivery actor and the store; there from start() on. */
+  private get delivery(): Delivery {
+    if (!this.deliveryActor) throw new Error('node not started');
+    return this.deliveryActor;
   }
 
-  // ---- actor output back to sockets ----
+  private get db(): Store {
+    if (!this.store) throw new Error('node not started');
+    return this.store;
+  }
+
+  // ---- actor output ----
 
   private onShardOutput(index: number, items: FromShard[]): void {
+    // An answer to a change leaves once the change is durable.
+    const changed = items.some((i) => i.t === 'state');
+    const now = Date.now();
     for (const item of items) {
       switch (item.t) {
-        case 'reply': this.sendTo(item.conn, item.frame); break;
-        case 'fanout': this.fanout(item); break;
+        case 'reply':
+          if (changed) this.delivery.afterDurable(() => this.sendTo(item.conn, item.frame));
+          else this.sendTo(item.conn, item.frame);
+          break;
+        case 'post': this.delivery.post(item, now); break;
+        case 'state': this.delivery.state(item); break;
+        case 'load': this.shards[index]!.post({ t: 'loaded', address: item.address, state: this.db.states.get(item.address) }); break;
         case 'cursor': this.verification.onCursor(item); break;
         case 'proof': this.verification.onProof(item); break;
         case 'stats': this.collectStats(index, item); break;
@@ -184,37 +206,6 @@ export class Node implements Router {
 
   private sendTo(conn: number, frame: string): void {
     this.registry.peer(conn)?.send(frame);
-  }
-
-  /** Hands a message for several accounts to their inbox actors, with who is online right now. */
-  private fanout(f: Fanout): void {
-    const online = f.accounts.map((a) => this.registry.isOnline(a));
-    const opts: DeliverOptions = {};
-    if (f.except !== undefined) opts.except = f.except;
-    if (f.key !== undefined) opts.key = f.key;
-    if (f.ackTo !== undefined) opts.ackTo = f.ackTo;
-    this.inbox.deliver(f.accounts, online, f.tpl, Date.now(), opts);
-  }
-
-  /** Writes sequenced frames to every socket of each account; what finds no socket goes back to its inbox. */
-  private push(p: Push): void {
-    for (let i = 0; i < p.accounts.length; i++) {
-      const account = p.accounts[i]!;
-      const seq = p.seqs[i]!;
-      const peers = this.registry.peersOf(account);
-      let written = 0;
-      if (peers) {
-        const frame = renderFrame(p.tpl, account, seq);
-        for (const peer of peers) {
-          if (peer.id === p.except) { written++; continue; }
-          if (peer.send(frame)) written++;
-        }
-      }
-      if (written === 0) {
-        this.counters.bounced++;
-        this.inbox.bounce(account, [seq], p.tpl, Date.now());
-      }
-    }
   }
 
   // ---- supervision ----
@@ -239,19 +230,24 @@ export class Node implements Router {
         host.post(item);
       }
     }
-    host.start().then(
+    this.startShard(host).then(
       () => this.log.warn({ shard: index, restarts: this.counters.restarts }, 'shard restarted'),
       (e: unknown) => { this.log.fatal({ err: e, shard: index }, 'shard failed to restart'); this.onFatal(e); },
     );
   }
 
   private importTarget(): ImportTarget {
+    const now = Date.now();
     return {
-      importGroup: (group) => this.shards[this.registry.workerOfGroup(group.id)]!.post({ t: 'import', group }),
-      importHistory: (account, frames) => this.inbox.importHistory(account, frames, Date.now()),
+      // Imported groups never overwrite a live one.
+      importGroup: (group: GroupRecord) => {
+        const address = groupAddress(group.id);
+        if (this.db.states.get(address) === undefined) this.delivery.state({ t: 'state', address, state: group, conv: groupConv(group.id), joined: group.group });
+      },
+      importHistory: (account, frames) => { for (const tpl of frames) this.delivery.importOwn(account, tpl, now); },
       importVerification: (account, proof) => this.toVerifier({ t: 'verify', op: 'import', proof: legacyProof(account, proof) }),
-      // Batches are answered in order and only once durable: a round of stats comes back after the imports.
-      settle: () => Promise.all([this.shardStats(), this.inbox.settle()]).then(() => undefined),
+      // Batches are answered in order: a round of stats comes back after the imports.
+      settle: () => this.shardStats().then(() => this.delivery.settle()),
     };
   }
 
@@ -285,9 +281,14 @@ export class Node implements Router {
 
   get connections(): number { return this.registry.connectionCount; }
 
-  /** For /status: the inbox actors and their journal. */
-  inboxState(): { inboxes: number; stored: number; dropped: number; persistence: unknown } {
-    return this.inboxes?.stats() ?? { inboxes: 0, stored: 0, dropped: 0, persistence: null };
+  /** An online backup of the data directory, cut at one instant of the store. */
+  backup(dest: string): Promise<BackupResult> {
+    return backupDataDir(this.settings.data, dest, { store: this.db, log: this.log.child({ component: 'backup' }) });
+  }
+
+  /** For /status: the delivery actor and the store. */
+  deliveryState(): Record<string, unknown> | null {
+    return this.deliveryActor?.stats() ?? null;
   }
 
   /** For /status: the chain watcher's state when verification runs. */

@@ -1,14 +1,12 @@
 /**
- * Where an actor lives: its address hashes (stable across runs and machines, see store/layout) to
- * one of a fixed number of storage partitions, and a partition to a worker thread. Changing the
- * number of worker threads moves partitions between threads, never actors between partitions.
+ * Where an actor lives: its address hashes (stable across runs and machines, see hash.ts) to one
+ * of a fixed number of partitions, and a partition to a worker thread. Changing the number of
+ * worker threads moves partitions between threads, never actors between partitions.
  */
-import { partitionOf } from '../store/layout';
+import { partitionOf } from '../hash';
+import { groupAddress } from '../actors/address';
 
-export { partitionOf };
-
-export const groupAddress = (id: string): string => `group:${id}`;
-export const inboxAddress = (account: string): string => `inbox:${account}`;
+export { partitionOf, groupAddress };
 
 export function workerOfPartition(partition: number, workers: number): number {
   return partition % workers;

@@ -3,17 +3,12 @@
  * which account (one account may have several: phone and desktop), and which worker thread hosts
  * an actor address. It holds no conversation state; actors own that.
  */
+import type { Peer, Peers } from '../actors/peer';
 import { groupAddress, workerOf } from './placement';
 
-/** What the registry needs of a connection actor. */
-export interface Peer {
-  readonly id: number;
-  account: string | undefined;
-  /** Writes one frame (already serialized); `false` when the socket is gone. */
-  send(frame: string | Buffer): boolean;
-}
+export type { Peer };
 
-export class Registry {
+export class Registry implements Peers {
   private readonly peers = new Map<number, Peer>();
   private readonly accounts = new Map<string, Set<Peer>>();
 

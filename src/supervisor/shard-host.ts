@@ -7,7 +7,7 @@
 import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import type { Batch, FromShard, ToShard } from '../actors/envelopes';
-import type { ShardConfig } from '../actors/persistence';
+import type { ShardConfig } from '../actors/shard-config';
 import { logger } from '../log';
 import { Mailbox } from './mailbox';
 

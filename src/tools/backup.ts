@@ -40,7 +40,7 @@ async function main(): Promise<number> {
     return 2;
   }
   try {
-    const { files, bytes } = await backupDataDir(args.data, args.dest, log);
+    const { files, bytes } = await backupDataDir(args.data, args.dest, { log });
     log.info({ data: args.data, dest: args.dest, files, bytes }, `backup done; start with --data ${args.dest}`);
     return 0;
   } catch (e) {

@@ -1,0 +1,128 @@
+/**
+ * What an account missed, read back from the logs of its conversations and merged by offset, so
+ * the `seq` of every frame it gets still increases (offsets are one sequence for the whole store).
+ * Direct conversations and the account's own log give everything retained; a group gives its newest
+ * `groupBacklog` records, and a `limited` notice when it has more, never a silent cut.
+ *
+ * Memory is bounded by the number of conversations with news, not by what they hold: each keeps a
+ * small page (fewer records each, the more conversations there are) and reads on as it is drained.
+ */
+import { renderFrame } from '../protocol/frames';
+import type { ConversationLog, LogEntry, Membership } from '../store/ports';
+
+/** Records buffered across all conversations of one backlog (each has at least one). */
+const BUFFERED = 1024;
+
+interface Cursor {
+  conv: string;
+  /** Records not yet taken, oldest first; `buf[i]` is next. */
+  buf: LogEntry[];
+  i: number;
+  /** Notice to send before this conversation's first frame. */
+  notice?: string;
+}
+
+export interface BacklogRange {
+  account: string;
+  /** Everything after this offset (the account's delivered or acknowledged offset) … */
+  after: number;
+  /** … up to this one (the last offset when the sign-in began; later records come live). */
+  upTo: number;
+  groupBacklog: number;
+  epoch: string;
+}
+
+export class Backlog {
+  private readonly heap: Cursor[] = [];
+  private readonly page: number;
+
+  constructor(private readonly log: ConversationLog, private readonly r: BacklogRange, memberships: Membership[]) {
+    const news = memberships.filter((m) => {
+      const top = log.top(m.conv);
+      return top !== undefined && top.last > r.after && top.last >= m.since;
+    });
+    this.page = Math.max(1, Math.min(64, Math.floor(BUFFERED / Math.max(1, news.length))));
+    for (const m of news) this.open(m);
+  }
+
+  /** Up to `n` frames, in offset order, and the offset of the last record taken (0: the backlog is done). */
+  next(n: number): { frames: string[]; last: number } {
+    const frames: string[] = [];
+    let last = 0;
+    while (frames.length < n && this.heap.length > 0) {
+      const c = this.heap[0]!;
+      const e = c.buf[c.i++]!;
+      last = e.offset;
+      if (c.notice !== undefined) { frames.push(c.notice); delete c.notice; }
+      // What the account sent itself is not delivered back to it.
+      if (e.from !== this.r.account) frames.push(renderFrame(e, this.r.account, e.offset));
+      if (c.i >= c.buf.length && !this.refill(c, e.offset)) this.pop();
+      else this.down(0);
+    }
+    return { frames, last };
+  }
+
+  private open(m: Membership): void {
+    let after = Math.max(this.r.after, m.since - 1);
+    let notice: string | undefined;
+    if (m.conv.startsWith('g:')) {
+      const newest = this.log.read({ conv: m.conv, after, before: this.r.upTo + 1, limit: this.r.groupBacklog + 1, direction: 'backward' });
+      if (newest.length > this.r.groupBacklog) {
+        after = newest[0]!.offset;
+        notice = limitedNotice(this.r.account, m.conv.slice(2), newest[1]!.offset, this.r.epoch);
+      }
+    }
+    const c: Cursor = { conv: m.conv, buf: [], i: 0 };
+    if (notice !== undefined) c.notice = notice;
+    if (this.refill(c, after)) this.push(c);
+  }
+
+  private refill(c: Cursor, after: number): boolean {
+    c.buf = this.log.read({ conv: c.conv, after, before: this.r.upTo + 1, limit: this.page, direction: 'forward' });
+    c.i = 0;
+    return c.buf.length > 0;
+  }
+
+  // A binary min-heap of cursors by the offset of their next record.
+  private key(i: number): number { const c = this.heap[i]!; return c.buf[c.i]!.offset; }
+
+  private push(c: Cursor): void {
+    this.heap.push(c);
+    let i = this.heap.length - 1;
+    while (i > 0) {
+      const p = (i - 1) >> 1;
+      if (this.key(p) <= this.key(i)) break;
+      [this.heap[p], this.heap[i]] = [this.heap[i]!, this.heap[p]!];
+      i = p;
+    }
+  }
+
+  private pop(): void {
+    const last = this.heap.pop()!;
+    if (this.heap.length === 0) return;
+    this.heap[0] = last;
+    this.down(0);
+  }
+
+  private down(i: number): void {
+    const n = this.heap.length;
+    for (;;) {
+      const l = 2 * i + 1;
+      const r = l + 1;
+      let m = i;
+      if (l < n && this.key(l) < this.key(m)) m = l;
+      if (r < n && this.key(r) < this.key(m)) m = r;
+      if (m === i) return;
+      [this.heap[m], this.heap[i]] = [this.heap[i]!, this.heap[m]!];
+      i = m;
+    }
+  }
+}
+
+/**
+ * Says that a group had more news than the sign-in delivers: `before` is the offset to page back
+ * from with `history`. It is not stored and carries no `seq`.
+ */
+export function limitedNotice(account: string, group: string, before: number, epoch: string): string {
+  return JSON.stringify({ type: 'notice', msg: { group, limited: true, before, epoch }, to: account, method: { act: 'limited', cat: 'group' } });
+}

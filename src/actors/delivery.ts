@@ -1,0 +1,269 @@
+/**
+ * The delivery actor, on the thread that holds the sockets: it stores what the deciding actors
+ * (group, direct, verifier) post, once, in its conversation's log, and writes it to the sockets of
+ * the recipients that are online; it reads back what an account missed when it signs in, answers
+ * `history`, and keeps each account's delivered and acknowledged offsets.
+ *
+ * The `seq` of a frame is the offset of its record: one sequence for the whole store, so it
+ * increases for every account, and `ack N` acknowledges every conversation through N at once.
+ * Frames reach an account in offset order because this thread alone appends, and a connection
+ * that is still reading its backlog holds live frames until the backlog has caught up.
+ *
+ * When output may leave:
+ * - a live frame to an account that does not acknowledge: at once (it changes nothing anyone
+ *   relies on; its record is written at the end of the turn);
+ * - a sender's acknowledgement, a frame for an acknowledging account, a group actor's answer to a
+ *   change: once the store says the records behind them are durable.
+ */
+import { LRUCache } from 'lru-cache';
+import { logger } from '../log';
+import { errorFrame, renderFrame, type Request, type Template } from '../protocol/frames';
+import { accountConv, type ConvId, type Store } from '../store/ports';
+import { PositionBook } from './account-positions';
+import { Backlog } from './backlog';
+import type { Post, StateOut } from './envelopes';
+import { readHistory } from './history';
+import type { Peer, Peers } from './peer';
+import { Retention, type RetentionPolicy } from './retention';
+
+export interface DeliveryLimits extends RetentionPolicy {
+  /** Newest records of a group delivered at sign-in. */
+  groupBacklog: number;
+}
+
+/** Backlog frames written per turn to one connection, and the socket buffer that pauses it. */
+const SYNC_TURN = 256;
+const SYNC_PAUSE_BYTES = 1024 * 1024;
+/** Live frames a connection still reading its backlog may hold; past this it reads them from the log. */
+const HELD_MAX = 5000;
+const HELD_BYTES = 4 * 1024 * 1024;
+
+interface Sync {
+  peer: Peer;
+  backlog: Backlog;
+  /** The backlog covers offsets up to here; anything later arrives live (held meanwhile). */
+  upTo: number;
+  held: string[];
+  heldBytes: number;
+  /** Offset of the newest frame held. */
+  heldLast: number;
+  /** Held frames overflowed and were dropped: read them from the log after this pass. */
+  overflow: boolean;
+}
+
+export class Delivery {
+  private readonly positions: PositionBook;
+  private readonly retention: Retention;
+  private readonly syncs = new Map<number, Sync>();
+  /** Direct conversations known to be in both accounts' membership lists. */
+  private readonly knownConvs = new LRUCache<string, true>({ max: 100_000 });
+  private lastOffset: number;
+  private durableQueue: Array<() => void> = [];
+  private flushScheduled = false;
+  private released: Promise<void> = Promise.resolve();
+  private readonly log = logger({ part: 'delivery' });
+  readonly counters = { appended: 0, duplicates: 0, pushed: 0, backlogFrames: 0 };
+  onFatal: (err: unknown) => void = () => process.exit(1);
+
+  constructor(private readonly store: Store, private readonly peers: Peers, private readonly limits: DeliveryLimits) {
+    this.positions = new PositionBook(store.positions);
+    this.retention = new Retention(store.log, limits);
+    this.lastOffset = store.stats().lastOffset;
+  }
+
+  start(): void { this.retention.start(); }
+
+  // ---- what the deciding actors post ----
+
+  /** Stores a post in its log (once; a resend with the same `mid` is answered, not stored again) and pushes it. */
+  post(p: Post, now: number): void {
+    if (p.conv === 'own') {
+      for (const account of p.to) this.deliver(account, this.append(accountConv(account), p, now), p);
+    } else {
+      const dup = p.mid !== undefined && p.from !== null ? this.store.log.findMid(p.conv, p.from, p.mid) : undefined;
+      if (dup !== undefined) {
+        this.counters.duplicates++;
+      } else {
+        if (p.conv.startsWith('d:')) this.ensureMembers(p.conv, [p.from!, ...p.to]);
+        const offset = this.append(p.conv, p, now);
+        for (const account of p.to) this.deliver(account, offset, p);
+        this.retention.appended(p.conv);
+      }
+    }
+    if (p.ackTo) { const { conn, frame } = p.ackTo; this.afterDurable(() => this.peers.peer(conn)?.send(frame)); }
+  }
+
+  /** An actor's new state, with who joined or left its conversation; written in the same turn as its posts. */
+  state(s: StateOut): void {
+    this.store.states.put(s.address, s.state);
+    if (s.conv === undefined) return;
+    // A member reads the group's log from the next record on: nothing from before it joined.
+    for (const a of s.joined ?? []) this.store.positions.join(a, s.conv, this.lastOffset + 1);
+    for (const a of s.left ?? []) this.store.positions.leave(a, s.conv);
+    // A group that is gone takes its log with it: nobody may read it any more.
+    if (s.state === undefined) this.retention.drop(s.conv);
+  }
+
+  /** Output that must wait until everything stored so far is durable. */
+  afterDurable(fn: () => void): void {
+    this.durableQueue.push(fn);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    setImmediate(() => {
+      this.flushScheduled = false;
+      const queue = this.durableQueue;
+      this.durableQueue = [];
+      const durable = this.store.flush();
+      this.released = this.released
+        .then(() => durable)
+        .then(() => { for (const f of queue) f(); })
+        .catch((err: unknown) => {
+          // Output that cannot be made durable must not leave; a restart starts from what is on disk.
+          this.log.fatal({ err }, 'store write failed');
+          this.onFatal(err);
+        });
+    });
+  }
+
+  private append(conv: ConvId, p: Post, now: number): number {
+    const e = this.store.log.append({ conv, at: now, from: p.from, ...(p.mid !== undefined ? { mid: p.mid } : {}), head: p.tpl.head, tail: p.tpl.tail });
+    this.lastOffset = e.offset;
+    this.counters.appended++;
+    return e.offset;
+  }
+
+  /** Both accounts of a direct conversation find it in their lists from its first message on. */
+  private ensureMembers(conv: ConvId, accounts: string[]): void {
+    if (this.knownConvs.has(conv)) return;
+    for (const a of accounts) if (this.store.positions.membership(a, conv) === undefined) this.store.positions.join(a, conv, 0);
+    this.knownConvs.set(conv, true);
+  }
+
+  /** Writes the record at `offset` to every socket of `account` (an acknowledging account's once durable). */
+  private deliver(account: string, offset: number, p: { tpl: Template; except?: number }): void {
+    const peers = this.peers.peersOf(account);
+    if (!peers || peers.size === 0) return;
+    const push = (): void => this.push(account, offset, p.tpl, p.except);
+    if (this.positions.get(account).ackMode) this.afterDurable(push);
+    else push();
+  }
+
+  private push(account: string, offset: number, tpl: Template, except: number | undefined): void {
+    const peers = this.peers.peersOf(account);
+    if (!peers) return;
+    const frame = renderFrame(tpl, account, offset);
+    let written = false;
+    for (const peer of peers) {
+      if (peer.id === except) { written = true; continue; }
+      const sync = this.syncs.get(peer.id);
+      if (sync) { this.hold(sync, frame, offset); continue; }
+      if (peer.send(frame)) written = true;
+    }
+    if (written) {
+      this.counters.pushed++;
+      this.positions.delivered(account, offset);
+    }
+  }
+
+  // ---- sign-in: the backlog ----
+
+  /** Sends the connection what its account missed, in offset order; live frames wait behind it. */
+  sync(peer: Peer): void {
+    // A sync already under way covers a repeated `online`: the backlog is not sent twice.
+    if (this.syncs.has(peer.id) || peer.account === undefined) return;
+    const p = this.positions.get(peer.account);
+    const s: Sync = { peer, backlog: this.backlog(peer.account, p.ackMode ? p.acked : p.delivered), upTo: this.lastOffset, held: [], heldBytes: 0, heldLast: 0, overflow: false };
+    this.syncs.set(peer.id, s);
+    this.pump(s);
+  }
+
+  private backlog(account: string, after: number): Backlog {
+    const memberships = [{ conv: accountConv(account), since: 0 }, ...this.store.positions.memberships(account)];
+    return new Backlog(this.store.log, { account, after, upTo: this.lastOffset, groupBacklog: this.limits.groupBacklog, epoch: this.store.epoch }, memberships);
+  }
+
+  private pump(s: Sync): void {
+    const { peer } = s;
+    const account = peer.account;
+    if (account === undefined || this.peers.peer(peer.id) !== peer || this.syncs.get(peer.id) !== s) {
+      if (this.syncs.get(peer.id) === s) this.syncs.delete(peer.id);
+      return;
+    }
+    const ackMode = this.positions.get(account).ackMode;
+    let sent = 0;
+    while (sent < SYNC_TURN) {
+      // A socket that does not read makes its backlog wait, not the server's memory grow.
+      if (peer.bufferedAmount > SYNC_PAUSE_BYTES) { setTimeout(() => this.pump(s), 10); return; }
+      const { frames, last } = s.backlog.next(32);
+      if (last === 0) return this.caughtUp(s, account);
+      for (const f of frames) peer.send(f);
+      sent += frames.length;
+      this.counters.backlogFrames += frames.length;
+      if (!ackMode) this.positions.delivered(account, last);
+    }
+    setImmediate(() => this.pump(s));
+  }
+
+  private caughtUp(s: Sync, account: string): void {
+    if (s.overflow) {
+      // What was held and dropped is in the logs: read on from where this pass ended.
+      s.overflow = false;
+      s.backlog = this.backlog(account, s.upTo);
+      s.upTo = this.lastOffset;
+      return void setImmediate(() => this.pump(s));
+    }
+    this.syncs.delete(s.peer.id);
+    for (const f of s.held) s.peer.send(f);
+    if (s.held.length > 0 && !this.positions.get(account).ackMode) this.positions.delivered(account, s.heldLast);
+  }
+
+  private hold(s: Sync, frame: string, offset: number): void {
+    if (s.overflow) return;
+    s.held.push(frame);
+    s.heldBytes += frame.length;
+    s.heldLast = offset;
+    if (s.held.length > HELD_MAX || s.heldBytes > HELD_BYTES) {
+      s.held = [];
+      s.heldBytes = 0;
+      s.heldLast = 0;
+      s.overflow = true;
+    }
+  }
+
+  // ---- requests of signed-in connections ----
+
+  ack(account: string, upTo: number): void {
+    this.positions.acked(account, Math.min(upTo, this.lastOffset));
+  }
+
+  history(peer: Peer, r: Request): void {
+    const a = readHistory(this.store.log, this.store.positions, this.store.epoch, peer.account!, r);
+    peer.send(a.ok ? a.frame : errorFrame(a.code, a.error, r));
+  }
+
+  /** A notice or message from the first service's backup file, kept in the account's own log. */
+  importOwn(account: string, tpl: Template, at: number): void {
+    this.append(accountConv(account), { t: 'post', conv: 'own', tpl, from: null, to: [account] }, at);
+  }
+
+  /** A connection closed: its backlog stops. */
+  closed(peer: Peer): void {
+    if (this.syncs.get(peer.id)?.peer === peer) this.syncs.delete(peer.id);
+  }
+
+  stats(): Record<string, unknown> {
+    return { ...this.counters, accountsCached: this.positions.size, syncing: this.syncs.size, ...this.retention.stats(), store: this.store.stats() };
+  }
+
+  /** Writes what is pending and waits until it is durable and released. */
+  async settle(): Promise<void> {
+    this.positions.write();
+    await new Promise<void>((resolve) => this.afterDurable(resolve));
+    await this.released;
+  }
+
+  async close(): Promise<void> {
+    this.retention.stop();
+    await this.settle();
+  }
+}

@@ -1,0 +1,62 @@
+/**
+ * `history`: a page of a direct conversation or of a group, backwards or forwards from a position,
+ * for a new device, a reinstalled client or a scrolled-up window. Only the two accounts read a
+ * direct conversation; only current members read a group (all that is retained; an account that
+ * left, was removed or deported reads nothing of it any more).
+ */
+import { Code, type ErrorCode } from '../protocol/codes';
+import { noticeFrame, renderFrame, type Request } from '../protocol/frames';
+import { directConv, groupConv, type ConversationLog, type LogEntry, type Positions } from '../store/ports';
+
+export const HISTORY_DEFAULT = 50;
+export const HISTORY_MAX = 100;
+/** A page stops growing past this many bytes of frames (and says `more`). */
+export const HISTORY_BYTES = 1024 * 1024;
+
+export type HistoryAnswer = { ok: true; frame: string } | { ok: false; code: ErrorCode; error: string };
+
+export function readHistory(log: ConversationLog, positions: Positions, epoch: string, account: string, r: Request): HistoryAnswer {
+  const group = typeof r.group === 'string' ? r.group : undefined;
+  const peer = typeof r.with === 'string' ? r.with : undefined;
+  if ((group === undefined) === (peer === undefined)) return { ok: false, code: Code.MISSING_PARAMS, error: 'history needs one of "with" (an account) or "group" (a group id)' };
+  if (r.before !== undefined && r.after !== undefined) return { ok: false, code: Code.UNEXPECTED_INPUT, error: 'give "before" or "after", not both' };
+  const conv = group !== undefined ? groupConv(group) : directConv(account, peer!);
+  if (group !== undefined && positions.membership(account, conv) === undefined) {
+    // The same answer for a group that does not exist: non-members learn nothing of it.
+    return { ok: false, code: Code.NOT_PERMITTED, error: 'only members read a group\'s history' };
+  }
+  const limit = Math.max(1, Math.min(HISTORY_MAX, typeof r.limit === 'number' ? r.limit : HISTORY_DEFAULT));
+  const forward = r.after !== undefined;
+  const q = forward
+    ? { conv, after: r.after as number, limit: limit + 1, direction: 'forward' as const }
+    : { conv, ...(r.before !== undefined ? { before: r.before as number } : {}), limit: limit + 1, direction: 'backward' as const };
+  let page = log.read(q);
+  let more = page.length > limit;
+  if (more) page = forward ? page.slice(0, limit) : page.slice(1);
+  const frames: string[] = [];
+  let bytes = 0;
+  for (const e of forward ? page : [...page].reverse()) {
+    const f = renderFrame(e, recipientOf(e, account, peer), e.offset);
+    if (frames.length > 0 && bytes + f.length > HISTORY_BYTES) { more = true; break; }
+    bytes += f.length;
+    frames.push(f);
+  }
+  if (!forward) frames.reverse();
+  const kept = forward ? page.slice(0, frames.length) : page.slice(page.length - frames.length);
+  const msg = {
+    ...(group !== undefined ? { group } : { with: peer }),
+    epoch,
+    first: kept[0]?.offset ?? null,
+    last: kept.at(-1)?.offset ?? null,
+    more,
+    messages: [] as unknown[],
+  };
+  // The frames are already JSON: spliced into the answer, never parsed and serialized again.
+  const shell = noticeFrame('chat', 'history', msg, r.callback);
+  return { ok: true, frame: shell.replace('"messages":[]', () => `"messages":[${frames.join(',')}]`) };
+}
+
+/** A direct message reads as it was sent: to the other account when the reader sent it. */
+function recipientOf(e: LogEntry, reader: string, peer: string | undefined): string {
+  return peer !== undefined && e.from === reader ? peer : reader;
+}
