@@ -497,6 +497,20 @@ describe('core: group chat', function () {
     });
   });
 
+  describe('empty messages', () => {
+    it('chat and notice with an empty or absent msg are refused with 44001 (as the first service); no member receives anything', async () => {
+      const { gid, m } = await makeGroup(2);
+      for (const act of ['chat', 'notice']) {
+        await refused(m[0]!.client, { cat: 'group', act, to: gid, msg: '' }, 44001);
+        await refused(m[0]!.client, { cat: 'group', act, to: gid }, 44001);
+      }
+      expect(await m[1]!.client.none((f) => f.type === 'message' || f.method?.act === 'notice', 300)).to.deep.equal([]);
+      // The same requests with a msg go through.
+      m[0]!.client.request({ cat: 'group', act: 'chat', to: gid, msg: 0 });
+      expect((await m[1]!.client.next(isMessage(), 5000)).msg).to.equal(0);
+    });
+  });
+
   describe('update', () => {
     const cases: Array<[string, unknown, (r: Frame) => unknown, unknown]> = [
       ['nick', 'The Crew', (r) => r.nick, 'The Crew'],
