@@ -94,7 +94,7 @@ describe('store legacy backup reader', function () {
     const frames = rows.map((r) => JSON.stringify(legacyRowToFrame(r)));
     expect(frames).to.deep.equal([
       `{"msg":"hi bob","from":"${ALICE}","to":"${BOB}","method":{"cat":"chat","act":"chat"},"type":"message"}`,
-      `{"msg":{"text":"group hello","at":[1,2]},"from":"${ALICE}","to":"${BOB}","group":"${GID}","method":{"act":"message","cat":"group"},"type":"message"}`,
+      `{"msg":{"text":"group hello","at":[1,2]},"from":"${ALICE}","group":"${GID}","to":"${BOB}","method":{"act":"message","cat":"group"},"cat":"group","type":"message"}`,
       `{"type":"notice","msg":{"id":"${GID}"},"method":{"act":"create","cat":"group"}}`,
     ]);
   });

@@ -240,6 +240,8 @@ export interface LegacyMessageFrame {
   to: string;
   group?: string;
   method: { cat: 'chat'; act: 'chat' } | { act: 'message'; cat: 'group' };
+  /** Group messages only: the top-level `cat` the first service's live group frames carried. */
+  cat?: 'group';
   type: 'message';
 }
 
@@ -258,7 +260,7 @@ export type LegacyFrame = LegacyMessageFrame | LegacyNoticeFrame;
 export function legacyRowToFrame(row: LegacyRow): LegacyFrame {
   if (row.type === 'notice') return { type: 'notice', msg: row.content.data, method: row.content.method };
   if (row.group !== undefined) {
-    return { msg: row.content, from: row.from, to: row.to, group: row.group, method: { act: 'message', cat: 'group' }, type: 'message' };
+    return { msg: row.content, from: row.from, group: row.group, to: row.to, method: { act: 'message', cat: 'group' }, cat: 'group', type: 'message' };
   }
   return { msg: row.content, from: row.from, to: row.to, method: { cat: 'chat', act: 'chat' }, type: 'message' };
 }
