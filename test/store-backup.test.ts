@@ -9,6 +9,8 @@ import { listSnapshots } from '../src/store/snapshot';
 import { PartitionStore } from '../src/store/partition';
 import { captureLogs, rm, tmpDir, type Captured } from './support/store-log';
 import { startWriter } from './support/store-child';
+import { COLD_DIR } from '../src/store/cold';
+import { KEY_FILE } from '../src/chain/token';
 
 interface Rec { p: number; i: number }
 interface State { n: number; sum: number }
@@ -103,6 +105,40 @@ describe('store online backup', function () {
     await backupDataDir(src, dest).catch((e: unknown) => (err = e));
     expect(String(err)).to.match(/not empty/);
     expect(fs.readdirSync(root).sort()).to.deep.equal(['data', 'dest']);
+  });
+
+  it('keeps the server key private (0600, even from a looser source), other files\' modes, and makes every directory 0700', async () => {
+    const src = path.join(root, 'data');
+    for (const [dir, p, n] of [[src, 0, 2], [src, 1, 2], [path.join(src, 'accounts'), 0, 1]] as const) {
+      const r = await PartitionStore.open({ dir, partition: p, fsync: 'off', partitions: n });
+      r.store.append([{ p, i: 1 }]);
+      await r.store.close();
+    }
+    fs.mkdirSync(path.join(partitionDir(src, 0), COLD_DIR));
+    fs.writeFileSync(path.join(partitionDir(src, 0), COLD_DIR, 'GDcoldgroup1.json'), '{}');
+    const mode = (f: string): number => fs.statSync(f).mode & 0o777;
+    const key = path.join(src, KEY_FILE);
+    fs.writeFileSync(key, 'aa'.repeat(32) + '\n', { mode: 0o600 });
+    fs.chmodSync(key, 0o600);
+    fs.writeFileSync(path.join(src, 'shared.json'), '{}');
+    fs.chmodSync(path.join(src, 'shared.json'), 0o640);
+    /** Every directory under `d`, `d` included. */
+    const dirs = (d: string): string[] => [d, ...fs.readdirSync(d, { withFileTypes: true }).filter((e) => e.isDirectory()).flatMap((e) => dirs(path.join(d, e.name)))];
+
+    const dest = path.join(root, 'copy');
+    await backupDataDir(src, dest);
+    expect(mode(path.join(dest, KEY_FILE)).toString(8)).to.equal('600');
+    expect(fs.readFileSync(path.join(dest, KEY_FILE), 'utf8')).to.equal(fs.readFileSync(key, 'utf8'));
+    expect(mode(path.join(dest, 'shared.json')).toString(8)).to.equal('640');
+    const all = dirs(dest);
+    expect(all.map((d) => path.relative(dest, d)).sort()).to.include.members(['', 'accounts', 'p00', 'p01', path.join('p00', COLD_DIR)]);
+    expect(all.filter((d) => mode(d) !== 0o700).map((d) => `${path.relative(dest, d)}: ${mode(d).toString(8)}`)).to.deep.equal([]);
+
+    // A key left readable by others in the source is still private in the copy.
+    fs.chmodSync(key, 0o644);
+    const dest2 = path.join(root, 'copy2');
+    await backupDataDir(src, dest2);
+    expect(mode(path.join(dest2, KEY_FILE)).toString(8)).to.equal('600');
   });
 
   it('npm run backup -- DEST --data DIR produces a startable copy', async () => {

@@ -47,6 +47,11 @@ interface PartitionCapture {
 
 const CHUNK = 1 << 20;
 
+/** Directories of a backup: it holds the server's secret key, so only the owner may enter. */
+const DIR_MODE = 0o700;
+/** Top-level files that must stay private whatever their mode in the source (chain/token.ts KEY_FILE). */
+const PRIVATE_FILES = new Set(['server-key.seed']);
+
 /** Copies the data dir `src` to the new directory `dest` (which must not exist or be empty). */
 export async function backupDataDir(src: string, dest: string, log: Logger = logger({ component: 'backup' })): Promise<BackupResult> {
   const meta = readMeta(src);
@@ -57,9 +62,9 @@ export async function backupDataDir(src: string, dest: string, log: Logger = log
   }
   if (fs.existsSync(destAbs) && fs.readdirSync(destAbs).length > 0) throw new Error(`backup destination ${dest} exists and is not empty`);
   const parent = path.dirname(destAbs);
-  fs.mkdirSync(parent, { recursive: true });
+  fs.mkdirSync(parent, { recursive: true, mode: DIR_MODE });
   const work = `${destAbs}.partial-${process.pid}-${randomBytes(4).toString('hex')}`;
-  fs.mkdirSync(work);
+  fs.mkdirSync(work, { mode: DIR_MODE });
 
   const result: BackupResult = { files: 0, bytes: 0 };
   const captures: PartitionCapture[] = [];
@@ -70,18 +75,21 @@ export async function backupDataDir(src: string, dest: string, log: Logger = log
     // 2. Copy partitions from the open files.
     for (const cap of captures) {
       const to = path.join(work, cap.name);
-      fs.mkdirSync(to);
+      fs.mkdirSync(to, { mode: DIR_MODE });
       await copyPartition(cap, to, result, log);
       await copyColdActors(cap.dir, to, result);
       fsyncDir(to);
     }
 
     // 3. Top-level files (meta.json, keys, configuration of other components). Written by their
-    // owners with an atomic rename, so a plain copy sees a whole version.
+    // owners with an atomic rename, so a plain copy sees a whole version. Each keeps its permission
+    // bits (the key's 0600 above all), and a private file is 0600 even if the source is looser.
     for (const ent of fs.readdirSync(src, { withFileTypes: true })) {
       if (!ent.isFile() || /\.tmp(-|$)/.test(ent.name)) continue;
-      const data = await fs.promises.readFile(path.join(src, ent.name));
-      await writeDurable(path.join(work, ent.name), [data]);
+      const file = path.join(src, ent.name);
+      const data = await fs.promises.readFile(file);
+      const mode = PRIVATE_FILES.has(ent.name) ? 0o600 : fs.statSync(file).mode & 0o777;
+      await writeDurable(path.join(work, ent.name), [data], mode);
       result.files++;
       result.bytes += data.length;
     }
@@ -172,7 +180,7 @@ async function copyPartition(cap: PartitionCapture, to: string, result: BackupRe
 async function copyColdActors(from: string, to: string, result: BackupResult): Promise<void> {
   const dir = path.join(from, COLD_DIR);
   if (!fs.existsSync(dir)) return;
-  fs.mkdirSync(path.join(to, COLD_DIR));
+  fs.mkdirSync(path.join(to, COLD_DIR), { mode: DIR_MODE });
   for (const name of fs.readdirSync(dir)) {
     if (!name.endsWith('.json')) continue;
     let data: Buffer;
@@ -219,9 +227,11 @@ async function copyPrefix(fh: fs.promises.FileHandle, length: number, file: stri
   return pos;
 }
 
-async function writeDurable(file: string, parts: Buffer[]): Promise<void> {
-  const out = await fs.promises.open(file, 'wx');
+/** Writes a new file, fsynced; `mode` (default 0666) is applied exactly, not through the umask. */
+async function writeDurable(file: string, parts: Buffer[], mode?: number): Promise<void> {
+  const out = await fs.promises.open(file, 'wx', mode ?? 0o666);
   try {
+    if (mode !== undefined) await out.chmod(mode);
     for (const p of parts) await out.write(p);
     await out.sync();
   } finally {
