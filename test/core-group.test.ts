@@ -398,6 +398,19 @@ describe('core: group chat', function () {
       expect(await m[1]!.client.none(isMessage(), 200)).to.deep.equal([]);
     });
 
+    it('with a mid the sender is answered {type:"notice", msg:{id, mid}, method:{act, cat:"group"(, callback)}} (chat and notice)', async () => {
+      const { gid, m } = await makeGroup(2);
+      for (const act of ['chat', 'notice']) {
+        m[0]!.client.request({ cat: 'group', act, to: gid, msg: 'with a mid', mid: `mid-${act}` });
+        const a = await m[0]!.client.next((f) => f.type === 'notice' && f.msg?.mid === `mid-${act}`, 5000, `answer to the ${act} mid`);
+        expect(a).to.deep.equal({ type: 'notice', msg: { id: gid, mid: `mid-${act}` }, method: { act, cat: 'group' } });
+        m[0]!.client.request({ cat: 'group', act, to: gid, msg: 'with a callback', callback: `cb-${act}` });
+        const b = await m[0]!.client.next((f) => f.method?.callback === `cb-${act}`, 5000, `answer to the ${act} callback`);
+        expect(b).to.deep.equal({ type: 'notice', msg: { id: gid, mid: null }, method: { act, cat: 'group', callback: `cb-${act}` } });
+      }
+      expect(await m[1]!.client.nextN(4, (f) => f.type === 'message' || f.method?.act === 'notice', 5000)).to.have.length(4);
+    });
+
     it('a non-member is refused (44501) and no member receives anything', async () => {
       const { gid, m } = await makeGroup(2);
       const x = await online('outsider');
