@@ -110,8 +110,8 @@ export function startFloor(port: number, host: string): Promise<WebSocketServer>
         const gid = String(r.to);
         const members = groups.get(gid);
         if (!members) return;
-        const head = `{"msg":${JSON.stringify(r.msg ?? null)},"from":${from},"to":`;
-        const tail = `,"group":${JSON.stringify(gid)},"method":{"act":"message","cat":"group"},"type":"message"`;
+        const head = `{"msg":${JSON.stringify(r.msg ?? null)},"from":${from},"group":${JSON.stringify(gid)},"to":`;
+        const tail = ',"method":{"act":"message","cat":"group"},"cat":"group","type":"message"';
         for (const m of members) if (m !== conn.acc) deliver(m, head, tail);
       }
     });

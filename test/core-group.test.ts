@@ -383,18 +383,32 @@ describe('core: group chat', function () {
   });
 
   describe('chat', () => {
-    it('every other member gets {msg, from, to:<member>, group, method:{act:"message",cat:"group"}, type:"message"}; the sender does not', async () => {
+    it('every other member gets {msg, from, group, to:<member>, method:{act:"message",cat:"group"}, cat:"group", type:"message"}; the sender does not', async () => {
       const { gid, m } = await makeGroup(3);
       const msg = { text: 'hello group', at: [1, 2, 3] };
       m[1]!.client.request({ cat: 'group', act: 'chat', to: gid, msg });
       for (const x of [m[0]!, m[2]!]) {
         const f = await x.client.next(isMessage(), 5000);
-        expect(Object.keys(f).sort()).to.deep.equal(['from', 'group', 'method', 'msg', 'seq', 'to', 'type']);
-        expect(f).to.deep.include({ msg, from: m[1]!.account.address, to: x.account.address, group: gid, type: 'message' });
+        // Key for key and in order as the first service sent it (JSON.parse keeps the order), plus seq.
+        expect(Object.keys(f)).to.deep.equal(['msg', 'from', 'group', 'to', 'method', 'cat', 'type', 'seq']);
+        expect(f).to.deep.include({ msg, from: m[1]!.account.address, group: gid, to: x.account.address, cat: 'group', type: 'message' });
         expect(f.method).to.deep.equal({ act: 'message', cat: 'group' });
         expect(f.seq).to.be.a('number');
       }
       expect(await m[1]!.client.none(isMessage(), 200)).to.deep.equal([]);
+    });
+
+    it('with a mid the sender is answered {type:"notice", msg:{id, mid}, method:{act, cat:"group"(, callback)}} (chat and notice)', async () => {
+      const { gid, m } = await makeGroup(2);
+      for (const act of ['chat', 'notice']) {
+        m[0]!.client.request({ cat: 'group', act, to: gid, msg: 'with a mid', mid: `mid-${act}` });
+        const a = await m[0]!.client.next((f) => f.type === 'notice' && f.msg?.mid === `mid-${act}`, 5000, `answer to the ${act} mid`);
+        expect(a).to.deep.equal({ type: 'notice', msg: { id: gid, mid: `mid-${act}` }, method: { act, cat: 'group' } });
+        m[0]!.client.request({ cat: 'group', act, to: gid, msg: 'with a callback', callback: `cb-${act}` });
+        const b = await m[0]!.client.next((f) => f.method?.callback === `cb-${act}`, 5000, `answer to the ${act} callback`);
+        expect(b).to.deep.equal({ type: 'notice', msg: { id: gid, mid: null }, method: { act, cat: 'group', callback: `cb-${act}` } });
+      }
+      expect(await m[1]!.client.nextN(4, (f) => f.type === 'message' || f.method?.act === 'notice', 5000)).to.have.length(4);
     });
 
     it('a non-member is refused (44501) and no member receives anything', async () => {
@@ -433,7 +447,7 @@ describe('core: group chat', function () {
       const got = frames.slice(1);
       expect(got.map((f) => f.msg)).to.deep.equal([0, 1, 2, 3, 4, 5, 6].map((n) => ({ n })));
       for (const f of got) {
-        expect(f).to.deep.include({ type: 'message', group: gid, to: away.account.address, method: { act: 'message', cat: 'group' } });
+        expect(f).to.deep.include({ type: 'message', group: gid, to: away.account.address, method: { act: 'message', cat: 'group' }, cat: 'group' });
       }
     });
 
@@ -494,6 +508,20 @@ describe('core: group chat', function () {
       const { gid } = await makeGroup(2);
       const x = await online('outsider');
       await refused(x.client, { cat: 'group', act: 'notice', to: gid, msg: 'hi' }, 44501);
+    });
+  });
+
+  describe('empty messages', () => {
+    it('chat and notice with an empty or absent msg are refused with 44001 (as the first service); no member receives anything', async () => {
+      const { gid, m } = await makeGroup(2);
+      for (const act of ['chat', 'notice']) {
+        await refused(m[0]!.client, { cat: 'group', act, to: gid, msg: '' }, 44001);
+        await refused(m[0]!.client, { cat: 'group', act, to: gid }, 44001);
+      }
+      expect(await m[1]!.client.none((f) => f.type === 'message' || f.method?.act === 'notice', 300)).to.deep.equal([]);
+      // The same requests with a msg go through.
+      m[0]!.client.request({ cat: 'group', act: 'chat', to: gid, msg: 0 });
+      expect((await m[1]!.client.next(isMessage(), 5000)).msg).to.equal(0);
     });
   });
 

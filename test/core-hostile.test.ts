@@ -75,6 +75,23 @@ describe('core: hostile input', function () {
       await stillServing();
     });
 
+    it('the 1009 close has a 256 KiB floor: with --max-frame 16384 a 200 KiB frame gets 41400, a 300 KiB frame closes with 1009', async () => {
+      const small = await startServer(['--workers', '1', '--max-frame', '16384']);
+      try {
+        const me = newAccount();
+        const c = await clients.connect(small.url, 'floor');
+        await c.signIn(me);
+        // 200 KiB is over 4 × 16 KiB but under the floor: an error frame, and the socket stays.
+        c.send(JSON.stringify({ cat: 'chat', act: 'chat', to: me.address, msg: 'x'.repeat(200 * 1024), spam: c.spam }));
+        expect(await c.next(isError(), 5000, 'error for the 200 KiB frame')).to.include({ code: 41400 });
+        await connectionWorks(c, me);
+        c.send(JSON.stringify({ cat: 'chat', act: 'chat', to: me.address, msg: 'x'.repeat(300 * 1024), spam: c.spam }));
+        expect((await c.closed).code).to.equal(1009);
+      } finally {
+        await small.stop();
+      }
+    });
+
     const junk: Array<[string, string]> = [
       ['invalid JSON', '{"act":"active",'],
       ['plain text', 'hello server'],
@@ -418,12 +435,13 @@ describe('core: hostile input', function () {
       await connectionWorks(c, me);
     });
 
-    it('msg of every JSON type is acceptable and delivered as is (json parameters take any value)', async () => {
+    it('msg of every JSON type is acceptable and delivered as is (json parameters take any value; an empty msg "" is missing: 44001)', async () => {
       const me = newAccount();
       const c = await online('json', me);
-      for (const v of wrongValues) c.request({ cat: 'chat', act: 'chat', to: me.address, msg: v });
-      const got = await c.nextN(wrongValues.length, isMessage(), 5000);
-      expect(got.map((f) => f.msg)).to.deep.equal(wrongValues);
+      const values = wrongValues.filter((v) => v !== '');
+      for (const v of values) c.request({ cat: 'chat', act: 'chat', to: me.address, msg: v });
+      const got = await c.nextN(values.length, isMessage(), 5000);
+      expect(got.map((f) => f.msg)).to.deep.equal(values);
     });
   });
 

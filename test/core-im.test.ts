@@ -53,13 +53,13 @@ describe('core: instant messaging', function () {
       expect(await b.next(isMessage(), 3000)).to.deep.include({ msg: 'no cat', from: alice.address, to: bob.address });
     });
 
-    it('carries every kind of JSON msg unchanged', async () => {
+    it('carries every kind of JSON msg unchanged (but "", refused below)', async () => {
       const [alice, bob] = newAccounts(2);
       const a = await connect('alice');
       const b = await connect('bob');
       await a.signIn(alice);
       await b.signIn(bob);
-      const values: unknown[] = ['plain', '', 0, -1.5, 1e21, true, false, [], {}, ['a', { b: 2 }], 'quote " backslash \\ newline \n', '\u0000\u2028😀'];
+      const values: unknown[] = ['plain', ' ', 0, -1.5, 1e21, true, false, [], {}, ['a', { b: 2 }], 'quote " backslash \\ newline \n', '\u0000\u2028😀'];
       for (const v of values) a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: v });
       const got = await b.nextN(values.length, isMessage(), 3000);
       expect(got.map((f) => f.msg)).to.deep.equal(values);
@@ -103,6 +103,25 @@ describe('core: instant messaging', function () {
       expect(e2.code).to.equal(44001);
       const e3 = await a.expectError({ cat: 'chat', act: 'chat', msg: 'x', callback: 'no-to' });
       expect(e3.code).to.equal(44001);
+    });
+
+    it('an empty or absent msg is refused with 44001 (as the first service) for act chat and its alias to; nothing is delivered', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      const b = await connect('bob');
+      await a.signIn(alice);
+      await b.signIn(bob);
+      for (const act of ['chat', 'to']) {
+        for (const [k, params] of [['empty', { msg: '' }], ['absent', {}], ['null', { msg: null }]] as const) {
+          const e = await a.expectError({ cat: 'chat', act, to: bob.address, ...params, callback: `${act}-${k}` });
+          expect(e, JSON.stringify(e)).to.deep.include({ code: 44001, method: { cat: 'chat', act } });
+          expect(e.request.callback).to.equal(`${act}-${k}`);
+        }
+      }
+      expect(await b.none(isMessage(), 300)).to.deep.equal([]);
+      // Values that are not empty strings are messages, however small.
+      for (const msg of [' ', 0, false, {}, []]) a.request({ cat: 'chat', act: 'chat', to: bob.address, msg });
+      expect((await b.nextN(5, isMessage(), 3000)).map((f) => f.msg)).to.deep.equal([' ', 0, false, {}, []]);
     });
   });
 

@@ -86,11 +86,11 @@ describe('core: a W3OS client session, frame by frame (open mode)', function () 
     expect(rec.update).to.be.a('number');
   });
 
-  it('5. chat in the group: the other member gets {msg, from, to, group, method:{act:"message",cat:"group"}, type:"message"}', async () => {
+  it('5. chat in the group: the other member gets {msg, from, group, to, method:{act:"message",cat:"group"}, cat:"group", type:"message"}', async () => {
     a.send({ cat: 'group', act: 'chat', to: gid, msg: 'hello group', spam: a.spam });
     const f = await nextFrame(b, 'group message');
-    expectKeys(f, ['msg', 'from', 'to', 'group', 'method', 'type'], ['seq']);
-    expect(f).to.deep.include({ msg: 'hello group', from: alice.address, to: bob.address, group: gid, type: 'message' });
+    expectKeys(f, ['msg', 'from', 'group', 'to', 'method', 'cat', 'type'], ['seq']);
+    expect(f).to.deep.include({ msg: 'hello group', from: alice.address, group: gid, to: bob.address, cat: 'group', type: 'message' });
     expect(f.method).to.deep.equal({ act: 'message', cat: 'group' });
     // The sender has nothing to read (no callback given).
     expect(await a.none(() => true, 200)).to.deep.equal([]);

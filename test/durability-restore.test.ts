@@ -95,7 +95,7 @@ describe('durability: restore from a backup directory', function () {
     const [m1, m2, n] = await cb.nextN(3, (f) => f.type === 'message' || f.type === 'notice');
     expect(m1).to.include({ msg: 'old one', from: a.address, to: b.address, type: 'message' });
     expect(m1.method).to.deep.equal({ cat: 'chat', act: 'chat' });
-    expect(m2).to.include({ msg: 'old two', group: 'GDabcdefghij', type: 'message' });
+    expect(m2).to.include({ msg: 'old two', group: 'GDabcdefghij', cat: 'group', type: 'message' });
     expect(m2.method).to.deep.equal({ act: 'message', cat: 'group' });
     expect(n).to.include({ type: 'notice' });
     expect(n.msg).to.deep.equal({ id: 'GDabcdefghij' });

@@ -69,7 +69,8 @@ describe('store online backup', function () {
     const w = startWriter(src);
     try {
       await w.waitFor(300);
-      fs.writeFileSync(path.join(src, 'server-key.seed'), 'secret-key-material\n', { mode: 0o600 });
+      // Even a key left readable by others in the source is private in every copy.
+      fs.writeFileSync(path.join(src, 'server-key.seed'), 'secret-key-material\n', { mode: 0o644 });
       fs.writeFileSync(path.join(src, 'legacy-import.json'), '{"x":1}\n');
       const lasts: number[] = [];
       for (let k = 0; k < 3; k++) {

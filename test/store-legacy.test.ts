@@ -94,8 +94,41 @@ describe('store legacy backup reader', function () {
     const frames = rows.map((r) => JSON.stringify(legacyRowToFrame(r)));
     expect(frames).to.deep.equal([
       `{"msg":"hi bob","from":"${ALICE}","to":"${BOB}","method":{"cat":"chat","act":"chat"},"type":"message"}`,
-      `{"msg":{"text":"group hello","at":[1,2]},"from":"${ALICE}","to":"${BOB}","group":"${GID}","method":{"act":"message","cat":"group"},"type":"message"}`,
+      `{"msg":{"text":"group hello","at":[1,2]},"from":"${ALICE}","group":"${GID}","to":"${BOB}","method":{"act":"message","cat":"group"},"cat":"group","type":"message"}`,
       `{"type":"notice","msg":{"id":"${GID}"},"method":{"act":"create","cat":"group"}}`,
+    ]);
+  });
+
+  it('imports rows whose group is the first service\'s "GROUP ID" placeholder (or any non-id) as rows without a group', () => {
+    const file = path.join(dir, 'backup');
+    const nick = { method: { act: 'update', cat: 'group' }, data: { key: 'nick', value: 'team', id: GID, from: ALICE } };
+    const members = { method: { act: 'members', cat: 'group' }, data: { id: GID, from: ALICE } };
+    fs.writeFileSync(file, JSON.stringify({
+      history: {
+        [BOB]: [
+          { type: 'notice', from: ALICE, to: BOB, content: { method: { act: 'create', cat: 'group' }, data: { id: GID } }, stamp: 1, group: GID },
+          { type: 'notice', from: ALICE, to: BOB, content: nick, stamp: 2, group: 'GROUP ID' },
+          { type: 'notice', from: ALICE, to: BOB, content: members, stamp: 3, group: 'GROUP ID' },
+          { from: ALICE, to: BOB, content: 'placeholder on a message', stamp: 4, group: 'GROUP ID' },
+          { type: 'notice', from: ALICE, to: BOB, content: members, stamp: 5, group: 42 },
+        ],
+      },
+      group: {},
+      vertification: null,
+    }));
+    const b = readLegacyBackup(file);
+    expect(b.skipped.rows).to.equal(0);
+    expect(logs.warnings()).to.deep.equal([]);
+    const rows = b.history.get(BOB)!;
+    expect(rows.map((r) => r.stamp)).to.deep.equal([1, 2, 3, 4, 5]);
+    expect(rows.map((r) => r.group)).to.deep.equal([GID, undefined, undefined, undefined, undefined]);
+    expect(rows.slice(1).every((r) => !('group' in r))).to.equal(true);
+    expect(rows.map((r) => JSON.stringify(legacyRowToFrame(r)))).to.deep.equal([
+      `{"type":"notice","msg":{"id":"${GID}"},"method":{"act":"create","cat":"group"}}`,
+      `{"type":"notice","msg":${JSON.stringify(nick.data)},"method":{"act":"update","cat":"group"}}`,
+      `{"type":"notice","msg":${JSON.stringify(members.data)},"method":{"act":"members","cat":"group"}}`,
+      `{"msg":"placeholder on a message","from":"${ALICE}","to":"${BOB}","method":{"cat":"chat","act":"chat"},"type":"message"}`,
+      `{"type":"notice","msg":${JSON.stringify(members.data)},"method":{"act":"members","cat":"group"}}`,
     ]);
   });
 

@@ -3,6 +3,7 @@
  * Substrate JSON-RPC over a socket, real SCALE data) and a client pays the exact amount.
  */
 import { expect } from 'chai';
+import WebSocket from 'ws';
 import { DevNode } from '../src/chain/devnode/server';
 import { verifyToken } from '../src/chain/token';
 import { startServer, type ServerHandle } from './support/server';
@@ -70,6 +71,31 @@ describe('verification by payment against a development node', function () {
     const tampered = t.msg.token.replace(/.$/, (ch: string) => (ch === '0' ? '1' : '0'));
     expect(verifyToken(tampered, t.msg.issuer, Date.now()).ok).to.equal(false);
     expect(verifyToken(t.msg.token, acc.address, Date.now()).ok, 'another issuer').to.equal(false);
+    await c.close();
+  });
+
+  it('paying in development as docs/protocol.md shows: the dev_transfer and dev_finalizeBlock JSON-RPC methods', async () => {
+    srv = await start();
+    const [acc] = newAccounts(1) as [Account];
+    const c = await Client.connect(srv.url);
+    await c.signIn(acc);
+    const r = await reg(c, acc.address);
+    const rpc = new WebSocket(node.url);
+    const answers: Record<string, unknown>[] = [];
+    await new Promise<void>((resolve, reject) => {
+      rpc.once('error', reject);
+      rpc.on('message', (m) => { answers.push(JSON.parse(String(m)) as Record<string, unknown>); if (answers.length === 2) resolve(); });
+      rpc.once('open', () => {
+        rpc.send(JSON.stringify({ jsonrpc: '2.0', id: 1, method: 'dev_transfer', params: [acc.address, target.address, r.base] }));
+        rpc.send(JSON.stringify({ jsonrpc: '2.0', id: 2, method: 'dev_finalizeBlock', params: [] }));
+      });
+    });
+    rpc.close();
+    expect(answers[0]).to.deep.equal({ jsonrpc: '2.0', id: 1, result: true });
+    expect(answers[1]).to.have.nested.property('result.number').that.is.a('number');
+    expect(answers[1]).to.have.nested.property('result.hash').that.matches(/^0x[0-9a-f]{64}$/);
+    const done = await c.next(isNotice('vertify', 'done'), 10_000);
+    expect(done.msg.data).to.include({ account: acc.address, amount: r.base, done: true });
     await c.close();
   });
 

@@ -78,11 +78,14 @@ export function directTemplate(from: string, msgJson: string): Template {
   };
 }
 
-/** Group chat message: as direct, plus `group`, with method `{"act":"message","cat":"group"}`. */
+/**
+ * Group chat message, as the first service sent it:
+ * `{"msg","from","group","to","method":{"act":"message","cat":"group"},"cat":"group","type":"message"}`.
+ */
 export function groupTemplate(from: string, group: string, msgJson: string): Template {
   return {
-    head: `{"msg":${msgJson},"from":${JSON.stringify(from)},"to":`,
-    tail: `,"group":${JSON.stringify(group)},"method":{"act":"message","cat":"group"},"type":"message"`,
+    head: `{"msg":${msgJson},"from":${JSON.stringify(from)},"group":${JSON.stringify(group)},"to":`,
+    tail: `,"method":{"act":"message","cat":"group"},"cat":"group","type":"message"`,
   };
 }
 

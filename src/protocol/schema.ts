@@ -16,11 +16,14 @@ type Kind =
   | 'string'      // short text
   | 'seq';        // non-negative safe integer
 
-interface Param { kind: Kind; optional?: boolean }
+/** `filled`: an empty string counts as missing (44001), as the first service answered for an empty `msg`. */
+interface Param { kind: Kind; optional?: boolean; filled?: boolean }
 export type Schema = Record<string, Param>;
 
 const req = (kind: Kind): Param => ({ kind });
 const opt = (kind: Kind): Param => ({ kind, optional: true });
+/** The `msg` of a chat message or group notice: any JSON, but not absent and not "". */
+const msg = (): Param => ({ kind: 'json', filled: true });
 
 /** The limits a schema enforces; the config may tighten them. */
 export const Limits = {
@@ -32,8 +35,8 @@ export const Limits = {
 export const schemas: Record<string, Record<string, Schema>> = {
   chat: {
     active: { acc: req('ss58'), sig: opt('string') },
-    chat: { to: req('ss58'), msg: req('json'), mid: opt('string') },
-    to: { to: req('ss58'), msg: req('json'), mid: opt('string') },
+    chat: { to: req('ss58'), msg: msg(), mid: opt('string') },
+    to: { to: req('ss58'), msg: msg(), mid: opt('string') },
     online: {},
     offline: {},
     ack: { seq: req('seq') },
@@ -49,8 +52,8 @@ export const schemas: Record<string, Record<string, Schema>> = {
     deport: { id: req('gid'), account: req('ss58') },
     recover: { id: req('gid'), account: req('ss58') },
     destory: { id: req('gid') },
-    chat: { to: req('gid'), msg: req('json'), mid: opt('string') },
-    notice: { to: req('gid'), msg: req('json'), mid: opt('string') },
+    chat: { to: req('gid'), msg: msg(), mid: opt('string') },
+    notice: { to: req('gid'), msg: msg(), mid: opt('string') },
     update: { id: req('gid'), key: req('string'), val: req('json') },
   },
   vertify: {
@@ -143,7 +146,7 @@ export function validate(r: Request): Invalid | undefined {
   const schema = acts[r.act]!;
   for (const [name, p] of Object.entries(schema)) {
     const v = r[name];
-    if (v === undefined || v === null) {
+    if (v === undefined || v === null || (p.filled === true && v === '')) {
       if (p.optional) continue;
       return { code: Code.MISSING_PARAMS, error: `missing parameter "${name}"` };
     }

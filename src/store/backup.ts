@@ -26,6 +26,9 @@ export interface BackupResult {
 /** The store's directory inside a data directory; it is copied by the store itself. */
 export const STORE_DIR = 'store';
 
+/** Files readable by their owner alone in every copy, whatever their mode in the source. */
+const PRIVATE_FILES = new Set(['server-key.seed']);
+
 /**
  * Copies the data dir `src` to the new directory `dest` (which must not exist or be empty). A
  * running server passes its open store; the backup tool, in another process, opens the store
@@ -46,7 +49,7 @@ export async function backupDataDir(src: string, dest: string, opts: { store?: S
       // Only the files written once; directories are the store's (or migrated leftovers).
       if (!st.isFile()) continue;
       fs.copyFileSync(from, path.join(partial, name));
-      fs.chmodSync(path.join(partial, name), st.mode & 0o777);
+      fs.chmodSync(path.join(partial, name), PRIVATE_FILES.has(name) ? 0o600 : st.mode & 0o777);
       files++;
       bytes += st.size;
     }

@@ -210,8 +210,9 @@ function parseGroup(gid: string, rec: unknown, skipped: LegacySkipped, log: Logg
 function parseRow(row: unknown, account: string): LegacyRow | string {
   if (!isObj(row)) return 'not an object';
   if (!isStamp(row.stamp)) return 'bad stamp';
-  if (row.group !== undefined && !isLegacyGroupId(row.group)) return 'bad group id';
-  const group = row.group as string | undefined;
+  // The first service wrote the placeholder "GROUP ID" on every group notice it stored but `create`:
+  // a `group` that is not a group id names no group, and the row is imported without one.
+  const group = isLegacyGroupId(row.group) ? row.group : undefined;
   if (row.type === 'notice') {
     // Notices may come from the service or a group rather than an account: only require strings.
     if (typeof row.from !== 'string' || typeof row.to !== 'string') return 'notice without from/to';
@@ -240,6 +241,8 @@ export interface LegacyMessageFrame {
   to: string;
   group?: string;
   method: { cat: 'chat'; act: 'chat' } | { act: 'message'; cat: 'group' };
+  /** Group messages only: the top-level `cat` the first service's live group frames carried. */
+  cat?: 'group';
   type: 'message';
 }
 
@@ -258,7 +261,7 @@ export type LegacyFrame = LegacyMessageFrame | LegacyNoticeFrame;
 export function legacyRowToFrame(row: LegacyRow): LegacyFrame {
   if (row.type === 'notice') return { type: 'notice', msg: row.content.data, method: row.content.method };
   if (row.group !== undefined) {
-    return { msg: row.content, from: row.from, to: row.to, group: row.group, method: { act: 'message', cat: 'group' }, type: 'message' };
+    return { msg: row.content, from: row.from, group: row.group, to: row.to, method: { act: 'message', cat: 'group' }, cat: 'group', type: 'message' };
   }
   return { msg: row.content, from: row.from, to: row.to, method: { cat: 'chat', act: 'chat' }, type: 'message' };
 }
