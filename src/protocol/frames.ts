@@ -5,17 +5,11 @@
  */
 import type { ErrorCode } from './codes';
 import { echoable } from './schema';
+import type { Request } from './request';
 
 export type Cat = 'chat' | 'group' | 'vertify';
 
-/** A client request after JSON parsing; the edge validates it against its (cat, act) schema. */
-export interface Request {
-  cat?: string;
-  act: string;
-  spam?: string;
-  callback?: string;
-  [param: string]: unknown;
-}
+export type { Request } from './request';
 
 export interface Method {
   cat: string;

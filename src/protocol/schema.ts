@@ -4,7 +4,7 @@
  * first service did. Failure gives the code and text of the error frame.
  */
 import { Code, type ErrorCode } from './codes';
-import type { Request } from './frames';
+import type { Request } from './request';
 import { isSS58 } from './ss58';
 
 type Kind =
