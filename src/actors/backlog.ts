@@ -8,7 +8,7 @@
  * small page (fewer records each, the more conversations there are) and reads on as it is drained.
  */
 import { renderFrame } from '../protocol/frames';
-import type { ConversationLog, LogEntry, Membership } from '../store/ports';
+import type { ConversationLog, ConvTop, LogEntry, Membership } from '../store/ports';
 
 /** Records buffered across all conversations of one backlog (each has at least one). */
 const BUFFERED = 1024;
@@ -37,12 +37,13 @@ export class Backlog {
   private readonly page: number;
 
   constructor(private readonly log: ConversationLog, private readonly r: BacklogRange, memberships: Membership[]) {
-    const news = memberships.filter((m) => {
+    const news: Array<[Membership, ConvTop]> = [];
+    for (const m of memberships) {
       const top = log.top(m.conv);
-      return top !== undefined && top.last > r.after && top.last >= m.since;
-    });
+      if (top !== undefined && top.last > r.after && top.last >= m.since) news.push([m, top]);
+    }
     this.page = Math.max(1, Math.min(64, Math.floor(BUFFERED / Math.max(1, news.length))));
-    for (const m of news) this.open(m);
+    for (const [m, top] of news) this.open(m, top);
   }
 
   /** Up to `n` frames, in offset order, and the offset of the last record taken (0: the backlog is done). */
@@ -62,10 +63,13 @@ export class Backlog {
     return { frames, last };
   }
 
-  private open(m: Membership): void {
+  private open(m: Membership, top: ConvTop): void {
     let after = Math.max(this.r.after, m.since - 1);
     let notice: string | undefined;
-    if (m.conv.startsWith('g:')) {
+    // Offsets are shared by all conversations, so `last - after` bounds what is new here: most groups
+    // need no look at their newest records to know they are within the bound.
+    const mayExceed = top.count > this.r.groupBacklog && Math.min(this.r.upTo, top.last) - after > this.r.groupBacklog;
+    if (m.conv.startsWith('g:') && mayExceed) {
       const newest = this.log.read({ conv: m.conv, after, before: this.r.upTo + 1, limit: this.r.groupBacklog + 1, direction: 'backward' });
       if (newest.length > this.r.groupBacklog) {
         after = newest[0]!.offset;
