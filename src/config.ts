@@ -5,6 +5,8 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { LOG_LEVELS } from './log';
+import { isSS58 } from './protocol/ss58';
 
 export interface Settings {
   port: number;
@@ -66,7 +68,7 @@ const specs: { [K in keyof Settings]: Spec } = {
   fsync: { flag: 'fsync', kind: ['always', 'grouped', 'off'], def: 'grouped', help: 'store fsync policy: always and grouped wait for the disk before an acknowledgement leaves; off leaves it to the kernel' },
   tlsCert: { flag: 'tls-cert', kind: 'string', def: undefined, help: 'PEM certificate: serve wss' },
   tlsKey: { flag: 'tls-key', kind: 'string', def: undefined, help: 'PEM private key for --tls-cert' },
-  logLevel: { flag: 'log-level', kind: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], def: 'info', help: 'pino log level' },
+  logLevel: { flag: 'log-level', kind: LOG_LEVELS, def: 'info', help: 'pino log level' },
   statusPort: { flag: 'status-port', kind: 'int', def: 7789, min: 0, max: 65535, help: 'HTTP status port (0: off)' },
   statusHost: { flag: 'status-host', kind: 'string', def: '127.0.0.1', help: 'address the status server binds' },
   statusToken: { flag: 'status-token', kind: 'string', def: undefined, help: 'bearer token required by the status server' },
@@ -164,10 +166,28 @@ export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.en
   const s = settings as unknown as Settings;
   if ((s.tlsCert === undefined) !== (s.tlsKey === undefined)) throw new ConfigError('tls-cert and tls-key: give both or neither');
   if (s.statusPort !== 0 && s.statusPort === s.port) throw new ConfigError('status-port: must differ from port');
+  checkVerification(s);
   return s;
 }
 
-/** One line per setting, for --help. */
+/** Verification by payment needs both its settings, each well-formed, or neither. */
+function checkVerification(s: Settings): void {
+  if ((s.chainEndpoint === undefined) !== (s.verifyTarget === undefined)) {
+    throw new ConfigError('chain and verify-target: verification by payment needs both (the node to watch and the account that receives payments), or neither');
+  }
+  if (s.verifyTarget !== undefined && !isSS58(s.verifyTarget)) throw new ConfigError(`verify-target: not a valid SS58 address: ${JSON.stringify(s.verifyTarget)}`);
+  if (s.chainEndpoint !== undefined) {
+    let url: URL | undefined;
+    try { url = new URL(s.chainEndpoint); } catch { url = undefined; }
+    if (!url || (url.protocol !== 'ws:' && url.protocol !== 'wss:')) throw new ConfigError(`chain: must be a ws:// or wss:// URL, got ${JSON.stringify(s.chainEndpoint)}`);
+  }
+}
+
+/** One line per setting, for --help: flag, environment variable, what it takes, its default. */
 export function usage(): string {
-  return Object.values(specs).map((s) => `  --${s.flag.padEnd(18)} ${envName(s.flag).padEnd(24)} ${s.help} (default ${JSON.stringify(s.def)})`).join('\n');
+  return Object.values(specs).map((s) => {
+    const takes = Array.isArray(s.kind) ? s.kind.join('|') : s.kind === 'int' ? (s.min !== undefined ? `${s.min}..${s.max}` : 'integer') : s.kind === 'bool' ? '' : 'text';
+    const def = s.def === undefined ? 'not set' : JSON.stringify(s.def);
+    return `  --${`${s.flag} ${takes}`.padEnd(34)} ${envName(s.flag).padEnd(24)} ${s.help} (default: ${def})`;
+  }).join('\n');
 }

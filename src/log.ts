@@ -7,8 +7,20 @@ import { threadId } from 'node:worker_threads';
 
 export type { Logger };
 
+/** The levels a setting may name (pino's, plus `silent`). */
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+
+/**
+ * The environment's level when it is one; otherwise `info` until the settings are read, which then
+ * refuse the bad value with a clear message (pino itself would throw while this module loads).
+ */
+function initialLevel(): string {
+  const l = process.env.IMGC_LOG_LEVEL;
+  return l !== undefined && (LOG_LEVELS as readonly string[]).includes(l) ? l : 'info';
+}
+
 let root: Logger = pino({
-  level: process.env.IMGC_LOG_LEVEL ?? 'info',
+  level: initialLevel(),
   base: { pid: process.pid, thread: threadId },
 });
 

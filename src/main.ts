@@ -4,12 +4,12 @@
  */
 import { ConfigError, loadSettings, usage } from './config';
 import { logger, setLogLevel } from './log';
-import { Node } from './supervisor/node';
+import { Node, StartupError } from './supervisor/node';
 import { startStatusServer, type StatusServer } from './status/server';
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
-  if (argv.includes('--help')) {
+  if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(`usage: npm start -- [flags]\n${usage()}\n`);
     return;
   }
@@ -51,13 +51,24 @@ async function main(): Promise<void> {
     let next = 0;
     process.on('SIGUSR2', () => node.crashShard(next++ % settings.workers));
   }
-  await node.start();
+  // The status server first: a port in use stops start-up before anything else is opened.
   if (settings.statusPort !== 0) {
-    status = await startStatusServer(node, { host: settings.statusHost, port: settings.statusPort, token: settings.statusToken });
+    try {
+      status = await startStatusServer(node, { host: settings.statusHost, port: settings.statusPort, token: settings.statusToken });
+    } catch (err) {
+      throw StartupError.fromListen(err, 'status-port', settings.statusHost, settings.statusPort);
+    }
   }
+  await node.start();
 }
 
 main().catch((err: unknown) => {
+  // A setting the machine cannot honour (a port in use, an unusable data directory) is the operator's
+  // to fix: one clear line and exit 2, as for a bad setting; anything else is a fault (exit 1).
+  if (err instanceof StartupError) {
+    logger().fatal(`cannot start: ${err.message}`);
+    process.exit(2);
+  }
   logger().fatal({ err }, 'start-up failed');
   process.exit(1);
 });

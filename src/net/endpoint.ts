@@ -50,6 +50,8 @@ export class Endpoint {
       clientTracking: false,
     });
     this.wss.on('connection', (socket) => this.accept(socket));
+    // ws re-emits the HTTP server's errors (a port in use); listen() reports them, so none is unhandled.
+    this.wss.on('error', (err) => this.log.debug({ err }, 'endpoint error'));
   }
 
   listen(): Promise<AddressInfo> {

@@ -9,7 +9,8 @@
  * members away read it from the log when they sign in. A direct message skips the shard:
  * connection → direct decision → delivery.
  */
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
 import type { Settings } from '../config';
 import { logger } from '../log';
 import { Code } from '../protocol/codes';
@@ -33,6 +34,44 @@ import { Registry } from './registry';
 import { ShardHost } from './shard-host';
 import { RestartBudget } from './restart-budget';
 import { Verification } from './verification';
+
+/** Start-up failed for a reason the operator fixes (a port in use, an unusable data directory): exit 2. */
+export class StartupError extends Error {
+  static fromListen(err: unknown, setting: string, host: string, port: number): Error {
+    const code = (err as NodeJS.ErrnoException).code;
+    if (code === 'EADDRINUSE') return new StartupError(`${setting} ${port} on ${host} is already in use`);
+    if (code === 'EACCES') return new StartupError(`${setting} ${port} on ${host}: permission denied`);
+    if (code === 'EADDRNOTAVAIL') return new StartupError(`${setting}: address ${host} is not available on this machine`);
+    return err instanceof Error ? err : new Error(String(err));
+  }
+}
+
+/** The data directory exists (or can be made) and takes a file: checked before anything opens it. */
+function checkDataDir(dir: string): void {
+  try {
+    makeDirs(dir);
+    const probe = join(dir, `.probe-${process.pid}`);
+    writeFileSync(probe, '');
+    rmSync(probe);
+  } catch (err) {
+    throw new StartupError(`data directory ${dir} is not usable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+}
+
+/**
+ * `mkdir -p` one level at a time: Node's recursive mkdir never returns on some paths the kernel
+ * refuses oddly (under /proc it spins at 100% CPU).
+ */
+function makeDirs(dir: string): void {
+  const abs = resolve(dir);
+  const parent = dirname(abs);
+  if (parent !== abs && !existsSync(parent)) makeDirs(parent);
+  try {
+    mkdirSync(abs);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
+  }
+}
 
 /** Group requests that only read state or fan out: deciding them twice is harmless. */
 const REPLAYABLE_GROUP_ACTS = new Set(['detail', 'chat', 'notice']);
@@ -80,8 +119,10 @@ export class Node implements Router {
 
   async start(): Promise<{ port: number }> {
     const s = this.settings;
-    mkdirSync(s.data, { recursive: true });
-    const store = await openStore({ backend: s.store, dir: s.data, fsync: s.fsync });
+    checkDataDir(s.data);
+    const store = await openStore({ backend: s.store, dir: s.data, fsync: s.fsync }).catch((err: unknown) => {
+      throw new StartupError(`the store in ${s.data} cannot be opened: ${(err as Error).message}`);
+    });
     this.store = store;
     // A directory written by the journal-and-checkpoint version moves into the store, once.
     await migrateDataDir(s.data, store);
@@ -114,7 +155,7 @@ export class Node implements Router {
       this,
       { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); } },
     );
-    const addr = await this.endpoint.listen();
+    const addr = await this.endpoint.listen().catch((err: unknown) => { throw StartupError.fromListen(err, 'port', s.host, s.port); });
     this.ready = true;
     this.log.info({ port: addr.port, host: s.host, workers: s.workers, auth: s.auth, data: s.data, store: s.store }, 'IMGC listening');
     return { port: addr.port };
