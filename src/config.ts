@@ -16,6 +16,7 @@ export interface Settings {
   auth: 'signed' | 'open';
   config: string | undefined;
   maxFrame: number;
+  maxBuffered: number;
   heartbeatMs: number;
   store: 'lmdb' | 'memory';
   retainCount: number;
@@ -56,6 +57,7 @@ const specs: { [K in keyof Settings]: Spec } = {
   auth: { flag: 'auth', kind: ['signed', 'open'], def: 'signed', help: 'signed: `active` needs a signature of the spam; open: as the first service' },
   config: { flag: 'config', kind: 'string', def: undefined, help: 'JSON config file' },
   maxFrame: { flag: 'max-frame', kind: 'int', def: 64 * 1024, min: 1024, max: 16 * 1024 * 1024, help: 'largest accepted frame in bytes' },
+  maxBuffered: { flag: 'max-buffered', kind: 'int', def: 8 * 1024 * 1024, min: 64 * 1024, max: 1024 * 1024 * 1024, help: 'bytes a socket may have waiting to be sent; a client that does not read past this is dropped' },
   heartbeatMs: { flag: 'heartbeat-ms', kind: 'int', def: 30_000, min: 100, max: 600_000, help: 'ping interval; a socket that misses one pong is dropped' },
   store: { flag: 'store', kind: ['lmdb', 'memory'], def: 'lmdb', help: 'lmdb: conversation logs in <data>/store (the default); memory: nothing kept across a restart (tests)' },
   retainCount: { flag: 'retain-count', kind: 'int', def: 10_000, min: 1, max: 100_000_000, help: 'messages kept per conversation (older ones are trimmed, logged and counted)' },

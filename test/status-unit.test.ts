@@ -56,7 +56,7 @@ function snapshot(over: Partial<StatusSnapshot> = {}): StatusSnapshot {
       { index: 1, threadId: null, up: false, startedAt: null, mailboxDepth: 3, responsive: false, groups: null, processed: null },
     ],
     unresponsiveWorkers: [1], statsComplete: false,
-    restarts: { total: 2, max: 5, windowMs: 60_000 },
+    restarts: { total: 2, max: 5, windowMs: 60_000 }, slowSocketsDropped: 4,
     chain: { connected: true, lastFinalized: 42, lastProcessed: 41, reconnects: 0 },
     verification: { enabled: true, target: 'x', chain: { connected: true }, pending: 2 },
     process: { rssBytes: 1, heapUsedBytes: 2, eventLoopDelayMs: { p50: 1, p99: 5, max: 9 } },
@@ -89,6 +89,7 @@ describe('status: Prometheus rendering', () => {
 
   it('renders the figures, with per-worker and per-partition labels', () => {
     expect(lines).to.include('imgc_connections 3');
+    expect(lines).to.include('imgc_slow_sockets_dropped_total 4');
     expect(lines).to.include('imgc_frames_in_total 100');
     expect(lines).to.include('# TYPE imgc_frames_in_total counter');
     expect(lines).to.include('imgc_worker_up{worker="0"} 1');

@@ -17,9 +17,13 @@ export interface Router {
   readonly auth: 'signed' | 'open';
   readonly maxFrame: number;
   readonly rateLimit: number;
+  /** Bytes a socket may have waiting to be sent; past them it is dropped (a client that does not read). */
+  readonly maxBuffered: number;
   /** Count one frame received or sent (for the status figures). */
   received(): void;
   sent(): void;
+  /** Count a socket dropped for not reading what it is sent. */
+  droppedSlow(): void;
   verifySignature(message: string, signature: string, address: string): Promise<boolean>;
   signIn(peer: Connection, account: string): void;
   signOut(peer: Connection): void;
@@ -83,8 +87,18 @@ export class Connection implements Peer {
 
   private isCorked = false;
 
+  /**
+   * Writes one frame. Every write checks the socket's backlog: a client that does not read what it
+   * is sent would otherwise hold any amount of the server's memory (live traffic keeps coming), so
+   * past `maxBuffered` bytes the socket is dropped. Nothing of an acknowledging account is lost by
+   * it: what it has not acknowledged stays in the logs and comes again at its next sign-in.
+   */
   send(frame: string | Buffer): boolean {
     if (this.socket.readyState !== 1) return false;
+    if (this.socket.bufferedAmount > this.router.maxBuffered) {
+      this.dropSlow();
+      return false;
+    }
     if (!this.isCorked) {
       this.isCorked = true;
       this.raw?.cork();
@@ -93,6 +107,13 @@ export class Connection implements Peer {
     this.socket.send(frame);
     this.router.sent();
     return true;
+  }
+
+  private dropSlow(): void {
+    this.router.droppedSlow();
+    this.log.debug({ buffered: this.socket.bufferedAmount, account: this.account }, 'socket dropped: it does not read what it is sent');
+    // A close frame would wait behind everything buffered: cut the connection instead (the client sees 1006).
+    this.socket.terminate();
   }
 
   private get raw(): { cork(): void; uncork(): void } | undefined {

@@ -25,9 +25,6 @@ export interface EndpointHooks {
   closed(c: Connection): void;
 }
 
-/** A socket that falls this far behind is dropped rather than allowed to hold memory without bound. */
-const MAX_BUFFERED = 8 * 1024 * 1024;
-
 export class Endpoint {
   private readonly server: Server;
   private readonly wss: WebSocketServer;
@@ -79,7 +76,6 @@ export class Endpoint {
         c.log.error({ err }, 'frame handling failed');
         c.refuse(41401, 'internal error', null);
       }
-      if (c.bufferedAmount > MAX_BUFFERED) socket.terminate();
     });
     socket.on('pong', () => { c.alive = true; });
     socket.on('error', (err) => c.log.debug({ err }, 'socket error'));

@@ -110,6 +110,7 @@ export function renderMetrics(s: StatusSnapshot): string {
   x.add('imgc_frames_out_total', 'counter', 'Frames written to client sockets.', s.messages.outTotal);
   x.add('imgc_frames_in_per_second', 'gauge', `Frames received per second over the last ${s.messages.windowSeconds} s.`, s.messages.inPerSecond);
   x.add('imgc_frames_out_per_second', 'gauge', `Frames written per second over the last ${s.messages.windowSeconds} s.`, s.messages.outPerSecond);
+  x.add('imgc_slow_sockets_dropped_total', 'counter', 'Sockets dropped because they did not read what they were sent (--max-buffered).', s.slowSocketsDropped);
   x.add('imgc_worker_restarts_total', 'counter', 'Worker thread restarts since the process started.', s.restarts.total);
   x.add('imgc_worker_restart_budget', 'gauge', 'Restarts allowed within the restart window before the process shuts down.', s.restarts.max);
   x.add('imgc_worker_restart_window_seconds', 'gauge', 'Window of the restart budget.', s.restarts.windowMs / 1000);

@@ -54,6 +54,8 @@ export interface StatusSnapshot {
   /** Every worker answered: the totals above cover all of them. */
   statsComplete: boolean;
   restarts: { total: number; max: number; windowMs: number };
+  /** Sockets dropped because they did not read what they were sent (past --max-buffered bytes waiting). */
+  slowSocketsDropped: number;
   chain: ChainView | null;
   /** Verification by payment (enabled, target, …) when the node runs it, else null. */
   verification: unknown;
@@ -170,6 +172,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     unresponsiveWorkers: workers.filter((w) => !w.responsive).map((w) => w.index),
     statsComplete: workers.every((w) => w.responsive),
     restarts: { total: c.restarts, max: source.settings.restartMax, windowMs: source.settings.restartWindowMs },
+    slowSocketsDropped: c.droppedSlow ?? 0,
     chain: chain ? { ...chain } : null,
     verification: source.verificationState?.() ?? null,
     process: {

@@ -36,6 +36,8 @@ export interface StatusSource {
     readonly framesIn: number;
     readonly framesOut: number;
     readonly restarts: number;
+    /** Sockets dropped for not reading what they were sent (--max-buffered). */
+    readonly droppedSlow?: number;
   };
   readonly shards: readonly ShardView[];
   readonly settings: {

@@ -80,12 +80,14 @@ export interface Counters {
   framesIn: number;
   framesOut: number;
   restarts: number;
+  /** Sockets dropped because they did not read what they were sent. */
+  droppedSlow: number;
 }
 
 export class Node implements Router {
   readonly registry: Registry;
   readonly shards: ShardHost[] = [];
-  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0 };
+  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0, droppedSlow: 0 };
   readonly startedAt = Date.now();
   private readonly signatures: SignatureChecker;
   private readonly budget: RestartBudget;
@@ -113,6 +115,8 @@ export class Node implements Router {
 
   get auth(): 'signed' | 'open' { return this.settings.auth; }
   get maxFrame(): number { return this.settings.maxFrame; }
+  get maxBuffered(): number { return this.settings.maxBuffered; }
+  droppedSlow(): void { this.counters.droppedSlow++; }
   get rateLimit(): number { return this.settings.rateLimit; }
   received(): void { this.counters.framesIn++; }
   sent(): void { this.counters.framesOut++; }
