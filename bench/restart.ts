@@ -14,8 +14,8 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import WebSocket from 'ws';
 import { encodeAddress } from '@polkadot/util-crypto';
-import { PartitionStore } from '../src/store/partition';
-import { initDataDir, partitionOf } from '../src/store/layout';
+import { PartitionStore } from '../src/migrate/v1/partition';
+import { initDataDir, partitionOf } from '../src/migrate/v1/layout';
 import { newGroupRecord } from '../src/actors/group-state';
 import { directTemplate } from '../src/protocol/frames';
 /** Where the previous version kept its inbox journal. */

@@ -9,7 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Template } from '../protocol/frames';
 import type { GroupRecord } from '../actors/group-state';
-import { legacyRowToFrame, readLegacyBackup } from '../store/legacy';
+import { legacyRowToFrame, readLegacyBackup } from '../migrate/legacy';
 import { logger } from '../log';
 import type { Proof } from '../chain/registrations';
 

@@ -3,18 +3,18 @@
  * forever, printing `<partition> <lsn>` once each append is acknowledged (flush resolved). It is
  * meant to be killed with SIGKILL.
  *
- *   node dist/test/support/store-writer.js <dataDir> <always|grouped|off> <partitions> [checkpointEvery]
+ *   node dist/test/support/migrate-v1-writer.js <dataDir> <always|grouped|off> <partitions> [checkpointEvery]
  *
  * Each record is {"p":<partition>,"i":<lsn>,"pad":"…"}; the partition state is {"n":<records
  * applied>,"sum":<sum of i>}, checkpointed every `checkpointEvery` records (0: never).
  */
-import { PartitionStore, type FsyncPolicy } from '../../src/store/partition';
+import { PartitionStore, type FsyncPolicy } from '../../src/migrate/v1/partition';
 
 interface State { n: number; sum: number }
 
 async function main(): Promise<void> {
   const [dir, policy, parts, every] = process.argv.slice(2);
-  if (dir === undefined || policy === undefined) throw new Error('usage: store-writer DIR POLICY [PARTITIONS] [CHECKPOINT_EVERY]');
+  if (dir === undefined || policy === undefined) throw new Error('usage: migrate-v1-writer DIR POLICY [PARTITIONS] [CHECKPOINT_EVERY]');
   const partitions = Number(parts ?? '1');
   const checkpointEvery = Number(every ?? '0');
   const stores: { store: PartitionStore; state: State }[] = [];
@@ -43,6 +43,6 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  process.stderr.write(`store-writer: ${String((e as Error).stack ?? e)}\n`);
+  process.stderr.write(`migrate-v1-writer: ${String((e as Error).stack ?? e)}\n`);
   process.exit(1);
 });

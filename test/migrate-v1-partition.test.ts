@@ -1,10 +1,10 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { PartitionStore, StoreCorruptError } from '../src/store/partition';
-import { fnv1a32, initDataDir, LayoutError, partitionDir, partitionOf, readMeta, stableHash32 } from '../src/store/layout';
-import { listSegments, segmentName } from '../src/store/journal';
-import { encodeSnapshot, listSnapshots, snapshotName } from '../src/store/snapshot';
+import { PartitionStore, StoreCorruptError } from '../src/migrate/v1/partition';
+import { fnv1a32, initDataDir, LayoutError, partitionDir, partitionOf, readMeta, stableHash32 } from '../src/migrate/v1/layout';
+import { listSegments, segmentName } from '../src/migrate/v1/journal';
+import { encodeSnapshot, listSnapshots, snapshotName } from '../src/migrate/v1/snapshot';
 import { captureLogs, rm, tmpDir, type Captured } from './support/store-log';
 
 /** A toy partition: actors by address, each event applied in one place, as the service does. */
@@ -45,7 +45,7 @@ async function run(store: PartitionStore, state: State, gen: Generator<Event>, n
   }
 }
 
-describe('store partition', function () {
+describe('migrate v1: partition', function () {
   let dir: string;
   let logs: Captured;
   beforeEach(() => {
@@ -234,7 +234,7 @@ describe('store partition', function () {
   });
 });
 
-describe('store layout', function () {
+describe('migrate v1: layout', function () {
   let dir: string;
   beforeEach(() => (dir = tmpDir('layout')));
   afterEach(() => rm(dir));

@@ -3,8 +3,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 // The module object itself (not a namespace copy), so that tests can wrap its sync calls.
 import fsm = require('node:fs');
-import { Journal, listSegments, segmentName } from '../src/store/journal';
-import { HEADER_BYTES } from '../src/store/record';
+import { Journal, listSegments, segmentName } from '../src/migrate/v1/journal';
+import { HEADER_BYTES } from '../src/migrate/v1/record';
 import { captureLogs, copyDir, rm, tmpDir, type Captured } from './support/store-log';
 
 /** Records of different sizes and characters, so that cuts fall in headers, ASCII and multi-byte UTF-8. */
@@ -20,7 +20,7 @@ function seg(dir: string): string {
   return path.join(dir, segs[segs.length - 1]!.name);
 }
 
-describe('store journal', function () {
+describe('migrate v1: journal', function () {
   let dir: string;
   let logs: Captured;
   beforeEach(() => {

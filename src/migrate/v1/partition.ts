@@ -12,7 +12,7 @@
  *   damaged newest snapshot to the previous one still finds every record after it.
  */
 import * as fs from 'node:fs';
-import { logger, type Logger } from '../log';
+import { logger, type Logger } from '../../log';
 import { Journal, listSegments, type FsyncPolicy } from './journal';
 import { initDataDir, LayoutError, partitionDir, readMeta } from './layout';
 import { loadNewestSnapshot, pruneSnapshots, removeSnapshotTemps, writeSnapshot } from './snapshot';

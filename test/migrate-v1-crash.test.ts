@@ -1,7 +1,7 @@
 import { expect } from 'chai';
-import { PartitionStore } from '../src/store/partition';
+import { PartitionStore } from '../src/migrate/v1/partition';
 import { captureLogs, rm, tmpDir, type Captured } from './support/store-log';
-import { startWriter } from './support/store-child';
+import { startWriter } from './support/migrate-v1-child';
 
 interface Rec { p: number; i: number }
 interface State { n: number; sum: number }
@@ -31,7 +31,7 @@ async function verify(dir: string, partitions: number, acked: Map<number, number
   return total;
 }
 
-describe('store crash safety (child process killed with SIGKILL)', function () {
+describe('migrate v1: crash safety (child process killed with SIGKILL)', function () {
   this.timeout(60_000);
   let dir: string;
   let logs: Captured;

@@ -13,8 +13,8 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { crc32 } from 'node:zlib';
-import type { Logger } from '../log';
-import { fsyncDir, listNumbered, padLsn } from './fsutil';
+import type { Logger } from '../../log';
+import { fsyncDir, listNumbered, padLsn } from '../../store/fsutil';
 
 const FORMAT = 'imgc-snapshot';
 const VERSION = 1;

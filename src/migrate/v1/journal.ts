@@ -14,9 +14,9 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { logger, type Logger } from '../log';
+import { logger, type Logger } from '../../log';
 import { encodeRecord, scanRecords, type JournalRecord } from './record';
-import { fsyncDir, listNumbered, padLsn, writeAllSync } from './fsutil';
+import { fsyncDir, listNumbered, padLsn, writeAllSync } from '../../store/fsutil';
 
 /**
  * When an append counts as durable:

@@ -1,7 +1,7 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { legacyRowToFrame, readLegacyBackup, type LegacyGroup } from '../src/store/legacy';
+import { legacyRowToFrame, readLegacyBackup, type LegacyGroup } from '../src/migrate/legacy';
 import { captureLogs, rm, tmpDir, type Captured } from './support/store-log';
 
 // Well-known development accounts (//Alice, //Bob, //Charlie), SS58 prefix 42.
@@ -43,7 +43,7 @@ function sample(): unknown {
   };
 }
 
-describe('store legacy backup reader', function () {
+describe('migrate: legacy backup reader', function () {
   let dir: string;
   let logs: Captured;
   beforeEach(() => {

@@ -10,7 +10,7 @@
  */
 import * as fs from 'node:fs';
 import { crc32 } from 'node:zlib';
-import { readAtSync } from './fsutil';
+import { readAtSync } from '../../store/fsutil';
 
 export const HEADER_BYTES = 8;
 /** Larger lengths are treated as damage: no event of this service comes near it. */

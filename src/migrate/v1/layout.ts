@@ -11,10 +11,10 @@
  */
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { writeFileAtomicSync } from './fsutil';
-import { partitionOf } from '../hash';
+import { writeFileAtomicSync } from '../../store/fsutil';
+import { partitionOf } from '../../hash';
 
-export { fnv1a32, stableHash32, partitionOf } from '../hash';
+export { fnv1a32, stableHash32, partitionOf } from '../../hash';
 
 export const STORE_FORMAT = 'imgc-store';
 export const STORE_VERSION = 1;

@@ -1,4 +1,4 @@
-/** Runs test/support/store-writer.ts (compiled) as a child process and collects its acknowledgements. */
+/** Runs test/support/migrate-v1-writer.ts (compiled) as a child process and collects its acknowledgements. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 
@@ -15,7 +15,7 @@ export interface Writer {
 }
 
 export function startWriter(dir: string, policy: string, partitions = 1, checkpointEvery = 0): Writer {
-  const script = path.join(__dirname, 'store-writer.js');
+  const script = path.join(__dirname, 'migrate-v1-writer.js');
   const child = spawn(process.execPath, [script, dir, policy, String(partitions), String(checkpointEvery)], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, IMGC_LOG_LEVEL: 'silent' },
