@@ -168,6 +168,8 @@ export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.en
   const s = settings as unknown as Settings;
   if ((s.tlsCert === undefined) !== (s.tlsKey === undefined)) throw new ConfigError('tls-cert and tls-key: give both or neither');
   if (s.statusPort !== 0 && s.statusPort === s.port) throw new ConfigError('status-port: must differ from port');
+  // A backlog waits at a quarter of --max-buffered; a frame must fit well within that (an eighth).
+  if (s.maxBuffered < 8 * s.maxFrame) throw new ConfigError(`max-buffered: must be at least 8 times max-frame (${8 * s.maxFrame}), got ${s.maxBuffered}`);
   checkVerification(s);
   return s;
 }

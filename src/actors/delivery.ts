@@ -29,11 +29,12 @@ import { Retention, type RetentionPolicy } from './retention';
 export interface DeliveryLimits extends RetentionPolicy {
   /** Newest records of a group delivered at sign-in. */
   groupBacklog: number;
+  /** Bytes a socket may have waiting before it is dropped (see Connection.send); a backlog stays well under. */
+  maxBuffered: number;
 }
 
-/** Backlog frames written per turn to one connection, and the socket buffer that pauses it. */
+/** Backlog frames written per turn to one connection. */
 const SYNC_TURN = 256;
-const SYNC_PAUSE_BYTES = 1024 * 1024;
 /** Live frames a connection still reading its backlog may hold; past this it reads them from the log. */
 const HELD_MAX = 5000;
 const HELD_BYTES = 4 * 1024 * 1024;
@@ -190,14 +191,14 @@ export class Delivery {
       return;
     }
     const ackMode = this.positions.get(account).ackMode;
-    let sent = 0;
-    while (sent < SYNC_TURN) {
-      // A socket that does not read makes its backlog wait, not the server's memory grow.
-      if (peer.bufferedAmount > SYNC_PAUSE_BYTES) { setTimeout(() => this.pump(s), 10); return; }
-      const { frames, last } = s.backlog.next(32);
+    // The backlog goes out as the socket drains: a quarter of what would get the socket dropped may
+    // wait at a time, checked before every frame (a frame is at most an eighth of it, see config).
+    const pause = this.limits.maxBuffered / 4;
+    for (let sent = 0; sent < SYNC_TURN; sent++) {
+      if (peer.bufferedAmount > pause) { setTimeout(() => this.pump(s), 10); return; }
+      const { frames, last } = s.backlog.next(1);
       if (last === 0) return this.caughtUp(s, account);
       for (const f of frames) peer.send(f);
-      sent += frames.length;
       this.counters.backlogFrames += frames.length;
       if (!ackMode) this.positions.delivered(account, last);
     }
@@ -237,7 +238,7 @@ export class Delivery {
   }
 
   history(peer: Peer, r: Request): void {
-    const a = readHistory(this.store.log, this.store.positions, this.store.epoch, peer.account!, r);
+    const a = readHistory(this.store.log, this.store.positions, this.store.epoch, peer.account!, r, this.limits.maxBuffered / 4);
     peer.send(a.ok ? a.frame : errorFrame(a.code, a.error, r));
   }
 

@@ -10,12 +10,13 @@ import { directConv, groupConv, type ConversationLog, type LogEntry, type Positi
 
 export const HISTORY_DEFAULT = 50;
 export const HISTORY_MAX = 100;
-/** A page stops growing past this many bytes of frames (and says `more`). */
+/** A page stops growing past this many bytes of frames (and says `more`), or less where the socket's bound is lower. */
 export const HISTORY_BYTES = 1024 * 1024;
 
 export type HistoryAnswer = { ok: true; frame: string } | { ok: false; code: ErrorCode; error: string };
 
-export function readHistory(log: ConversationLog, positions: Positions, epoch: string, account: string, r: Request): HistoryAnswer {
+export function readHistory(log: ConversationLog, positions: Positions, epoch: string, account: string, r: Request, maxBytes = HISTORY_BYTES): HistoryAnswer {
+  const pageBytes = Math.min(HISTORY_BYTES, maxBytes);
   const group = typeof r.group === 'string' ? r.group : undefined;
   const peer = typeof r.with === 'string' ? r.with : undefined;
   if ((group === undefined) === (peer === undefined)) return { ok: false, code: Code.MISSING_PARAMS, error: 'history needs one of "with" (an account) or "group" (a group id)' };
@@ -37,7 +38,7 @@ export function readHistory(log: ConversationLog, positions: Positions, epoch: s
   let bytes = 0;
   for (const e of forward ? page : [...page].reverse()) {
     const f = renderFrame(e, recipientOf(e, account, peer), e.offset);
-    if (frames.length > 0 && bytes + f.length > HISTORY_BYTES) { more = true; break; }
+    if (frames.length > 0 && bytes + f.length > pageBytes) { more = true; break; }
     bytes += f.length;
     frames.push(f);
   }

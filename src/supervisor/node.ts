@@ -130,7 +130,7 @@ export class Node implements Router {
     this.store = store;
     // A directory written by the journal-and-checkpoint version moves into the store, once.
     await migrateDataDir(s.data, store);
-    this.deliveryActor = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog });
+    this.deliveryActor = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, maxBuffered: s.maxBuffered });
     this.deliveryActor.onFatal = (err) => this.onFatal(err);
     this.deliveryActor.start();
     for (let index = 0; index < s.workers; index++) {
