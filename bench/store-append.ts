@@ -1,0 +1,86 @@
+/**
+ * Store micro-benchmark (not a test): `npm run build && node dist/bench/store-append.js [--n 200000]
+ * [--turn 100] [--convs 1000]`.
+ *
+ * Appends N records in event-loop turns of `turn` appends, the way the delivery actor does on its
+ * hot path: every append is followed by `top` (retention) and `findMid` (the resend check), and
+ * every turn ends with one `flush()` (the actor's one afterDurable per turn); the turn's writes
+ * commit at its end. Runs the memory backend (the baseline) and LMDB with fsync 'grouped', in
+ * the same process, and prints records/s, LMDB commits, and LMDB as a ratio of the memory backend.
+ */
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { MemoryStore } from '../src/store/memory/memory-store';
+import { LmdbStore } from '../src/store/lmdb/lmdb-store';
+import { directConv, type Store } from '../src/store/ports';
+import { parseFlags } from './common';
+
+const flags = parseFlags(process.argv.slice(2));
+const N = Number(flags.get('n') ?? 200_000);
+const TURN = Number(flags.get('turn') ?? 100);
+const CONVS = Number(flags.get('convs') ?? 1000);
+
+const say = (s: string): void => void process.stdout.write(`${s}\n`);
+const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
+
+interface Result { name: string; ms: number; perSec: number; commits: number | undefined }
+
+/** Accounts as plain strings of SS58 length: the store does not parse them. */
+const accounts = Array.from({ length: 200 }, (_, i) => `5Acct${String(i).padStart(43, '0')}`);
+const convs = Array.from({ length: CONVS }, (_, i) => {
+  const a = accounts[i % accounts.length]!;
+  const b = accounts[(i * 7 + 1) % accounts.length]!;
+  return { conv: directConv(a, b === a ? accounts[(i + 1) % accounts.length]! : b), from: a };
+});
+const head = `{"t":"msg","from":"${accounts[0]}","body":"${'x'.repeat(120)}","to":`;
+
+async function run(name: string, store: Store): Promise<Result> {
+  const commits0 = store.stats().commits as number | undefined;
+  const flushes: Promise<void>[] = [];
+  const t0 = performance.now();
+  let i = 0;
+  while (i < N) {
+    const end = Math.min(N, i + TURN);
+    for (; i < end; i++) {
+      const { conv, from } = convs[i % convs.length]!;
+      const mid = `m${i}`;
+      const e = store.log.append({ conv, at: 1_700_000_000_000 + i, from, mid, head, tail: ',"x":1' });
+      const top = store.log.top(conv);
+      const found = store.log.findMid(conv, from, mid);
+      if (top?.last !== e.offset || found !== e.offset) throw new Error(`${name}: read-your-writes broken at ${i}`);
+    }
+    flushes.push(store.flush());
+    await nextTurn();
+  }
+  await Promise.all(flushes);
+  await store.flush();
+  const ms = performance.now() - t0;
+  const commits1 = store.stats().commits as number | undefined;
+  return { name, ms, perSec: (N / ms) * 1000, commits: commits1 === undefined || commits0 === undefined ? undefined : commits1 - commits0 };
+}
+
+async function main(): Promise<void> {
+  say(`store-append: N=${N} records, turns of ${TURN} (append + top + findMid each), ${CONVS} conversations, node ${process.version}`);
+  const mem = await run('memory', new MemoryStore());
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgc-bench-store-'));
+  let lmdb: Result;
+  try {
+    const store = LmdbStore.open({ dir, fsync: 'grouped' });
+    lmdb = await run('lmdb (fsync grouped)', store);
+    await store.close();
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+  const turns = Math.ceil(N / TURN);
+  for (const r of [mem, lmdb]) {
+    const commits = r.commits === undefined ? '-' : `${r.commits} commits (${(r.commits / turns).toFixed(2)} per turn)`;
+    say(`${r.name.padEnd(22)} ${Math.round(r.perSec).toLocaleString('en-US').padStart(10)} records/s  ${r.ms.toFixed(0).padStart(6)} ms  ${commits}  ratio to memory ${(r.perSec / mem.perSec).toFixed(3)}`);
+  }
+}
+
+main().catch((e: unknown) => {
+  process.stderr.write(`${String(e instanceof Error ? e.stack : e)}\n`);
+  process.exit(1);
+});
