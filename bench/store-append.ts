@@ -21,6 +21,9 @@ const flags = parseFlags(process.argv.slice(2));
 const N = Number(flags.get('n') ?? 200_000);
 const TURN = Number(flags.get('turn') ?? 100);
 const CONVS = Number(flags.get('convs') ?? 1000);
+const FSYNC = (flags.get('fsync') ?? 'grouped') as 'grouped' | 'always' | 'off';
+const TOP_CACHE = flags.has('top-cache') ? Number(flags.get('top-cache')) : undefined;
+const FLUSH = !flags.has('no-flush');
 
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -51,7 +54,7 @@ async function run(name: string, store: Store): Promise<Result> {
       const found = store.log.findMid(conv, from, mid);
       if (top?.last !== e.offset || found !== e.offset) throw new Error(`${name}: read-your-writes broken at ${i}`);
     }
-    flushes.push(store.flush());
+    if (FLUSH) flushes.push(store.flush());
     await nextTurn();
   }
   await Promise.all(flushes);
@@ -67,8 +70,8 @@ async function main(): Promise<void> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgc-bench-store-'));
   let lmdb: Result;
   try {
-    const store = LmdbStore.open({ dir, fsync: 'grouped' });
-    lmdb = await run('lmdb (fsync grouped)', store);
+    const store = LmdbStore.open({ dir, fsync: FSYNC, ...(TOP_CACHE !== undefined ? { topCache: TOP_CACHE } : {}) });
+    lmdb = await run(`lmdb (fsync ${FSYNC})`, store);
     await store.close();
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
