@@ -598,3 +598,39 @@ describe('lmdb store: records reported flushed survive a SIGKILL', function () {
     });
   }
 });
+
+describe('lmdb store: the top cache, at any size, agrees with the memory store', () => {
+  for (const topCache of [0, 2, 10_000]) {
+    it(`topCache ${topCache}: random appends, trims and turns`, async () => {
+      const dir = tmpDir(`lmdb-topcache-${topCache}`);
+      const lmdb = LmdbStore.open({ dir, fsync: 'off', topCache });
+      const mem = new MemoryStore();
+      try {
+        let seed = 7;
+        const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+        const convs = [0, 1, 2, 3, 4, 5, 6].map((i) => groupConv(`c${i}`));
+        for (let step = 0; step < 3000; step++) {
+          const conv = convs[rnd(convs.length)]!;
+          const r = rnd(100);
+          if (r < 80) {
+            const e = entry(conv, step, { mid: `r${step}` });
+            expect(lmdb.log.append(e).offset).to.equal(mem.log.append(e).offset);
+          } else if (r < 83) {
+            const upTo = (mem.log.top(conv)?.first ?? 0) + rnd(20);
+            expect(lmdb.log.trimThrough(conv, upTo)).to.equal(mem.log.trimThrough(conv, upTo));
+          } else if (r < 86) {
+            await nextTurn();
+          }
+          expect(lmdb.log.top(conv), `step ${step}`).to.deep.equal(mem.log.top(conv));
+          const probe = `r${step - rnd(50)}`;
+          expect(lmdb.log.findMid(conv, A, probe)).to.equal(mem.log.findMid(conv, A, probe));
+        }
+        await lmdb.flush();
+        for (const conv of convs) expect(lmdb.log.top(conv)).to.deep.equal(mem.log.top(conv));
+      } finally {
+        await lmdb.close();
+        rm(dir);
+      }
+    });
+  }
+});
