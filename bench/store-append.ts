@@ -1,12 +1,14 @@
 /**
  * Store micro-benchmark (not a test): `npm run build && node dist/bench/store-append.js [--n 200000]
- * [--turn 100] [--convs 1000]`.
+ * [--turn 100] [--convs 1000] [--rounds 3] [--fsync grouped|always|off] [--top-cache N] [--no-flush]`.
  *
  * Appends N records in event-loop turns of `turn` appends, the way the delivery actor does on its
  * hot path: every append is followed by `top` (retention) and `findMid` (the resend check), and
  * every turn ends with one `flush()` (the actor's one afterDurable per turn); the turn's writes
- * commit at its end. Runs the memory backend (the baseline) and LMDB with fsync 'grouped', in
- * the same process, and prints records/s, LMDB commits, and LMDB as a ratio of the memory backend.
+ * commit at its end. Runs the memory backend (the baseline), LMDB (fsync 'grouped' unless told)
+ * and LMDB without its top cache, in the same process, `rounds` times interleaved (the machine's
+ * noise hits all alike); prints every round and the median records/s of each, LMDB's commits, and
+ * each as a ratio of the memory backend's median.
  */
 import * as fs from 'node:fs';
 import * as os from 'node:os';
@@ -24,6 +26,7 @@ const CONVS = Number(flags.get('convs') ?? 1000);
 const FSYNC = (flags.get('fsync') ?? 'grouped') as 'grouped' | 'always' | 'off';
 const TOP_CACHE = flags.has('top-cache') ? Number(flags.get('top-cache')) : undefined;
 const FLUSH = !flags.has('no-flush');
+const ROUNDS = Number(flags.get('rounds') ?? 3);
 
 const say = (s: string): void => void process.stdout.write(`${s}\n`);
 const nextTurn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
@@ -64,22 +67,49 @@ async function run(name: string, store: Store): Promise<Result> {
   return { name, ms, perSec: (N / ms) * 1000, commits: commits1 === undefined || commits0 === undefined ? undefined : commits1 - commits0 };
 }
 
-async function main(): Promise<void> {
-  say(`store-append: N=${N} records, turns of ${TURN} (append + top + findMid each), ${CONVS} conversations, node ${process.version}`);
-  const mem = await run('memory', new MemoryStore());
+async function lmdbRun(name: string, topCache: number | undefined): Promise<Result> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgc-bench-store-'));
-  let lmdb: Result;
   try {
-    const store = LmdbStore.open({ dir, fsync: FSYNC, ...(TOP_CACHE !== undefined ? { topCache: TOP_CACHE } : {}) });
-    lmdb = await run(`lmdb (fsync ${FSYNC})`, store);
+    const store = LmdbStore.open({ dir, fsync: FSYNC, ...(topCache !== undefined ? { topCache } : {}) });
+    const r = await run(name, store);
     await store.close();
+    return r;
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 === 1 ? s[(s.length - 1) / 2]! : (s[s.length / 2 - 1]! + s[s.length / 2]!) / 2;
+}
+
+async function main(): Promise<void> {
+  say(`store-append: N=${N} records, turns of ${TURN} (append + top + findMid each${FLUSH ? ', one flush per turn' : ''}), ${CONVS} conversations, ${ROUNDS} rounds, node ${process.version}`);
+  const series: { name: string; make: () => Promise<Result> }[] = [
+    { name: 'memory', make: () => run('memory', new MemoryStore()) },
+    { name: `lmdb (fsync ${FSYNC})`, make: () => lmdbRun(`lmdb (fsync ${FSYNC})`, TOP_CACHE) },
+  ];
+  if (TOP_CACHE === undefined) series.push({ name: `lmdb (fsync ${FSYNC}, no top cache)`, make: () => lmdbRun('', 0) });
+  const results = series.map(() => [] as Result[]);
   const turns = Math.ceil(N / TURN);
-  for (const r of [mem, lmdb]) {
-    const commits = r.commits === undefined ? '-' : `${r.commits} commits (${(r.commits / turns).toFixed(2)} per turn)`;
-    say(`${r.name.padEnd(22)} ${Math.round(r.perSec).toLocaleString('en-US').padStart(10)} records/s  ${r.ms.toFixed(0).padStart(6)} ms  ${commits}  ratio to memory ${(r.perSec / mem.perSec).toFixed(3)}`);
+  const fmt = (name: string, perSec: number, ms: number, commits: number | undefined, ratio: number): string => {
+    const c = commits === undefined ? '' : `  ${commits} commits (${(commits / turns).toFixed(2)}/turn)`;
+    return `${name.padEnd(38)} ${Math.round(perSec).toLocaleString('en-US').padStart(10)} records/s ${ms.toFixed(0).padStart(6)} ms  ${ratio.toFixed(3)} of memory${c}`;
+  };
+  for (let round = 1; round <= ROUNDS; round++) {
+    for (const [i, s] of series.entries()) results[i]!.push(await s.make());
+    const mem = results[0]![round - 1]!;
+    for (const [i, s] of series.entries()) {
+      const r = results[i]![round - 1]!;
+      say(`  round ${round}  ${fmt(s.name, r.perSec, r.ms, r.commits, r.perSec / mem.perSec)}`);
+    }
+  }
+  const memMedian = median(results[0]!.map((r) => r.perSec));
+  say(`median of ${ROUNDS}:`);
+  for (const [i, s] of series.entries()) {
+    const perSec = median(results[i]!.map((r) => r.perSec));
+    say(`  ${fmt(s.name, perSec, (N / perSec) * 1000, results[i]!.at(-1)!.commits, perSec / memMedian)}`);
   }
 }
 
