@@ -241,6 +241,160 @@ function contract(name: string, factory: Factory, durable: boolean): void {
       expect(store.log.top(g)?.count).to.equal(3);
     });
 
+    it('in one turn, appends, tops, mids, positions, memberships and states see each other, and persist their last values', async () => {
+      const g = groupConv('OV');
+      const hConv = directConv(A, C);
+      const e1 = store.log.append(entry(g, 1, { mid: 'm1' }));
+      store.log.append(entry(g, 2, { mid: 'm2' }));
+      store.positions.set(A, { delivered: 1, acked: 1, ackMode: false });
+      store.positions.join(A, g, 1);
+      store.states.put('k', { v: 1 });
+      store.states.put('gone', { v: 0 });
+      await nextTurn();
+      const lmdb = store.stats().backend === 'lmdb';
+      const c0 = store.stats().commits;
+      if (lmdb) expect(c0).to.be.a('number');
+
+      // One turn: every point read sees the committed data and the writes queued before it.
+      expect(store.log.top(g)).to.deep.equal({ first: e1.offset, last: e1.offset + 1, count: 2 });
+      const e3 = store.log.append(entry(g, 3, { mid: 'm3' }));
+      expect(store.log.top(g)).to.deep.equal({ first: e1.offset, last: e3.offset, count: 3 });
+      expect(store.log.findMid(g, A, 'm3')).to.equal(e3.offset);
+      expect(store.log.findMid(g, A, 'm1'), 'committed').to.equal(e1.offset);
+      expect(store.log.findMid(g, B, 'm3')).to.equal(undefined);
+      expect(store.log.findMid(hConv, A, 'm3')).to.equal(undefined);
+      expect(store.log.top(hConv)).to.equal(undefined);
+      const h1 = store.log.append(entry(hConv, 4, { mid: 'm3' }));
+      const h2 = store.log.append(entry(hConv, 5, { from: B, mid: 'm3' }));
+      const e6 = store.log.append(entry(g, 6));
+      expect(store.log.top(hConv)).to.deep.equal({ first: h1.offset, last: h2.offset, count: 2 });
+      expect(store.log.top(g)).to.deep.equal({ first: e1.offset, last: e6.offset, count: 4 });
+      expect(store.log.findMid(hConv, A, 'm3')).to.equal(h1.offset);
+      expect(store.log.findMid(hConv, B, 'm3')).to.equal(h2.offset);
+      const top = store.log.top(g)!;
+      top.count = 99; // a copy: changing it changes nothing stored
+      expect(store.log.top(g)?.count).to.equal(4);
+
+      expect(store.positions.get(A)).to.deep.equal({ delivered: 1, acked: 1, ackMode: false });
+      const pa = { delivered: e3.offset, acked: 1, ackMode: true };
+      store.positions.set(A, pa);
+      pa.delivered = 0;
+      expect(store.positions.get(A)).to.deep.equal({ delivered: e3.offset, acked: 1, ackMode: true });
+      store.positions.set(A, { delivered: e6.offset, acked: e3.offset, ackMode: true });
+      expect(store.positions.get(A)).to.deep.equal({ delivered: e6.offset, acked: e3.offset, ackMode: true });
+      expect(store.positions.get(B)).to.equal(undefined);
+      store.positions.set(B, { delivered: 2, acked: 0, ackMode: false });
+      expect(store.positions.get(B)).to.deep.equal({ delivered: 2, acked: 0, ackMode: false });
+
+      expect(store.positions.membership(A, g), 'committed').to.deep.equal({ conv: g, since: 1 });
+      store.positions.leave(A, g);
+      expect(store.positions.membership(A, g)).to.equal(undefined);
+      store.positions.join(A, g, 9);
+      expect(store.positions.membership(A, g)).to.deep.equal({ conv: g, since: 9 });
+      store.positions.leave(A, g);
+      expect(store.positions.membership(A, g), 'left again').to.equal(undefined);
+      expect(store.positions.membership(A, hConv)).to.equal(undefined);
+      store.positions.join(A, hConv, 0);
+      store.positions.join(A, hConv, 5);
+      expect(store.positions.membership(A, hConv)).to.deep.equal({ conv: hConv, since: 5 });
+      store.positions.join(C, hConv, 0);
+      expect(store.positions.membership(C, hConv)).to.deep.equal({ conv: hConv, since: 0 });
+
+      expect(store.states.get('k'), 'committed').to.deep.equal({ v: 1 });
+      const s2 = { v: 2, list: [1] };
+      store.states.put('k', s2);
+      s2.list.push(2);
+      const got = store.states.get('k') as { v: number; list: number[] };
+      expect(got).to.deep.equal({ v: 2, list: [1] });
+      got.v = 77; // what get returns is a copy too
+      expect(store.states.get('k')).to.deep.equal({ v: 2, list: [1] });
+      store.states.put('gone', undefined);
+      expect(store.states.get('gone')).to.equal(undefined);
+      store.states.put('new', 'x');
+      store.states.put('new', undefined);
+      store.states.put('new', ['y']);
+      expect(store.states.get('new')).to.deep.equal(['y']);
+
+      if (lmdb) {
+        expect(store.stats().commits, 'no point read committed').to.equal(c0);
+        expect(store.stats().pendingWrites).to.be.greaterThan(0);
+      }
+      await nextTurn();
+      if (lmdb) expect(store.stats().commits, 'the turn committed once').to.equal((c0 as number) + 1);
+
+      // What was committed is each key's last value; range reads see it too.
+      const check = (s: Store): void => {
+        expect(s.log.top(g)).to.deep.equal({ first: e1.offset, last: e6.offset, count: 4 });
+        expect(s.log.top(hConv)).to.deep.equal({ first: h1.offset, last: h2.offset, count: 2 });
+        expect(s.log.findMid(g, A, 'm3')).to.equal(e3.offset);
+        expect(s.log.findMid(hConv, B, 'm3')).to.equal(h2.offset);
+        expect(offs(s.log.read({ conv: g, limit: 10, direction: 'forward' }))).to.deep.equal([e1.offset, e1.offset + 1, e3.offset, e6.offset]);
+        expect(s.positions.get(A)).to.deep.equal({ delivered: e6.offset, acked: e3.offset, ackMode: true });
+        expect(s.positions.get(B)).to.deep.equal({ delivered: 2, acked: 0, ackMode: false });
+        expect(s.positions.membership(A, g)).to.equal(undefined);
+        expect(s.positions.memberships(A)).to.deep.equal([{ conv: hConv, since: 5 }]);
+        expect(s.positions.memberships(C)).to.deep.equal([{ conv: hConv, since: 0 }]);
+        expect(s.states.get('k')).to.deep.equal({ v: 2, list: [1] });
+        expect(s.states.get('gone')).to.equal(undefined);
+        expect(s.states.get('new')).to.deep.equal(['y']);
+        expect(s.states.list('', undefined, 10)).to.deep.equal(['k', 'new']);
+      };
+      check(store);
+      if (h.reopen !== undefined) {
+        store = await h.reopen(store);
+        check(store);
+      }
+    });
+
+    it('trimming in the middle of a turn: appends, tops and mids before and after it agree', () => {
+      const g = groupConv('TT');
+      const o: number[] = [];
+      for (let i = 0; i < 5; i++) o.push(store.log.append(entry(g, i, { mid: `t${i}` })).offset);
+      expect(store.log.top(g)).to.deep.equal({ first: o[0], last: o[4], count: 5 });
+      expect(store.log.trimThrough(g, o[1]!)).to.equal(2);
+      expect(store.log.top(g)).to.deep.equal({ first: o[2], last: o[4], count: 3 });
+      const n = store.log.append(entry(g, 5, { mid: 't5' })).offset;
+      expect(store.log.top(g)).to.deep.equal({ first: o[2], last: n, count: 4 });
+      expect(store.log.findMid(g, A, 't0')).to.equal(undefined);
+      expect(store.log.findMid(g, A, 't5')).to.equal(n);
+      expect(store.log.trimThrough(g, n)).to.equal(4);
+      expect(store.log.top(g)).to.equal(undefined);
+      const m = store.log.append(entry(g, 6)).offset;
+      expect(store.log.top(g)).to.deep.equal({ first: m, last: m, count: 1 });
+      expect(store.log.conversations(undefined, 10)).to.deep.equal([g]);
+    });
+
+    it('the delivery actor\'s turn of 1,000 messages (findMid, append, top, membership) commits once', async () => {
+      await nextTurn();
+      const lmdb = store.stats().backend === 'lmdb';
+      const c0 = store.stats().commits as number;
+      const convs = [directConv(A, B), directConv(A, C), directConv(B, C), groupConv('busy')];
+      const seen = new Map<string, number>();
+      for (let i = 0; i < 1000; i++) {
+        const conv = convs[i % convs.length]!;
+        const mid = `d${i}`;
+        expect(store.log.findMid(conv, A, mid)).to.equal(undefined);
+        if (store.positions.membership(A, conv) === undefined) store.positions.join(A, conv, 0);
+        const e = store.log.append(entry(conv, i, { mid }));
+        seen.set(conv, (seen.get(conv) ?? 0) + 1);
+        expect(store.log.top(conv)?.count).to.equal(seen.get(conv));
+        expect(store.log.top(conv)?.last).to.equal(e.offset);
+        expect(store.log.findMid(conv, A, mid)).to.equal(e.offset);
+        expect(store.positions.membership(A, conv)).to.deep.equal({ conv, since: 0 });
+      }
+      if (lmdb) {
+        expect(store.stats().commits, 'nothing committed during the turn').to.equal(c0);
+        expect(store.stats().pendingWrites).to.be.greaterThan(1000);
+      }
+      await nextTurn();
+      if (lmdb) expect(store.stats().commits, 'one commit for the turn').to.equal(c0 + 1);
+      expect(store.log.top(convs[0]!)?.count).to.equal(250);
+      // A range read after a write still commits first (it reads the data, not the overlay).
+      const e = store.log.append(entry(convs[0]!, 1000));
+      expect(store.log.read({ conv: convs[0]!, limit: 1, direction: 'backward' })[0]?.offset).to.equal(e.offset);
+      if (lmdb) expect(store.stats().commits).to.equal(c0 + 2);
+    });
+
     it('flush resolves, also many in one turn; a closed store refuses with StoreError closed', async () => {
       const g = groupConv('F');
       const flushes: Promise<void>[] = [];
@@ -439,6 +593,42 @@ describe('lmdb store: records reported flushed survive a SIGKILL', function () {
           await store.close();
         }
       } finally {
+        rm(dir);
+      }
+    });
+  }
+});
+
+describe('lmdb store: the top cache, at any size, agrees with the memory store', () => {
+  for (const topCache of [0, 2, 10_000]) {
+    it(`topCache ${topCache}: random appends, trims and turns`, async () => {
+      const dir = tmpDir(`lmdb-topcache-${topCache}`);
+      const lmdb = LmdbStore.open({ dir, fsync: 'off', topCache });
+      const mem = new MemoryStore();
+      try {
+        let seed = 7;
+        const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+        const convs = [0, 1, 2, 3, 4, 5, 6].map((i) => groupConv(`c${i}`));
+        for (let step = 0; step < 3000; step++) {
+          const conv = convs[rnd(convs.length)]!;
+          const r = rnd(100);
+          if (r < 80) {
+            const e = entry(conv, step, { mid: `r${step}` });
+            expect(lmdb.log.append(e).offset).to.equal(mem.log.append(e).offset);
+          } else if (r < 83) {
+            const upTo = (mem.log.top(conv)?.first ?? 0) + rnd(20);
+            expect(lmdb.log.trimThrough(conv, upTo)).to.equal(mem.log.trimThrough(conv, upTo));
+          } else if (r < 86) {
+            await nextTurn();
+          }
+          expect(lmdb.log.top(conv), `step ${step}`).to.deep.equal(mem.log.top(conv));
+          const probe = `r${step - rnd(50)}`;
+          expect(lmdb.log.findMid(conv, A, probe)).to.equal(mem.log.findMid(conv, A, probe));
+        }
+        await lmdb.flush();
+        for (const conv of convs) expect(lmdb.log.top(conv)).to.deep.equal(mem.log.top(conv));
+      } finally {
+        await lmdb.close();
         rm(dir);
       }
     });

@@ -11,8 +11,16 @@
  * - states:    address             → JSON value
  * - meta:      'epoch' | 'lastOffset'
  *
- * Nothing of the data is kept in process memory beyond the queued writes of the current turn:
- * reads go to the memory-mapped file.
+ * Nothing of the data is kept in process memory beyond the queued writes of the current turn and
+ * a bounded cache of conversation tops: reads go to the memory-mapped file.
+ *
+ * Writes are queued and committed in one transaction per event-loop turn (turn-writer.ts). Point
+ * reads (`top`, `findMid`, `positions.get`, `membership`, `states.get`) and `append` do not commit:
+ * they see the turn's queued writes in the overlay (overlay.ts) and otherwise the committed data,
+ * so the delivery actor's reads between its appends cost no transaction. Range reads (`read`,
+ * `conversations`, `memberships`, `states.list`, `backup`) commit the queued writes first, and
+ * `trimThrough` runs in a transaction of its own with them. This process must be the only writer
+ * of the environment (the offset counter and the top cache assume it).
  *
  * Durability (see `flush`): 'always' fsyncs inside every commit (one per turn with writes);
  * 'grouped' commits without fsync (MDB_NOSYNC) and runs one shared `mdb_env_sync` on a worker
@@ -25,6 +33,7 @@ import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
+import { LRUCache } from 'lru-cache';
 import type {
   AccountPositions, ActorStates, ConvId, ConvTop, ConversationLog, LogEntry, Membership, NewEntry, Positions,
   ReadQuery, Store, StoreStats,
@@ -34,6 +43,7 @@ import { closedError, hasMidKey, jsonCopy, newEpoch, toLogEntry } from '../commo
 import { logger } from '../../log';
 import { toStoreError } from './errors';
 import { GroupSync } from './group-sync';
+import { Overlay, memberKey, midKey } from './overlay';
 import { TurnWriter } from './turn-writer';
 
 export type LmdbFsync = 'always' | 'grouped' | 'off';
@@ -41,7 +51,12 @@ export type LmdbFsync = 'always' | 'grouped' | 'off';
 export interface LmdbOpenOptions {
   dir: string;
   fsync: LmdbFsync;
+  /** Conversation tops kept in memory for `append` and `top` (default TOP_CACHE; 0: none). */
+  topCache?: number;
 }
+
+/** Default size of the top cache: the conversations active at once on a busy node. */
+const TOP_CACHE = 10_000;
 
 /** Above every offset: the open end of a range within one conversation. */
 const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
@@ -83,8 +98,16 @@ class Core {
   trimmed = 0;
   closed = false;
   readonly writer: TurnWriter;
+  /** The queued writes by key, for the reads that do not commit. */
+  readonly overlay = new Overlay();
+  /**
+   * Tops of recently used conversations as they are with the queued writes (the overlay, looked
+   * at first, is what is exact while queued; an entry evicted is read again from the data).
+   */
+  readonly tops: LRUCache<ConvId, ConvTop> | undefined;
 
-  constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void) {
+  constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void, topCache: number) {
+    this.tops = topCache > 0 ? new LRUCache<ConvId, ConvTop>({ max: topCache }) : undefined;
     this.lastOffset = this.savedOffset = Number(dbs.meta.get('lastOffset') ?? 0);
     // The counter goes into the transaction that holds the records it numbered, so a restart
     // continues after the last committed offset and never hands one out twice.
@@ -93,7 +116,11 @@ class Core {
         dbs.meta.putSync('lastOffset', this.lastOffset);
         this.savedOffset = this.lastOffset;
       }
-    }, onCommit);
+    }, onCommit, (committed) => {
+      this.overlay.clear();
+      // The cache may hold tops of writes that were lost.
+      if (!committed) this.tops?.clear();
+    });
   }
 
   /** Before a write: the store must be open and not failed. */
@@ -111,11 +138,34 @@ class Core {
   /** Runs a read, reporting lmdb-js errors as StoreErrors. */
   read<T>(what: string, fn: () => T): T {
     this.readable();
+    return this.peek(what, fn);
+  }
+
+  /**
+   * Runs a point read without committing: `fn` looks at the overlay first and at the committed
+   * data otherwise.
+   */
+  peek<T>(what: string, fn: () => T): T {
+    if (this.closed) throw closedError();
     try {
       return fn();
     } catch (e) {
       throw toStoreError(e, what);
     }
+  }
+
+  /** A conversation's top with the queued writes (the caller must not change it). */
+  top(conv: ConvId): ConvTop | undefined {
+    const pending = this.overlay.tops.get(conv);
+    if (pending !== undefined) return pending;
+    const cached = this.tops?.get(conv);
+    if (cached !== undefined) return cached;
+    // Nothing queued for it: the committed top is the current one.
+    const t = this.dbs.convs.get(conv);
+    if (t === undefined) return undefined;
+    const top: ConvTop = { first: t.first, last: t.last, count: t.count };
+    this.tops?.set(conv, top);
+    return top;
   }
 }
 
@@ -124,19 +174,33 @@ class LmdbLog implements ConversationLog {
 
   append(entry: NewEntry): LogEntry {
     this.c.writable();
-    const e = toLogEntry(entry, ++this.c.lastOffset);
-    this.c.appended++;
-    const { log, convs, mids } = this.c.dbs;
+    const c = this.c;
+    const conv = entry.conv;
+    // Before the offset is taken: a failed read of the top gives no offset away.
+    const prev = c.peek('append', () => c.top(conv));
+    const e = toLogEntry(entry, ++c.lastOffset);
+    c.appended++;
+    const { log, convs, mids } = c.dbs;
+    const { overlay } = c;
     const value: LogValue = [e.at, e.from, e.mid ?? null, e.head, e.tail];
-    this.c.writer.queue(() => {
-      log.putSync([e.conv, e.offset], value);
-      if (hasMidKey(e)) mids.putSync([e.conv, e.from, e.mid], e.offset);
-      // Read inside the write transaction: sees the appends queued before this one.
-      const top = convs.get(e.conv);
-      convs.putSync(e.conv, top === undefined
-        ? { first: e.offset, last: e.offset, count: 1 }
-        : { first: top.first, last: e.offset, count: top.count + 1 });
-    });
+    const top: ConvTop = prev === undefined
+      ? { first: e.offset, last: e.offset, count: 1 }
+      : { first: prev.first, last: e.offset, count: prev.count + 1 };
+    // The conversation's top is written once per transaction, with its value when it runs.
+    const topQueued = overlay.tops.has(conv);
+    if (hasMidKey(e)) {
+      const { from, mid, offset } = e;
+      c.writer.queue(() => {
+        log.putSync([conv, offset], value);
+        mids.putSync([conv, from, mid], offset);
+      });
+      overlay.mids.set(midKey(conv, from, mid), offset);
+    } else {
+      c.writer.queue(() => log.putSync([conv, e.offset], value));
+    }
+    if (!topQueued) c.writer.queue(() => convs.putSync(conv, overlay.tops.get(conv)!));
+    overlay.tops.set(conv, top);
+    c.tops?.set(conv, top);
     return { ...e };
   }
 
@@ -164,8 +228,8 @@ class LmdbLog implements ConversationLog {
   }
 
   top(conv: ConvId): ConvTop | undefined {
-    return this.c.read('top', () => {
-      const t = this.c.dbs.convs.get(conv);
+    return this.c.peek('top', () => {
+      const t = this.c.top(conv);
       return t === undefined ? undefined : { first: t.first, last: t.last, count: t.count };
     });
   }
@@ -175,9 +239,9 @@ class LmdbLog implements ConversationLog {
     const { log, convs, mids } = this.c.dbs;
     // In one transaction with the queued writes: the count returned must be of the data as this
     // process last wrote it.
-    const n = this.c.writer.runNow(() => {
+    const [n, after] = this.c.writer.runNow((): [number, ConvTop | undefined] => {
       const top = convs.get(conv);
-      if (top === undefined || top.first > upTo) return 0;
+      if (top === undefined || top.first > upTo) return [0, top];
       // Collected first (offset and mid key only, not the frames): a cursor is not walked while
       // the tree under it changes.
       const gone: [offset: number, from: string | null, mid: string | null][] = [];
@@ -189,19 +253,23 @@ class LmdbLog implements ConversationLog {
       const count = top.count - gone.length;
       if (count <= 0) {
         convs.removeSync(conv);
-      } else {
-        let first = top.last;
-        for (const k of log.getKeys({ start: [conv, upTo + 1], end: [conv, MAX_OFFSET], limit: 1 })) first = k[1];
-        convs.putSync(conv, { first, last: top.last, count });
+        return [gone.length, undefined];
       }
-      return gone.length;
+      let first = top.last;
+      for (const k of log.getKeys({ start: [conv, upTo + 1], end: [conv, MAX_OFFSET], limit: 1 })) first = k[1];
+      const left: ConvTop = { first, last: top.last, count };
+      convs.putSync(conv, left);
+      return [gone.length, left];
     });
+    // Committed: the cache follows.
+    if (after === undefined) this.c.tops?.delete(conv);
+    else this.c.tops?.set(conv, { first: after.first, last: after.last, count: after.count });
     this.c.trimmed += n;
     return n;
   }
 
   findMid(conv: ConvId, from: string, mid: string): number | undefined {
-    return this.c.read('findMid', () => this.c.dbs.mids.get([conv, from, mid]));
+    return this.c.peek('findMid', () => this.c.overlay.mids.get(midKey(conv, from, mid)) ?? this.c.dbs.mids.get([conv, from, mid]));
   }
 
   conversations(afterConv: ConvId | undefined, limit: number): ConvId[] {
@@ -223,32 +291,50 @@ class LmdbPositions implements Positions {
   constructor(private readonly c: Core) {}
 
   get(account: string): AccountPositions | undefined {
-    return this.c.read('positions.get', () => {
-      const p = this.c.dbs.positions.get(account);
+    return this.c.peek('positions.get', () => {
+      const p = this.c.overlay.positions.get(account) ?? this.c.dbs.positions.get(account);
       return p === undefined ? undefined : { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode };
     });
   }
 
   set(account: string, p: AccountPositions): void {
     this.c.writable();
-    const v: AccountPositions = { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode };
-    this.c.writer.queue(() => this.c.dbs.positions.putSync(account, v));
+    const { overlay } = this.c;
+    const { positions } = this.c.dbs;
+    // Once per transaction, with the last value set.
+    if (!overlay.positions.has(account)) this.c.writer.queue(() => positions.putSync(account, overlay.positions.get(account)!));
+    overlay.positions.set(account, { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode });
   }
 
   join(account: string, conv: ConvId, since: number): void {
-    this.c.writable();
-    this.c.writer.queue(() => this.c.dbs.members.putSync([account, conv], since));
+    this.member(account, conv, since);
   }
 
   leave(account: string, conv: ConvId): void {
+    this.member(account, conv, null);
+  }
+
+  /** Queues a join (`since`) or a leave (null): written once per transaction, the last one. */
+  private member(account: string, conv: ConvId, since: number | null): void {
     this.c.writable();
-    this.c.writer.queue(() => { this.c.dbs.members.removeSync([account, conv]); });
+    const { overlay } = this.c;
+    const { members } = this.c.dbs;
+    const key = memberKey(account, conv);
+    if (!overlay.members.has(key)) {
+      this.c.writer.queue(() => {
+        const v = overlay.members.get(key)!;
+        if (v === null) members.removeSync([account, conv]);
+        else members.putSync([account, conv], v);
+      });
+    }
+    overlay.members.set(key, since);
   }
 
   membership(account: string, conv: ConvId): Membership | undefined {
-    return this.c.read('membership', () => {
-      const since = this.c.dbs.members.get([account, conv]);
-      return since === undefined ? undefined : { conv, since };
+    return this.c.peek('membership', () => {
+      const pending = this.c.overlay.members.get(memberKey(account, conv));
+      const since = pending === undefined ? this.c.dbs.members.get([account, conv]) : pending;
+      return since === undefined || since === null ? undefined : { conv, since };
     });
   }
 
@@ -267,19 +353,29 @@ class LmdbStates implements ActorStates {
   constructor(private readonly c: Core) {}
 
   get(address: string): unknown {
-    return this.c.read('states.get', () => this.c.dbs.states.get(address));
+    return this.c.peek('states.get', () => {
+      const pending = this.c.overlay.states.get(address);
+      if (pending === undefined) return this.c.dbs.states.get(address);
+      // A fresh copy each time, as from the data.
+      return pending === null ? undefined : JSON.parse(pending);
+    });
   }
 
   put(address: string, state: unknown): void {
     this.c.writable();
+    const { overlay } = this.c;
     const { states } = this.c.dbs;
-    if (state === undefined) {
-      this.c.writer.queue(() => { states.removeSync(address); });
-      return;
+    // Copied now (as JSON text): the caller may change its object before the end of the turn.
+    const text = state === undefined ? null : jsonCopy(state);
+    if (!overlay.states.has(address)) {
+      // Once per transaction, with the last state put.
+      this.c.writer.queue(() => {
+        const v = overlay.states.get(address)!;
+        if (v === null) states.removeSync(address);
+        else states.putSync(address, JSON.parse(v));
+      });
     }
-    // Copied now: the caller may change its object before the end of the turn.
-    const copy: unknown = JSON.parse(jsonCopy(state));
-    this.c.writer.queue(() => states.putSync(address, copy));
+    overlay.states.set(address, text);
   }
 
   list(prefix: string, after: string | undefined, limit: number): string[] {
@@ -309,8 +405,8 @@ export class LmdbStore implements Store {
   private readonly core: Core;
   private readonly groupSync: GroupSync | undefined;
 
-  private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs) {
-    this.core = new Core(root, dbs, () => this.afterCommit());
+  private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs, topCache: number) {
+    this.core = new Core(root, dbs, () => this.afterCommit(), topCache);
     let epoch = dbs.meta.get('epoch');
     if (typeof epoch !== 'string') {
       // First open of this environment: its epoch is made once and kept.
@@ -368,7 +464,7 @@ export class LmdbStore implements Store {
         states: root.openDB<unknown, string>({ name: 'states', encoding: 'json' }),
         meta: root.openDB<string | number, string>({ name: 'meta', encoding: 'msgpack' }),
       };
-      return new LmdbStore(envDir, opts.fsync, root, dbs);
+      return new LmdbStore(envDir, opts.fsync, root, dbs, opts.topCache ?? TOP_CACHE);
     } catch (e) {
       throw toStoreError(e, `open ${envDir}`);
     }

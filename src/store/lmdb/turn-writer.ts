@@ -2,9 +2,11 @@
  * Batches every write of an event-loop turn into one LMDB write transaction.
  *
  * Writes are queued as closures and run together in one `transactionSync` at the end of the turn
- * (setImmediate). A read first commits what is queued (`commitNow`), so it sees every earlier write
- * of this process; LMDB readers then see the committed data at once. Writes that must return
- * something computed from the data (trimming) run in the same transaction as the queue (`runNow`).
+ * (setImmediate). Point reads do not commit: the store answers them from its overlay of the
+ * queued writes (see overlay.ts) and otherwise from the committed data. A range read first
+ * commits what is queued (`commitNow`), so it sees every earlier write of this process; LMDB
+ * readers then see the committed data at once. Writes that must return something computed from
+ * the data (trimming) run in the same transaction as the queue (`runNow`).
  */
 import type { RootDatabase } from 'lmdb';
 import { logger } from '../../log';
@@ -18,17 +20,24 @@ export class TurnWriter {
   private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
   /** Set once a commit failed: the queued writes were lost, so the store takes no more. */
   failure: StoreError | undefined;
-  /** Transactions committed (for stats: one per turn with writes, plus one per read after a write). */
+  /**
+   * Transactions committed (for stats): one per turn with writes, plus one per range read or trim
+   * that found writes queued.
+   */
   commits = 0;
 
   /**
    * @param finish runs last inside every transaction (records the offset counter with the records).
    * @param onCommit runs after every successful commit (schedules the background sync).
+   * @param settled runs after every transaction, committed (`true`) or failed (`false`), before
+   *   anything else sees the outcome: the queued writes are now in the data or lost (the store
+   *   drops its overlay of them).
    */
   constructor(
     private readonly root: RootDatabase,
     private readonly finish: () => void,
     private readonly onCommit: () => void = () => undefined,
+    private readonly settled: (committed: boolean) => void = () => undefined,
   ) {}
 
   get pending(): number { return this.ops.length; }
@@ -81,11 +90,13 @@ export class TurnWriter {
         return r;
       });
       this.commits++;
+      this.settled(true);
       for (const w of waiters) w.resolve();
       this.onCommit();
       return result;
     } catch (e) {
       this.failure = toStoreError(e, 'commit');
+      this.settled(false);
       for (const w of waiters) w.reject(this.failure);
       logger({ mod: 'lmdb-store' }).error({ err: e, lost: ops.length, code: this.failure.code }, 'store commit failed; the store takes no more writes');
       throw this.failure;
