@@ -165,4 +165,28 @@ describe('actors: Backlog', () => {
     const frames = drain(new Backlog(s.log, range(s, B), mem), 32);
     expect(frames.map((f) => f.seq)).to.deep.equal(want);
   });
+
+  // BUG: src/actors/backlog.ts `open()` (the `limitedNotice(..., newest[1]!.offset, ...)` call) sets
+  // the notice's `before` to the oldest record of the bounded window, even when that record is the
+  // account's own message, which `next()` then skips (it is never delivered). `before` is then not
+  // "the offset of the oldest delivered", and since `history` treats `before` as exclusive, a client
+  // that rebuilds its timeline from the sign-in plus history paged back from `before` (a new device)
+  // never sees that record. Expected: `before` = the seq of the first frame delivered after the
+  // notice (or newest[0].offset + 1, so that paging back includes the skipped own record).
+  it.skip('the limited notice\'s `before` is the oldest record delivered, also when the window starts with the account\'s own message', () => {
+    const s = new MemoryStore();
+    const c: number[] = [];
+    for (let i = 0; i < 10; i++) c.push(groupMsg(s, G, C, i));
+    const own = groupMsg(s, G, B, 10);
+    for (let i = 11; i < 15; i++) c.push(groupMsg(s, G, C, i));
+    const frames = drain(new Backlog(s.log, range(s, B, 0, 5), [{ conv: groupConv(G), since: 0 }]));
+    const notice = frames[0]!;
+    expect(notice.msg.limited).to.equal(true);
+    const delivered = frames.slice(1).map((f) => f.seq as number);
+    expect(delivered).to.deep.equal(c.slice(-4));
+    // Sign-in plus history paged back from `before` must together cover every record of the group.
+    const older = s.log.read({ conv: groupConv(G), before: notice.msg.before, limit: 100, direction: 'backward' }).map((e) => e.offset);
+    expect([...older, ...delivered]).to.include(own);
+    expect(notice.msg.before).to.equal(delivered[0]);
+  });
 });

@@ -134,4 +134,40 @@ describe('actors: readHistory', () => {
     expect(ask(s, A, { with: B, group: G }).error).to.equal(44001);
     expect(ask(s, A, { with: B, before: 5, after: 1 }).error).to.equal(44744);
   });
+
+  it('large records: pages stop at the byte bound with more: true, and paging still gives each record once, both ways', () => {
+    const s = new MemoryStore();
+    const offs: number[] = [];
+    const big = 'x'.repeat(100 * 1024);
+    for (let i = 0; i < 40; i++) {
+      const tpl = directTemplate(A, JSON.stringify({ i, big }));
+      offs.push(s.log.append({ conv: directConv(A, B), at: i, from: A, head: tpl.head, tail: tpl.tail }).offset);
+    }
+    const back: number[] = [];
+    let before: number | undefined;
+    let pages = 0;
+    for (;;) {
+      const m = ask(s, B, { with: A, limit: 100, ...(before !== undefined ? { before } : {}) }).msg as F;
+      pages++;
+      expect(m.messages.length).to.be.greaterThan(0);
+      expect(JSON.stringify(m.messages).length).to.be.below(1.2 * 1024 * 1024);
+      back.unshift(...(m.messages as F[]).map((x) => x.seq as number));
+      expect(m.first).to.equal(m.messages[0].seq);
+      if (!m.more) break;
+      before = m.first as number;
+      if (pages > 100) throw new Error('no end');
+    }
+    expect(pages).to.be.greaterThan(1);
+    expect(back).to.deep.equal(offs);
+    const fwd: number[] = [];
+    let after = 0;
+    for (;;) {
+      const m = ask(s, B, { with: A, limit: 100, after }).msg as F;
+      fwd.push(...(m.messages as F[]).map((x) => x.seq as number));
+      expect(m.last).to.equal(m.messages.at(-1)?.seq ?? null);
+      if (!m.more) break;
+      after = m.last as number;
+    }
+    expect(fwd).to.deep.equal(offs);
+  });
 });
