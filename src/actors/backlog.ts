@@ -18,8 +18,8 @@ interface Cursor {
   /** Records not yet taken, oldest first; `buf[i]` is next. */
   buf: LogEntry[];
   i: number;
-  /** Notice to send before this conversation's first frame. */
-  notice?: string;
+  /** A group cut at the bound, still to be announced: before its first frame delivered. */
+  limited?: string;
 }
 
 export interface BacklogRange {
@@ -54,18 +54,24 @@ export class Backlog {
       const c = this.heap[0]!;
       const e = c.buf[c.i++]!;
       last = e.offset;
-      if (c.notice !== undefined) { frames.push(c.notice); delete c.notice; }
       // What the account sent itself is not delivered back to it.
-      if (e.from !== this.r.account) frames.push(renderFrame(e, this.r.account, e.offset));
-      if (c.i >= c.buf.length && !this.refill(c, e.offset)) this.pop();
-      else this.down(0);
+      if (e.from !== this.r.account) {
+        // `before` is the first record delivered: paging back from it covers every record skipped.
+        if (c.limited !== undefined) { frames.push(limitedNotice(this.r.account, c.limited, e.offset, this.r.epoch)); delete c.limited; }
+        frames.push(renderFrame(e, this.r.account, e.offset));
+      }
+      if (c.i >= c.buf.length && !this.refill(c, e.offset)) {
+        // Only the account's own records were within the bound: still say what was cut.
+        if (c.limited !== undefined) frames.push(limitedNotice(this.r.account, c.limited, e.offset + 1, this.r.epoch));
+        this.pop();
+      } else this.down(0);
     }
     return { frames, last };
   }
 
   private open(m: Membership, top: ConvTop): void {
     let after = Math.max(this.r.after, m.since - 1);
-    let notice: string | undefined;
+    let limited: string | undefined;
     // Offsets are shared by all conversations, so `last - after` bounds what is new here: most groups
     // need no look at their newest records to know they are within the bound.
     const mayExceed = top.count > this.r.groupBacklog && Math.min(this.r.upTo, top.last) - after > this.r.groupBacklog;
@@ -73,11 +79,11 @@ export class Backlog {
       const newest = this.log.read({ conv: m.conv, after, before: this.r.upTo + 1, limit: this.r.groupBacklog + 1, direction: 'backward' });
       if (newest.length > this.r.groupBacklog) {
         after = newest[0]!.offset;
-        notice = limitedNotice(this.r.account, m.conv.slice(2), newest[1]!.offset, this.r.epoch);
+        limited = m.conv.slice(2);
       }
     }
     const c: Cursor = { conv: m.conv, buf: [], i: 0 };
-    if (notice !== undefined) c.notice = notice;
+    if (limited !== undefined) c.limited = limited;
     if (this.refill(c, after)) this.push(c);
   }
 
@@ -125,7 +131,7 @@ export class Backlog {
 
 /**
  * Says that a group had more news than the sign-in delivers: `before` is the offset to page back
- * from with `history`. It is not stored and carries no `seq`.
+ * from with `history` (the first record delivered after it). It is not stored and carries no `seq`.
  */
 export function limitedNotice(account: string, group: string, before: number, epoch: string): string {
   return JSON.stringify({ type: 'notice', msg: { group, limited: true, before, epoch }, to: account, method: { act: 'limited', cat: 'group' } });

@@ -79,7 +79,11 @@ export class Delivery {
   /** Stores a post in its log (once; a resend with the same `mid` is answered, not stored again) and pushes it. */
   post(p: Post, now: number): void {
     if (p.conv === 'own') {
-      for (const account of p.to) this.deliver(account, this.append(accountConv(account), p, now), p);
+      for (const account of p.to) {
+        const conv = accountConv(account);
+        this.deliver(account, this.append(conv, p, now), p);
+        this.retention.appended(conv);
+      }
     } else {
       const dup = p.mid !== undefined && p.from !== null ? this.store.log.findMid(p.conv, p.from, p.mid) : undefined;
       if (dup !== undefined) {
