@@ -320,6 +320,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
   const drainEnd = now() + 5000;
   while (delivered < expected && now() < drainEnd) await sleep(50);
   let disk: Record<string, number> = {};
+  const tSent = now();
   if (a.dataDir !== undefined) {
     // Let the server finish its writes (background sync, batched positions, journal timers).
     await sleep(1500);
@@ -328,6 +329,8 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
     disk = {
       'disk write B/msg': sent > 0 ? (io1 - io0) / sent : NaN,
       'data dir growth B/msg': sent > 0 ? (du1 - du0) / sent : NaN,
+      // Per second of sending (warm-up, window and drain; not the settling pause).
+      'disk write KB/s': (io1 - io0) / 1024 / Math.max(0.001, (tSent - t0) / 1000),
       'msgs sent (all)': sent,
     };
   }
