@@ -10,7 +10,7 @@
  *   node dist/bench/run.js --scenario pairs|fanout|openloop|capacity|signin|offline [--workers 1,2,4]
  *       [--pairs 500] [--group 20,200,2000] [--clients 2000] [--window W] [--rate R] [--target 19000]
  *       [--count 2000] [--recipients 1000] [--per 10] [--duration 6] [--warmup 2] [--write]
- *   node dist/bench/run.js --scenario fanout-away [--group 20,200,2000] [--old ../old/dist/src/main.js]
+ *   node dist/bench/run.js --scenario fanout-away [--group 20,200,2000] [--old ../old/dist/src/main.js] [--rate R]
  *       fan-out with half of every group's members away (never signed in): deliveries/s and the disk
  *       written per group message, for the floor, this build and (with --old) another build, in one run.
  *       Same as `npm run bench -- --only fanout-away`.
@@ -166,8 +166,11 @@ async function fanoutAway(group: number): Promise<Block> {
       cols.push({ name: `old w${defaultWorkers}`, spec: { kind: 'service', workers: defaultWorkers, auth: 'open', extra: [...serviceArgs, ...extra], main: oldMain } });
     }
   }
-  return measureBlock(`fanout-away group ${group} (${groups} group${groups > 1 ? 's' : ''}, ${Math.ceil(group / 2)} of each online, closed loop, window ${window}/group)`,
-    cols, (t) => driver.flow(t, { mode: 'fanout', group, clients, duration, warmup, window, rate: 0, away: true }));
+  // --rate R: open loop at R group messages/s in all, so that every group size writes at the same message rate.
+  const rate = flagNum(flags, 'rate', 0);
+  const loop = rate > 0 ? `open loop at ${fmt(rate)} group msgs/s` : `closed loop, window ${window}/group`;
+  return measureBlock(`fanout-away group ${group} (${groups} group${groups > 1 ? 's' : ''}, ${Math.ceil(group / 2)} of each online, ${loop})`,
+    cols, (t) => driver.flow(t, { mode: 'fanout', group, clients, duration, warmup, window, rate, away: true }));
 }
 
 async function openloop(rate: number): Promise<Block> {
