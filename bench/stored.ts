@@ -23,6 +23,7 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as http from 'node:http';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LmdbStore } from '../src/store/lmdb/lmdb-store';
@@ -130,15 +131,30 @@ async function build(dir: string, convs: Conv[]): Promise<{ ms: number; records:
 
 // ---- the server ----
 
-interface Mem { anon: number; file: number; shmem: number; hwm: number }
+interface Mem { anon: number; file: number; shmem: number; hwm: number; heap: number }
 
-function memOf(pid: number): Mem {
-  const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(s)?.[1] ?? NaN) * 1024;
-  return { anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem'), hwm: kb('VmHWM') };
+/** V8 heap in use on the server's main thread, from its status endpoint (NaN when unreachable). */
+function heapUsed(statusPort: number): Promise<number> {
+  return new Promise((resolve) => {
+    const req = http.get({ host: '127.0.0.1', port: statusPort, path: '/metrics', timeout: 5000 }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { body += d; });
+      res.on('end', () => resolve(Number(/^imgc_process_heap_used_bytes (\d+)/m.exec(body)?.[1] ?? NaN)));
+    });
+    req.on('error', () => resolve(NaN));
+    req.on('timeout', () => { req.destroy(); resolve(NaN); });
+  });
 }
 
-interface Server { child: ChildProcess; url: string; pid: number; startMs: number }
+async function memOf(s: Server): Promise<Mem> {
+  const heap = await heapUsed(s.statusPort);
+  const t = fs.readFileSync(`/proc/${s.pid}/status`, 'utf8');
+  const kb = (k: string): number => Number(new RegExp(`${k}:\\s+(\\d+) kB`).exec(t)?.[1] ?? NaN) * 1024;
+  return { anon: kb('RssAnon'), file: kb('RssFile'), shmem: kb('RssShmem'), hwm: kb('VmHWM'), heap };
+}
+
+interface Server { child: ChildProcess; url: string; pid: number; startMs: number; statusPort: number }
 
 let port = 22000 + (process.pid % 40) * 50;
 
@@ -153,11 +169,12 @@ function firstFrame(url: string): Promise<boolean> {
 
 async function start(data: string, logFile: string): Promise<Server> {
   const p = port++;
+  const statusPort = p + 5000;
   const url = `ws://127.0.0.1:${p}`;
   const log = fs.openSync(logFile, 'a');
   const t0 = now();
   const child = spawn(process.execPath, [SERVICE_MAIN, '--port', String(p), '--host', '127.0.0.1', '--auth', 'open',
-    '--status-port', '0', '--workers', '2', '--data', data, '--shutdown-ms', '60000'],
+    '--status-port', String(statusPort), '--status-host', '127.0.0.1', '--workers', '2', '--data', data, '--shutdown-ms', '60000'],
   { stdio: ['ignore', log, log], env: { ...process.env, IMGC_LOG_LEVEL: 'warn' } });
   fs.closeSync(log);
   track(child);
@@ -168,7 +185,7 @@ async function start(data: string, logFile: string): Promise<Server> {
     if (now() > deadline) { child.kill('SIGKILL'); throw new Error('server not ready in 10 minutes'); }
     await sleep(20);
   }
-  return { child, url, pid: child.pid!, startMs: now() - t0 };
+  return { child, url, pid: child.pid!, startMs: now() - t0, statusPort };
 }
 
 async function stop(s: Server): Promise<number> {
@@ -214,7 +231,10 @@ interface Measured {
   history: Latency;
   historyMsgs: number;
   historyErrors: number;
+  memProbes: Mem;
+  memSignins: Mem;
   memAfter: Mem;
+  memIdle: Mem;
   stopMs: number;
   restartMs: number;
   memRestart: Mem;
@@ -223,7 +243,7 @@ interface Measured {
 async function measure(data: string, logFile: string, expectBacklog: number, lay: ReturnType<typeof layout>): Promise<Measured> {
   const s = await start(data, logFile);
   await sleep(2000);
-  const memStart = memOf(s.pid);
+  const memStart = await memOf(s);
   say(`  started in ${fmt(s.startMs)} ms; RssAnon ${fmt(memStart.anon / 2 ** 20)} MiB, RssFile ${fmt(memStart.file / 2 ** 20)} MiB`);
 
   // Probe accounts, one at a time: active → last backlog frame.
@@ -237,6 +257,8 @@ async function measure(data: string, logFile: string, expectBacklog: number, lay
     probeFrames += r.got;
     await closeAll([r.client]);
   }
+  await sleep(500);
+  const memProbes = await memOf(s);
   say(`  probes: ${fmt(probeFrames)} backlog frames, active→last p50 ${fmt(probeTotal.summary().p50)} ms`);
 
   // Regular accounts, 50 at a time, each reading its whole backlog (about 10 × messages per conversation / 2).
@@ -262,6 +284,7 @@ async function measure(data: string, logFile: string, expectBacklog: number, lay
   let last = -1;
   while (frames !== last) { last = frames; await sleep(500); }
   const signinMs = now() - t0;
+  const memSignins = await memOf(s);
   say(`  ${fmt(held.length)} sign-ins with ${fmt(frames)} backlog frames in ${fmt(signinMs)} ms`);
 
   // History pages of limit 50 over many conversations, one request at a time.
@@ -312,16 +335,21 @@ async function measure(data: string, logFile: string, expectBacklog: number, lay
   }
   say(`  ${fmt(history.count)} history pages (${fmt(historyMsgs)} messages), p50 ${fmt(history.summary().p50)} ms, p99 ${fmt(history.summary().p99)} ms`);
   await sleep(1000);
-  const memAfter = memOf(s.pid);
+  const memAfter = await memOf(s);
   await closeAll(held);
+  // Connections closed, nothing to do for a while: what the server keeps.
+  await sleep(5000);
+  const memIdle = await memOf(s);
+  say(`  RssAnon MiB: start ${mib(memStart.anon)}, after probes ${mib(memProbes.anon)}, after sign-ins ${mib(memSignins.anon)}, after history ${mib(memAfter.anon)}, idle ${mib(memIdle.anon)}`);
+  say(`  V8 heap used MiB: start ${mib(memStart.heap)}, after probes ${mib(memProbes.heap)}, after sign-ins ${mib(memSignins.heap)}, after history ${mib(memAfter.heap)}, idle ${mib(memIdle.heap)}`);
   const stopMs = await stop(s);
   const again = await start(data, logFile);
   await sleep(2000);
-  const memRestart = memOf(again.pid);
+  const memRestart = await memOf(again);
   await stop(again);
   return {
     startMs: s.startMs, memStart, probeTotal, probeFirst, probeFrames, signinMs, signinFrames: frames, signinFailed: failed + (n - held.length - failed),
-    history, historyMsgs, historyErrors, memAfter, stopMs, restartMs: again.startMs, memRestart,
+    history, historyMsgs, historyErrors, memProbes, memSignins, memAfter, memIdle, stopMs, restartMs: again.startMs, memRestart,
   };
 }
 
@@ -346,7 +374,13 @@ async function main(): Promise<void> {
   const lay = layout();
   const given = flags.get('data');
   if (given !== undefined && fs.existsSync(path.join(given, 'store'))) {
-    say(`reusing ${given}: sign-ins of an earlier measurement moved positions, so backlogs there are smaller than built`);
+    // An earlier measurement moved the delivered offsets of the accounts it signed in: put them back
+    // to none (as built), so that their backlogs are whole again.
+    const st = LmdbStore.open({ dir: given, fsync: 'off' });
+    const n = Math.min(SIGNINS, lay.regular.length);
+    for (const acc of [...lay.probes, ...lay.regular.slice(0, n)]) st.positions.set(acc, { delivered: 0, acked: 0, ackMode: false });
+    await st.close();
+    say(`reusing ${given}: positions of the ${PROBES + n} accounts signed in here reset to 0`);
   }
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'imgc-stored-'));
   const data = given ?? path.join(root, 'data');
@@ -385,8 +419,15 @@ async function main(): Promise<void> {
     row('history page (limit 50) p50 (ms)', e.history.summary().p50, f.history.summary().p50, ms);
     row('history page (limit 50) p99 (ms)', e.history.summary().p99, f.history.summary().p99, ms);
     row('  messages in the pages', e.historyMsgs, f.historyMsgs, fmt);
+    row('RssAnon after the probes\' sign-ins (MiB)', e.memProbes.anon, f.memProbes.anon, mib);
+    row(`RssAnon after the ${fmt(SIGNINS)} sign-ins, backlogs drained, connections open (MiB)`, e.memSignins.anon, f.memSignins.anon, mib);
     row('RssAnon after sign-ins and history (MiB)', e.memAfter.anon, f.memAfter.anon, mib);
     row('RssFile after sign-ins and history (MiB)', e.memAfter.file, f.memAfter.file, mib);
+    row('RssAnon 5 s after the connections closed (MiB)', e.memIdle.anon, f.memIdle.anon, mib);
+    row('RssFile 5 s after the connections closed (MiB)', e.memIdle.file, f.memIdle.file, mib);
+    row('V8 heap used (main thread) after start (MiB)', e.memStart.heap, f.memStart.heap, mib);
+    row('V8 heap used (main thread) after sign-ins and history (MiB)', e.memAfter.heap, f.memAfter.heap, mib);
+    row('V8 heap used (main thread) 5 s after the connections closed (MiB)', e.memIdle.heap, f.memIdle.heap, mib);
     row('peak RSS, VmHWM (MiB)', e.memAfter.hwm, f.memAfter.hwm, mib);
     row('graceful stop (ms)', e.stopMs, f.stopMs, ms);
     row('restart, spawn → first frame (ms)', e.restartMs, f.restartMs, ms);
@@ -397,6 +438,7 @@ async function main(): Promise<void> {
     if (f.historyErrors > 0 || e.historyErrors > 0) problems.push(`history errors or timeouts: empty ${e.historyErrors}, stored ${f.historyErrors}`);
     if (f.signinFailed > 0 || e.signinFailed > 0) problems.push(`failed sign-ins: empty ${e.signinFailed}, stored ${f.signinFailed}`);
     const anonRatio = f.memAfter.anon / e.memAfter.anon;
+    const idleRatio = f.memIdle.anon / e.memIdle.anon;
 
     const cmd = `node dist/bench/stored.js ${process.argv.slice(2).filter((a, i, all) => a !== '--data' && all[i - 1] !== '--data' && a !== '--keep').join(' ')}`.trim();
     const md = [
@@ -414,7 +456,9 @@ async function main(): Promise<void> {
       ...rows.map((r) => `| ${r.join(' | ')} |`),
       '',
       `- RssAnon (the server's own memory) with the stored messages is **${anonRatio.toFixed(2)}× the empty server's** after the`,
-      `  sign-ins and history (target ≤ 1.5×: ${anonRatio <= 1.5 ? 'met' : 'NOT met'}). RssFile is pages of the memory-mapped database file: shared,`,
+      `  sign-ins and history (target ≤ 1.5×: ${anonRatio <= 1.5 ? 'met' : 'NOT met'}), ${idleRatio.toFixed(2)}× once the connections closed, and`,
+      `  ${(f.memStart.anon / e.memStart.anon).toFixed(2)}× after start. The empty server delivered no backlog: part of the difference is the work of`,
+      `  delivering ${fmt(f.signinFrames + f.probeFrames)} backlog frames, not the stored data. RssFile is pages of the memory-mapped database file: shared,`,
       '  clean, dropped by the kernel under pressure.',
       '- Sign-in backlog: each probe account signs in alone; the time runs from sending `active` to the last of its',
       '  backlog frames (the empty server sends none: its figure is active → Welcome).',
