@@ -79,6 +79,10 @@ function columnsFor(workers: number[], auth: 'open' | 'signed', extra?: string[]
       const spec: ServerSpec = vsFloor ? { kind: 'floor', workers: w, auth } : { kind: 'service', workers: w, auth, extra: [...serviceArgs, ...(extra ?? [])] };
       cols.push({ name: vsFloor ? `floor#${w}` : describe({ ...spec, extra: undefined }), spec });
     }
+    // --old: the other build in the same run, at the default worker count.
+    if (oldMain !== undefined && !vsFloor) {
+      cols.push({ name: `old w${defaultWorkers}`, spec: { kind: 'service', workers: defaultWorkers, auth, extra: [...serviceArgs, ...(extra ?? []), '--status-port', '0'], main: oldMain } });
+    }
   }
   return cols;
 }
