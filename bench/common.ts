@@ -88,6 +88,41 @@ export function rssBytes(pid: number): number {
   }
 }
 
+/** write_bytes of /proc/<pid>/io: bytes the process caused to be sent to storage (NaN when unreadable). */
+export function writeBytes(pid: number): number {
+  try {
+    const m = /write_bytes:\s+(\d+)/.exec(fs.readFileSync(`/proc/${pid}/io`, 'utf8'));
+    return m ? Number(m[1]) : NaN;
+  } catch {
+    return NaN;
+  }
+}
+
+/** Allocated bytes under a directory (`du -sb` semantics on blocks: st_blocks × 512), NaN when missing. */
+export function dirBytes(dir: string): number {
+  let n = 0;
+  let entries: fs.Dirent[];
+  try {
+    entries = fs.readdirSync(dir, { withFileTypes: true });
+  } catch {
+    return NaN;
+  }
+  for (const e of entries) {
+    const f = `${dir}/${e.name}`;
+    if (e.isDirectory()) {
+      const d = dirBytes(f);
+      if (Number.isFinite(d)) n += d;
+    } else {
+      try {
+        n += fs.statSync(f).blocks * 512;
+      } catch {
+        // raced with a removal
+      }
+    }
+  }
+  return n;
+}
+
 /** The process and all its descendants (the service may fork helpers; threads are already counted). */
 export function processTree(root: number): number[] {
   const children = new Map<number, number[]>();

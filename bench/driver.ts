@@ -82,6 +82,8 @@ export interface Target {
   url: string;
   pid: number;
   label: string;
+  /** The server's data directory (service only), for the disk figures of `fanout-away`. */
+  dataDir?: string;
 }
 
 async function oneAgent<T>(op: string, args: unknown, timeoutMs: number): Promise<T> {
@@ -103,6 +105,8 @@ export interface FlowOpts {
   warmup: number;
   window: number;
   rate: number;
+  /** Fan-out with half of every group's members away (never signed in). */
+  away?: boolean;
 }
 
 export function flow(t: Target, o: FlowOpts): Promise<RunResult> {
@@ -111,6 +115,7 @@ export function flow(t: Target, o: FlowOpts): Promise<RunResult> {
     url: t.url, serverPid: t.pid, label: t.label, mode: o.mode,
     pairs: o.pairs ?? 500, group, groups: Math.max(1, Math.floor((o.clients ?? 2000) / group)),
     duration: o.duration, warmup: o.warmup, window: o.window, rate: o.rate,
+    ...(o.away ? { away: true } : {}), ...(o.away && t.dataDir !== undefined ? { dataDir: t.dataDir } : {}),
   };
   return oneAgent<RunResult>('flow', args, (o.duration + o.warmup) * 1000 + 180_000);
 }

@@ -14,7 +14,7 @@ import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
 import { closeAll, counters, readMark, signIn, signInMany, type BenchClient, type Signer } from './clients';
-import { now, openAccount, ProcWatch, SelfCpu, sleep } from './common';
+import { dirBytes, now, openAccount, ProcWatch, SelfCpu, sleep, writeBytes } from './common';
 import { Latency, type RunResult } from './stats';
 
 export interface Common {
@@ -35,6 +35,13 @@ export interface FlowArgs extends Common {
   window: number;
   /** Open loop when > 0: offered messages/s in total, on a timetable. */
   rate: number;
+  /**
+   * Fan-out with half the members away: only members at even positions of each group sign in
+   * (the creator, position 0, among them); the others are members that never connect.
+   */
+  away?: boolean;
+  /** The server's data directory: its growth per message is reported when given. */
+  dataDir?: string;
 }
 
 export interface SigninArgs extends Common {
@@ -128,6 +135,8 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
   const open = a.rate > 0;
   const n = a.mode === 'pairs' ? a.pairs * 2 : a.group * a.groups;
   const accs = Array.from({ length: n }, (_, i) => openAccount(`${a.label}/${a.mode}`, i));
+  // Away members (odd positions within their group) are listed in the group but never sign in.
+  const isAway = (i: number): boolean => a.mode === 'fanout' && a.away === true && (i % a.group) % 2 === 1;
   const lat = new Latency();
   const streams: Stream[] = [];
   let sending = false;
@@ -194,9 +203,13 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
     }
   };
 
-  const signed = await signInMany(a.url, accs, handler, { concurrency: SIGNIN_CONCURRENCY, deadlineMs: 120_000 });
+  const onlineIdx = accs.map((_, i) => i).filter((i) => !isAway(i));
+  const signed = await signInMany(a.url, onlineIdx.map((i) => accs[i]), handler, { concurrency: SIGNIN_CONCURRENCY, deadlineMs: 120_000 });
   const byIdx = new Map<number, BenchClient>();
-  for (const c of signed.clients) byIdx.set(c.idx, c);
+  for (const c of signed.clients) {
+    c.idx = onlineIdx[c.idx];
+    byIdx.set(c.idx, c);
+  }
   if (signed.failed > 0) notes.push(`${signed.failed} sign-ins failed (${signed.firstError})`);
 
   if (a.mode === 'pairs') {
@@ -233,6 +246,10 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
 
   const watch = new ProcWatch(a.serverPid);
   const self = new SelfCpu();
+  // Disk: bytes the server process caused to be written, and the data directory's growth, over
+  // the whole sending (warm-up included), per message sent.
+  const io0 = writeBytes(a.serverPid);
+  const du0 = a.dataDir ? dirBytes(a.dataDir) : NaN;
   sending = true;
   const t0 = now() + 5;
   if (open) {
@@ -302,6 +319,21 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
   // Drain: wait for what is in flight, bounded.
   const drainEnd = now() + 5000;
   while (delivered < expected && now() < drainEnd) await sleep(50);
+  let disk: Record<string, number> = {};
+  const tSent = now();
+  if (a.dataDir !== undefined) {
+    // Let the server finish its writes (background sync, batched positions, journal timers).
+    await sleep(1500);
+    const io1 = writeBytes(a.serverPid);
+    const du1 = dirBytes(a.dataDir);
+    disk = {
+      'disk write B/msg': sent > 0 ? (io1 - io0) / sent : NaN,
+      'data dir growth B/msg': sent > 0 ? (du1 - du0) / sent : NaN,
+      // Per second of sending (warm-up, window and drain; not the settling pause).
+      'disk write KB/s': (io1 - io0) / 1024 / Math.max(0.001, (tSent - t0) / 1000),
+      'msgs sent (all)': sent,
+    };
+  }
   const s = lat.summary();
   await closeAll(signed.clients);
   const ef = errorFigures();
@@ -325,6 +357,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
       'other CPU %': Math.max(0, res.machinePct - res.cpuPct - selfPct),
       lost: lostWin,
       errors: ef.errors,
+      ...disk,
     },
     notes: [...notes, ...ef.notes],
   };

@@ -10,6 +10,10 @@
  *   node dist/bench/run.js --scenario pairs|fanout|openloop|capacity|signin|offline [--workers 1,2,4]
  *       [--pairs 500] [--group 20,200,2000] [--clients 2000] [--window W] [--rate R] [--target 19000]
  *       [--count 2000] [--recipients 1000] [--per 10] [--duration 6] [--warmup 2] [--write]
+ *   node dist/bench/run.js --scenario fanout-away [--group 20,200,2000] [--old ../old/dist/src/main.js] [--rate R]
+ *       fan-out with half of every group's members away (never signed in): deliveries/s and the disk
+ *       written per group message, for the floor, this build and (with --old) another build, in one run.
+ *       Same as `npm run bench -- --only fanout-away`.
  */
 import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -23,8 +27,10 @@ import { fmt, type RunResult } from './stats';
 const ROOT = path.resolve(__dirname, '..', '..');
 const flags = parseFlags(process.argv.slice(2));
 const only = flags.get('only');
+/** Another build's dist/src/main.js, measured in its own column (fanout-away). */
+const oldMain = flags.get('old');
 const vsFloor = flags.has('vs-floor');
-const single = flags.get('scenario');
+const single = flags.get('scenario') ?? (only === 'fanout-away' ? 'fanout-away' : undefined);
 const duration = flagNum(flags, 'duration', 6);
 const warmup = flagNum(flags, 'warmup', 2);
 const workerList = (flags.get('workers') ?? '1,2,4').split(',').map(Number).filter((n) => n > 0);
@@ -43,6 +49,10 @@ setTimeout(() => {
 const serviceBuilt = fs.existsSync(SERVICE_MAIN);
 const runFloor = only !== 'service';
 const runService = only !== 'floor' && (serviceBuilt || vsFloor);
+if (oldMain !== undefined && !fs.existsSync(oldMain)) {
+  process.stdout.write(`--old ${oldMain}: no such file\n`);
+  process.exit(2);
+}
 
 interface Column {
   name: string;
@@ -69,6 +79,10 @@ function columnsFor(workers: number[], auth: 'open' | 'signed', extra?: string[]
       const spec: ServerSpec = vsFloor ? { kind: 'floor', workers: w, auth } : { kind: 'service', workers: w, auth, extra: [...serviceArgs, ...(extra ?? [])] };
       cols.push({ name: vsFloor ? `floor#${w}` : describe({ ...spec, extra: undefined }), spec });
     }
+    // --old: the other build in the same run, at the default worker count.
+    if (oldMain !== undefined && !vsFloor) {
+      cols.push({ name: `old w${defaultWorkers}`, spec: { kind: 'service', workers: defaultWorkers, auth, extra: [...serviceArgs, ...(extra ?? []), '--status-port', '0'], main: oldMain } });
+    }
   }
   return cols;
 }
@@ -83,7 +97,7 @@ async function measureBlock(title: string, cols: Column[], measure: (t: driver.T
     let server;
     try {
       server = await startServer(col.spec);
-      r = await measure({ url: server.url, pid: server.pid, label: `r${++label}` });
+      r = await measure({ url: server.url, pid: server.pid, label: `r${++label}`, dataDir: server.dataDir });
       if (server.child.exitCode !== null || server.child.signalCode !== null) {
         r.notes.push(`server exited during the run: ${readTail(server.logPath, 300)}`);
       } else if ((r.figures.errors ?? 0) > 0) {
@@ -136,6 +150,31 @@ async function fanout(group: number): Promise<Block> {
     b.targets.push({ figure: 'deliveries/s, CPU-normalized', check: (v, fl) => v >= 0.8 * fl, text: '≥ 0.8× floor' });
   }
   return b;
+}
+
+/**
+ * Fan-out with half of every group's members away: the away half never signs in, so everything
+ * they miss is stored. The disk figures show what one group message costs on disk.
+ */
+async function fanoutAway(group: number): Promise<Block> {
+  const clients = flagNum(flags, 'clients', 2000);
+  const groups = Math.max(1, Math.floor(clients / group));
+  const window = flagNum(flags, 'window', 16);
+  const frame = group * 52 + 200;
+  const extra = [...(frame > 60 * 1024 ? ['--max-frame', String(2 ** Math.ceil(Math.log2(frame * 2)))] : []), '--status-port', '0'];
+  const cols: Column[] = [];
+  if (runFloor) cols.push({ name: 'floor', spec: { kind: 'floor', workers: 1, auth: 'open' } });
+  if (runService) {
+    cols.push({ name: `service w${defaultWorkers}`, spec: { kind: 'service', workers: defaultWorkers, auth: 'open', extra: [...serviceArgs, ...extra] } });
+    if (oldMain !== undefined) {
+      cols.push({ name: `old w${defaultWorkers}`, spec: { kind: 'service', workers: defaultWorkers, auth: 'open', extra: [...serviceArgs, ...extra], main: oldMain } });
+    }
+  }
+  // --rate R: open loop at R group messages/s in all, so that every group size writes at the same message rate.
+  const rate = flagNum(flags, 'rate', 0);
+  const loop = rate > 0 ? `open loop at ${fmt(rate)} group msgs/s` : `closed loop, window ${window}/group`;
+  return measureBlock(`fanout-away group ${group} (${groups} group${groups > 1 ? 's' : ''}, ${Math.ceil(group / 2)} of each online, ${loop})`,
+    cols, (t) => driver.flow(t, { mode: 'fanout', group, clients, duration, warmup, window, rate, away: true }));
 }
 
 async function openloop(rate: number): Promise<Block> {
@@ -311,6 +350,7 @@ async function main(): Promise<void> {
     switch (single) {
       case 'pairs': await pairs(); break;
       case 'fanout': for (const g of (flags.get('group') ?? '20,200,2000').split(',').map(Number)) await fanout(g); break;
+      case 'fanout-away': for (const g of (flags.get('group') ?? '20,200,2000').split(',').map(Number)) await fanoutAway(g); break;
       case 'openloop': {
         let rate = flagNum(flags, 'rate', 0);
         if (rate <= 0) {

@@ -19,6 +19,10 @@ export interface ServerSpec {
   auth: 'open' | 'signed';
   /** Extra service flags (e.g. --max-frame for a 2000-member create). */
   extra?: string[];
+  /** Another build's main.js (e.g. the previous version, for same-run comparisons); default this build's. */
+  main?: string;
+  /** Column name for `main` (default `old`). */
+  mainName?: string;
 }
 
 export interface Running {
@@ -27,7 +31,10 @@ export interface Running {
   pid: number;
   url: string;
   child: ChildProcess;
+  /** The service's data directory (`<root>/data`); the root itself for the floor. */
   dataDir: string;
+  /** The temporary directory holding the data directory and the log, removed at stop. */
+  rootDir: string;
   logPath: string;
 }
 
@@ -118,14 +125,15 @@ export async function startServer(spec: ServerSpec, readyTimeoutMs = 30_000): Pr
   } else {
     const data = path.join(dataDir, 'data');
     fs.mkdirSync(data);
-    child = spawn(process.execPath, [SERVICE_MAIN, '--port', String(port), '--host', '127.0.0.1', '--auth', spec.auth,
+    child = spawn(process.execPath, [spec.main ?? SERVICE_MAIN, '--port', String(port), '--host', '127.0.0.1', '--auth', spec.auth,
       '--workers', String(spec.workers), '--data', data, ...(spec.extra ?? [])],
     { stdio: ['ignore', log, log], env: { ...process.env, IMGC_LOG_LEVEL: 'warn' } });
   }
   fs.closeSync(log);
   track(child);
   const url = `ws://127.0.0.1:${port}`;
-  const running: Running = { spec, port, pid: child.pid ?? -1, url, child, dataDir, logPath };
+  const dataSub = path.join(dataDir, 'data');
+  const running: Running = { spec, port, pid: child.pid ?? -1, url, child, dataDir: fs.existsSync(dataSub) ? dataSub : dataDir, rootDir: dataDir, logPath };
   let exited = false;
   child.once('exit', () => {
     exited = true;
@@ -161,12 +169,13 @@ export async function stopServer(r: Running): Promise<void> {
     await Promise.race([gone, sleep(2000)]);
   }
   try {
-    fs.rmSync(r.dataDir, { recursive: true, force: true });
+    fs.rmSync(r.rootDir, { recursive: true, force: true });
   } catch {
     // leave it
   }
 }
 
 export function describe(spec: ServerSpec): string {
+  if (spec.kind === 'service' && spec.main !== undefined) return `${spec.mainName ?? 'old'} w${spec.workers}`;
   return spec.kind === 'floor' ? 'floor' : `service w${spec.workers}${spec.auth === 'signed' ? ' signed' : ''}${spec.extra?.length ? ` ${spec.extra.join(' ')}` : ''}`;
 }
