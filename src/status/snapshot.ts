@@ -20,6 +20,9 @@ export interface WorkerStatus {
   groups: number | null;
   /** Mailbox items handled since this worker started (a counter; restarts from 0 with the worker). */
   processed: number | null;
+  /** Groups answering an error because their stored state or a decision failed, and their ids (the first few). */
+  brokenGroups?: number | null;
+  broken?: string[];
   /** Journal and checkpoint state as the shard's store reports it. */
 }
 
@@ -35,7 +38,9 @@ export interface StatusSnapshot {
   ready: boolean;
   connections: number;
   accounts: number;
-  groups: { resident: number };
+  groups: { resident: number; broken?: number };
+  /** Requests refused as poison: being processed at two crashes of their worker in a row. */
+  poisonRequests?: number;
   /**
    * The delivery actor (appends, pushes, backlogs being read, retention trims) and its store
    * (backend, epoch, last offset, bytes on disk).
@@ -141,10 +146,11 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
       responsive: s !== undefined,
       groups: s ? s.groups : null,
       processed: s ? s.processed : null,
+      brokenGroups: s ? s.brokenGroups ?? 0 : null, broken: s?.broken ?? [],
     };
   });
-  let resident = 0;
-  for (const s of stats) if (s) resident += s.groups;
+  let resident = 0, broken = 0;
+  for (const s of stats) if (s) { resident += s.groups; broken += s.brokenGroups ?? 0; }
   const c = source.counters;
   const mem = process.memoryUsage();
   const chain = source.chainState?.() ?? null;
@@ -159,7 +165,8 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     ready: isReady(source),
     connections: source.connections,
     accounts: source.registry.accountCount,
-    groups: { resident },
+    groups: { resident, broken },
+    poisonRequests: c.poison ?? 0,
     delivery: source.deliveryState?.() ?? null,
     messages: {
       inTotal: c.framesIn,
