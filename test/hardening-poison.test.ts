@@ -89,7 +89,7 @@ describe('hardening: poison requests and broken groups', function () {
 
     // /status names it on its worker and in the total; /metrics has the figures.
     const st = await getJson(`${srv.statusUrl!}/status`);
-    expect(st.groups.broken).to.equal(1);
+    expect(st.brokenGroups).to.equal(1);
     const w = workerOf(groupAddress(bad), 16, 2);
     expect(st.workers[w].brokenGroups).to.equal(1);
     expect(st.workers[w].broken).to.deep.equal([bad]);

@@ -106,7 +106,7 @@ export function renderMetrics(s: StatusSnapshot): string {
   x.add('imgc_connections', 'gauge', 'Open WebSocket connections.', s.connections);
   x.add('imgc_accounts_signed_in', 'gauge', 'Distinct accounts signed in on at least one connection.', s.accounts);
   x.add('imgc_groups_resident', 'gauge', 'Groups held in worker memory.', s.groups.resident);
-  x.add('imgc_groups_broken', 'gauge', 'Groups answering an error because their stored state or a decision failed.', s.groups.broken);
+  x.add('imgc_groups_broken', 'gauge', 'Groups answering an error because their stored state or a decision failed.', s.brokenGroups);
   x.add('imgc_poison_requests_total', 'counter', 'Requests refused because they were being processed at two worker crashes in a row.', s.poisonRequests);
   x.add('imgc_frames_in_total', 'counter', 'Frames received from clients.', s.messages.inTotal);
   x.add('imgc_frames_out_total', 'counter', 'Frames written to client sockets.', s.messages.outTotal);

@@ -38,7 +38,9 @@ export interface StatusSnapshot {
   ready: boolean;
   connections: number;
   accounts: number;
-  groups: { resident: number; broken?: number };
+  groups: { resident: number };
+  /** Groups answering an error (bad stored state or a failed decision), over every worker that answered. */
+  brokenGroups?: number;
   /** Requests refused as poison: being processed at two crashes of their worker in a row. */
   poisonRequests?: number;
   /**
@@ -165,7 +167,8 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     ready: isReady(source),
     connections: source.connections,
     accounts: source.registry.accountCount,
-    groups: { resident, broken },
+    groups: { resident },
+    brokenGroups: broken,
     poisonRequests: c.poison ?? 0,
     delivery: source.deliveryState?.() ?? null,
     messages: {
