@@ -14,13 +14,24 @@ export interface Origin {
 }
 
 /** main → shard: a request for a group actor (address `group:<id>`). */
-export interface GroupCall { t: 'group'; id: string; origin: Origin; now: number }
+export interface GroupCall {
+  t: 'group';
+  id: string;
+  origin: Origin;
+  now: number;
+  /** Crashes of its shard this call was in flight at (set by the supervisor when it replays it). */
+  crashes?: number;
+}
 
 /** main → shard: control messages of the supervisor. */
 export interface Control { t: 'control'; op: 'stats' | 'crash' | 'shutdown' }
 
-/** main → shard: an actor's stored state, asked for with `Load` (undefined: none). */
-export interface Loaded { t: 'loaded'; address: string; state: unknown }
+/**
+ * main → shard: an actor's stored state, asked for with `Load` (undefined: none), with the calls
+ * that wait for it: they travel with the state, so they are in flight (and handed back if the
+ * shard dies deciding them) until the shard has decided them.
+ */
+export interface Loaded { t: 'loaded'; address: string; state: unknown; calls: GroupCall[] }
 
 /** A transfer as the chain watcher saw it; the amount is a decimal string of base units (bigint on the wire would not clone into JSON). */
 export interface TransferData { from: string; to: string; amount: string; blockNumber: number; blockHash: string; eventIndex: number }
@@ -69,14 +80,18 @@ export interface Post {
  */
 export interface StateOut { t: 'state'; address: string; state: unknown; conv?: ConvId; joined?: string[]; left?: string[] }
 
-/** shard → main: an actor's state is wanted (it is not resident); answered with `Loaded`. */
-export interface Load { t: 'load'; address: string }
+/** shard → main: an actor's state is wanted (it is not resident); answered with `Loaded`, carrying `calls` back. */
+export interface Load { t: 'load'; address: string; calls: GroupCall[] }
 
 export interface ShardStats {
   t: 'stats';
   /** Resident group actors. */
   groups: number;
   processed: number;
+  /** Groups whose stored state or decision failed: they answer an error until retried. */
+  brokenGroups?: number;
+  /** Their ids (the first few). */
+  broken?: string[];
 }
 
 /** shard → main: the verification actor's cursor, so the chain watcher resumes after it. */

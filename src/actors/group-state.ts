@@ -91,3 +91,23 @@ export function newGroupRecord(id: string, members: string[], founder: string, n
     nick: '',
   };
 }
+
+const isStrings = (x: unknown): x is string[] => Array.isArray(x) && x.every((a) => typeof a === 'string');
+const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x);
+
+/**
+ * A cheap check that a stored state is a group record the decisions can work with (what a
+ * decision reads: ids, member and block lists, the manager, the permits and the announcement).
+ * Returns what is wrong, or undefined when it is well formed.
+ */
+export function groupRecordFault(x: unknown, id: string): string | undefined {
+  if (!isObject(x)) return 'not an object';
+  if (x.id !== id) return 'id does not match its address';
+  if (!isStrings(x.group)) return '"group" is not a list of accounts';
+  if (typeof x.manager !== 'string') return '"manager" is not a string';
+  if (!isStrings(x.block)) return '"block" is not a list of accounts';
+  if (!isObject(x.permit) || typeof x.permit.free !== 'boolean' || typeof x.permit.announce !== 'boolean') return '"permit" is not { free, announce }';
+  if (!isObject(x.announce)) return '"announce" is not an object';
+  if (!Array.isArray(x.notice)) return '"notice" is not a list';
+  return undefined;
+}

@@ -106,6 +106,8 @@ export function renderMetrics(s: StatusSnapshot): string {
   x.add('imgc_connections', 'gauge', 'Open WebSocket connections.', s.connections);
   x.add('imgc_accounts_signed_in', 'gauge', 'Distinct accounts signed in on at least one connection.', s.accounts);
   x.add('imgc_groups_resident', 'gauge', 'Groups held in worker memory.', s.groups.resident);
+  x.add('imgc_groups_broken', 'gauge', 'Groups answering an error because their stored state or a decision failed.', s.brokenGroups);
+  x.add('imgc_poison_requests_total', 'counter', 'Requests refused because they were being processed at two worker crashes in a row.', s.poisonRequests);
   x.add('imgc_frames_in_total', 'counter', 'Frames received from clients.', s.messages.inTotal);
   x.add('imgc_frames_out_total', 'counter', 'Frames written to client sockets.', s.messages.outTotal);
   x.add('imgc_frames_in_per_second', 'gauge', `Frames received per second over the last ${s.messages.windowSeconds} s.`, s.messages.inPerSecond);
@@ -124,6 +126,7 @@ export function renderMetrics(s: StatusSnapshot): string {
     x.add('imgc_worker_start_time_seconds', 'gauge', 'When the current worker finished restoring, seconds since the epoch.', w.startedAt === null ? null : Date.parse(w.startedAt) / 1000, l);
     x.add('imgc_worker_mailbox_depth', 'gauge', 'Items queued for the worker or sent and not yet answered.', w.mailboxDepth, l);
     x.add('imgc_worker_groups', 'gauge', 'Groups hosted by the worker.', w.groups, l);
+    x.add('imgc_worker_broken_groups', 'gauge', 'Groups of the worker answering an error (bad stored state or a failed decision).', w.brokenGroups, l);
     x.add('imgc_worker_processed_total', 'counter', 'Mailbox items handled by the current worker (restarts from 0 with it).', w.processed, l);
   }
 

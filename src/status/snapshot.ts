@@ -20,6 +20,9 @@ export interface WorkerStatus {
   groups: number | null;
   /** Mailbox items handled since this worker started (a counter; restarts from 0 with the worker). */
   processed: number | null;
+  /** Groups answering an error because their stored state or a decision failed, and their ids (the first few). */
+  brokenGroups?: number | null;
+  broken?: string[];
   /** Journal and checkpoint state as the shard's store reports it. */
 }
 
@@ -36,6 +39,10 @@ export interface StatusSnapshot {
   connections: number;
   accounts: number;
   groups: { resident: number };
+  /** Groups answering an error (bad stored state or a failed decision), over every worker that answered. */
+  brokenGroups?: number;
+  /** Requests refused as poison: being processed at two crashes of their worker in a row. */
+  poisonRequests?: number;
   /**
    * The delivery actor (appends, pushes, backlogs being read, retention trims) and its store
    * (backend, epoch, last offset, bytes on disk).
@@ -141,10 +148,11 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
       responsive: s !== undefined,
       groups: s ? s.groups : null,
       processed: s ? s.processed : null,
+      brokenGroups: s ? s.brokenGroups ?? 0 : null, broken: s?.broken ?? [],
     };
   });
-  let resident = 0;
-  for (const s of stats) if (s) resident += s.groups;
+  let resident = 0, broken = 0;
+  for (const s of stats) if (s) { resident += s.groups; broken += s.brokenGroups ?? 0; }
   const c = source.counters;
   const mem = process.memoryUsage();
   const chain = source.chainState?.() ?? null;
@@ -160,6 +168,8 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     connections: source.connections,
     accounts: source.registry.accountCount,
     groups: { resident },
+    brokenGroups: broken,
+    poisonRequests: c.poison ?? 0,
     delivery: source.deliveryState?.() ?? null,
     messages: {
       inTotal: c.framesIn,

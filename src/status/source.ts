@@ -38,6 +38,8 @@ export interface StatusSource {
     readonly restarts: number;
     /** Sockets dropped for not reading what they were sent (--max-buffered). */
     readonly droppedSlow?: number;
+    /** Requests refused as poison (processed at two crashes of their worker in a row). */
+    readonly poison?: number;
   };
   readonly shards: readonly ShardView[];
   readonly settings: {

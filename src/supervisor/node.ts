@@ -18,7 +18,7 @@ import { errorFrame, type Request } from '../protocol/frames';
 import type { Connection, Router } from '../actors/connection';
 import { Delivery } from '../actors/delivery';
 import { decideDirect } from '../actors/direct';
-import type { FromShard, ShardStats, ToShard } from '../actors/envelopes';
+import type { FromShard, GroupCall, ShardStats, ToShard } from '../actors/envelopes';
 import type { GroupRecord } from '../actors/group-state';
 import type { ShardConfig } from '../actors/shard-config';
 import { VERIFY_ADDRESS, type VerifierState } from '../actors/verifier';
@@ -31,6 +31,7 @@ import { Endpoint } from '../net/endpoint';
 import { SignatureChecker } from '../net/signatures';
 import { importLegacy, legacyProof, type ImportTarget } from './legacy-import';
 import { Registry } from './registry';
+import type { InFlight } from './mailbox';
 import { ShardHost } from './shard-host';
 import { RestartBudget } from './restart-budget';
 import { Verification } from './verification';
@@ -76,18 +77,23 @@ function makeDirs(dir: string): void {
 /** Group requests that only read state or fan out: deciding them twice is harmless. */
 const REPLAYABLE_GROUP_ACTS = new Set(['detail', 'chat', 'notice']);
 
+/** Crashes of its shard a request may be processed at before it counts as poison and is refused. */
+const POISON_CRASHES = 2;
+
 export interface Counters {
   framesIn: number;
   framesOut: number;
   restarts: number;
   /** Sockets dropped because they did not read what they were sent. */
   droppedSlow: number;
+  /** Requests refused because they were being processed at two crashes of their shard in a row. */
+  poison: number;
 }
 
 export class Node implements Router {
   readonly registry: Registry;
   readonly shards: ShardHost[] = [];
-  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0, droppedSlow: 0 };
+  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0, droppedSlow: 0, poison: 0 };
   readonly startedAt = Date.now();
   private readonly signatures: SignatureChecker;
   private readonly budget: RestartBudget;
@@ -241,12 +247,17 @@ export class Node implements Router {
           break;
         case 'post': this.delivery.post(item, now); break;
         case 'state': this.delivery.state(item); break;
-        case 'load': this.shards[index]!.post({ t: 'loaded', address: item.address, state: this.db.states.get(item.address) }); break;
+        case 'load': this.loaded(index, item.address, item.calls, Math.max(0, ...item.calls.map((c) => c.crashes ?? 0))); break;
         case 'cursor': this.verification.onCursor(item); break;
         case 'proof': this.verification.onProof(item); break;
         case 'stats': this.collectStats(index, item); break;
       }
     }
+  }
+
+  /** A group's stored state back to its shard, with the calls that wait for it (read now: the newest). */
+  private loaded(index: number, address: string, calls: GroupCall[], crashes: number): void {
+    this.shards[index]!.post({ t: 'loaded', address, state: this.db.states.get(address), calls }, { crashes, alone: crashes > 0 });
   }
 
   private sendTo(conn: number, frame: string): void {
@@ -255,7 +266,7 @@ export class Node implements Router {
 
   // ---- supervision ----
 
-  private onShardDied(index: number, inFlight: ToShard[], err: unknown): void {
+  private onShardDied(index: number, inFlight: InFlight<ToShard>[], err: unknown): void {
     this.counters.restarts++;
     this.log.error({ shard: index, err, inFlight: inFlight.length }, 'shard died');
     if (!this.budget.allow()) {
@@ -266,19 +277,47 @@ export class Node implements Router {
     const host = this.shards[index]!;
     // What changes no group state (detail, chat, notice) is simply decided again by the new shard;
     // a change may already be journaled, so its requester is told to check and retry instead.
-    for (const item of inFlight) {
+    // What was being processed at two crashes in a row is poison: never replayed again, refused.
+    // What was being processed at one goes back alone, so a second crash names it alone.
+    for (const { item, crashes } of inFlight) {
       // A control message (a stats query, the fault switch itself) is not worth a second try.
       if (item.t === 'control') continue;
-      if (item.t === 'group' && !REPLAYABLE_GROUP_ACTS.has(item.origin.request.act)) {
-        this.registry.peer(item.origin.conn)?.send(errorFrame(Code.UNAVAILABLE, 'part of the server restarted, please retry', item.origin.request));
+      const poison = crashes >= POISON_CRASHES;
+      if (item.t === 'group') {
+        if (poison) this.refusePoison(index, item, crashes);
+        else if (!REPLAYABLE_GROUP_ACTS.has(item.origin.request.act)) this.refuseRestarted(item);
+        else host.post({ ...item, crashes }, { crashes, alone: crashes > 0 });
+      } else if (item.t === 'loaded') {
+        // The calls that waited for a group's state: decided again with the newest state.
+        const calls: GroupCall[] = [];
+        for (const call of item.calls) {
+          if (poison) this.refusePoison(index, call, crashes);
+          else if (!REPLAYABLE_GROUP_ACTS.has(call.origin.request.act)) this.refuseRestarted(call);
+          else calls.push({ ...call, crashes: Math.max(crashes, call.crashes ?? 0) });
+        }
+        if (calls.length > 0 || !poison) this.loaded(index, item.address, calls, crashes);
+      } else if (poison) {
+        this.log.warn({ shard: index, crashes, kind: item.t, op: item.op }, 'poison: a verification call crashed its shard twice; not replayed');
+        if (item.op === 'reg' || item.op === 'proof') this.sendTo(item.conn, errorFrame(Code.INTERNAL, 'this request could not be processed', item.request));
       } else {
-        host.post(item);
+        host.post(item, { crashes, alone: crashes > 0 });
       }
     }
     this.startShard(host).then(
       () => this.log.warn({ shard: index, restarts: this.counters.restarts }, 'shard restarted'),
       (e: unknown) => { this.log.fatal({ err: e, shard: index }, 'shard failed to restart'); this.onFatal(e); },
     );
+  }
+
+  private refuseRestarted(call: GroupCall): void {
+    this.sendTo(call.origin.conn, errorFrame(Code.UNAVAILABLE, 'part of the server restarted, please retry', call.origin.request));
+  }
+
+  /** A call that crashed its shard twice: its requester hears an error; the log names the act and group, never the text. */
+  private refusePoison(index: number, call: GroupCall, crashes: number): void {
+    this.counters.poison++;
+    this.log.warn({ shard: index, crashes, act: call.origin.request.act, group: call.id, account: call.origin.account }, 'poison: a request crashed its shard twice; not replayed');
+    this.sendTo(call.origin.conn, errorFrame(Code.INTERNAL, 'this request could not be processed', call.origin.request));
   }
 
   private importTarget(): ImportTarget {

@@ -9,13 +9,14 @@ import { join } from 'node:path';
 import type { Batch, FromShard, ToShard } from '../actors/envelopes';
 import type { ShardConfig } from '../actors/shard-config';
 import { logger } from '../log';
-import { Mailbox } from './mailbox';
+import { Mailbox, type InFlight } from './mailbox';
 
 const SHARD_SCRIPT = join(__dirname, '..', 'actors', 'shard.js');
 
 export interface ShardEvents {
   output(index: number, items: FromShard[]): void;
-  died(index: number, inFlight: ToShard[], error: unknown): void;
+  /** The worker died; `inFlight` is what it had not answered, each with the crashes it was processed at. */
+  died(index: number, inFlight: InFlight<ToShard>[], error: unknown): void;
 }
 
 export class ShardHost {
@@ -64,7 +65,7 @@ export class ShardHost {
     });
   }
 
-  post(item: ToShard): void { this.mailbox.post(item); }
+  post(item: ToShard, opts?: { crashes?: number; alone?: boolean }): void { this.mailbox.post(item, opts); }
 
   private closed: (() => void) | undefined;
 
