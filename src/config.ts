@@ -5,6 +5,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { availableParallelism } from 'node:os';
+import { resolve, sep } from 'node:path';
 import { LOG_LEVELS } from './log';
 import { isSS58 } from './protocol/ss58';
 
@@ -33,6 +34,8 @@ export interface Settings {
   statusPort: number;
   statusHost: string;
   statusToken: string | undefined;
+  backupDir: string | undefined;
+  backupsKeep: number;
   chainEndpoint: string | undefined;
   verifyTarget: string | undefined;
   verifyTtlMs: number;
@@ -73,7 +76,9 @@ const specs: { [K in keyof Settings]: Spec } = {
   logLevel: { flag: 'log-level', kind: LOG_LEVELS, def: 'info', help: 'pino log level' },
   statusPort: { flag: 'status-port', kind: 'int', def: 7789, min: 0, max: 65535, help: 'HTTP status port (0: off)' },
   statusHost: { flag: 'status-host', kind: 'string', def: '127.0.0.1', help: 'address the status server binds' },
-  statusToken: { flag: 'status-token', kind: 'string', def: undefined, help: 'bearer token required by the status server' },
+  statusToken: { flag: 'status-token', kind: 'string', def: undefined, help: 'bearer token required by the status server (every route but /healthz and /readyz); not set: generated at first start into <data>/status-token (0600) and reused; none: no authentication (trusted setups only)' },
+  backupDir: { flag: 'backup-dir', kind: 'string', def: undefined, help: 'backup root: POST /backup without dest writes a new backup here, and older backups here beyond --backups-keep are removed (not set: <data>-backups, beside the data directory)' },
+  backupsKeep: { flag: 'backups-keep', kind: 'int', def: 7, min: 1, max: 10_000, help: 'IMGC backups kept in the backup root; older ones are removed after each successful online backup' },
   chainEndpoint: { flag: 'chain', kind: 'string', def: undefined, help: 'Substrate node WebSocket endpoint for verification by payment' },
   verifyTarget: { flag: 'verify-target', kind: 'string', def: undefined, help: 'SS58 account that receives verification payments' },
   verifyTtlMs: { flag: 'verify-ttl-ms', kind: 'int', def: 600_000, min: 1000, max: 86_400_000, help: 'how long a pending registration lives' },
@@ -171,7 +176,15 @@ export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.en
   // A backlog waits at a quarter of --max-buffered; a frame must fit well within that (an eighth).
   if (s.maxBuffered < 8 * s.maxFrame) throw new ConfigError(`max-buffered: must be at least 8 times max-frame (${8 * s.maxFrame}), got ${s.maxBuffered}`);
   checkVerification(s);
+  const data = resolve(s.data);
+  const root = resolve(backupRoot(s));
+  if (root === data || root.startsWith(data + sep)) throw new ConfigError(`backup-dir: must be outside the data directory ${data}, got ${root}`);
   return s;
+}
+
+/** Where online backups go and are pruned: --backup-dir, else `<data>-backups` beside the data directory. */
+export function backupRoot(s: Pick<Settings, 'data' | 'backupDir'>): string {
+  return s.backupDir ?? `${resolve(s.data)}-backups`;
 }
 
 /** Verification by payment needs both its settings, each well-formed, or neither. */

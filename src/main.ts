@@ -1,11 +1,38 @@
 /**
  * Entry point: `npm start -- [flags]`. Reads the settings, starts the node, and shuts it down
- * cleanly on SIGTERM or SIGINT.
+ * cleanly on SIGTERM or SIGINT. Every fatal path ends in one structured pino line at `fatal`: a bad
+ * setting or an unusable machine (exit 2), a throw or rejection nobody handled (exit 1).
  */
 import { ConfigError, loadSettings, usage } from './config';
 import { logger, setLogLevel } from './log';
+import { flushAggregated } from './log-aggregate';
 import { Node, StartupError } from './supervisor/node';
 import { startStatusServer, type StatusServer } from './status/server';
+import { resolveStatusToken } from './status/token';
+
+/** The graceful stop once the node runs; before that a fault simply exits. */
+let shutdown: ((code: number) => Promise<void>) | undefined;
+let faulted = false;
+
+/**
+ * A throw or rejection that reached the top: one fatal line (the error with its stack as a field),
+ * then a graceful stop with exit 1 (its own deadline bounds it). A second fault while stopping is
+ * logged at error, so the fatal line stays the only one.
+ */
+function fault(kind: string, err: unknown): void {
+  const log = logger();
+  if (faulted) {
+    log.error({ err, kind }, 'another fault while stopping');
+    return;
+  }
+  faulted = true;
+  flushAggregated();
+  log.fatal({ err, kind }, `${kind}: shutting down`);
+  if (shutdown) void shutdown(1).catch(() => process.exit(1));
+  else process.exit(1);
+}
+process.on('uncaughtException', (err) => fault('uncaught exception', err));
+process.on('unhandledRejection', (reason) => fault('unhandled rejection', reason));
 
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
@@ -26,8 +53,9 @@ async function main(): Promise<void> {
   const log = logger();
   if (settings.checkConfig) {
     const { checkConfig: _, ...effective } = settings;
+    const statusToken = effective.statusToken === undefined ? '(generated into <data>/status-token)' : effective.statusToken === 'none' ? 'none' : '(set)';
     // The answer is the point of --check-config: it is printed whatever the log level.
-    log.child({}, { level: 'info' }).info({ settings: { ...effective, statusToken: effective.statusToken ? '(set)' : undefined } }, 'settings are valid');
+    log.child({}, { level: 'info' }).info({ settings: { ...effective, statusToken } }, 'settings are valid');
     return;
   }
   const node = new Node(settings);
@@ -40,9 +68,11 @@ async function main(): Promise<void> {
     deadline.unref();
     await node.stop();
     await status?.close();
+    flushAggregated();
     log.info('stopped');
     process.exit(code);
   };
+  shutdown = stop;
   node.onFatal = () => void stop(1);
   process.on('SIGTERM', () => void stop(0));
   process.on('SIGINT', () => void stop(0));
@@ -50,11 +80,19 @@ async function main(): Promise<void> {
     // Test-only fault switch: each SIGUSR2 crashes the next shard in the middle of its work.
     let next = 0;
     process.on('SIGUSR2', () => node.crashShard(next++ % settings.workers));
+    // SIGHUP throws on the main thread outside any handler: the path of a fault nobody expected.
+    process.on('SIGHUP', () => setImmediate(() => { throw new Error('test fault: thrown on the main thread (SIGHUP)'); }));
   }
   // The status server first: a port in use stops start-up before anything else is opened.
   if (settings.statusPort !== 0) {
+    let token: string | undefined;
     try {
-      status = await startStatusServer(node, { host: settings.statusHost, port: settings.statusPort, token: settings.statusToken });
+      token = resolveStatusToken(settings.statusToken, settings.data, log.child({ part: 'status' })).token;
+    } catch (err) {
+      throw new StartupError(`status token in ${settings.data} is not usable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+    try {
+      status = await startStatusServer(node, { host: settings.statusHost, port: settings.statusPort, token });
     } catch (err) {
       throw StartupError.fromListen(err, 'status-port', settings.statusHost, settings.statusPort);
     }

@@ -12,7 +12,7 @@ import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { DevNode } from '../src/chain/devnode/server';
-import { startServer, type ServerHandle } from './support/server';
+import { startServer, statusFetch, type ServerHandle } from './support/server';
 import { accountsReady, devAccount } from './support/accounts';
 
 const OPERATIONS = resolve(__dirname, '..', '..', 'docs', 'operations.md');
@@ -77,7 +77,7 @@ describe('docs: the metrics table of docs/operations.md is what /metrics emits',
     let emitted = new Map<string, string>();
     const deadline = Date.now() + 25_000;
     while (Date.now() < deadline) {
-      const res = await fetch(`${srv.statusUrl!}/metrics`, { signal: AbortSignal.timeout(5000) });
+      const res = await statusFetch(srv, '/metrics', { signal: AbortSignal.timeout(5000) });
       expect(res.status).to.equal(200);
       emitted = emittedMetrics(await res.text());
       if (emitted.has('imgc_event_loop_delay_seconds') && emitted.has('imgc_chain_connected')) break;

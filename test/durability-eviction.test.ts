@@ -5,7 +5,7 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { freePort, startServer, tempDir, type ServerHandle } from './support/server';
+import { freePort, startServer, statusFetch, tempDir, type ServerHandle } from './support/server';
 import { Client, isMessage, sleep } from './support/client';
 import { accountsReady, newAccounts, type Account } from './support/accounts';
 
@@ -39,7 +39,7 @@ describe('durability: idle groups are evicted and reactivated', function () {
     let st: Record<string, any> = {};
     for (let i = 0; i < 40; i++) {
       await sleep(250);
-      st = await (await fetch(`http://127.0.0.1:${statusPort}/status`)).json() as Record<string, any>;
+      st = await (await statusFetch(srv!, '/status')).json() as Record<string, any>;
       if (st.groups.resident === 0) break;
     }
     expect(st.groups).to.deep.equal({ resident: 0 });

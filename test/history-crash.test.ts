@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { rmSync } from 'node:fs';
 import { accountsReady, newAccounts, type Account } from './support/accounts';
 import { Client, isMessage, isNotice, sleep, type Frame } from './support/client';
-import { startServer, tempDir, type ServerHandle } from './support/server';
+import { startServer, statusFetch, tempDir, type ServerHandle } from './support/server';
 import { drainQuiet, expectRisingSeq, pageAll } from './support/history';
 
 type Kind = 'r1' | 'r2' | 'g';
@@ -165,7 +165,7 @@ describe('history: SIGKILL mid-stream of direct and group messages, and an onlin
     expect(st.acked.g.size).to.be.at.least(100);
     const before: Record<Kind, string[]> = { r1: [...st.acked.r1], r2: [...st.acked.r2], g: [...st.acked.g] };
     copy = join(tempDir('imgc-backup-'), 'copy');
-    const res = await fetch(`${srv.statusUrl}/backup?dest=${encodeURIComponent(copy)}`, { method: 'POST', signal: AbortSignal.timeout(30_000) });
+    const res = await statusFetch(srv, `/backup?dest=${encodeURIComponent(copy)}`, { method: 'POST', signal: AbortSignal.timeout(30_000) });
     const body = await res.json() as Frame;
     expect(res.status, JSON.stringify(body)).to.equal(200);
     expect(body.ok).to.equal(true);

@@ -7,15 +7,20 @@ import { existsSync, statSync, readFileSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { accountsReady, newAccount } from './support/accounts';
 import { Client, isNotice, sleep } from './support/client';
-import { freePort, startServer, tempDir, type ServerHandle } from './support/server';
+import { freePort, startServer, statusToken, tempDir, type ServerHandle } from './support/server';
 import type { StatusSnapshot } from '../src/status/snapshot';
 
 const VERSION = (JSON.parse(readFileSync(join(__dirname, '..', '..', 'package.json'), 'utf8')) as { version: string }).version;
 
 interface Answer { status: number; headers: Headers; text: string; json: any }
 
+/** The token `http` sends when the call gives no authorization of its own (the first suite's server's). */
+let defaultToken: string | undefined;
+
 async function http(port: number, path: string, init: RequestInit = {}): Promise<Answer> {
-  const res = await fetch(`http://127.0.0.1:${port}${path}`, init);
+  const headers = new Headers(init.headers);
+  if (defaultToken !== undefined && !headers.has('authorization')) headers.set('authorization', `Bearer ${defaultToken}`);
+  const res = await fetch(`http://127.0.0.1:${port}${path}`, { ...init, headers });
   const text = await res.text();
   let json: unknown;
   try { json = JSON.parse(text); } catch { json = undefined; }
@@ -90,6 +95,9 @@ describe('status server (--status-port)', function () {
     await accountsReady();
     sport = await freePort();
     srv = await startServer(['--status-port', String(sport), '--workers', '2']);
+    // No --status-token: the server generated one into its data directory.
+    defaultToken = statusToken(srv);
+    expect(defaultToken, 'generated status token').to.be.a('string');
   });
   afterEach(async () => { await Promise.all(clients.splice(0).map((c) => c.close())); });
   after(async () => { await srv?.stop(); });
@@ -234,16 +242,22 @@ describe('status server with --status-token', function () {
 
   before(async () => {
     sport = await freePort();
+    defaultToken = undefined;
     srv = await startServer(['--status-port', String(sport), '--workers', '1'], { env: { IMGC_STATUS_TOKEN: token } });
   });
   after(async () => { await srv?.stop(); });
 
-  it('refuses requests without the right bearer token with 401', async () => {
-    for (const path of ['/status', '/metrics', '/healthz', '/readyz', '/nope']) {
+  it('refuses requests without the right bearer token with 401; the probes need none', async () => {
+    for (const path of ['/status', '/metrics', '/nope']) {
       const none = await http(sport, path);
       expect(none.status, `${path} without a token`).to.equal(401);
       expect(none.headers.get('www-authenticate')).to.match(/^Bearer/);
     }
+    expect((await http(sport, '/backup', { method: 'POST' })).status, 'POST /backup without a token').to.equal(401);
+    expect((await http(sport, '/healthz')).status, '/healthz without a token').to.equal(200);
+    expect((await http(sport, '/readyz')).status, '/readyz without a token').to.equal(200);
+    // The given token is used as is: nothing is generated into the data directory.
+    expect(existsSync(join(srv.dataDir, 'status-token')), 'no generated token file').to.equal(false);
     for (const h of [`Bearer ${token}x`, `Bearer ${token.slice(0, -1)}`, `Basic ${token}`, token, 'Bearer']) {
       expect((await http(sport, '/status', { headers: { authorization: h } })).status, h).to.equal(401);
     }

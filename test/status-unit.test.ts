@@ -56,7 +56,7 @@ function snapshot(over: Partial<StatusSnapshot> = {}): StatusSnapshot {
       { index: 1, threadId: null, up: false, startedAt: null, mailboxDepth: 3, responsive: false, groups: null, processed: null },
     ],
     unresponsiveWorkers: [1], statsComplete: false,
-    restarts: { total: 2, max: 5, windowMs: 60_000 }, slowSocketsDropped: 4,
+    restarts: { total: 2, max: 5, windowMs: 60_000 }, slowSocketsDropped: 4, refused: { badFrames: 0, rateLimited: 0, signIns: 0 },
     chain: { connected: true, lastFinalized: 42, lastProcessed: 41, reconnects: 0 },
     verification: { enabled: true, target: 'x', chain: { connected: true }, pending: 2 },
     process: { rssBytes: 1, heapUsedBytes: 2, eventLoopDelayMs: { p50: 1, p99: 5, max: 9 } },

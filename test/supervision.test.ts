@@ -4,13 +4,13 @@
  * that was acknowledged.
  */
 import { expect } from 'chai';
-import { freePort, startServer, type ServerHandle } from './support/server';
+import { freePort, startServer, statusFetch, type ServerHandle } from './support/server';
 import { Client, isMessage, isNotice, sleep, type Frame } from './support/client';
 import { accountsReady, newAccounts, type Account } from './support/accounts';
 import { workerOf, groupAddress } from '../src/supervisor/placement';
 
-async function status(port: number): Promise<Record<string, any>> {
-  const res = await fetch(`http://127.0.0.1:${port}/status`);
+async function status(server: ServerHandle): Promise<Record<string, any>> {
+  const res = await statusFetch(server, '/status');
   return (await res.json()) as Record<string, any>;
 }
 
@@ -61,7 +61,7 @@ describe('supervision', function () {
     }
     const acks = await ca.nextN(sent, isNotice('group', 'chat'), 15_000).catch((e) => { process.stderr.write(srv!.output()); throw e; });
     expect(acks).to.have.length(sent);
-    const st = await until(async () => { const s = await status(statusPort); return s.restarts.total >= 1 && s.workers.every((w: any) => w.up) ? s : undefined; }, 10_000, 'the restart');
+    const st = await until(async () => { const s = await status(srv!); return s.restarts.total >= 1 && s.workers.every((w: any) => w.up) ? s : undefined; }, 10_000, 'the restart');
     expect(st.restarts.total).to.equal(1);
 
     // Every group still answers with its members; b got every message exactly once.

@@ -24,6 +24,8 @@ export interface Router {
   sent(): void;
   /** Count a socket dropped for not reading what it is sent. */
   droppedSlow(): void;
+  /** Count (and log at debug) an error frame answered to a request: bad frame, rate limit, refused sign-in. */
+  refused?(peer: Connection, code: number, text: string, request: unknown): void;
   verifySignature(message: string, signature: string, address: string): Promise<boolean>;
   signIn(peer: Connection, account: string): void;
   signOut(peer: Connection): void;
@@ -130,7 +132,13 @@ export class Connection implements Peer {
   terminate(): void { this.socket.terminate(); }
   close(code: number, reason: string): void { this.socket.close(code, reason); }
 
+  /** The peer's address as the socket sees it (a proxy's, behind one). */
+  get remoteAddress(): string | undefined {
+    return (this.socket as unknown as { _socket?: { remoteAddress?: string } })._socket?.remoteAddress;
+  }
+
   refuse(code: (typeof Code)[keyof typeof Code], text: string, request: unknown): void {
+    this.router.refused?.(this, code, text, request);
     this.send(errorFrame(code, text, request));
   }
 

@@ -13,6 +13,9 @@ import type { Vec } from '@polkadot/types';
 import type { EventRecord } from '@polkadot/types/interfaces';
 import type { Logger } from '../log';
 import { logger } from '../log';
+import { every } from '../log-aggregate';
+
+const warnLost = every('chain watcher: connection lost', 60_000);
 
 export interface Transfer {
   /** SS58 in the chain's own format (see the 'ready' event's ss58Format). */
@@ -208,7 +211,8 @@ export class ChainWatcher extends EventEmitter<ChainWatcherEvents> {
     if (api) void closeApi(api);
     if (this.api === api) this.api = undefined;
     const delay = this.nextDelay();
-    this.log.warn({ err: why, retryInMs: delay, wasConnected }, wasConnected ? 'connection lost' : 'cannot connect');
+    // A node that stays away is retried for as long as it takes: one line per interval, not one per attempt.
+    warnLost(this.log, { err: why, retryInMs: delay, wasConnected }, wasConnected ? 'connection lost' : 'cannot connect');
     if (wasConnected) this.safeEmit('disconnected', why);
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;

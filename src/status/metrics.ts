@@ -113,6 +113,9 @@ export function renderMetrics(s: StatusSnapshot): string {
   x.add('imgc_frames_in_per_second', 'gauge', `Frames received per second over the last ${s.messages.windowSeconds} s.`, s.messages.inPerSecond);
   x.add('imgc_frames_out_per_second', 'gauge', `Frames written per second over the last ${s.messages.windowSeconds} s.`, s.messages.outPerSecond);
   x.add('imgc_slow_sockets_dropped_total', 'counter', 'Sockets dropped because they did not read what they were sent (--max-buffered).', s.slowSocketsDropped);
+  x.add('imgc_frames_refused_total', 'counter', 'Frames refused as malformed: not JSON, too large, bad spam, invalid fields, before sign-in.', s.refused.badFrames);
+  x.add('imgc_rate_limited_total', 'counter', 'Frames refused by the per-connection rate limit (--rate-limit).', s.refused.rateLimited);
+  x.add('imgc_sign_ins_refused_total', 'counter', 'Sign-ins refused: bad or missing signature, invalid fields, one already in progress.', s.refused.signIns);
   x.add('imgc_worker_restarts_total', 'counter', 'Worker thread restarts since the process started.', s.restarts.total);
   x.add('imgc_worker_restart_budget', 'gauge', 'Restarts allowed within the restart window before the process shuts down.', s.restarts.max);
   x.add('imgc_worker_restart_window_seconds', 'gauge', 'Window of the restart budget.', s.restarts.windowMs / 1000);

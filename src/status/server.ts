@@ -6,9 +6,12 @@
  *   GET  /healthz   200 {"ok":true} while the process serves
  *   GET  /readyz    200 when restore finished and every worker is up, else 503
  *   GET  /metrics   the same figures as Prometheus text
- *   POST /backup?dest=/abs/dir   online backup of the data dir into a new directory
+ *   POST /backup[?dest=/abs/dir] online backup of the data dir into a new directory (default: a new
+ *                                directory under --backup-dir; older backups there beyond --backups-keep go)
  *
- * With a token every route needs `Authorization: Bearer <token>` (401 otherwise).
+ * With a token every route but the probes (`/healthz`, `/readyz`: load balancers and orchestrators call
+ * them without credentials, and they tell nothing but "up" and "ready") needs
+ * `Authorization: Bearer <token>` (401 otherwise). main.ts always gives one unless `--status-token none`.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
@@ -48,6 +51,9 @@ const ROUTES: Record<string, string[]> = {
   '/metrics': ['GET', 'HEAD'],
   '/backup': ['POST'],
 };
+
+/** Probes answered without the token: they reveal no figure beyond up/ready. */
+const OPEN_ROUTES = new Set(['/healthz', '/readyz']);
 
 function digest(s: string): Buffer {
   return createHash('sha256').update(s, 'utf8').digest();
@@ -103,16 +109,18 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
   let backupRunning = false;
 
   const backup = async (res: ServerResponse, url: URL): Promise<void> => {
-    const dest = url.searchParams.get('dest');
-    if (!dest || !isAbsolute(dest)) return send(res, 400, { error: 'give dest=<absolute path of a new or empty directory>' });
+    const given = url.searchParams.get('dest');
+    // No dest: a new directory under the backup root, where older backups beyond the kept number go.
+    if (given !== null && !isAbsolute(given)) return send(res, 400, { error: 'give dest=<absolute path of a new or empty directory>, or no dest for one under the backup root' });
+    const dest = given ?? undefined;
     if (backupRunning) return send(res, 409, { error: 'a backup is already running' });
     backupRunning = true;
     const t0 = Date.now();
     try {
       const r = await source.backup(dest);
       const ms = Date.now() - t0;
-      log.info({ dest, files: r.files, bytes: r.bytes, ms }, 'online backup written');
-      send(res, 200, { ok: true, dest, files: r.files, bytes: r.bytes, ms });
+      log.info({ dest: r.dest ?? dest, files: r.files, bytes: r.bytes, pruned: r.pruned, ms }, 'online backup written');
+      send(res, 200, { ok: true, dest: r.dest ?? dest, files: r.files, bytes: r.bytes, pruned: r.pruned ?? [], ms });
     } catch (err) {
       log.error({ err, dest }, 'online backup failed');
       send(res, 500, { ok: false, error: (err as Error).message });
@@ -124,7 +132,7 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://status.invalid');
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
-    if (!authorized(req, expected)) {
+    if (!OPEN_ROUTES.has(path) && !authorized(req, expected)) {
       return send(res, 401, { error: 'unauthorized' }, { 'www-authenticate': 'Bearer realm="imgc-status"' });
     }
     const allowed = ROUTES[path];
@@ -185,7 +193,7 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
   const port = (server.address() as AddressInfo).port;
   log.info({ host, port, auth: expected !== undefined }, 'status server listening');
   if (expected === undefined && !/^(127\.|::1$|localhost$)/.test(host)) {
-    log.warn({ host }, 'status server reachable beyond loopback without --status-token');
+    log.warn({ host }, 'status server reachable beyond loopback without a token (--status-token none)');
   }
 
   let closed: Promise<void> | undefined;

@@ -63,6 +63,8 @@ export interface StatusSnapshot {
   restarts: { total: number; max: number; windowMs: number };
   /** Sockets dropped because they did not read what they were sent (past --max-buffered bytes waiting). */
   slowSocketsDropped: number;
+  /** Error frames answered to clients, by kind: malformed frames, rate-limit hits, refused sign-ins. */
+  refused: { badFrames: number; rateLimited: number; signIns: number };
   chain: ChainView | null;
   /** Verification by payment (enabled, target, …) when the node runs it, else null. */
   verification: unknown;
@@ -183,6 +185,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     statsComplete: workers.every((w) => w.responsive),
     restarts: { total: c.restarts, max: source.settings.restartMax, windowMs: source.settings.restartWindowMs },
     slowSocketsDropped: c.droppedSlow ?? 0,
+    refused: { badFrames: c.badFrames ?? 0, rateLimited: c.rateLimited ?? 0, signIns: c.signInsRefused ?? 0 },
     chain: chain ? { ...chain } : null,
     verification: source.verificationState?.() ?? null,
     process: {

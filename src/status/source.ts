@@ -40,6 +40,12 @@ export interface StatusSource {
     readonly droppedSlow?: number;
     /** Requests refused as poison (processed at two crashes of their worker in a row). */
     readonly poison?: number;
+    /** Frames refused as malformed (not JSON, too large, bad spam, invalid fields, before sign-in). */
+    readonly badFrames?: number;
+    /** Frames refused by the per-connection rate limit. */
+    readonly rateLimited?: number;
+    /** Sign-ins (`active`) refused. */
+    readonly signInsRefused?: number;
   };
   readonly shards: readonly ShardView[];
   readonly settings: {
@@ -56,8 +62,11 @@ export interface StatusSource {
   shardStatsOf?(index: number): Promise<ShardStats>;
   /** Chain watcher state, when verification by payment runs. */
   chainState?(): ChainView | null | undefined;
-  /** An online backup of the data directory into `dest`. */
-  backup(dest: string): Promise<{ files: number; bytes: number }>;
+  /**
+   * An online backup of the data directory into `dest` (undefined: a new directory under the backup
+   * root); `dest` is where it went, `pruned` the older backups removed beyond the number kept.
+   */
+  backup(dest: string | undefined): Promise<{ files: number; bytes: number; dest?: string; pruned?: string[] }>;
   /** The delivery actor's figures and its store's. */
   deliveryState?(): Record<string, unknown> | null;
   /** Verification by payment (Verification.state() in src/supervisor/verification.ts), reported as is. */

@@ -27,7 +27,14 @@ export interface BackupResult {
 export const STORE_DIR = 'store';
 
 /** Files readable by their owner alone in every copy, whatever their mode in the source. */
-const PRIVATE_FILES = new Set(['server-key.seed']);
+const PRIVATE_FILES = new Set(['server-key.seed', 'status-token']);
+
+/**
+ * Written into every backup (last, before the rename): what makes a directory recognisable as an IMGC
+ * backup, so pruning a backup root never removes anything else. A data directory started from a
+ * backup keeps it; a backup of that directory writes its own.
+ */
+export const BACKUP_MARKER = 'imgc-backup.json';
 
 /**
  * Copies the data dir `src` to the new directory `dest` (which must not exist or be empty). A
@@ -47,7 +54,7 @@ export async function backupDataDir(src: string, dest: string, opts: { store?: S
       const from = path.join(src, name);
       const st = fs.lstatSync(from);
       // Only the files written once; directories are the store's (or migrated leftovers).
-      if (!st.isFile()) continue;
+      if (!st.isFile() || name === BACKUP_MARKER) continue;
       fs.copyFileSync(from, path.join(partial, name));
       fs.chmodSync(path.join(partial, name), PRIVATE_FILES.has(name) ? 0o600 : st.mode & 0o777);
       files++;
@@ -60,6 +67,7 @@ export async function backupDataDir(src: string, dest: string, opts: { store?: S
       if (!opts.store) await store.close();
     }
     bytes += dirBytes(path.join(partial, STORE_DIR));
+    fs.writeFileSync(path.join(partial, BACKUP_MARKER), JSON.stringify({ imgcBackup: 1, createdAt: new Date().toISOString(), createdMs: Date.now(), src: path.resolve(src) }) + '\n', { mode: 0o600 });
     fsyncDir(partial);
     if (fs.existsSync(destAbs)) fs.rmdirSync(destAbs);
     fs.renameSync(partial, destAbs);
@@ -74,17 +82,74 @@ export async function backupDataDir(src: string, dest: string, opts: { store?: S
 
 /**
  * The destination must be outside the data dir, also through symlinks (a copy into itself would
- * grow without end), and empty.
+ * grow without end), and empty. Both its parent and, when it exists, the destination itself are
+ * resolved with realpath before the containment check; a destination that is itself a symlink is
+ * refused even when it points outside (the rename at the end would replace the link, not fill its target).
  */
 function checkDestination(src: string, dest: string): string {
   const destAbs = path.resolve(dest);
   const parent = path.dirname(destAbs);
   fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
-  const real = path.join(fs.realpathSync(parent), path.basename(destAbs));
   const srcReal = fs.realpathSync(src);
-  if (real === srcReal || real.startsWith(srcReal + path.sep)) throw new Error('backup destination must be outside the data dir');
-  if (fs.existsSync(destAbs) && fs.readdirSync(destAbs).length > 0) throw new Error(`backup destination ${dest} exists and is not empty`);
+  const inside = (p: string): boolean => p === srcReal || p.startsWith(srcReal + path.sep);
+  const exists = lexists(destAbs);
+  const real = exists ? fs.realpathSync(destAbs) : path.join(fs.realpathSync(parent), path.basename(destAbs));
+  if (inside(real) || inside(path.join(fs.realpathSync(parent), path.basename(destAbs)))) throw new Error('backup destination must be outside the data dir');
+  if (exists && fs.lstatSync(destAbs).isSymbolicLink()) throw new Error(`backup destination ${dest} is a symlink; give the directory itself`);
+  if (exists && fs.readdirSync(destAbs).length > 0) throw new Error(`backup destination ${dest} exists and is not empty`);
   return destAbs;
+}
+
+function lexists(p: string): boolean {
+  try {
+    fs.lstatSync(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/** When an IMGC backup directory was made (from its marker), or undefined when `dir` is not one. */
+function backupTime(dir: string): number | undefined {
+  try {
+    const st = fs.lstatSync(dir);
+    if (!st.isDirectory()) return undefined;
+    const marker = path.join(dir, BACKUP_MARKER);
+    const mst = fs.lstatSync(marker);
+    if (!mst.isFile()) return undefined;
+    const m = JSON.parse(fs.readFileSync(marker, 'utf8')) as { imgcBackup?: unknown; createdMs?: unknown };
+    if (m.imgcBackup !== 1) return undefined;
+    return typeof m.createdMs === 'number' ? m.createdMs : mst.mtimeMs;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Removes the IMGC backups (directories with the marker) directly under `root` beyond the newest
+ * `keep`; anything else there is left alone, as is `protect` (the running data dir, the backup just made).
+ * Returns the removed directories.
+ */
+export function pruneBackups(root: string, keep: number, opts: { protect?: string[]; log?: Logger } = {}): string[] {
+  const log = opts.log ?? logger({ component: 'backup' });
+  if (!fs.existsSync(root)) return [];
+  const protect = new Set((opts.protect ?? []).map((p) => { try { return fs.realpathSync(p); } catch { return path.resolve(p); } }));
+  const backups: Array<{ dir: string; at: number }> = [];
+  for (const name of fs.readdirSync(root)) {
+    if (name.includes('.partial-')) continue;
+    const dir = path.join(root, name);
+    const at = backupTime(dir);
+    if (at !== undefined) backups.push({ dir, at });
+  }
+  backups.sort((a, b) => b.at - a.at || (a.dir < b.dir ? 1 : -1));
+  const removed: string[] = [];
+  for (const b of backups.slice(Math.max(0, keep))) {
+    if (protect.has(fs.realpathSync(b.dir))) continue;
+    fs.rmSync(b.dir, { recursive: true, force: true });
+    removed.push(b.dir);
+  }
+  if (removed.length > 0) log.info({ root, keep, removed }, 'older backups removed');
+  return removed;
 }
 
 function dirBytes(dir: string): number {

@@ -9,10 +9,11 @@
  * members away read it from the log when they sign in. A direct message skips the shard:
  * connection → direct decision → delivery.
  */
-import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import type { Settings } from '../config';
+import { backupRoot, type Settings } from '../config';
 import { logger } from '../log';
+import { every } from '../log-aggregate';
 import { Code } from '../protocol/codes';
 import { errorFrame, type Request } from '../protocol/frames';
 import type { Connection, Router } from '../actors/connection';
@@ -24,7 +25,7 @@ import type { ShardConfig } from '../actors/shard-config';
 import { VERIFY_ADDRESS, type VerifierState } from '../actors/verifier';
 import { groupAddress } from '../actors/address';
 import { openStore } from '../store/open';
-import { backupDataDir, type BackupResult } from '../store/backup';
+import { backupDataDir, pruneBackups, type BackupResult } from '../store/backup';
 import { groupConv, type Store } from '../store/ports';
 import { migrateDataDir } from '../migrate/migrate';
 import { Endpoint } from '../net/endpoint';
@@ -74,6 +75,9 @@ function makeDirs(dir: string): void {
   }
 }
 
+/** A crash loop within the restart budget writes one `shard restarted` line per 10 s, with the count. */
+const warnRestarted = every('shard restarted', 10_000);
+
 /** Group requests that only read state or fan out: deciding them twice is harmless. */
 const REPLAYABLE_GROUP_ACTS = new Set(['detail', 'chat', 'notice']);
 
@@ -88,12 +92,21 @@ export interface Counters {
   droppedSlow: number;
   /** Requests refused because they were being processed at two crashes of their shard in a row. */
   poison: number;
+  /** Frames refused as malformed or out of order (not JSON, too large, bad spam, invalid fields, before sign-in). */
+  badFrames: number;
+  /** Frames refused by the per-connection rate limit. */
+  rateLimited: number;
+  /** Sign-ins (`active`) refused: bad or missing signature, one already in progress, invalid fields. */
+  signInsRefused: number;
 }
+
+/** Refusals that answer a well-formed request the service declines (not a bad frame). */
+const DECLINED: ReadonlySet<number> = new Set([Code.NOT_PERMITTED, Code.VERIFY_DISABLED, Code.UNAVAILABLE, Code.INTERNAL]);
 
 export class Node implements Router {
   readonly registry: Registry;
   readonly shards: ShardHost[] = [];
-  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0, droppedSlow: 0, poison: 0 };
+  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0, droppedSlow: 0, poison: 0, badFrames: 0, rateLimited: 0, signInsRefused: 0 };
   readonly startedAt = Date.now();
   private readonly signatures: SignatureChecker;
   private readonly budget: RestartBudget;
@@ -123,6 +136,17 @@ export class Node implements Router {
   get maxFrame(): number { return this.settings.maxFrame; }
   get maxBuffered(): number { return this.settings.maxBuffered; }
   droppedSlow(): void { this.counters.droppedSlow++; }
+
+  /** Every error frame a connection answers with: counted by kind, logged at debug with the remote address. */
+  refused(peer: Connection, code: number, text: string, request: unknown): void {
+    const act = request !== null && typeof request === 'object' ? (request as { act?: unknown }).act : undefined;
+    let kind: 'rate limited' | 'sign-in refused' | 'bad frame';
+    if (code === Code.RATE_LIMITED) { this.counters.rateLimited++; kind = 'rate limited'; }
+    else if (act === 'active') { this.counters.signInsRefused++; kind = 'sign-in refused'; }
+    else if (!DECLINED.has(code)) { this.counters.badFrames++; kind = 'bad frame'; }
+    else return;
+    if (this.log.isLevelEnabled('debug')) this.log.debug({ conn: peer.id, remote: peer.remoteAddress, account: peer.account, code, why: text }, kind);
+  }
   get rateLimit(): number { return this.settings.rateLimit; }
   received(): void { this.counters.framesIn++; }
   sent(): void { this.counters.framesOut++; }
@@ -304,7 +328,7 @@ export class Node implements Router {
       }
     }
     this.startShard(host).then(
-      () => this.log.warn({ shard: index, restarts: this.counters.restarts }, 'shard restarted'),
+      () => warnRestarted(this.log, { shard: index, restarts: this.counters.restarts }, 'shard restarted'),
       (e: unknown) => { this.log.fatal({ err: e, shard: index }, 'shard failed to restart'); this.onFatal(e); },
     );
   }
@@ -365,9 +389,21 @@ export class Node implements Router {
 
   get connections(): number { return this.registry.connectionCount; }
 
-  /** An online backup of the data directory, cut at one instant of the store. */
-  backup(dest: string): Promise<BackupResult> {
-    return backupDataDir(this.settings.data, dest, { store: this.db, log: this.log.child({ component: 'backup' }) });
+  /**
+   * An online backup of the data directory, cut at one instant of the store: into `dest`, or a new
+   * directory under the backup root. A backup made directly under the root then prunes the root's
+   * IMGC backups beyond --backups-keep.
+   */
+  async backup(dest: string | undefined): Promise<BackupResult & { dest: string; pruned: string[] }> {
+    const log = this.log.child({ component: 'backup' });
+    const root = resolve(backupRoot(this.settings));
+    const target = resolve(dest ?? join(root, `imgc-${new Date().toISOString().replace(/[:.]/g, '-')}`));
+    const r = await backupDataDir(this.settings.data, target, { store: this.db, log });
+    let pruned: string[] = [];
+    if (existsSync(root) && realpathSync(dirname(target)) === realpathSync(root)) {
+      pruned = pruneBackups(root, this.settings.backupsKeep, { protect: [this.settings.data, target], log });
+    }
+    return { ...r, dest: target, pruned };
   }
 
   /** For /status: the delivery actor and the store. */

@@ -15,7 +15,7 @@
  * `old.stop({ keepData: true })` or `old.kill('SIGKILL')` (kill never removes data).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -233,10 +233,30 @@ async function waitForHttp(url: string, deadline: number, exited: () => boolean)
   throw new Error(`status server not ready: ${String(lastError)}`);
 }
 
-/** GET `<statusUrl><path>` (default /status) as JSON; throws on a non-2xx answer. */
+/**
+ * The status server's bearer token: the one the server generated into `<data>/status-token` at its
+ * first start (the default), or IMGC_STATUS_TOKEN / --status-token when the test gave one; undefined
+ * with `--status-token none`.
+ */
+export function statusToken(server: { dataDir: string }, given?: string): string | undefined {
+  if (given !== undefined) return given === 'none' ? undefined : given;
+  const file = join(server.dataDir, 'status-token');
+  return existsSync(file) ? readFileSync(file, 'utf8').trim() : undefined;
+}
+
+/** fetch `<statusUrl><path>` with the server's bearer token (see `statusToken`). */
+export async function statusFetch(server: ServerHandle, path: string, init: RequestInit = {}, token?: string): Promise<Response> {
+  if (!server.statusUrl) throw new Error('statusFetch: start the server with { status: true }');
+  const t = statusToken(server, token);
+  const headers = new Headers(init.headers);
+  if (t !== undefined && !headers.has('authorization')) headers.set('authorization', `Bearer ${t}`);
+  return fetch(`${server.statusUrl}${path}`, { signal: AbortSignal.timeout(10_000), ...init, headers });
+}
+
+/** GET `<statusUrl><path>` (default /status) as JSON with the server's token; throws on a non-2xx answer. */
 export async function getStatus<T = Record<string, unknown>>(server: ServerHandle, path = '/status', token?: string): Promise<T> {
   if (!server.statusUrl) throw new Error('getStatus: start the server with { status: true }');
-  const res = await fetch(`${server.statusUrl}${path}`, { headers: token ? { authorization: `Bearer ${token}` } : {}, signal: AbortSignal.timeout(10_000) });
+  const res = await statusFetch(server, path, {}, token);
   const body = await res.text();
   if (!res.ok) throw new Error(`GET ${path}: ${res.status} ${body}`);
   return JSON.parse(body) as T;
