@@ -10,16 +10,11 @@
 import { expect } from 'chai';
 import { LmdbStore } from '../src/store/lmdb/lmdb-store';
 import { workerOf, groupAddress } from '../src/supervisor/placement';
-import { startServer, type ServerHandle } from './support/server';
+import { getStatus, startServer, statusFetch, type ServerHandle } from './support/server';
 import { Client, isError, isMessage, isNotice, sleep, withCallback } from './support/client';
 import { accountsReady, newAccounts, type Account } from './support/accounts';
 
 const INTERNAL = 41401;
-
-async function getJson(url: string): Promise<Record<string, any>> {
-  const res = await fetch(url, { signal: AbortSignal.timeout(5000) });
-  return (await res.json()) as Record<string, any>;
-}
 
 async function create(c: Client, members: string[], callback: string): Promise<string> {
   c.request({ cat: 'group', act: 'create', list: members, callback });
@@ -88,13 +83,13 @@ describe('hardening: poison requests and broken groups', function () {
     expect((await cb.next(isMessage())).msg).to.deep.equal({ ok: 1 });
 
     // /status names it on its worker and in the total; /metrics has the figures.
-    const st = await getJson(`${srv.statusUrl!}/status`);
+    const st = await getStatus<any>(srv);
     expect(st.brokenGroups).to.equal(1);
     const w = workerOf(groupAddress(bad), 16, 2);
     expect(st.workers[w].brokenGroups).to.equal(1);
     expect(st.workers[w].broken).to.deep.equal([bad]);
     expect(st.workers[1 - w].brokenGroups).to.equal(0);
-    const metrics = await (await fetch(`${srv.statusUrl!}/metrics`)).text();
+    const metrics = await (await statusFetch(srv, '/metrics')).text();
     expect(metrics).to.match(/^imgc_groups_broken 1$/m);
     expect(metrics).to.match(new RegExp(`^imgc_worker_broken_groups\\{worker="${w}"\\} 1$`, 'm'));
 
@@ -139,7 +134,7 @@ describe('hardening: poison requests and broken groups', function () {
     // Still up, two restarts (first crash, then the one replay), within the budget of 3.
     await sleep(500);
     expect(srv.proc.exitCode).to.equal(null);
-    const st = await getJson(`${srv.statusUrl!}/status`);
+    const st = await getStatus<any>(srv);
     expect(st.restarts.total).to.equal(2);
     expect(st.poisonRequests).to.equal(1);
     expect(st.workers.every((x: any) => x.up)).to.equal(true);
