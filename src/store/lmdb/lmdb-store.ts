@@ -29,14 +29,14 @@
  * 'grouped' and 'off' a power loss can lose the unsynced tail, and, as LMDB documents for NOSYNC,
  * may leave that tail torn; 'always' keeps LMDB's full crash safety.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { LRUCache } from 'lru-cache';
 import type {
   AccountPositions, ActorStates, ConvId, ConvTop, ConversationLog, LogEntry, Membership, NewEntry, Positions,
-  ReadQuery, Store, StoreStats,
+  ReadQuery, Store, StoreHealth, StoreStats,
 } from '../ports';
 import { StoreError } from '../ports';
 import { closedError, hasMidKey, jsonCopy, newEpoch, toLogEntry } from '../common';
@@ -68,6 +68,25 @@ const MAX_CONV = '\uffff';
  * can take (and the window in which LMDB without sync-on-commit is exposed to a torn write).
  */
 const BACKGROUND_SYNC_MS = 100;
+
+/**
+ * Free bytes on the file system below which a failed commit counts as a full disk (LMDB reports a
+ * short write as EIO, not ENOSPC), and which must be free again before the probe turns writing
+ * back on (so that writing does not flap at the edge of a full disk).
+ */
+const FREE_HEADROOM = 1024 * 1024;
+/** What the probe writes (and removes again): a write of some pages, not only of the meta page. */
+const PROBE_BYTES = 64 * 1024;
+
+/** Free bytes for an unprivileged writer on the file system holding `dir` (Infinity if unknown). */
+function freeBytes(dir: string): number {
+  try {
+    const f = statfsSync(dir);
+    return f.bavail * f.bsize;
+  } catch {
+    return Infinity;
+  }
+}
 
 type LogValue = [at: number, from: string | null, mid: string | null, head: string, tail: string];
 type LogKey = [ConvId, number];
@@ -106,7 +125,10 @@ class Core {
    */
   readonly tops: LRUCache<ConvId, ConvTop> | undefined;
 
-  constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void, topCache: number) {
+  private readonly healthNow: StoreHealth = { writable: true, since: Date.now(), reason: null, failedCommits: 0 };
+  private readonly listeners: ((h: StoreHealth) => void)[] = [];
+
+  constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void, topCache: number, private readonly envDir: string) {
     this.tops = topCache > 0 ? new LRUCache<ConvId, ConvTop>({ max: topCache }) : undefined;
     this.lastOffset = this.savedOffset = Number(dbs.meta.get('lastOffset') ?? 0);
     // The counter goes into the transaction that holds the records it numbered, so a restart
@@ -120,7 +142,59 @@ class Core {
       this.overlay.clear();
       // The cache may hold tops of writes that were lost.
       if (!committed) this.tops?.clear();
-    });
+    }, (err, lost) => this.commitFailed(err, lost));
+  }
+
+  /** A commit failed: a full disk (or map) turns writing off until the probe succeeds. */
+  private commitFailed(err: StoreError, lost: number): StoreError {
+    // The counter of that transaction was not written: the next commit writes it (offsets never go back).
+    this.savedOffset = -1;
+    let e = err;
+    if (e.code === 'io' && freeBytes(this.envDir) < FREE_HEADROOM) {
+      e = new StoreError(`commit: store full (${err.message}; the file system has no space left)`, 'full', { cause: err });
+    }
+    if (e.code !== 'full') return e;
+    this.healthNow.failedCommits++;
+    if (this.healthNow.writable) {
+      this.healthNow.writable = false;
+      this.healthNow.since = Date.now();
+      this.healthNow.reason = e.message;
+      logger({ mod: 'lmdb-store' }).debug({ lost }, 'store commit failed for lack of space');
+      this.emit();
+    }
+    return e;
+  }
+
+  health(): StoreHealth { return { ...this.healthNow }; }
+
+  onHealth(listener: (h: StoreHealth) => void): void { this.listeners.push(listener); }
+
+  private emit(): void {
+    const h = this.health();
+    for (const l of this.listeners) l(h);
+  }
+
+  /**
+   * While not writable: enough space free again and a write of some pages (removed again) commits,
+   * then writing is on again. The counter goes into the same transaction.
+   */
+  probe(): boolean {
+    if (this.closed) return false;
+    if (this.healthNow.writable) return true;
+    if (this.writer.failure !== undefined) return false;
+    if (freeBytes(this.envDir) < FREE_HEADROOM) return false;
+    const { meta } = this.dbs;
+    try {
+      this.writer.runNow(() => meta.putSync('probe', '0'.repeat(PROBE_BYTES)));
+      this.writer.runNow(() => meta.removeSync('probe'));
+    } catch {
+      return false;
+    }
+    this.healthNow.writable = true;
+    this.healthNow.since = Date.now();
+    this.healthNow.reason = null;
+    this.emit();
+    return true;
   }
 
   /** Before a write: the store must be open and not failed. */
@@ -406,7 +480,7 @@ export class LmdbStore implements Store {
   private readonly groupSync: GroupSync | undefined;
 
   private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs, topCache: number) {
-    this.core = new Core(root, dbs, () => this.afterCommit(), topCache);
+    this.core = new Core(root, dbs, () => this.afterCommit(), topCache, envDir);
     let epoch = dbs.meta.get('epoch');
     if (typeof epoch !== 'string') {
       // First open of this environment: its epoch is made once and kept.
@@ -498,6 +572,12 @@ export class LmdbStore implements Store {
       throw toStoreError(e, 'backup');
     }
   }
+
+  health(): StoreHealth { return this.core.health(); }
+
+  onHealth(listener: (h: StoreHealth) => void): void { this.core.onHealth(listener); }
+
+  probe(): boolean { return this.core.probe(); }
 
   stats(): StoreStats {
     if (this.core.closed) throw closedError();
