@@ -70,11 +70,16 @@ const MAX_CONV = '\uffff';
 const BACKGROUND_SYNC_MS = 100;
 
 /**
- * Free bytes on the file system below which a failed commit counts as a full disk (LMDB reports a
- * short write as EIO, not ENOSPC), and which must be free again before the probe turns writing
- * back on (so that writing does not flap at the edge of a full disk).
+ * Free bytes the file system keeps beyond what a commit writes: below that the commit is not tried
+ * and counts as failed for lack of space. lmdb-js must not meet a failed write: lmdb-js 3.5.6
+ * formats the message of a write that fails with an errno (ENOSPC) into a 100-byte heap buffer it
+ * overruns (mdb.c, mdb_page_flush: `last_error = malloc(100); sprintf(...)`), and the process then
+ * aborts ("munmap_chunk(): invalid pointer") or carries a corrupt heap. A short write is reported
+ * as EIO without that message; an I/O error with less than this free also counts as full.
  */
-const FREE_HEADROOM = 1024 * 1024;
+const FREE_RESERVE = 1024 * 1024;
+/** Free bytes the probe wants before it turns writing back on (more than the reserve: no flapping). */
+const PROBE_FREE = 4 * FREE_RESERVE;
 /** What the probe writes (and removes again): a write of some pages, not only of the meta page. */
 const PROBE_BYTES = 64 * 1024;
 
@@ -142,7 +147,15 @@ class Core {
       this.overlay.clear();
       // The cache may hold tops of writes that were lost.
       if (!committed) this.tops?.clear();
-    }, (err, lost) => this.commitFailed(err, lost));
+    }, (err, lost) => this.commitFailed(err, lost), (bytes) => this.spaceFor(bytes));
+  }
+
+  /** Before a commit of about `bytes`: the file system has room for them and the reserve (statfs, about 1 µs). */
+  private spaceFor(bytes: number): void {
+    const free = freeBytes(this.envDir);
+    if (free < FREE_RESERVE + 2 * bytes) {
+      throw new StoreError(`commit: store full (${free} bytes free on the file system, ${bytes} to write and ${FREE_RESERVE} kept in reserve)`, 'full');
+    }
   }
 
   /** A commit failed: a full disk (or map) turns writing off until the probe succeeds. */
@@ -150,7 +163,7 @@ class Core {
     // The counter of that transaction was not written: the next commit writes it (offsets never go back).
     this.savedOffset = -1;
     let e = err;
-    if (e.code === 'io' && freeBytes(this.envDir) < FREE_HEADROOM) {
+    if (e.code === 'io' && freeBytes(this.envDir) < FREE_RESERVE) {
       e = new StoreError(`commit: store full (${err.message}; the file system has no space left)`, 'full', { cause: err });
     }
     if (e.code !== 'full') return e;
@@ -182,7 +195,7 @@ class Core {
     if (this.closed) return false;
     if (this.healthNow.writable) return true;
     if (this.writer.failure !== undefined) return false;
-    if (freeBytes(this.envDir) < FREE_HEADROOM) return false;
+    if (freeBytes(this.envDir) < PROBE_FREE) return false;
     const { meta } = this.dbs;
     try {
       this.writer.runNow(() => meta.putSync('probe', '0'.repeat(PROBE_BYTES)));
@@ -190,6 +203,7 @@ class Core {
     } catch {
       return false;
     }
+    this.writer.forgetLoss();
     this.healthNow.writable = true;
     this.healthNow.since = Date.now();
     this.healthNow.reason = null;
@@ -267,10 +281,10 @@ class LmdbLog implements ConversationLog {
       c.writer.queue(() => {
         log.putSync([conv, offset], value);
         mids.putSync([conv, from, mid], offset);
-      });
+      }, e.head.length + e.tail.length + conv.length + from.length + mid.length + 64);
       overlay.mids.set(midKey(conv, from, mid), offset);
     } else {
-      c.writer.queue(() => log.putSync([conv, e.offset], value));
+      c.writer.queue(() => log.putSync([conv, e.offset], value), e.head.length + e.tail.length + conv.length + 64);
     }
     if (!topQueued) c.writer.queue(() => convs.putSync(conv, overlay.tops.get(conv)!));
     overlay.tops.set(conv, top);
@@ -447,7 +461,7 @@ class LmdbStates implements ActorStates {
         const v = overlay.states.get(address)!;
         if (v === null) states.removeSync(address);
         else states.putSync(address, JSON.parse(v));
-      });
+      }, (text?.length ?? 0) + address.length + 64);
     }
     overlay.states.set(address, text);
   }

@@ -15,6 +15,8 @@ import { toStoreError } from './errors';
 
 export class TurnWriter {
   private ops: (() => void)[] = [];
+  /** About how many bytes the queued writes add to the file (for the space check before a commit). */
+  private bytes = 0;
   private scheduled = false;
   /** flush() callers waiting for the queued writes to commit (all share the turn's one commit). */
   private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
@@ -45,6 +47,10 @@ export class TurnWriter {
    * @param failed runs after a failed transaction, with what lmdb-js threw mapped to a StoreError,
    *   and returns it, possibly reclassified (an I/O error on a file system with no space left is
    *   'full'); it reports and logs a full store itself.
+   * @param spaceFor runs before every transaction with about how many bytes it writes, and throws
+   *   (a StoreError 'full') when the file system has not that much room to spare: the transaction
+   *   then fails without running, as if LMDB had failed it (see LmdbStore: lmdb-js must not meet a
+   *   failed write).
    */
   constructor(
     private readonly root: RootDatabase,
@@ -52,14 +58,16 @@ export class TurnWriter {
     private readonly onCommit: () => void = () => undefined,
     private readonly settled: (committed: boolean) => void = () => undefined,
     private readonly failed: (e: StoreError, lost: number) => StoreError = (e) => e,
+    private readonly spaceFor: (bytes: number) => void = () => undefined,
   ) {}
 
   get pending(): number { return this.ops.length; }
 
   /** Queues a write for the end of the turn. */
-  queue(op: () => void): void {
+  queue(op: () => void, bytes = 64): void {
     if (this.failure !== undefined) throw this.failure;
     this.ops.push(op);
+    this.bytes += bytes;
     if (!this.scheduled) {
       this.scheduled = true;
       setImmediate(() => {
@@ -88,6 +96,18 @@ export class TurnWriter {
     return new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
   }
 
+  /**
+   * A loss nobody waited for is told to the flushes asked for in this turn or at its end (the
+   * delivery actor asks for its flush in a setImmediate of the turn that wrote), not to a flush of
+   * writes made later, which has nothing to do with it: it expires after two check phases.
+   */
+  private expire(err: StoreError): void {
+    setImmediate(() => setImmediate(() => { if (this.unreported === err) this.unreported = undefined; }));
+  }
+
+  /** Forgets a loss not yet told (writing is on again: later flushes are about later writes). */
+  forgetLoss(): void { this.unreported = undefined; }
+
   /** Commits the queued writes now (nothing if none). */
   commitNow(): void {
     if (this.ops.length > 0) this.runNow(() => undefined);
@@ -98,9 +118,12 @@ export class TurnWriter {
     if (this.failure !== undefined) throw this.failure;
     const ops = this.ops;
     const waiters = this.waiters;
+    const bytes = this.bytes;
     this.ops = [];
     this.waiters = [];
+    this.bytes = 0;
     try {
+      this.spaceFor(bytes + 4096);
       const result = this.root.transactionSync(() => {
         for (const op of ops) op();
         const r = fn();
@@ -119,7 +142,10 @@ export class TurnWriter {
       this.settled(false);
       for (const w of waiters) w.reject(err);
       // Told now if someone waited for this commit, else to the next flush.
-      if (err.code === 'full') this.unreported = waiters.length > 0 ? undefined : err;
+      if (err.code === 'full') {
+        this.unreported = waiters.length > 0 ? undefined : err;
+        if (this.unreported !== undefined) this.expire(err);
+      }
       else {
         this.failure = err;
         logger({ mod: 'lmdb-store' }).error({ err: e, lost: ops.length, code: err.code }, 'store commit failed; the store takes no more writes');
