@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import type { RootDatabase } from 'lmdb';
 import { Delivery } from '../src/actors/delivery';
+import { Retention } from '../src/actors/retention';
 import { decideDirect } from '../src/actors/direct';
 import type { Peer, Peers } from '../src/actors/peer';
 import { Code } from '../src/protocol/codes';
@@ -112,6 +113,36 @@ describe('store full: the LMDB turn writer', () => {
     await settle();
     expect(w.failure?.code).to.equal('corrupt');
     expect(() => w.queue(() => undefined)).to.throw(StoreError);
+  });
+});
+
+describe('store full: retention', () => {
+  it('skips a trim the full store refuses (counted) instead of throwing into the append that asked for it', () => {
+    const entries = [1, 2, 3, 4, 5].map((offset) => ({ conv: 'g:x', offset, at: 0, from: null, head: '', tail: '' }));
+    let full = true;
+    let trimmed = 0;
+    const log = {
+      top: () => ({ first: 1, last: 5, count: 5 }),
+      read: () => entries.slice(0, 3),
+      trimThrough: (_c: string, upTo: number) => {
+        if (full) throw new StoreError('trim: store full', 'full');
+        trimmed = upTo;
+        return upTo;
+      },
+    } as unknown as ConstructorParameters<typeof Retention>[0];
+    const r = new Retention(log, { retainCount: 2, retainAgeMs: 0 });
+    expect(() => r.appended('g:x')).to.not.throw();
+    expect(r.stats()).to.deep.include({ trims: 0, trimsSkippedFull: 1 });
+    // The age sweep does not spin on a trim the full store refuses.
+    let swept = false;
+    (log as unknown as { conversations: () => string[] }).conversations = () => (swept ? [] : ((swept = true), ['g:x']));
+    const ageing = new Retention(log, { retainCount: 1000, retainAgeMs: 1 });
+    ageing.sweep(Date.now());
+    expect(ageing.stats().trimsSkippedFull).to.equal(1);
+    full = false;
+    r.appended('g:x');
+    expect(trimmed).to.equal(3);
+    expect(r.stats()).to.deep.include({ trims: 1, trimsSkippedFull: 1 });
   });
 });
 

@@ -217,10 +217,17 @@ class Core {
     if (this.writer.failure !== undefined) throw this.writer.failure;
   }
 
-  /** Before a read: commits this process's queued writes, so the read sees them. */
+  /**
+   * Before a read: commits this process's queued writes, so the read sees them. If they are lost
+   * to a full disk the read still answers, from the committed data (reads go on while full).
+   */
   readable(): void {
     if (this.closed) throw closedError();
-    this.writer.commitNow();
+    try {
+      this.writer.commitNow();
+    } catch (e) {
+      if (!(e instanceof StoreError) || e.code !== 'full') throw e;
+    }
   }
 
   /** Runs a read, reporting lmdb-js errors as StoreErrors. */
