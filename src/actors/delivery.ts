@@ -17,8 +17,9 @@
  */
 import { LRUCache } from 'lru-cache';
 import { logger } from '../log';
-import { errorFrame, renderFrame, type Request, type Template } from '../protocol/frames';
-import { accountConv, type ConvId, type Store } from '../store/ports';
+import { Code } from '../protocol/codes';
+import { errorFrame, refusedAnswer, renderFrame, STORAGE_FULL_TEXT, type Request, type Template } from '../protocol/frames';
+import { accountConv, StoreError, type ConvId, type Store } from '../store/ports';
 import { PositionBook } from './account-positions';
 import { Backlog } from './backlog';
 import type { Post, StateOut } from './envelopes';
@@ -59,11 +60,11 @@ export class Delivery {
   /** Direct conversations known to be in both accounts' membership lists. */
   private readonly knownConvs = new LRUCache<string, true>({ max: 100_000 });
   private lastOffset: number;
-  private durableQueue: Array<() => void> = [];
+  private durableQueue: Array<{ done: () => void; lost: (() => void) | undefined }> = [];
   private flushScheduled = false;
   private released: Promise<void> = Promise.resolve();
   private readonly log = logger({ part: 'delivery' });
-  readonly counters = { appended: 0, duplicates: 0, pushed: 0, backlogFrames: 0 };
+  readonly counters = { appended: 0, duplicates: 0, pushed: 0, backlogFrames: 0, lostFull: 0 };
   onFatal: (err: unknown) => void = () => process.exit(1);
 
   constructor(private readonly store: Store, private readonly peers: Peers, private readonly limits: DeliveryLimits) {
@@ -95,7 +96,11 @@ export class Delivery {
         this.retention.appended(p.conv);
       }
     }
-    if (p.ackTo) { const { conn, frame } = p.ackTo; this.afterDurable(() => this.peers.peer(conn)?.send(frame)); }
+    if (p.ackTo) {
+      const { conn, frame } = p.ackTo;
+      // Never a false acknowledgement: a record lost with a failed commit is answered with 45007.
+      this.afterDurable(() => this.peers.peer(conn)?.send(frame), () => this.peers.peer(conn)?.send(refusedAnswer(frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
+    }
   }
 
   /** An actor's new state, with who joined or left its conversation; written in the same turn as its posts. */
@@ -109,9 +114,12 @@ export class Delivery {
     if (s.state === undefined) this.retention.drop(s.conv);
   }
 
-  /** Output that must wait until everything stored so far is durable. */
-  afterDurable(fn: () => void): void {
-    this.durableQueue.push(fn);
+  /**
+   * Output that must wait until everything stored so far is durable. If the store was full and
+   * the writes were lost instead, `lost` runs (when given) and `fn` never does.
+   */
+  afterDurable(fn: () => void, lost?: () => void): void {
+    this.durableQueue.push({ done: fn, lost });
     if (this.flushScheduled) return;
     this.flushScheduled = true;
     setImmediate(() => {
@@ -121,7 +129,14 @@ export class Delivery {
       const durable = this.store.flush();
       this.released = this.released
         .then(() => durable)
-        .then(() => { for (const f of queue) f(); })
+        .then(() => { for (const f of queue) f.done(); }, (err: unknown) => {
+          if (!(err instanceof StoreError) || err.code !== 'full') throw err;
+          // The disk is full: that turn's writes are lost, the process goes on (the node refuses
+          // writes until the store's probe succeeds). Who waited is told; nothing is acknowledged.
+          this.counters.lostFull++;
+          this.knownConvs.clear();
+          for (const f of queue) f.lost?.();
+        })
         .catch((err: unknown) => {
           // Output that cannot be made durable must not leave; a restart starts from what is on disk.
           this.log.fatal({ err }, 'store write failed');
@@ -263,7 +278,7 @@ export class Delivery {
   /** Writes what is pending and waits until it is durable and released. */
   async settle(): Promise<void> {
     this.positions.write();
-    await new Promise<void>((resolve) => this.afterDurable(resolve));
+    await new Promise<void>((resolve) => this.afterDurable(resolve, resolve));
     await this.released;
   }
 

@@ -4,7 +4,7 @@
  * a record of another; every trim is logged and counted.
  */
 import { logger } from '../log';
-import type { ConvId, ConversationLog } from '../store/ports';
+import { StoreError, type ConvId, type ConversationLog } from '../store/ports';
 
 export interface RetentionPolicy { retainCount: number; retainAgeMs: number }
 
@@ -66,19 +66,31 @@ export class Retention {
       let upTo = 0;
       for (const e of page) { if (e.at >= cutoff) break; upTo = e.offset; }
       if (upTo === 0) return;
-      this.trim(conv, upTo, 'age');
+      if (!this.trim(conv, upTo, 'age')) return;
       if (upTo !== page.at(-1)!.offset) return;
     }
   }
 
-  private trim(conv: ConvId, upTo: number, reason: string): void {
-    const n = this.store.trimThrough(conv, upTo);
+  /** False when the store was full and nothing was trimmed. */
+  private trim(conv: ConvId, upTo: number, reason: string): boolean {
+    let n: number;
+    try {
+      n = this.store.trimThrough(conv, upTo);
+    } catch (e) {
+      // The disk is full: the trim is tried again with the conversation's next append or sweep.
+      if (e instanceof StoreError && e.code === 'full') { this.skippedFull++; return false; }
+      throw e;
+    }
     this.trimmed += n;
     this.trims++;
     this.log.info({ conv, upTo, trimmed: n, reason }, 'conversation log trimmed');
+    return true;
   }
 
-  stats(): { trimmed: number; trims: number } {
-    return { trimmed: this.trimmed, trims: this.trims };
+  /** Trims not done because the store was full. */
+  private skippedFull = 0;
+
+  stats(): { trimmed: number; trims: number; trimsSkippedFull: number } {
+    return { trimmed: this.trimmed, trims: this.trims, trimsSkippedFull: this.skippedFull };
   }
 }

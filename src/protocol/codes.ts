@@ -28,6 +28,8 @@ export const Code = {
   RATE_LIMITED: 44029,
   /** The server is busy or restarting a part; the request was not executed and may be retried. */
   UNAVAILABLE: 45003,
+  /** The store cannot take writes now (the disk is full): the request was not executed; retry later. */
+  STORAGE_FULL: 45007,
   /** Verification by payment is not configured on this server. */
   VERIFY_DISABLED: 45010,
 } as const;

@@ -45,6 +45,33 @@ export function noticeFrame(cat: string, act: string, msg: unknown, callback?: s
   return JSON.stringify({ type: 'notice', msg, method } satisfies NoticeFrame);
 }
 
+/** The text of error 45007 (Code.STORAGE_FULL). */
+export const STORAGE_FULL_TEXT = 'the server cannot store anything now; retry later';
+
+/**
+ * The error a requester gets instead of `answer` (a notice that would have confirmed its request)
+ * when what the request changed was lost: the request it echoes is rebuilt from the answer
+ * (`cat`, `act`, `callback`, and the `mid`, `to` or `id` the answer names).
+ */
+export function refusedAnswer(answer: string, code: ErrorCode, error: string): string {
+  let cat: unknown;
+  let act: unknown;
+  const r: Record<string, unknown> = {};
+  try {
+    const f = JSON.parse(answer) as { method?: Record<string, unknown>; msg?: unknown };
+    cat = f.method?.cat;
+    act = f.method?.act;
+    if (typeof f.method?.callback === 'string') r.callback = f.method.callback;
+    if (f.msg !== null && typeof f.msg === 'object' && !Array.isArray(f.msg)) {
+      const m = f.msg as Record<string, unknown>;
+      for (const k of ['mid', 'to', 'id']) if (typeof m[k] === 'string') r[k] = m[k];
+    }
+  } catch {
+    // Not JSON (never, for answers this server makes): the error names no request.
+  }
+  return errorFrame(code, error, { ...(typeof cat === 'string' ? { cat } : {}), ...(typeof act === 'string' ? { act } : {}), ...r });
+}
+
 export function errorFrame(code: ErrorCode, error: string, request: unknown): string {
   const r = (request !== null && typeof request === 'object' && !Array.isArray(request)) ? request as Request : undefined;
   const method = {

@@ -139,6 +139,12 @@ export function renderMetrics(s: StatusSnapshot): string {
     x.add('imgc_chain_last_processed_block', 'gauge', 'Last block whose transfers the chain watcher processed.', s.chain.lastProcessed);
     x.add('imgc_chain_reconnects_total', 'counter', 'Chain watcher connection attempts after the first.', s.chain.reconnects);
   }
+  if (s.store) {
+    x.add('imgc_store_writable', 'gauge', '1 while the store takes writes; 0 while the disk is full (writes are refused with error 45007).', s.store.writable);
+    x.add('imgc_store_writable_since_seconds', 'gauge', 'When imgc_store_writable last changed, seconds since the epoch.', Date.parse(s.store.since) / 1000);
+    x.add('imgc_store_failed_commits_total', 'counter', 'Store commits that failed for lack of space (their writes were lost and their senders told).', s.store.failedCommits);
+    x.add('imgc_store_writes_refused_total', 'counter', 'Requests refused with error 45007 while the store was full.', s.store.writesRefused);
+  }
   addTree(x, 'imgc_delivery', 'Delivery actor and store figure (appended, duplicates, pushed, backlog frames, syncing, trimmed; store_*: backend figures).', s.delivery, {});
   if (s.verification !== null && typeof s.verification === 'object' && !Array.isArray(s.verification)) {
     // The chain watcher's figures are above already.

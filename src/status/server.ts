@@ -4,7 +4,7 @@
  *
  *   GET  /status    JSON snapshot of every figure (src/status/snapshot.ts)
  *   GET  /healthz   200 {"ok":true} while the process serves
- *   GET  /readyz    200 when restore finished and every worker is up, else 503
+ *   GET  /readyz    200 when restore finished, every worker is up and the store takes writes, else 503
  *   GET  /metrics   the same figures as Prometheus text
  *   POST /backup[?dest=/abs/dir] online backup of the data dir into a new directory (default: a new
  *                                directory under --backup-dir; older backups there beyond --backups-keep go)
@@ -21,7 +21,7 @@ import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { logger } from '../log';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
 import { RateMeter } from './rates';
-import { isReady, takeSnapshot, type LiveFigures } from './snapshot';
+import { readiness, takeSnapshot, type LiveFigures } from './snapshot';
 import type { StatusSource } from './source';
 
 export interface StatusServerOptions {
@@ -143,9 +143,8 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
       case '/healthz':
         return send(res, 200, { ok: true });
       case '/readyz': {
-        const ready = isReady(source);
-        const workersDown = source.shards.filter((s) => !s.up).map((s) => s.index);
-        return send(res, ready ? 200 : 503, { ready, restored: source.ready, workersDown });
+        const r = readiness(source);
+        return send(res, r.ready ? 200 : 503, r);
       }
       case '/status':
         return send(res, 200, await takeSnapshot(source, live, statsTimeoutMs));

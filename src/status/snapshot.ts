@@ -48,6 +48,11 @@ export interface StatusSnapshot {
    * (backend, epoch, last offset, bytes on disk).
    */
   delivery: Record<string, unknown> | null;
+  /**
+   * Whether the store takes writes: `writable` false while the disk is full (requests that would
+   * write get error 45007), `since` when that last changed, `writesRefused` how many were refused.
+   */
+  store?: { writable: boolean; since: string; reason: string | null; failedCommits: number; writesRefused: number } | null;
   messages: {
     inTotal: number;
     outTotal: number;
@@ -131,9 +136,21 @@ export async function gatherShardStats(source: StatusSource, timeoutMs: number):
   return Array.from({ length: n }, (_, i) => all[i]);
 }
 
-/** True when the node serves: restore finished, endpoint listening, every worker up. */
+/** True when the node serves: restore finished, endpoint listening, every worker up, the store takes writes. */
 export function isReady(source: StatusSource): boolean {
-  return source.ready && source.shards.length > 0 && source.shards.every((s) => s.up);
+  return readiness(source).ready;
+}
+
+/** What /readyz answers: ready or not, and why not. */
+export function readiness(source: StatusSource): { ready: boolean; restored: boolean; workersDown: number[]; storeWritable: boolean; reason?: string } {
+  const workersDown = source.shards.filter((s) => !s.up).map((s) => s.index);
+  const store = source.storeHealth?.() ?? null;
+  const storeWritable = store === null || store.writable;
+  let reason: string | undefined;
+  if (!source.ready) reason = 'starting';
+  else if (source.shards.length === 0 || workersDown.length > 0) reason = 'workers down';
+  else if (!storeWritable) reason = `store full since ${new Date(store!.since).toISOString()}: writes are refused`;
+  return { ready: reason === undefined, restored: source.ready, workersDown, storeWritable, ...(reason === undefined ? {} : { reason }) };
 }
 
 export async function takeSnapshot(source: StatusSource, live: LiveFigures, statsTimeoutMs: number): Promise<StatusSnapshot> {
@@ -158,6 +175,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
   const c = source.counters;
   const mem = process.memoryUsage();
   const chain = source.chainState?.() ?? null;
+  const st = source.storeHealth?.() ?? null;
   return {
     service: 'imgc',
     version: serviceVersion(),
@@ -173,6 +191,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     brokenGroups: broken,
     poisonRequests: c.poison ?? 0,
     delivery: source.deliveryState?.() ?? null,
+    store: st === null ? null : { writable: st.writable, since: new Date(st.since).toISOString(), reason: st.reason, failedCommits: st.failedCommits, writesRefused: st.refused },
     messages: {
       inTotal: c.framesIn,
       outTotal: c.framesOut,

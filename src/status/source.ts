@@ -15,6 +15,17 @@ export interface ShardView {
   readonly mailbox: { readonly depth: number };
 }
 
+/** The store's health as the node reports it. */
+export interface StoreHealthView {
+  writable: boolean;
+  /** ms since the epoch of the last change of `writable`. */
+  since: number;
+  reason: string | null;
+  failedCommits: number;
+  /** Requests refused with 45007 while not writable. */
+  refused: number;
+}
+
 /** The chain watcher's state (ChainWatcher.state() in src/chain/watcher.ts). */
 export interface ChainView {
   endpoint?: string;
@@ -69,6 +80,8 @@ export interface StatusSource {
   backup(dest: string | undefined): Promise<{ files: number; bytes: number; dest?: string; pruned?: string[] }>;
   /** The delivery actor's figures and its store's. */
   deliveryState?(): Record<string, unknown> | null;
+  /** Whether the store takes writes (Store.health()) and how many requests were refused while it did not. */
+  storeHealth?(): StoreHealthView | null;
   /** Verification by payment (Verification.state() in src/supervisor/verification.ts), reported as is. */
   verificationState?(): unknown;
 }

@@ -128,16 +128,41 @@ export interface StoreStats {
   [more: string]: unknown;
 }
 
+/**
+ * Whether the store takes writes. A commit that fails because the disk (or the map) is full loses
+ * that turn's writes and turns `writable` off; the store still serves reads and still tries the
+ * writes it is given, but the callers should refuse new ones. `probe()` turns it back on once a
+ * test write commits (and, on a file system, enough space is free again).
+ */
+export interface StoreHealth {
+  writable: boolean;
+  /** ms since the epoch of the last change of `writable` (the open, at first). */
+  since: number;
+  /** Why it is not writable (null while writable). */
+  reason: string | null;
+  /** Commits that failed for lack of space since the store was opened. */
+  failedCommits: number;
+}
+
 export interface Store {
   readonly epoch: string;
   readonly log: ConversationLog;
   readonly positions: Positions;
   readonly states: ActorStates;
-  /** Resolves once everything written before the call is durable (per the fsync policy). */
+  /**
+   * Resolves once everything written before the call is durable (per the fsync policy). Rejects
+   * with 'full' when writes were lost to a full store since the previous flush was told.
+   */
   flush(): Promise<void>;
   /** A consistent copy of everything, taken while writes go on, into the empty directory `dest`. */
   backup(dest: string): Promise<void>;
   stats(): StoreStats;
+  /** Whether the store takes writes now (see StoreHealth). */
+  health(): StoreHealth;
+  /** `listener` runs whenever `writable` changes (after the failed commit, after the probe). */
+  onHealth(listener: (h: StoreHealth) => void): void;
+  /** While not writable: tries a small write; true (and writable again) if it committed. */
+  probe(): boolean;
   close(): Promise<void>;
 }
 

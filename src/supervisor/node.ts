@@ -15,7 +15,7 @@ import { backupRoot, type Settings } from '../config';
 import { logger } from '../log';
 import { every } from '../log-aggregate';
 import { Code } from '../protocol/codes';
-import { errorFrame, type Request } from '../protocol/frames';
+import { errorFrame, refusedAnswer, STORAGE_FULL_TEXT, type Request } from '../protocol/frames';
 import type { Connection, Router } from '../actors/connection';
 import { Delivery } from '../actors/delivery';
 import { decideDirect } from '../actors/direct';
@@ -26,7 +26,7 @@ import { VERIFY_ADDRESS, type VerifierState } from '../actors/verifier';
 import { groupAddress } from '../actors/address';
 import { openStore } from '../store/open';
 import { backupDataDir, pruneBackups, type BackupResult } from '../store/backup';
-import { groupConv, type Store } from '../store/ports';
+import { groupConv, type Store, type StoreHealth } from '../store/ports';
 import { migrateDataDir } from '../migrate/migrate';
 import { Endpoint } from '../net/endpoint';
 import { SignatureChecker } from '../net/signatures';
@@ -78,6 +78,12 @@ function makeDirs(dir: string): void {
 /** A crash loop within the restart budget writes one `shard restarted` line per 10 s, with the count. */
 const warnRestarted = every('shard restarted', 10_000);
 
+/** While the store is full: how often it is probed for space (a small write). */
+const STORE_PROBE_MS = 2000;
+
+/** Group requests that only read: answered while the store is full. */
+const READ_GROUP_ACTS = new Set(['detail']);
+
 /** Group requests that only read state or fan out: deciding them twice is harmless. */
 const REPLAYABLE_GROUP_ACTS = new Set(['detail', 'chat', 'notice']);
 
@@ -98,6 +104,8 @@ export interface Counters {
   rateLimited: number;
   /** Sign-ins (`active`) refused: bad or missing signature, one already in progress, invalid fields. */
   signInsRefused: number;
+  /** Requests that would write refused with 45007 while the store was full. */
+  storeRefused: number;
 }
 
 /** Refusals that answer a well-formed request the service declines (not a bad frame). */
@@ -106,7 +114,8 @@ const DECLINED: ReadonlySet<number> = new Set([Code.NOT_PERMITTED, Code.VERIFY_D
 export class Node implements Router {
   readonly registry: Registry;
   readonly shards: ShardHost[] = [];
-  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0, droppedSlow: 0, poison: 0, badFrames: 0, rateLimited: 0, signInsRefused: 0 };
+  readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0, droppedSlow: 0, poison: 0, badFrames: 0, rateLimited: 0, signInsRefused: 0, storeRefused: 0 };
+  private storeProbe: NodeJS.Timeout | undefined;
   readonly startedAt = Date.now();
   private readonly signatures: SignatureChecker;
   private readonly budget: RestartBudget;
@@ -158,6 +167,7 @@ export class Node implements Router {
       throw new StartupError(`the store in ${s.data} cannot be opened: ${(err as Error).message}`);
     });
     this.store = store;
+    store.onHealth((h) => this.storeHealthChanged(h));
     // A directory written by the journal-and-checkpoint version moves into the store, once.
     await migrateDataDir(s.data, store);
     this.deliveryActor = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, maxBuffered: s.maxBuffered });
@@ -201,8 +211,45 @@ export class Node implements Router {
     return h.start();
   }
 
+  /**
+   * The store went full (one warning; requests that would write are refused and counted) or took
+   * writes again (one info line). While full it is probed every STORE_PROBE_MS.
+   */
+  private storeHealthChanged(h: StoreHealth): void {
+    if (!h.writable) {
+      this.log.warn({ reason: h.reason, failedCommits: h.failedCommits }, 'store full: refusing writes (error 45007) until space returns');
+      this.storeProbe ??= setInterval(() => {
+        try {
+          this.store?.probe();
+        } catch (err) {
+          this.log.debug({ err }, 'store probe failed');
+        }
+      }, STORE_PROBE_MS);
+      this.storeProbe.unref();
+    } else {
+      clearInterval(this.storeProbe);
+      this.storeProbe = undefined;
+      this.log.info({ refused: this.counters.storeRefused, failedCommits: h.failedCommits }, 'store writable again');
+    }
+  }
+
+  /** While the store is full a request that would write is answered 45007 (and counted), not executed. */
+  private refusedFull(peer: Connection, r: Request): boolean {
+    if (this.store === undefined || this.store.health().writable) return false;
+    this.counters.storeRefused++;
+    peer.send(errorFrame(Code.STORAGE_FULL, STORAGE_FULL_TEXT, r));
+    return true;
+  }
+
+  /** For /status, /metrics and /readyz: whether the store takes writes, and how often it refused. */
+  storeHealth(): (StoreHealth & { refused: number }) | null {
+    return this.store === undefined ? null : { ...this.store.health(), refused: this.counters.storeRefused };
+  }
+
   async stop(): Promise<void> {
     this.ready = false;
+    clearInterval(this.storeProbe);
+    this.storeProbe = undefined;
     await this.verification.stop();
     await this.endpoint?.close();
     await Promise.all(this.shards.map((h) => h.stop(this.settings.shutdownMs)));
@@ -226,6 +273,7 @@ export class Node implements Router {
   }
 
   direct(peer: Connection, r: Request): void {
+    if (this.refusedFull(peer, r)) return;
     this.delivery.post(decideDirect(peer.account!, peer.id, r), Date.now());
   }
 
@@ -234,6 +282,7 @@ export class Node implements Router {
   }
 
   group(peer: Connection, id: string, r: Request): void {
+    if (!READ_GROUP_ACTS.has(r.act) && this.refusedFull(peer, r)) return;
     const call = { t: 'group' as const, id, origin: { conn: peer.id, account: peer.account!, request: r }, now: Date.now() };
     this.shards[this.registry.workerOfGroup(id)]!.post(call);
   }
@@ -243,6 +292,7 @@ export class Node implements Router {
   }
 
   vertify(peer: Connection, r: Request): void {
+    if (r.act === 'reg' && this.refusedFull(peer, r)) return;
     this.verification.handle(peer, r);
   }
 
@@ -266,7 +316,8 @@ export class Node implements Router {
     for (const item of items) {
       switch (item.t) {
         case 'reply':
-          if (changed) this.delivery.afterDurable(() => this.sendTo(item.conn, item.frame));
+          // A change lost to a full store is answered 45007, never confirmed.
+          if (changed) this.delivery.afterDurable(() => this.sendTo(item.conn, item.frame), () => this.sendTo(item.conn, refusedAnswer(item.frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
           else this.sendTo(item.conn, item.frame);
           break;
         case 'post': this.delivery.post(item, now); break;

@@ -29,14 +29,14 @@
  * 'grouped' and 'off' a power loss can lose the unsynced tail, and, as LMDB documents for NOSYNC,
  * may leave that tail torn; 'always' keeps LMDB's full crash safety.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync, statSync, statfsSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
 import { open, type Database, type RootDatabase } from 'lmdb';
 import { LRUCache } from 'lru-cache';
 import type {
   AccountPositions, ActorStates, ConvId, ConvTop, ConversationLog, LogEntry, Membership, NewEntry, Positions,
-  ReadQuery, Store, StoreStats,
+  ReadQuery, Store, StoreHealth, StoreStats,
 } from '../ports';
 import { StoreError } from '../ports';
 import { closedError, hasMidKey, jsonCopy, newEpoch, toLogEntry } from '../common';
@@ -68,6 +68,30 @@ const MAX_CONV = '\uffff';
  * can take (and the window in which LMDB without sync-on-commit is exposed to a torn write).
  */
 const BACKGROUND_SYNC_MS = 100;
+
+/**
+ * Free bytes the file system keeps beyond what a commit writes: below that the commit is not tried
+ * and counts as failed for lack of space. lmdb-js must not meet a failed write: lmdb-js 3.5.6
+ * formats the message of a write that fails with an errno (ENOSPC) into a 100-byte heap buffer it
+ * overruns (mdb.c, mdb_page_flush: `last_error = malloc(100); sprintf(...)`), and the process then
+ * aborts ("munmap_chunk(): invalid pointer") or carries a corrupt heap. A short write is reported
+ * as EIO without that message; an I/O error with less than this free also counts as full.
+ */
+const FREE_RESERVE = 1024 * 1024;
+/** Free bytes the probe wants before it turns writing back on (more than the reserve: no flapping). */
+const PROBE_FREE = 4 * FREE_RESERVE;
+/** What the probe writes (and removes again): a write of some pages, not only of the meta page. */
+const PROBE_BYTES = 64 * 1024;
+
+/** Free bytes for an unprivileged writer on the file system holding `dir` (Infinity if unknown). */
+function freeBytes(dir: string): number {
+  try {
+    const f = statfsSync(dir);
+    return f.bavail * f.bsize;
+  } catch {
+    return Infinity;
+  }
+}
 
 type LogValue = [at: number, from: string | null, mid: string | null, head: string, tail: string];
 type LogKey = [ConvId, number];
@@ -106,7 +130,10 @@ class Core {
    */
   readonly tops: LRUCache<ConvId, ConvTop> | undefined;
 
-  constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void, topCache: number) {
+  private readonly healthNow: StoreHealth = { writable: true, since: Date.now(), reason: null, failedCommits: 0 };
+  private readonly listeners: ((h: StoreHealth) => void)[] = [];
+
+  constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void, topCache: number, private readonly envDir: string) {
     this.tops = topCache > 0 ? new LRUCache<ConvId, ConvTop>({ max: topCache }) : undefined;
     this.lastOffset = this.savedOffset = Number(dbs.meta.get('lastOffset') ?? 0);
     // The counter goes into the transaction that holds the records it numbered, so a restart
@@ -120,7 +147,68 @@ class Core {
       this.overlay.clear();
       // The cache may hold tops of writes that were lost.
       if (!committed) this.tops?.clear();
-    });
+    }, (err, lost) => this.commitFailed(err, lost), (bytes) => this.spaceFor(bytes));
+  }
+
+  /** Before a commit of about `bytes`: the file system has room for them and the reserve (statfs, about 1 µs). */
+  private spaceFor(bytes: number): void {
+    const free = freeBytes(this.envDir);
+    if (free < FREE_RESERVE + 2 * bytes) {
+      throw new StoreError(`commit: store full (${free} bytes free on the file system, ${bytes} to write and ${FREE_RESERVE} kept in reserve)`, 'full');
+    }
+  }
+
+  /** A commit failed: a full disk (or map) turns writing off until the probe succeeds. */
+  private commitFailed(err: StoreError, lost: number): StoreError {
+    // The counter of that transaction was not written: the next commit writes it (offsets never go back).
+    this.savedOffset = -1;
+    let e = err;
+    if (e.code === 'io' && freeBytes(this.envDir) < FREE_RESERVE) {
+      e = new StoreError(`commit: store full (${err.message}; the file system has no space left)`, 'full', { cause: err });
+    }
+    if (e.code !== 'full') return e;
+    this.healthNow.failedCommits++;
+    if (this.healthNow.writable) {
+      this.healthNow.writable = false;
+      this.healthNow.since = Date.now();
+      this.healthNow.reason = e.message;
+      logger({ mod: 'lmdb-store' }).debug({ lost }, 'store commit failed for lack of space');
+      this.emit();
+    }
+    return e;
+  }
+
+  health(): StoreHealth { return { ...this.healthNow }; }
+
+  onHealth(listener: (h: StoreHealth) => void): void { this.listeners.push(listener); }
+
+  private emit(): void {
+    const h = this.health();
+    for (const l of this.listeners) l(h);
+  }
+
+  /**
+   * While not writable: enough space free again and a write of some pages (removed again) commits,
+   * then writing is on again. The counter goes into the same transaction.
+   */
+  probe(): boolean {
+    if (this.closed) return false;
+    if (this.healthNow.writable) return true;
+    if (this.writer.failure !== undefined) return false;
+    if (freeBytes(this.envDir) < PROBE_FREE) return false;
+    const { meta } = this.dbs;
+    try {
+      this.writer.runNow(() => meta.putSync('probe', '0'.repeat(PROBE_BYTES)));
+      this.writer.runNow(() => meta.removeSync('probe'));
+    } catch {
+      return false;
+    }
+    this.writer.forgetLoss();
+    this.healthNow.writable = true;
+    this.healthNow.since = Date.now();
+    this.healthNow.reason = null;
+    this.emit();
+    return true;
   }
 
   /** Before a write: the store must be open and not failed. */
@@ -129,10 +217,17 @@ class Core {
     if (this.writer.failure !== undefined) throw this.writer.failure;
   }
 
-  /** Before a read: commits this process's queued writes, so the read sees them. */
+  /**
+   * Before a read: commits this process's queued writes, so the read sees them. If they are lost
+   * to a full disk the read still answers, from the committed data (reads go on while full).
+   */
   readable(): void {
     if (this.closed) throw closedError();
-    this.writer.commitNow();
+    try {
+      this.writer.commitNow();
+    } catch (e) {
+      if (!(e instanceof StoreError) || e.code !== 'full') throw e;
+    }
   }
 
   /** Runs a read, reporting lmdb-js errors as StoreErrors. */
@@ -193,10 +288,10 @@ class LmdbLog implements ConversationLog {
       c.writer.queue(() => {
         log.putSync([conv, offset], value);
         mids.putSync([conv, from, mid], offset);
-      });
+      }, e.head.length + e.tail.length + conv.length + from.length + mid.length + 64);
       overlay.mids.set(midKey(conv, from, mid), offset);
     } else {
-      c.writer.queue(() => log.putSync([conv, e.offset], value));
+      c.writer.queue(() => log.putSync([conv, e.offset], value), e.head.length + e.tail.length + conv.length + 64);
     }
     if (!topQueued) c.writer.queue(() => convs.putSync(conv, overlay.tops.get(conv)!));
     overlay.tops.set(conv, top);
@@ -373,7 +468,7 @@ class LmdbStates implements ActorStates {
         const v = overlay.states.get(address)!;
         if (v === null) states.removeSync(address);
         else states.putSync(address, JSON.parse(v));
-      });
+      }, (text?.length ?? 0) + address.length + 64);
     }
     overlay.states.set(address, text);
   }
@@ -406,7 +501,7 @@ export class LmdbStore implements Store {
   private readonly groupSync: GroupSync | undefined;
 
   private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs, topCache: number) {
-    this.core = new Core(root, dbs, () => this.afterCommit(), topCache);
+    this.core = new Core(root, dbs, () => this.afterCommit(), topCache, envDir);
     let epoch = dbs.meta.get('epoch');
     if (typeof epoch !== 'string') {
       // First open of this environment: its epoch is made once and kept.
@@ -498,6 +593,12 @@ export class LmdbStore implements Store {
       throw toStoreError(e, 'backup');
     }
   }
+
+  health(): StoreHealth { return this.core.health(); }
+
+  onHealth(listener: (h: StoreHealth) => void): void { this.core.onHealth(listener); }
+
+  probe(): boolean { return this.core.probe(); }
 
   stats(): StoreStats {
     if (this.core.closed) throw closedError();

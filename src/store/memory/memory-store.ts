@@ -6,8 +6,9 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type {
   AccountPositions, ActorStates, ConvId, ConvTop, ConversationLog, LogEntry, Membership, NewEntry, Positions,
-  ReadQuery, Store, StoreStats,
+  ReadQuery, Store, StoreHealth, StoreStats,
 } from '../ports';
+import { StoreError } from '../ports';
 import { closedError, hasMidKey, jsonCopy, newEpoch, toLogEntry } from '../common';
 
 /** Index of the first entry with offset > `after` in an offset-sorted list. */
@@ -30,7 +31,30 @@ function sortedAfter(keys: Iterable<string>, after: string | undefined): string[
   return [...keys].filter((k) => after === undefined || k > after).sort();
 }
 
-interface Counters { lastOffset: number; appended: number; trimmed: number; closed: boolean }
+interface Counters {
+  lastOffset: number;
+  appended: number;
+  trimmed: number;
+  closed: boolean;
+  /**
+   * Simulated full disk (`MemoryStore.simulateFull`): writes are taken and lost, as a failed commit
+   * loses its turn's writes (an append still gets its offset), and the next flush fails with 'full'.
+   */
+  full: boolean;
+  /** Writes lost since the last flush. */
+  lost: number;
+  /** Called on the first write lost while writable. */
+  onLost: () => void;
+}
+
+/** True (and the write counted as lost) when the store simulates a full disk. */
+function drop(c: Counters): boolean {
+  if (c.closed) throw closedError();
+  if (!c.full) return false;
+  c.lost++;
+  c.onLost();
+  return true;
+}
 
 class MemoryLog implements ConversationLog {
   /** Per conversation, oldest first (appends come in offset order, so pushing keeps it sorted). */
@@ -40,7 +64,7 @@ class MemoryLog implements ConversationLog {
   constructor(private readonly c: Counters) {}
 
   append(entry: NewEntry): LogEntry {
-    if (this.c.closed) throw closedError();
+    if (drop(this.c)) return toLogEntry(entry, ++this.c.lastOffset);
     const e = toLogEntry(entry, ++this.c.lastOffset);
     let list = this.logs.get(e.conv);
     if (list === undefined) this.logs.set(e.conv, (list = []));
@@ -70,7 +94,7 @@ class MemoryLog implements ConversationLog {
   }
 
   trimThrough(conv: ConvId, upTo: number): number {
-    if (this.c.closed) throw closedError();
+    if (drop(this.c)) throw new StoreError('trim: store full (simulated)', 'full');
     const list = this.logs.get(conv);
     if (list === undefined) return 0;
     const n = firstAfter(list, upTo);
@@ -108,19 +132,19 @@ class MemoryPositions implements Positions {
   }
 
   set(account: string, p: AccountPositions): void {
-    if (this.c.closed) throw closedError();
+    if (drop(this.c)) return;
     this.accounts.set(account, { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode });
   }
 
   join(account: string, conv: ConvId, since: number): void {
-    if (this.c.closed) throw closedError();
+    if (drop(this.c)) return;
     let m = this.members.get(account);
     if (m === undefined) this.members.set(account, (m = new Map()));
     m.set(conv, since);
   }
 
   leave(account: string, conv: ConvId): void {
-    if (this.c.closed) throw closedError();
+    if (drop(this.c)) return;
     const m = this.members.get(account);
     if (m === undefined) return;
     m.delete(conv);
@@ -154,7 +178,7 @@ class MemoryStates implements ActorStates {
   }
 
   put(address: string, state: unknown): void {
-    if (this.c.closed) throw closedError();
+    if (drop(this.c)) return;
     if (state === undefined) this.states.delete(address);
     else this.states.set(address, jsonCopy(state));
   }
@@ -167,7 +191,9 @@ class MemoryStates implements ActorStates {
 
 export class MemoryStore implements Store {
   readonly epoch = newEpoch();
-  private readonly c: Counters = { lastOffset: 0, appended: 0, trimmed: 0, closed: false };
+  private readonly c: Counters = { lastOffset: 0, appended: 0, trimmed: 0, closed: false, full: false, lost: 0, onLost: () => this.lostWrite() };
+  private readonly healthNow: StoreHealth = { writable: true, since: Date.now(), reason: null, failedCommits: 0 };
+  private readonly listeners: ((h: StoreHealth) => void)[] = [];
   private readonly memLog = new MemoryLog(this.c);
   private readonly memPositions = new MemoryPositions(this.c);
   private readonly memStates = new MemoryStates(this.c);
@@ -176,7 +202,43 @@ export class MemoryStore implements Store {
   readonly states: ActorStates = this.memStates;
 
   flush(): Promise<void> {
-    return this.c.closed ? Promise.reject(closedError()) : Promise.resolve();
+    if (this.c.closed) return Promise.reject(closedError());
+    if (this.c.lost > 0) {
+      // As a failed commit: every flush waiting for the lost writes fails, later ones do not.
+      const lost = this.c.lost;
+      this.c.lost = 0;
+      this.healthNow.failedCommits++;
+      return Promise.reject(new StoreError(`commit: store full (simulated; ${lost} writes lost)`, 'full'));
+    }
+    return Promise.resolve();
+  }
+
+  /** Tests: from now on writes are lost as on a full disk (`true`), or space is back (`false`; the probe then succeeds). */
+  simulateFull(full: boolean): void {
+    this.c.full = full;
+  }
+
+  private lostWrite(): void {
+    if (!this.healthNow.writable) return;
+    this.setWritable(false, 'commit: store full (simulated)');
+  }
+
+  private setWritable(writable: boolean, reason: string | null): void {
+    this.healthNow.writable = writable;
+    this.healthNow.since = Date.now();
+    this.healthNow.reason = reason;
+    const h = this.health();
+    for (const l of this.listeners) l(h);
+  }
+
+  health(): StoreHealth { return { ...this.healthNow }; }
+
+  onHealth(listener: (h: StoreHealth) => void): void { this.listeners.push(listener); }
+
+  probe(): boolean {
+    if (this.c.closed || this.c.full) return false;
+    if (!this.healthNow.writable) this.setWritable(true, null);
+    return true;
   }
 
   /** Writes `<dest>/store.json`: every record, position, membership and state, taken in one go. */
