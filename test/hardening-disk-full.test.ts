@@ -11,7 +11,7 @@ import { execFileSync } from 'node:child_process';
 import { closeSync, mkdirSync, mkdtempSync, openSync, rmSync, unlinkSync, writeSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startServer, type ServerHandle } from './support/server';
+import { getStatus, startServer, statusFetch, type ServerHandle } from './support/server';
 import { Client, isMessage, isNotice, sleep, type Frame } from './support/client';
 import { accountsReady, newAccounts, type Account } from './support/accounts';
 import { drainQuiet, historyPage, pageAll } from './support/history';
@@ -66,8 +66,7 @@ async function readyz(srv: ServerHandle): Promise<{ status: number; body: Frame 
 }
 
 async function status(srv: ServerHandle): Promise<Frame> {
-  const res = await fetch(`${srv.statusUrl!}/status`, { signal: AbortSignal.timeout(10_000) });
-  return (await res.json()) as Frame;
+  return getStatus<Frame>(srv);
 }
 
 /** Waits for the answer to the request with `mid`: its notice, or an error echoing it. */
@@ -164,7 +163,7 @@ describe('hardening: a full disk', function () {
     const st = await status(server);
     expect(st.store.writable).to.equal(false);
     expect(Date.parse(st.store.since as string)).to.be.greaterThan(0);
-    const metrics = await (await fetch(`${server.statusUrl!}/metrics`)).text();
+    const metrics = await (await statusFetch(server, '/metrics')).text();
     expect(metrics).to.match(/^imgc_store_writable 0$/m);
 
     // Writes are refused: a direct message, a group message, a group change.
