@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ShardStats } from '../actors/envelopes';
 import type { ChainView, StatusSource } from './source';
+import type { LimitsView } from '../supervisor/limits';
 
 export interface WorkerStatus {
   index: number;
@@ -56,6 +57,11 @@ export interface StatusSnapshot {
   restarts: { total: number; max: number; windowMs: number };
   /** Sockets dropped because they did not read what they were sent (past --max-buffered bytes waiting). */
   slowSocketsDropped: number;
+  /**
+   * Each limit: its `value` (the setting) and `hits` (requests or connections refused by it since
+   * start); `groups` is the count of groups held, checked against maxGroups. Null without a node.
+   */
+  limits?: LimitsView | null;
   chain: ChainView | null;
   /** Verification by payment (enabled, target, …) when the node runs it, else null. */
   verification: unknown;
@@ -173,6 +179,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     statsComplete: workers.every((w) => w.responsive),
     restarts: { total: c.restarts, max: source.settings.restartMax, windowMs: source.settings.restartWindowMs },
     slowSocketsDropped: c.droppedSlow ?? 0,
+    limits: source.limitsState?.() ?? null,
     chain: chain ? { ...chain } : null,
     verification: source.verificationState?.() ?? null,
     process: {
