@@ -139,6 +139,35 @@ describe('hardening: limits', function () {
     });
   });
 
+  describe('detail size', () => {
+    let srv: ServerHandle;
+    before(async () => {
+      srv = await startServer(['--max-buffered', String(64 * 1024), '--max-frame', String(8 * 1024), '--workers', '1'], { status: true });
+    });
+    after(async () => { await srv?.stop(); });
+
+    it('a detail answer larger than max-buffered / 8 gets 44744, counted; a smaller group still answers', async () => {
+      const [m] = newAccounts(1) as [Account];
+      const c = await Client.connect(srv.url);
+      await c.signIn(m);
+      // 150 members (a 7.7 KB create frame) and a 2,000-character announcement: more than 8 KB of detail.
+      c.request({ cat: 'group', act: 'create', list: randomAddresses(150) });
+      const big = (await c.next(isNotice('group', 'create'))).msg.id as string;
+      c.request({ cat: 'group', act: 'update', id: big, key: 'announce', val: 'a'.repeat(2000) });
+      await c.next(isNotice('group', 'update'));
+      const refused = await c.expectError({ cat: 'group', act: 'detail', id: big });
+      expect(refused.code).to.equal(44744);
+      expect(refused.error).to.match(/larger than 8192 bytes/);
+      c.request({ cat: 'group', act: 'create', list: randomAddresses(3) });
+      const small = (await c.next(isNotice('group', 'create'))).msg.id as string;
+      c.request({ cat: 'group', act: 'detail', id: small });
+      expect((await c.next(isNotice('group', 'detail'))).msg.group).to.have.length(4);
+      const s = await getStatus<Status>(srv);
+      expect(s.limits.detailBytes).to.deep.equal({ value: 8192, hits: 1 });
+      await c.close();
+    });
+  });
+
   describe('out of file descriptors', function () {
     this.timeout(120_000);
     it('a server under ulimit -n 256 flooded past it stays up (even restarting a worker), accepts again once sockets close, and a group create works', async () => {
