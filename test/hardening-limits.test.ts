@@ -11,6 +11,8 @@ import WebSocket from 'ws';
 import { freePort, getStatus, MAIN, startServer, tempDir, type ServerHandle } from './support/server';
 import { Client, isError, isNotice, sleep } from './support/client';
 import { accountsReady, newAccounts, randomAddresses, type Account } from './support/accounts';
+import { AggregatedWarnings, Limits } from '../src/supervisor/limits';
+import type { Logger } from '../src/log';
 
 interface LimitView { value: number; hits: number }
 interface Status { connections: number; limits: Record<string, LimitView> & { groups: number } }
@@ -41,6 +43,32 @@ async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boole
   }
   return v;
 }
+
+describe('limits: unit', () => {
+  const values = { maxConnections: 1, maxConnectionsPerIp: 1, groupsPerHour: 2, maxGroups: 10, maxGroupSize: 5, maxBlocked: 1, detailBytes: 100 };
+  const lines: Array<Record<string, unknown>> = [];
+  const log = { warn: (o: Record<string, unknown>, msg: string) => lines.push({ ...o, msg }) } as unknown as Logger;
+
+  it('the hourly quota counts per account and opens again when the hour is over', () => {
+    const l = new Limits(values, log);
+    expect(l.takeGroupQuota('a', 0)).to.equal(undefined);
+    expect(l.takeGroupQuota('a', 1000)).to.equal(undefined);
+    expect(l.takeGroupQuota('a', 2000)).to.equal(3600_000 - 2000);
+    expect(l.takeGroupQuota('b', 2000)).to.equal(undefined);
+    expect(l.takeGroupQuota('a', 3600_000)).to.equal(undefined);
+  });
+
+  it('repeated warnings: the first at once, the rest summed into one line per interval', async () => {
+    lines.length = 0;
+    const w = new AggregatedWarnings(log, 200);
+    for (let i = 0; i < 1000; i++) w.warn('k', 'refused');
+    expect(lines).to.have.length(1);
+    await sleep(300);
+    expect(lines).to.have.length(2);
+    expect(lines[1]).to.include({ limit: 'k', count: 999 });
+    w.stop();
+  });
+});
 
 describe('hardening: limits', function () {
   this.timeout(60_000);
