@@ -24,6 +24,11 @@ export interface Settings {
   retainAgeMs: number;
   groupBacklog: number;
   maxGroupSize: number;
+  maxBlocked: number;
+  groupsPerHour: number;
+  maxGroups: number;
+  maxConnections: number;
+  maxConnectionsPerIp: number;
   groupsResident: number;
   groupIdleMs: number;
   partitions: number;
@@ -67,6 +72,11 @@ const specs: { [K in keyof Settings]: Spec } = {
   retainAgeMs: { flag: 'retain-age-ms', kind: 'int', def: 90 * 24 * 3600_000, min: 1000, max: 100 * 365 * 24 * 3600_000, help: 'oldest message kept in a conversation' },
   groupBacklog: { flag: 'group-backlog', kind: 'int', def: 200, min: 1, max: 100_000, help: 'newest messages of a group delivered at sign-in; older ones are announced with a limited notice and read with history' },
   maxGroupSize: { flag: 'max-group-size', kind: 'int', def: 5000, min: 2, max: 100_000, help: 'most members of a group' },
+  maxBlocked: { flag: 'max-blocked', kind: 'int', def: 1000, min: 0, max: 100_000, help: 'most accounts on the block list of a group (deport past it is refused with 44744)' },
+  groupsPerHour: { flag: 'groups-per-hour', kind: 'int', def: 100, min: 1, max: 1_000_000, help: 'groups one account may create per hour (past it: 44029 with retryAfterMs)' },
+  maxGroups: { flag: 'max-groups', kind: 'int', def: 1_000_000, min: 1, max: 1_000_000_000, help: 'groups the server holds in total (a create past it: 44029)' },
+  maxConnections: { flag: 'max-connections', kind: 'int', def: 15_000, min: 1, max: 10_000_000, help: 'open WebSocket connections in total; past it the upgrade is answered HTTP 503 (keep it below the open-file limit)' },
+  maxConnectionsPerIp: { flag: 'max-connections-per-ip', kind: 'int', def: 1000, min: 1, max: 10_000_000, help: 'open WebSocket connections per remote address (behind a proxy: the proxy\'s); past it HTTP 503' },
   groupsResident: { flag: 'groups-resident', kind: 'int', def: 200_000, min: 1, max: 100_000_000, help: 'most group actors kept in memory per worker thread' },
   groupIdleMs: { flag: 'group-idle-ms', kind: 'int', def: 600_000, min: 100, max: 86_400_000, help: 'a group quiet this long leaves memory (its state is in the store)' },
   partitions: { flag: 'partitions', kind: 'int', def: 16, min: 1, max: 1024, help: 'placement partitions: a group hashes to one, a partition to a worker thread' },
@@ -185,6 +195,11 @@ export function loadSettings(argv: string[], env: NodeJS.ProcessEnv = process.en
 /** Where online backups go and are pruned: --backup-dir, else `<data>-backups` beside the data directory. */
 export function backupRoot(s: Pick<Settings, 'data' | 'backupDir'>): string {
   return s.backupDir ?? `${resolve(s.data)}-backups`;
+}
+
+/** Bytes a group's `detail` answer may take at most: ~52 bytes per account (an SS58 address, quotes, comma), plus nick, announcement and the frame. */
+export function detailBytesBound(maxGroupSize: number, maxBlocked: number): number {
+  return (maxGroupSize + maxBlocked) * 52 + 16 * 1024;
 }
 
 /** Verification by payment needs both its settings, each well-formed, or neither. */

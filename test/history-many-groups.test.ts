@@ -20,7 +20,7 @@ describe('history: added to 2,000 groups while away', function () {
 
   before(async () => {
     await accountsReady();
-    srv = await startServer(['--rate-limit', '100000']);
+    srv = await startServer(['--rate-limit', '100000', '--groups-per-hour', '10000']);
   });
   afterEach(() => clients.closeAll());
   after(async () => { await srv?.stop(); });

@@ -52,7 +52,13 @@ export type VerifyCall = { t: 'verify' } & (
 export type ToShard = GroupCall | Control | Loaded | VerifyCall;
 
 /** shard → main: one frame for one connection. */
-export interface Reply { t: 'reply'; conn: number; frame: string }
+export interface Reply {
+  t: 'reply';
+  conn: number;
+  frame: string;
+  /** The frame refuses a request for a limit (counted on the main thread under this name). */
+  limit?: 'maxGroupSize' | 'maxBlocked' | 'detailBytes';
+}
 
 /**
  * An actor's message for a conversation: stored once, in its conversation's log, then written to the

@@ -14,13 +14,21 @@ export interface Decision {
   out: Array<Reply | Post>;
 }
 
-export interface GroupLimits { maxGroupSize: number }
-
-class Refusal extends Error {
-  constructor(readonly code: ErrorCode, message: string) { super(message); }
+export interface GroupLimits {
+  maxGroupSize: number;
+  /** Most accounts on a group's block list (absent: no bound). */
+  maxBlocked?: number;
+  /** Largest `detail` answer in bytes (absent: no bound); the node gives --max-buffered / 8. */
+  maxDetailBytes?: number;
 }
 
-const refuse = (code: ErrorCode, text: string): never => { throw new Refusal(code, text); };
+type LimitName = NonNullable<Reply['limit']>;
+
+class Refusal extends Error {
+  constructor(readonly code: ErrorCode, message: string, readonly limit?: LimitName) { super(message); }
+}
+
+const refuse = (code: ErrorCode, text: string, limit?: LimitName): never => { throw new Refusal(code, text, limit); };
 
 /** Decides `call` against `g` (undefined: no such group). Refusals become an error frame to the requester. */
 export function decideGroup(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits): Decision {
@@ -29,7 +37,9 @@ export function decideGroup(g: GroupRecord | undefined, call: GroupCall, limits:
   } catch (err) {
     if (!(err instanceof Refusal)) throw err;
     const { origin } = call;
-    return { events: [], out: [{ t: 'reply', conn: origin.conn, frame: errorFrame(err.code, err.message, origin.request) }] };
+    const reply: Reply = { t: 'reply', conn: origin.conn, frame: errorFrame(err.code, err.message, origin.request) };
+    if (err.limit) reply.limit = err.limit;
+    return { events: [], out: [reply] };
   }
 }
 
@@ -60,9 +70,15 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
   };
 
   switch (act) {
-    case 'detail':
+    case 'detail': {
       requireMember();
-      return { events: [], out: [reply(g)] };
+      const answer = reply(g);
+      // A group larger than today's limits (imported, or limits lowered) could answer more than a socket may hold.
+      if (limits.maxDetailBytes !== undefined && Buffer.byteLength((answer as Reply).frame) > limits.maxDetailBytes) {
+        refuse(Code.UNEXPECTED_INPUT, `group detail is larger than ${limits.maxDetailBytes} bytes`, 'detailBytes');
+      }
+      return { events: [], out: [answer] };
+    }
 
     case 'join': {
       const account = r.account as string;
@@ -71,7 +87,7 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
       // Free groups: anyone may join themselves; any group: the manager may add someone.
       const selfJoin = account === me && g.permit.free;
       if (!selfJoin && !isManager) refuse(Code.NOT_PERMITTED, g.permit.free ? 'only the account itself or the manager may join it' : 'group is not free to join');
-      if (g.group.length >= limits.maxGroupSize) refuse(Code.UNEXPECTED_INPUT, `group is full (${limits.maxGroupSize})`);
+      if (g.group.length >= limits.maxGroupSize) refuse(Code.UNEXPECTED_INPUT, `group is full (${limits.maxGroupSize})`, 'maxGroupSize');
       const msg = { id: g.id, from: me, account };
       return { events: [{ e: 'joined', account, at: now }], out: announce([...g.group, account], msg) };
     }
@@ -80,7 +96,7 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
       requireManager();
       const next = dedupe((r.members as string).split('_'));
       if (!next.includes(g.manager)) next.unshift(g.manager);
-      if (next.length > limits.maxGroupSize) refuse(Code.UNEXPECTED_INPUT, `group is full (${limits.maxGroupSize})`);
+      if (next.length > limits.maxGroupSize) refuse(Code.UNEXPECTED_INPUT, `group is full (${limits.maxGroupSize})`, 'maxGroupSize');
       const blocked = next.filter((a) => g.block.includes(a));
       if (blocked.length > 0) refuse(Code.NOT_PERMITTED, `blocked accounts cannot be members: ${blocked.join(',')}`);
       const added = next.filter((a) => !g.group.includes(a));
@@ -118,6 +134,7 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
       const account = r.account as string;
       if (account === me) refuse(Code.NOT_PERMITTED, 'the manager cannot deport itself');
       if (g.block.includes(account)) refuse(Code.UNEXPECTED_INPUT, 'account is already blocked');
+      if (limits.maxBlocked !== undefined && g.block.length >= limits.maxBlocked) refuse(Code.UNEXPECTED_INPUT, `block list is full (${limits.maxBlocked})`, 'maxBlocked');
       const msg = { id: g.id, account, from: me };
       return { events: [{ e: 'deported', account, at: now }], out: announce(g.group.filter((a) => a !== account), msg, [account]) };
     }
@@ -165,7 +182,7 @@ function create(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
   // Ids are random; a clash is so unlikely that asking the client to retry is enough.
   if (g !== undefined) refuse(Code.INTERNAL, 'group id clash, try again');
   const members = dedupe([origin.account, ...(origin.request.list as string[])]);
-  if (members.length > limits.maxGroupSize) refuse(Code.UNEXPECTED_INPUT, `group is too large (${limits.maxGroupSize})`);
+  if (members.length > limits.maxGroupSize) refuse(Code.UNEXPECTED_INPUT, `group is too large (${limits.maxGroupSize})`, 'maxGroupSize');
   const record = newGroupRecord(id, members, origin.account, now);
   const msg = { id };
   return {

@@ -2,14 +2,15 @@
  * The WebSocket endpoint: accepts sockets (wss when a certificate is configured), sends each the
  * spam handshake, hands frames to its connection actor, and drops dead sockets by heartbeat.
  */
-import { createServer as createHttp, type Server } from 'node:http';
+import { createServer as createHttp, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttps } from 'node:https';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { initFrame } from '../protocol/frames';
 import { logger } from '../log';
 import { Connection, newSpam, type Router } from '../actors/connection';
+import { ACCEPT_BACKOFF_MS, type Limits } from '../supervisor/limits';
 
 export interface EndpointOptions {
   host: string;
@@ -18,11 +19,51 @@ export interface EndpointOptions {
   heartbeatMs: number;
   tlsCert?: string;
   tlsKey?: string;
+  /** Open WebSocket connections in total, and per remote address; past either the upgrade is answered 503. */
+  maxConnections: number;
+  maxConnectionsPerIp: number;
 }
 
 export interface EndpointHooks {
   opened(c: Connection): void;
   closed(c: Connection): void;
+  /** Where refusals and accept failures are counted and logged (aggregated). */
+  limits: Limits;
+}
+
+/** Connections past the cap that have not upgraded (yet) are still bounded: net.Server drops those past this margin. */
+const RAW_MARGIN = 1024;
+
+/**
+ * The soft open-file limit (RLIMIT_NOFILE) as Linux reports it in /proc/self/limits; undefined
+ * elsewhere or when unlimited.
+ */
+export function openFileLimit(): number | undefined {
+  try {
+    const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith('Max open files'));
+    const soft = line?.slice('Max open files'.length).trim().split(/\s+/)[0];
+    return soft !== undefined && /^\d+$/.test(soft) ? Number(soft) : undefined;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Descriptors open now (Linux: entries of /proc/self/fd); undefined elsewhere. */
+function openDescriptors(): number | undefined {
+  try { return readdirSync('/proc/self/fd').length; } catch { return undefined; }
+}
+
+/**
+ * Descriptors kept free for the rest of the service however many sockets come: restarting a worker
+ * thread (it opens its module files), the signature workers, the status server, a backup.
+ */
+export function descriptorReserve(limit: number): number {
+  return Math.max(64, Math.ceil(limit * 0.05));
+}
+
+/** The remote address of the TCP connection (behind a reverse proxy: the proxy's). */
+function remoteOf(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? 'unknown';
 }
 
 export class Endpoint {
@@ -31,6 +72,10 @@ export class Endpoint {
   private heartbeat: NodeJS.Timeout | undefined;
   private nextId = 1;
   private readonly connections = new Set<Connection>();
+  /** Open WebSocket connections per remote address (the socket's; behind a proxy, the proxy's). */
+  private readonly perIp = new Map<string, number>();
+  /** Until then (ms since the epoch) upgrades are refused: accept failed for lack of descriptors. */
+  private backoffUntil = 0;
   private readonly log = logger({ part: 'endpoint' });
 
   constructor(private readonly opts: EndpointOptions, private readonly router: Router, private readonly hooks: EndpointHooks) {
@@ -45,10 +90,49 @@ export class Endpoint {
       maxPayload: Math.max(opts.maxFrame * 4, 256 * 1024),
       perMessageDeflate: false,
       clientTracking: false,
+      // Checked before the upgrade: past a cap the client gets HTTP 503 with Retry-After, not a WebSocket.
+      verifyClient: (info: { req: IncomingMessage }, done: (ok: boolean, code?: number, message?: string, headers?: Record<string, string>) => void) => {
+        const refusal = this.admit(remoteOf(info.req));
+        if (refusal === undefined) done(true);
+        else done(false, 503, refusal, { 'Retry-After': '1' });
+      },
     });
-    this.wss.on('connection', (socket) => this.accept(socket));
+    // Raw TCP connections that never upgrade are bounded too (net.Server closes those past this);
+    // listen() lowers it to what the open-file limit leaves room for.
+    this.server.maxConnections = opts.maxConnections + RAW_MARGIN;
+    // Past it a connection is closed right after accept (Node cannot pause accepting): counted, logged aggregated.
+    this.server.on('drop', () => {
+      this.hooks.limits.hit('descriptors', 'connection dropped at accept: the open-file limit (or max-connections plus margin) reached', { connections: this.connections.size, maxConnections: this.server.maxConnections });
+    });
+    // accept() failing for lack of descriptors (EMFILE, ENFILE; rare: libuv sheds pending connections
+    // itself with a reserve descriptor) is not fatal either: counted, logged aggregated, backed off.
+    this.server.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code === 'EMFILE' || err.code === 'ENFILE') this.outOfDescriptors('accept failed: out of file descriptors; backing off', { code: err.code });
+    });
+    this.wss.on('connection', (socket, req) => this.accept(socket, remoteOf(req)));
     // ws re-emits the HTTP server's errors (a port in use); listen() reports them, so none is unhandled.
     this.wss.on('error', (err) => this.log.debug({ err }, 'endpoint error'));
+  }
+
+  private outOfDescriptors(msg: string, detail: Record<string, unknown>): void {
+    this.backoffUntil = Date.now() + ACCEPT_BACKOFF_MS;
+    this.hooks.limits.hit('descriptors', msg, { ...detail, connections: this.connections.size, maxConnections: this.server.maxConnections, backoffMs: ACCEPT_BACKOFF_MS });
+  }
+
+  /**
+   * Sizes the TCP connection cap to the open-file limit: what is open now (store, threads, logs)
+   * plus a reserve stays free, so no socket flood leaves the rest of the service without descriptors.
+   */
+  private fitDescriptors(): void {
+    const limit = openFileLimit();
+    const open = openDescriptors();
+    if (limit === undefined || open === undefined) return;
+    const cap = Math.max(1, limit - open - descriptorReserve(limit));
+    this.hooks.limits.descriptorCap = cap;
+    if (cap < (this.server.maxConnections ?? Infinity)) this.server.maxConnections = cap;
+    if (cap < this.opts.maxConnections) {
+      this.log.warn({ openFileLimit: limit, open, reserve: descriptorReserve(limit), cap, maxConnections: this.opts.maxConnections }, 'the open-file limit allows fewer connections than max-connections: connections past the cap are dropped at accept (raise LimitNOFILE / ulimit -n)');
+    }
   }
 
   listen(): Promise<AddressInfo> {
@@ -56,6 +140,7 @@ export class Endpoint {
       this.server.once('error', reject);
       this.server.listen(this.opts.port, this.opts.host, () => {
         this.server.off('error', reject);
+        this.fitDescriptors();
         this.heartbeat = setInterval(() => this.beat(), this.opts.heartbeatMs);
         this.heartbeat.unref();
         resolve(this.server.address() as AddressInfo);
@@ -63,8 +148,24 @@ export class Endpoint {
     });
   }
 
-  private accept(socket: WebSocket): void {
+  /** Undefined when a connection from `ip` may open; else why not (the 503's text). */
+  private admit(ip: string): string | undefined {
+    const limits = this.hooks.limits;
+    if (Date.now() < this.backoffUntil) return 'Server out of file descriptors, try again later';
+    if (this.connections.size >= this.opts.maxConnections) {
+      limits.hit('maxConnections', 'connection refused: max-connections reached', { max: this.opts.maxConnections });
+      return 'Too many connections, try again later';
+    }
+    if ((this.perIp.get(ip) ?? 0) >= this.opts.maxConnectionsPerIp) {
+      limits.hit('maxConnectionsPerIp', 'connection refused: max-connections-per-ip reached', { ip, max: this.opts.maxConnectionsPerIp });
+      return 'Too many connections from this address, try again later';
+    }
+    return undefined;
+  }
+
+  private accept(socket: WebSocket, ip: string): void {
     const id = this.nextId++;
+    this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
     const c = new Connection(id, socket, newSpam(), this.router, this.log.child({ conn: id }));
     this.connections.add(c);
     this.hooks.opened(c);
@@ -80,6 +181,8 @@ export class Endpoint {
     socket.on('pong', () => { c.alive = true; });
     socket.on('error', (err) => c.log.debug({ err }, 'socket error'));
     socket.on('close', () => {
+      const n = (this.perIp.get(ip) ?? 1) - 1;
+      if (n > 0) this.perIp.set(ip, n); else this.perIp.delete(ip);
       this.connections.delete(c);
       this.hooks.closed(c);
     });

@@ -14,7 +14,7 @@ export const Code = {
   INVALID_ACCOUNT: 44009,
   /** No group with that id (or not a well-formed id). */
   INVALID_GROUP: 44100,
-  /** A parameter is present but of the wrong type or out of range. */
+  /** A parameter is present but of the wrong type or out of range; also a size limit (group size, block list, detail size). */
   UNEXPECTED_INPUT: 44744,
   /** The requester may not do this (membership, manager, block list, permit). */
   NOT_PERMITTED: 44501,
@@ -24,7 +24,7 @@ export const Code = {
   NOT_ACTIVE: 44003,
   /** Signed mode: `sig` missing or not a valid signature of the spam by `acc`. */
   BAD_SIGNATURE: 44004,
-  /** Too many requests on this connection in a short time. */
+  /** Too many requests on this connection in a short time; also a quota (groups per hour, with `retryAfterMs`; groups in total). */
   RATE_LIMITED: 44029,
   /** The server is busy or restarting a part; the request was not executed and may be retried. */
   UNAVAILABLE: 45003,

@@ -133,6 +133,13 @@ export function renderMetrics(s: StatusSnapshot): string {
     x.add('imgc_worker_processed_total', 'counter', 'Mailbox items handled by the current worker (restarts from 0 with it).', w.processed, l);
   }
 
+  if (s.limits) {
+    const { groups, ...each } = s.limits;
+    x.add('imgc_groups', 'gauge', 'Groups the server holds (checked against --max-groups).', groups);
+    for (const [name, l] of Object.entries(each)) x.add('imgc_limit', 'gauge', 'Value of each limit (its setting; descriptors: TCP connections the open-file limit leaves room for, 0 when unknown).', l.value, { limit: name });
+    for (const [name, l] of Object.entries(each)) x.add('imgc_limit_hits_total', 'counter', 'Requests or connections refused by each limit (descriptors: connections dropped at accept, or accept failures, for lack of descriptors).', l.hits, { limit: name });
+  }
+
   if (s.chain) {
     x.add('imgc_chain_connected', 'gauge', '1 while the chain watcher is connected to the Substrate node.', s.chain.connected);
     x.add('imgc_chain_last_finalized_block', 'gauge', 'Last finalized block number seen by the chain watcher.', s.chain.lastFinalized);

@@ -6,6 +6,7 @@ import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ShardStats } from '../actors/envelopes';
 import type { ChainView, StatusSource } from './source';
+import type { LimitsView } from '../supervisor/limits';
 
 export interface WorkerStatus {
   index: number;
@@ -70,6 +71,11 @@ export interface StatusSnapshot {
   slowSocketsDropped: number;
   /** Error frames answered to clients, by kind: malformed frames, rate-limit hits, refused sign-ins. */
   refused: { badFrames: number; rateLimited: number; signIns: number };
+  /**
+   * Each limit: its `value` (the setting) and `hits` (requests or connections refused by it since
+   * start); `groups` is the count of groups held, checked against maxGroups. Null without a node.
+   */
+  limits?: LimitsView | null;
   chain: ChainView | null;
   /** Verification by payment (enabled, target, …) when the node runs it, else null. */
   verification: unknown;
@@ -205,6 +211,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     restarts: { total: c.restarts, max: source.settings.restartMax, windowMs: source.settings.restartWindowMs },
     slowSocketsDropped: c.droppedSlow ?? 0,
     refused: { badFrames: c.badFrames ?? 0, rateLimited: c.rateLimited ?? 0, signIns: c.signInsRefused ?? 0 },
+    limits: source.limitsState?.() ?? null,
     chain: chain ? { ...chain } : null,
     verification: source.verificationState?.() ?? null,
     process: {

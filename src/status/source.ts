@@ -4,6 +4,7 @@
  * (the status server reports them when present and leaves them out otherwise).
  */
 import type { ShardStats } from '../actors/envelopes';
+import type { LimitsView } from '../supervisor/limits';
 
 /** One worker thread as its host shows it (ShardHost). */
 export interface ShardView {
@@ -82,6 +83,8 @@ export interface StatusSource {
   deliveryState?(): Record<string, unknown> | null;
   /** Whether the store takes writes (Store.health()) and how many requests were refused while it did not. */
   storeHealth?(): StoreHealthView | null;
+  /** Each limit's value and how often it was hit (Limits.view() in src/supervisor/limits.ts). */
+  limitsState?(): LimitsView;
   /** Verification by payment (Verification.state() in src/supervisor/verification.ts), reported as is. */
   verificationState?(): unknown;
 }

@@ -11,7 +11,7 @@
  */
 import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { backupRoot, type Settings } from '../config';
+import { backupRoot, detailBytesBound, type Settings } from '../config';
 import { logger } from '../log';
 import { every } from '../log-aggregate';
 import { Code } from '../protocol/codes';
@@ -19,7 +19,7 @@ import { errorFrame, refusedAnswer, STORAGE_FULL_TEXT, type Request } from '../p
 import type { Connection, Router } from '../actors/connection';
 import { Delivery } from '../actors/delivery';
 import { decideDirect } from '../actors/direct';
-import type { FromShard, GroupCall, ShardStats, ToShard } from '../actors/envelopes';
+import type { FromShard, GroupCall, ShardStats, StateOut, ToShard } from '../actors/envelopes';
 import type { GroupRecord } from '../actors/group-state';
 import type { ShardConfig } from '../actors/shard-config';
 import { VERIFY_ADDRESS, type VerifierState } from '../actors/verifier';
@@ -36,6 +36,7 @@ import type { InFlight } from './mailbox';
 import { ShardHost } from './shard-host';
 import { RestartBudget } from './restart-budget';
 import { Verification } from './verification';
+import { Limits, type LimitsView } from './limits';
 
 /** Start-up failed for a reason the operator fixes (a port in use, an unusable data directory): exit 2. */
 export class StartupError extends Error {
@@ -124,6 +125,7 @@ export class Node implements Router {
   private deliveryActor: Delivery | undefined;
   private readonly log = logger({ part: 'node' });
   readonly verification: Verification;
+  readonly limits: Limits;
   onFatal: (err: unknown) => void = () => {};
   ready = false;
 
@@ -131,6 +133,15 @@ export class Node implements Router {
     this.registry = new Registry(settings.partitions, settings.workers);
     this.signatures = new SignatureChecker(1);
     this.budget = new RestartBudget(settings.restartMax, settings.restartWindowMs);
+    this.limits = new Limits({
+      maxConnections: settings.maxConnections,
+      maxConnectionsPerIp: settings.maxConnectionsPerIp,
+      groupsPerHour: settings.groupsPerHour,
+      maxGroups: settings.maxGroups,
+      maxGroupSize: settings.maxGroupSize,
+      maxBlocked: settings.maxBlocked,
+      detailBytes: Math.floor(settings.maxBuffered / 8),
+    }, this.log.child({ component: 'limits' }));
     this.verification = new Verification(
       { endpoint: settings.chainEndpoint, target: settings.verifyTarget, dataDir: settings.data, tokenTtlMs: settings.tokenTtlMs },
       { toVerifier: (item) => this.toVerifier(item), sendTo: (conn, frame) => this.sendTo(conn, frame) },
@@ -178,7 +189,7 @@ export class Node implements Router {
         index,
         workers: s.workers,
         partitions: s.partitions,
-        limits: { maxGroupSize: s.maxGroupSize },
+        limits: { maxGroupSize: s.maxGroupSize, maxBlocked: s.maxBlocked, maxDetailBytes: this.limits.values.detailBytes },
         testFaults: s.testFaults,
         logLevel: s.logLevel,
         verify: { target: s.verifyTarget, ttlMs: s.verifyTtlMs },
@@ -193,11 +204,15 @@ export class Node implements Router {
     }
     await Promise.all(this.shards.map((h) => this.startShard(h)));
     if (s.importLegacy) await importLegacy(s.importLegacy, s.data, this.importTarget());
+    this.limits.groups = this.countGroups();
+    if (detailBytesBound(s.maxGroupSize, s.maxBlocked) > this.limits.values.detailBytes) {
+      this.log.warn({ maxGroupSize: s.maxGroupSize, maxBlocked: s.maxBlocked, maxDetailBytes: this.limits.values.detailBytes }, 'a full group\'s detail may exceed max-buffered / 8: such detail requests are refused (44744)');
+    }
     await this.verification.start();
     this.endpoint = new Endpoint(
-      { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey },
+      { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey, maxConnections: s.maxConnections, maxConnectionsPerIp: s.maxConnectionsPerIp },
       this,
-      { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); } },
+      { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); }, limits: this.limits },
     );
     const addr = await this.endpoint.listen().catch((err: unknown) => { throw StartupError.fromListen(err, 'port', s.host, s.port); });
     this.ready = true;
@@ -246,10 +261,23 @@ export class Node implements Router {
     return this.store === undefined ? null : { ...this.store.health(), refused: this.counters.storeRefused };
   }
 
+  /** Groups in the store, counted once at start (page by page); kept by +1/-1 from then on. */
+  private countGroups(): number {
+    let n = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = this.db.states.list('group:', after, 10_000);
+      n += page.length;
+      if (page.length < 10_000) return n;
+      after = page[page.length - 1];
+    }
+  }
+
   async stop(): Promise<void> {
     this.ready = false;
     clearInterval(this.storeProbe);
     this.storeProbe = undefined;
+    this.limits.warnings.stop();
     await this.verification.stop();
     await this.endpoint?.close();
     await Promise.all(this.shards.map((h) => h.stop(this.settings.shutdownMs)));
@@ -283,8 +311,26 @@ export class Node implements Router {
 
   group(peer: Connection, id: string, r: Request): void {
     if (!READ_GROUP_ACTS.has(r.act) && this.refusedFull(peer, r)) return;
+    if (r.act === 'create' && !this.admitCreate(peer, r)) return;
     const call = { t: 'group' as const, id, origin: { conn: peer.id, account: peer.account!, request: r }, now: Date.now() };
     this.shards[this.registry.workerOfGroup(id)]!.post(call);
+  }
+
+  /** The server's group count and the account's hourly quota; a refusal is answered here (44029). */
+  private admitCreate(peer: Connection, r: Request): boolean {
+    const limits = this.limits;
+    if (limits.groups >= limits.values.maxGroups) {
+      limits.hit('maxGroups', 'group create refused: max-groups reached', { max: limits.values.maxGroups });
+      peer.send(errorFrame(Code.RATE_LIMITED, `the server holds its most groups (${limits.values.maxGroups})`, r));
+      return false;
+    }
+    const retryAfterMs = limits.takeGroupQuota(peer.account!);
+    if (retryAfterMs !== undefined) {
+      limits.hit('groupsPerHour', 'group create refused: groups-per-hour reached', { account: peer.account, max: limits.values.groupsPerHour });
+      peer.send(quotaFrame(`at most ${limits.values.groupsPerHour} groups per hour; retry in ${retryAfterMs} ms`, r, retryAfterMs));
+      return false;
+    }
+    return true;
   }
 
   ack(account: string, upTo: number): void {
@@ -316,12 +362,16 @@ export class Node implements Router {
     for (const item of items) {
       switch (item.t) {
         case 'reply':
+          if (item.limit) this.limits.hit(item.limit, 'group request refused by a limit', { limit: item.limit, max: this.limits.values[item.limit] });
           // A change lost to a full store is answered 45007, never confirmed.
           if (changed) this.delivery.afterDurable(() => this.sendTo(item.conn, item.frame), () => this.sendTo(item.conn, refusedAnswer(item.frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
           else this.sendTo(item.conn, item.frame);
           break;
         case 'post': this.delivery.post(item, now); break;
-        case 'state': this.delivery.state(item); break;
+        case 'state':
+          this.countGroupChange(item);
+          this.delivery.state(item);
+          break;
         case 'load': this.loaded(index, item.address, item.calls, Math.max(0, ...item.calls.map((c) => c.crashes ?? 0))); break;
         case 'cursor': this.verification.onCursor(item); break;
         case 'proof': this.verification.onProof(item); break;
@@ -333,6 +383,17 @@ export class Node implements Router {
   /** A group's stored state back to its shard, with the calls that wait for it (read now: the newest). */
   private loaded(index: number, address: string, calls: GroupCall[], crashes: number): void {
     this.shards[index]!.post({ t: 'loaded', address, state: this.db.states.get(address), calls }, { crashes, alone: crashes > 0 });
+  }
+
+  /**
+   * A group's new state: a create (every member joined) counts +1, a destroy (no state) -1. A
+   * group always keeps at least one member, so no other change has every member joined.
+   */
+  private countGroupChange(item: StateOut): void {
+    if (!item.address.startsWith('group:')) return;
+    const g = item.state as GroupRecord | undefined;
+    if (g === undefined) this.limits.groups = Math.max(0, this.limits.groups - 1);
+    else if (item.joined !== undefined && item.joined.length === g.group.length && (item.left?.length ?? 0) === 0) this.limits.groups++;
   }
 
   private sendTo(conn: number, frame: string): void {
@@ -462,9 +523,18 @@ export class Node implements Router {
     return this.deliveryActor?.stats() ?? null;
   }
 
+  /** For /status: each limit's value and how often it was hit, and the groups held. */
+  limitsState(): LimitsView { return this.limits.view(); }
+
   /** For /status: the chain watcher's state when verification runs. */
   chainState(): ReturnType<Verification['chainState']> { return this.verification.chainState(); }
 
   /** For /status: verification settings and the token issuer's public address. */
   verificationState(): Record<string, unknown> { return this.verification.state(); }
+}
+
+/** 44029 with a `retryAfterMs` key beside the error text (clients that do not know it see an ordinary error). */
+function quotaFrame(text: string, request: Request, retryAfterMs: number): string {
+  const f = JSON.parse(errorFrame(Code.RATE_LIMITED, text, request)) as Record<string, unknown>;
+  return JSON.stringify({ ...f, retryAfterMs });
 }
