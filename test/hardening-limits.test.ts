@@ -8,7 +8,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import WebSocket from 'ws';
-import { freePort, getStatus, MAIN, startServer, tempDir, type ServerHandle } from './support/server';
+import { freePort, getStatus, MAIN, startServer, statusFetch, tempDir, type ServerHandle } from './support/server';
 import { Client, isError, isNotice, sleep } from './support/client';
 import { accountsReady, newAccounts, randomAddresses, type Account } from './support/accounts';
 import { AggregatedWarnings, Limits } from '../src/supervisor/limits';
@@ -96,7 +96,7 @@ describe('hardening: limits', function () {
       expect(s.connections).to.equal(5);
       expect(s.limits.maxConnectionsPerIp).to.deep.equal({ value: 3, hits: 1 });
       expect(s.limits.maxConnections).to.deep.equal({ value: 5, hits: 1 });
-      const metrics = await (await fetch(`${srv.statusUrl!}/metrics`)).text();
+      const metrics = await (await statusFetch(srv, '/metrics')).text();
       expect(metrics).to.match(/^imgc_limit_hits_total\{limit="maxConnectionsPerIp"\} 1$/m);
       expect(metrics).to.match(/^imgc_limit\{limit="maxConnections"\} 5$/m);
 
@@ -212,7 +212,7 @@ describe('hardening: limits', function () {
       let exited: number | null | undefined;
       proc.once('exit', (code) => { exited = code; });
       const url = `ws://127.0.0.1:${port}`;
-      const srv = { statusUrl: `http://127.0.0.1:${statusPort}` } as ServerHandle;
+      const srv = { statusUrl: `http://127.0.0.1:${statusPort}`, dataDir: data } as ServerHandle;
       const held: WebSocket[] = [];
       try {
         await until('the server listens', () => attempt(url), (r) => r.ws !== undefined || exited !== undefined, 20_000).then((r) => r.ws?.terminate());
