@@ -15,7 +15,7 @@ import type { Settings } from '../config';
 import { logger } from '../log';
 import { Code } from '../protocol/codes';
 import { errorFrame, type Request } from '../protocol/frames';
-import type { Connection, Router } from '../actors/connection';
+import type { Connection, Router, SignInFailure, SignInMethod } from '../actors/connection';
 import { Delivery } from '../actors/delivery';
 import { decideDirect } from '../actors/direct';
 import type { FromShard, ShardStats, ToShard } from '../actors/envelopes';
@@ -29,11 +29,13 @@ import { groupConv, type Store } from '../store/ports';
 import { migrateDataDir } from '../migrate/migrate';
 import { Endpoint } from '../net/endpoint';
 import { SignatureChecker } from '../net/signatures';
+import { loadOrCreateResumeKey, REVOKED_ADDRESS, Sessions, type Issued, type ResumeCheck } from '../net/sessions';
 import { importLegacy, legacyProof, type ImportTarget } from './legacy-import';
 import { Registry } from './registry';
 import { ShardHost } from './shard-host';
 import { RestartBudget } from './restart-budget';
 import { Verification } from './verification';
+import type { SignInView } from '../status/source';
 
 /** Start-up failed for a reason the operator fixes (a port in use, an unusable data directory): exit 2. */
 export class StartupError extends Error {
@@ -84,12 +86,25 @@ export interface Counters {
   droppedSlow: number;
 }
 
+/** Sign-in figures: by method, failures by reason, sockets closed by the handshake deadline. */
+export interface SignInCounters {
+  byMethod: Record<SignInMethod, number>;
+  failures: Record<SignInFailure, number>;
+  handshakeTimeouts: number;
+}
+
 export class Node implements Router {
   readonly registry: Registry;
   readonly shards: ShardHost[] = [];
   readonly counters: Counters = { framesIn: 0, framesOut: 0, restarts: 0, droppedSlow: 0 };
   readonly startedAt = Date.now();
   private readonly signatures: SignatureChecker;
+  private sessions: Sessions | undefined;
+  readonly signIns: SignInCounters = {
+    byMethod: { sig: 0, resume: 0, open: 0 },
+    failures: { 'bad-sig': 0, 'no-sig': 0, 'queue-full': 0, malformed: 0, 'bad-mac': 0, 'other-account': 0, expired: 0, revoked: 0 },
+    handshakeTimeouts: 0,
+  };
   private readonly budget: RestartBudget;
   private endpoint: Endpoint | undefined;
   private store: Store | undefined;
@@ -101,7 +116,7 @@ export class Node implements Router {
 
   constructor(readonly settings: Settings) {
     this.registry = new Registry(settings.partitions, settings.workers);
-    this.signatures = new SignatureChecker(1);
+    this.signatures = new SignatureChecker({ threads: settings.signinThreads, maxWaiting: settings.signinQueue });
     this.budget = new RestartBudget(settings.restartMax, settings.restartWindowMs);
     this.verification = new Verification(
       { endpoint: settings.chainEndpoint, target: settings.verifyTarget, dataDir: settings.data, tokenTtlMs: settings.tokenTtlMs },
@@ -118,6 +133,10 @@ export class Node implements Router {
   get maxBuffered(): number { return this.settings.maxBuffered; }
   droppedSlow(): void { this.counters.droppedSlow++; }
   get rateLimit(): number { return this.settings.rateLimit; }
+  get handshakeMs(): number { return this.settings.handshakeMs; }
+  signedIn(method: SignInMethod): void { this.signIns.byMethod[method]++; }
+  signInFailed(reason: SignInFailure): void { this.signIns.failures[reason]++; }
+  handshakeTimedOut(): void { this.signIns.handshakeTimeouts++; }
   received(): void { this.counters.framesIn++; }
   sent(): void { this.counters.framesOut++; }
 
@@ -154,6 +173,9 @@ export class Node implements Router {
     await Promise.all(this.shards.map((h) => this.startShard(h)));
     if (s.importLegacy) await importLegacy(s.importLegacy, s.data, this.importTarget());
     await this.verification.start();
+    // Resume tokens: the MAC key beside the server key, the revocation list in the store (actor state).
+    this.sessions = new Sessions(loadOrCreateResumeKey(s.data), s.resumeTtlMs, store.states.get(REVOKED_ADDRESS),
+      (state) => this.delivery.state({ t: 'state', address: REVOKED_ADDRESS, state }));
     this.endpoint = new Endpoint(
       { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey },
       this,
@@ -186,6 +208,42 @@ export class Node implements Router {
 
   verifySignature(message: string, signature: string, address: string): Promise<boolean> {
     return this.signatures.verify(message, signature, address);
+  }
+
+  checkResume(token: string, account: string): ResumeCheck {
+    return this.sessionsOrThrow.check(token, account);
+  }
+
+  issueResume(account: string): Issued {
+    return this.sessionsOrThrow.issue(account);
+  }
+
+  logout(account: string, session: { id: string; exp: number } | undefined, all: boolean, done: () => void): void {
+    if (all) this.sessionsOrThrow.revokeAccount(account);
+    else if (session) this.sessionsOrThrow.revokeId(session.id, session.exp);
+    // The answer leaves once the revocation is durable: a restart right after cannot bring the token back.
+    this.delivery.afterDurable(done);
+  }
+
+  private get sessionsOrThrow(): Sessions {
+    if (!this.sessions) throw new Error('node not started');
+    return this.sessions;
+  }
+
+  /** For /status: sign-ins by method and failures by reason, the verification queue, resume tokens. */
+  signInState(): SignInView {
+    const f = this.signatures.figures;
+    return {
+      byMethod: { ...this.signIns.byMethod },
+      failures: { ...this.signIns.failures },
+      handshakeTimeouts: this.signIns.handshakeTimeouts,
+      handshakeMs: this.settings.handshakeMs,
+      verifier: this.signatures.impl ?? null,
+      verifyThreads: this.signatures.threads,
+      queue: { waiting: this.signatures.waiting, max: this.settings.signinQueue, refusedFull: f.refusedFull },
+      verifyWait: { checked: f.checked, avgMs: f.checked > 0 ? Math.round((f.waitMsTotal / f.checked) * 1000) / 1000 : 0, maxMs: Math.round(f.waitMsMax * 1000) / 1000 },
+      resume: this.sessions?.stats() ?? null,
+    };
   }
 
   signIn(peer: Connection, account: string): void { this.registry.signIn(peer, account); }
