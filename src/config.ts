@@ -49,6 +49,10 @@ export interface Settings {
   restartWindowMs: number;
   shutdownMs: number;
   rateLimit: number;
+  resumeTtlMs: number;
+  handshakeMs: number;
+  signinQueue: number;
+  signinThreads: number;
   importLegacy: string | undefined;
   testFaults: boolean;
   checkConfig: boolean;
@@ -97,6 +101,10 @@ const specs: { [K in keyof Settings]: Spec } = {
   restartWindowMs: { flag: 'restart-window-ms', kind: 'int', def: 60_000, min: 1000, max: 86_400_000, help: 'window of the restart budget' },
   shutdownMs: { flag: 'shutdown-ms', kind: 'int', def: 10_000, min: 100, max: 600_000, help: 'graceful shutdown deadline' },
   rateLimit: { flag: 'rate-limit', kind: 'int', def: 2000, min: 1, max: 1_000_000, help: 'requests per second allowed per connection' },
+  resumeTtlMs: { flag: 'resume-ttl-ms', kind: 'int', def: 24 * 3600_000, min: 1000, max: 30 * 24 * 3600_000, help: 'lifetime of a resume token (given in the Welcome of a signed sign-in; an `active` may show it instead of a signature)' },
+  handshakeMs: { flag: 'handshake-ms', kind: 'int', def: 10_000, min: 100, max: 600_000, help: 'a socket not signed in this long after it connected is closed (code 4008)' },
+  signinQueue: { flag: 'signin-queue', kind: 'int', def: 2000, min: 1, max: 1_000_000, help: 'most sign-ins waiting for signature verification; past it a sign-in gets error 45003 with retryAfterMs' },
+  signinThreads: { flag: 'signin-threads', kind: 'int', def: Math.max(1, availableParallelism()), min: 1, max: 256, help: 'worker threads verifying sign-in signatures (WebAssembly sr25519, ed25519, ecdsa)' },
   importLegacy: { flag: 'import-legacy', kind: 'string', def: undefined, help: "first service's backup file to import at start" },
   testFaults: { flag: 'test-faults', kind: 'bool', def: false, help: 'enable test-only fault switches (never in production)' },
   checkConfig: { flag: 'check-config', kind: 'bool', def: false, help: 'validate the settings (flags, environment, --config file) and exit: 0 when valid, 2 when not' },

@@ -10,7 +10,16 @@ import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
 import { sanitize, validate } from '../protocol/schema';
 import type { Logger } from '../log';
+import type { Issued, ResumeCheck } from '../net/sessions';
+import { QueueFull } from '../net/signatures';
 import type { Peer } from './peer';
+
+/** How a socket signed in, and why a sign-in failed (the status figures). */
+export type SignInMethod = 'sig' | 'resume' | 'open';
+export type SignInFailure = 'bad-sig' | 'no-sig' | 'queue-full' | Exclude<ResumeCheck, { ok: true }>['reason'];
+
+/** Close code of a socket that did not sign in within `--handshake-ms` (4000-4999: the application's own). */
+export const HANDSHAKE_CLOSE_CODE = 4008;
 
 /** What a connection may ask of the rest of the service. */
 export interface Router {
@@ -26,7 +35,19 @@ export interface Router {
   droppedSlow(): void;
   /** Count (and log at debug) an error frame answered to a request: bad frame, rate limit, refused sign-in. */
   refused?(peer: Connection, code: number, text: string, request: unknown): void;
+  /** ms a socket has to sign in before it is closed with HANDSHAKE_CLOSE_CODE. */
+  readonly handshakeMs: number;
+  /** Throws QueueFull when too many sign-ins wait for verification. */
   verifySignature(message: string, signature: string, address: string): Promise<boolean>;
+  /** Checks a resume token for `account` (signed mode). */
+  checkResume(token: string, account: string): ResumeCheck;
+  /** A resume token for an account that just signed in with its signature. */
+  issueResume(account: string): Issued;
+  /** Revokes the device's token (`id` until `exp`), or all of the account's with `all`; `done` once that is durable. */
+  logout(account: string, session: { id: string; exp: number } | undefined, all: boolean, done: () => void): void;
+  signedIn(method: SignInMethod): void;
+  signInFailed(reason: SignInFailure): void;
+  handshakeTimedOut(): void;
   signIn(peer: Connection, account: string): void;
   signOut(peer: Connection): void;
   sync(peer: Connection): void;
@@ -74,6 +95,10 @@ export class Connection implements Peer {
   account: string | undefined;
   alive = true;
   private signingIn = false;
+  /** The resume token this socket was given or signed in with (its id and expiry), for `logout`. */
+  private session: { id: string; exp: number } | undefined;
+  private deadline: NodeJS.Timeout | undefined;
+  private deadlinePassed = false;
   private tokens: number;
   private refilledAt = Date.now();
 
@@ -85,6 +110,31 @@ export class Connection implements Peer {
     readonly log: Logger,
   ) {
     this.tokens = router.rateLimit;
+    // Idle unsigned sockets must not hold descriptors: sign in within --handshake-ms or be closed.
+    this.deadline = setTimeout(() => this.handshakeDeadline(), router.handshakeMs);
+    this.deadline.unref();
+    socket.once('close', () => clearTimeout(this.deadline));
+  }
+
+  private handshakeDeadline(): void {
+    this.deadline = undefined;
+    if (this.account !== undefined || this.socket.readyState !== 1) return;
+    this.deadlinePassed = true;
+    // A signature being checked right now gets its answer first; a failure then closes (see activate).
+    if (this.signingIn) return;
+    this.closeForDeadline();
+  }
+
+  private closeForDeadline(): void {
+    this.router.handshakeTimedOut();
+    this.log.debug({ ms: this.router.handshakeMs }, 'closed: not signed in within the handshake deadline');
+    this.socket.close(HANDSHAKE_CLOSE_CODE, `not signed in within ${this.router.handshakeMs} ms`);
+  }
+
+  private signedInNow(): void {
+    clearTimeout(this.deadline);
+    this.deadline = undefined;
+    this.deadlinePassed = false;
   }
 
   private isCorked = false;
@@ -137,9 +187,9 @@ export class Connection implements Peer {
     return (this.socket as unknown as { _socket?: { remoteAddress?: string } })._socket?.remoteAddress;
   }
 
-  refuse(code: (typeof Code)[keyof typeof Code], text: string, request: unknown): void {
+  refuse(code: (typeof Code)[keyof typeof Code], text: string, request: unknown, extra?: Record<string, unknown>): void {
     this.router.refused?.(this, code, text, request);
-    this.send(errorFrame(code, text, request));
+    this.send(errorFrame(code, text, request, extra));
   }
 
   /** One frame off the socket. */
@@ -197,6 +247,8 @@ export class Connection implements Peer {
       case 'offline':
         this.router.signOut(this);
         return void this.send(noticeFrame('chat', 'offline', 'Offline', r.callback));
+      case 'logout':
+        return this.logout(r);
       case 'ack':
         return this.router.ack(this.account!, r.seq as number);
       case 'history':
@@ -204,26 +256,77 @@ export class Connection implements Peer {
     }
   }
 
+  /**
+   * `active`. Signed mode: a valid `resume` token signs in with no public-key check; without one (or
+   * with one refused and no `sig`) the signature of the spam decides. Open mode ignores `resume`.
+   */
   private async activate(r: Request): Promise<void> {
     const acc = r.acc as string;
     if (this.signingIn) return this.refuse(Code.UNEXPECTED_INPUT, 'a sign-in is already in progress', r);
-    if (this.router.auth === 'signed' || r.sig !== undefined) {
-      if (typeof r.sig !== 'string') return this.refuse(Code.BAD_SIGNATURE, 'this server needs "sig": the signature of the spam by the account', r);
+    const signed = this.router.auth === 'signed';
+    let method: SignInMethod = 'open';
+    let session: { id: string; exp: number } | undefined;
+    let issued: Issued | undefined;
+    if (signed && typeof r.resume === 'string') {
+      const check = this.router.checkResume(r.resume, acc);
+      if (check.ok) {
+        method = 'resume';
+        session = { id: check.id, exp: check.exp };
+      } else if (r.sig === undefined) {
+        return this.failSignIn(check.reason, Code.BAD_SIGNATURE, `resume token refused (${check.reason}): sign in with "sig"`, r);
+      }
+    }
+    if (method !== 'resume' && (signed || r.sig !== undefined)) {
+      if (typeof r.sig !== 'string') return this.failSignIn('no-sig', Code.BAD_SIGNATURE, 'this server needs "sig": the signature of the spam by the account', r);
       this.signingIn = true;
       let ok = false;
       try {
         ok = await this.router.verifySignature(this.spam, r.sig, acc);
       } catch (err) {
+        if (err instanceof QueueFull) {
+          this.signingIn = false;
+          if (this.socket.readyState !== 1) return;
+          return this.failSignIn('queue-full', Code.UNAVAILABLE, `too many sign-ins waiting, retry in ${err.retryAfterMs} ms`, r, { retryAfterMs: err.retryAfterMs });
+        }
         this.log.error({ err }, 'signature check failed to run');
       } finally {
         this.signingIn = false;
       }
       if (this.socket.readyState !== 1) return;
-      if (!ok) return this.refuse(Code.BAD_SIGNATURE, 'signature does not verify for this account', r);
+      if (!ok) return this.failSignIn('bad-sig', Code.BAD_SIGNATURE, 'signature does not verify for this account', r);
+      method = 'sig';
+      if (signed) {
+        issued = this.router.issueResume(acc);
+        session = { id: issued.id, exp: issued.exp };
+      }
     }
+    this.signedInNow();
+    this.session = session;
     this.router.signIn(this, acc);
-    this.log.debug({ account: acc }, 'signed in');
-    this.send(noticeFrame('chat', 'active', 'Welcome', r.callback));
+    this.router.signedIn(method);
+    this.log.debug({ account: acc, method }, 'signed in');
+    this.send(welcomeFrame(r.callback, issued?.token));
     this.router.sync(this);
   }
+
+  private failSignIn(reason: SignInFailure, code: (typeof Code)[keyof typeof Code], text: string, r: Request, extra?: Record<string, unknown>): void {
+    this.router.signInFailed(reason);
+    this.refuse(code, text, r, extra);
+    if (this.deadlinePassed && this.account === undefined) this.closeForDeadline();
+  }
+
+  /** `logout`: revokes this device's resume token (every token of the account with `all`), signs the socket out. */
+  private logout(r: Request): void {
+    const account = this.account!;
+    const session = this.session;
+    this.session = undefined;
+    this.router.signOut(this);
+    this.router.logout(account, session, r.all === true, () => this.send(noticeFrame('chat', 'logout', 'Logout', r.callback)));
+  }
+}
+
+/** The Welcome notice; after a signed sign-in it carries the resume token as the added top-level key `resume`. */
+function welcomeFrame(callback: string | undefined, resume: string | undefined): string {
+  const frame = noticeFrame('chat', 'active', 'Welcome', callback);
+  return resume === undefined ? frame : `${frame.slice(0, -1)},"resume":${JSON.stringify(resume)}}`;
 }

@@ -72,13 +72,15 @@ export function refusedAnswer(answer: string, code: ErrorCode, error: string): s
   return errorFrame(code, error, { ...(typeof cat === 'string' ? { cat } : {}), ...(typeof act === 'string' ? { act } : {}), ...r });
 }
 
-export function errorFrame(code: ErrorCode, error: string, request: unknown): string {
+/** `extra`: added top-level keys (e.g. `retryAfterMs` of 45003 for a full sign-in queue). */
+export function errorFrame(code: ErrorCode, error: string, request: unknown, extra?: Record<string, unknown>): string {
   const r = (request !== null && typeof request === 'object' && !Array.isArray(request)) ? request as Request : undefined;
   const method = {
     cat: typeof r?.cat === 'string' ? r.cat : 'chat',
     act: typeof r?.act === 'string' ? r.act : 'unknown',
   };
-  return JSON.stringify({ type: 'error', error, code, method, request: echoable(r ?? null) } satisfies ErrorFrame);
+  const frame = { type: 'error', error, code, method, request: echoable(r ?? null) } satisfies ErrorFrame;
+  return JSON.stringify(extra === undefined ? frame : { ...frame, ...extra });
 }
 
 /**

@@ -14,7 +14,8 @@ type Kind =
   | 'gid'         // group id
   | 'json'        // any JSON value of bounded depth
   | 'string'      // short text
-  | 'seq';        // non-negative safe integer
+  | 'seq'         // non-negative safe integer
+  | 'bool';       // true or false
 
 /** `filled`: an empty string counts as missing (44001), as the first service answered for an empty `msg`. */
 interface Param { kind: Kind; optional?: boolean; filled?: boolean }
@@ -34,11 +35,12 @@ export const Limits = {
 
 export const schemas: Record<string, Record<string, Schema>> = {
   chat: {
-    active: { acc: req('ss58'), sig: opt('string') },
+    active: { acc: req('ss58'), sig: opt('string'), resume: opt('string') },
     chat: { to: req('ss58'), msg: msg(), mid: opt('string') },
     to: { to: req('ss58'), msg: msg(), mid: opt('string') },
     online: {},
     offline: {},
+    logout: { all: opt('bool') },
     ack: { seq: req('seq') },
     history: { with: opt('ss58'), group: opt('gid'), before: opt('seq'), after: opt('seq'), limit: opt('seq') },
   },
@@ -106,6 +108,8 @@ function checkParam(name: string, p: Param, v: unknown): Invalid | undefined {
       return typeof v === 'string' && v.length <= Limits.maxString ? undefined : bad(`a string of at most ${Limits.maxString} characters`);
     case 'seq':
       return Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : bad('a non-negative integer');
+    case 'bool':
+      return typeof v === 'boolean' ? undefined : bad('true or false');
   }
 }
 

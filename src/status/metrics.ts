@@ -159,6 +159,17 @@ export function renderMetrics(s: StatusSnapshot): string {
     addTree(x, 'imgc_verification', 'Verification by payment figure.', rest, {});
   }
 
+  const si = s.signIn;
+  if (si) {
+    for (const [method, n] of Object.entries(si.byMethod)) x.add('imgc_signins_total', 'counter', 'Sign-ins by method: sig (signature checked), resume (resume token), open (unsigned, --auth open).', n, { method });
+    for (const [reason, n] of Object.entries(si.failures)) x.add('imgc_signin_failures_total', 'counter', 'Sign-ins refused, by reason (bad-sig, no-sig, queue-full; resume tokens: malformed, bad-mac, other-account, expired, revoked).', n, { reason });
+    x.add('imgc_handshake_timeouts_total', 'counter', 'Sockets closed (code 4008) because they did not sign in within --handshake-ms.', si.handshakeTimeouts);
+    x.add('imgc_signin_queue_waiting', 'gauge', 'Sign-ins waiting for or in signature verification.', si.queue.waiting);
+    x.add('imgc_signin_queue_max', 'gauge', 'Bound on waiting sign-ins (--signin-queue); past it a sign-in gets 45003.', si.queue.max);
+    x.add('imgc_signin_verify_seconds_avg', 'gauge', 'Mean time a signature check spent in the verification pool (waiting and running), seconds.', si.verifyWait.avgMs / 1000);
+    x.add('imgc_signin_verify_seconds_max', 'gauge', 'Longest time a signature check spent in the verification pool, seconds.', si.verifyWait.maxMs / 1000);
+  }
+
   x.add('imgc_process_resident_memory_bytes', 'gauge', 'Resident set size of the process.', s.process.rssBytes);
   x.add('imgc_process_heap_used_bytes', 'gauge', 'V8 heap in use on the main thread.', s.process.heapUsedBytes);
   const eld = s.process.eventLoopDelayMs;

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ShardStats } from '../actors/envelopes';
-import type { ChainView, StatusSource } from './source';
+import type { ChainView, SignInView, StatusSource } from './source';
 import type { LimitsView } from '../supervisor/limits';
 
 export interface WorkerStatus {
@@ -79,6 +79,8 @@ export interface StatusSnapshot {
   chain: ChainView | null;
   /** Verification by payment (enabled, target, …) when the node runs it, else null. */
   verification: unknown;
+  /** Sign-ins by method (sig, resume, open), failures by reason, the verification queue and wait, handshake deadline closes. */
+  signIn?: SignInView | null;
   process: {
     rssBytes: number;
     heapUsedBytes: number;
@@ -214,6 +216,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     limits: source.limitsState?.() ?? null,
     chain: chain ? { ...chain } : null,
     verification: source.verificationState?.() ?? null,
+    signIn: source.signInState?.() ?? null,
     process: {
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,

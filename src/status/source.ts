@@ -37,6 +37,15 @@ export interface ChainView {
   lastError?: string;
 }
 
+export interface SignInView {
+  byMethod: Record<string, number>;
+  failures: Record<string, number>;
+  handshakeTimeouts: number;
+  queue: { waiting: number; max: number; refusedFull: number };
+  verifyWait: { checked: number; avgMs: number; maxMs: number };
+  [more: string]: unknown;
+}
+
 export interface StatusSource {
   readonly startedAt: number;
   /** Restore finished and the endpoint listens. */
@@ -87,4 +96,6 @@ export interface StatusSource {
   limitsState?(): LimitsView;
   /** Verification by payment (Verification.state() in src/supervisor/verification.ts), reported as is. */
   verificationState?(): unknown;
+  /** Sign-in figures (Node.signInState()): by method, failures by reason, the verification queue, the handshake deadline. */
+  signInState?(): SignInView | null;
 }

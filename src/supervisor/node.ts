@@ -16,7 +16,7 @@ import { logger } from '../log';
 import { every } from '../log-aggregate';
 import { Code } from '../protocol/codes';
 import { errorFrame, refusedAnswer, STORAGE_FULL_TEXT, type Request } from '../protocol/frames';
-import type { Connection, Router } from '../actors/connection';
+import type { Connection, Router, SignInFailure, SignInMethod } from '../actors/connection';
 import { Delivery } from '../actors/delivery';
 import { decideDirect } from '../actors/direct';
 import type { FromShard, GroupCall, ShardStats, StateOut, ToShard } from '../actors/envelopes';
@@ -30,6 +30,7 @@ import { groupConv, type Store, type StoreHealth } from '../store/ports';
 import { migrateDataDir } from '../migrate/migrate';
 import { Endpoint } from '../net/endpoint';
 import { SignatureChecker } from '../net/signatures';
+import { loadOrCreateResumeKey, REVOKED_ADDRESS, Sessions, type Issued, type ResumeCheck } from '../net/sessions';
 import { importLegacy, legacyProof, type ImportTarget } from './legacy-import';
 import { Registry } from './registry';
 import type { InFlight } from './mailbox';
@@ -37,6 +38,7 @@ import { ShardHost } from './shard-host';
 import { RestartBudget } from './restart-budget';
 import { Verification } from './verification';
 import { Limits, type LimitsView } from './limits';
+import type { SignInView } from '../status/source';
 
 /** Start-up failed for a reason the operator fixes (a port in use, an unusable data directory): exit 2. */
 export class StartupError extends Error {
@@ -112,6 +114,13 @@ export interface Counters {
 /** Refusals that answer a well-formed request the service declines (not a bad frame). */
 const DECLINED: ReadonlySet<number> = new Set([Code.NOT_PERMITTED, Code.VERIFY_DISABLED, Code.UNAVAILABLE, Code.INTERNAL]);
 
+/** Sign-in figures: by method, failures by reason, sockets closed by the handshake deadline. */
+export interface SignInCounters {
+  byMethod: Record<SignInMethod, number>;
+  failures: Record<SignInFailure, number>;
+  handshakeTimeouts: number;
+}
+
 export class Node implements Router {
   readonly registry: Registry;
   readonly shards: ShardHost[] = [];
@@ -119,6 +128,12 @@ export class Node implements Router {
   private storeProbe: NodeJS.Timeout | undefined;
   readonly startedAt = Date.now();
   private readonly signatures: SignatureChecker;
+  private sessions: Sessions | undefined;
+  readonly signIns: SignInCounters = {
+    byMethod: { sig: 0, resume: 0, open: 0 },
+    failures: { 'bad-sig': 0, 'no-sig': 0, 'queue-full': 0, malformed: 0, 'bad-mac': 0, 'other-account': 0, expired: 0, revoked: 0 },
+    handshakeTimeouts: 0,
+  };
   private readonly budget: RestartBudget;
   private endpoint: Endpoint | undefined;
   private store: Store | undefined;
@@ -131,7 +146,7 @@ export class Node implements Router {
 
   constructor(readonly settings: Settings) {
     this.registry = new Registry(settings.partitions, settings.workers);
-    this.signatures = new SignatureChecker(1);
+    this.signatures = new SignatureChecker({ threads: settings.signinThreads, maxWaiting: settings.signinQueue });
     this.budget = new RestartBudget(settings.restartMax, settings.restartWindowMs);
     this.limits = new Limits({
       maxConnections: settings.maxConnections,
@@ -168,6 +183,10 @@ export class Node implements Router {
     if (this.log.isLevelEnabled('debug')) this.log.debug({ conn: peer.id, remote: peer.remoteAddress, account: peer.account, code, why: text }, kind);
   }
   get rateLimit(): number { return this.settings.rateLimit; }
+  get handshakeMs(): number { return this.settings.handshakeMs; }
+  signedIn(method: SignInMethod): void { this.signIns.byMethod[method]++; }
+  signInFailed(reason: SignInFailure): void { this.signIns.failures[reason]++; }
+  handshakeTimedOut(): void { this.signIns.handshakeTimeouts++; }
   received(): void { this.counters.framesIn++; }
   sent(): void { this.counters.framesOut++; }
 
@@ -209,6 +228,9 @@ export class Node implements Router {
       this.log.warn({ maxGroupSize: s.maxGroupSize, maxBlocked: s.maxBlocked, maxDetailBytes: this.limits.values.detailBytes }, 'a full group\'s detail may exceed max-buffered / 8: such detail requests are refused (44744)');
     }
     await this.verification.start();
+    // Resume tokens: the MAC key beside the server key, the revocation list in the store (actor state).
+    this.sessions = new Sessions(loadOrCreateResumeKey(s.data), s.resumeTtlMs, store.states.get(REVOKED_ADDRESS),
+      (state) => this.delivery.state({ t: 'state', address: REVOKED_ADDRESS, state }));
     this.endpoint = new Endpoint(
       { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey, maxConnections: s.maxConnections, maxConnectionsPerIp: s.maxConnectionsPerIp },
       this,
@@ -291,6 +313,42 @@ export class Node implements Router {
 
   verifySignature(message: string, signature: string, address: string): Promise<boolean> {
     return this.signatures.verify(message, signature, address);
+  }
+
+  checkResume(token: string, account: string): ResumeCheck {
+    return this.sessionsOrThrow.check(token, account);
+  }
+
+  issueResume(account: string): Issued {
+    return this.sessionsOrThrow.issue(account);
+  }
+
+  logout(account: string, session: { id: string; exp: number } | undefined, all: boolean, done: () => void): void {
+    if (all) this.sessionsOrThrow.revokeAccount(account);
+    else if (session) this.sessionsOrThrow.revokeId(session.id, session.exp);
+    // The answer leaves once the revocation is durable: a restart right after cannot bring the token back.
+    this.delivery.afterDurable(done);
+  }
+
+  private get sessionsOrThrow(): Sessions {
+    if (!this.sessions) throw new Error('node not started');
+    return this.sessions;
+  }
+
+  /** For /status: sign-ins by method and failures by reason, the verification queue, resume tokens. */
+  signInState(): SignInView {
+    const f = this.signatures.figures;
+    return {
+      byMethod: { ...this.signIns.byMethod },
+      failures: { ...this.signIns.failures },
+      handshakeTimeouts: this.signIns.handshakeTimeouts,
+      handshakeMs: this.settings.handshakeMs,
+      verifier: this.signatures.impl ?? null,
+      verifyThreads: this.signatures.threads,
+      queue: { waiting: this.signatures.waiting, max: this.settings.signinQueue, refusedFull: f.refusedFull },
+      verifyWait: { checked: f.checked, avgMs: f.checked > 0 ? Math.round((f.waitMsTotal / f.checked) * 1000) / 1000 : 0, maxMs: Math.round(f.waitMsMax * 1000) / 1000 },
+      resume: this.sessions?.stats() ?? null,
+    };
   }
 
   signIn(peer: Connection, account: string): void { this.registry.signIn(peer, account); }
