@@ -7,12 +7,12 @@
 import { expect } from 'chai';
 import { accountsReady, newAccounts, signSpam } from './support/accounts';
 import { Client, ClientPool, isNotice, sleep, type Frame } from './support/client';
-import { getStatus, startServer, type ServerHandle } from './support/server';
+import { getStatus, startServer, statusFetch, type ServerHandle } from './support/server';
 
 interface SignInStatus { signIn: { handshakeTimeouts: number; failures: Record<string, number>; byMethod: Record<string, number>; queue: { waiting: number; max: number; refusedFull: number } } }
 
 async function metrics(srv: ServerHandle): Promise<string> {
-  const res = await fetch(`${srv.statusUrl!}/metrics`, { signal: AbortSignal.timeout(5000) });
+  const res = await statusFetch(srv, '/metrics');
   return res.text();
 }
 
