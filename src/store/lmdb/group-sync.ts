@@ -25,6 +25,16 @@ export class GroupSync {
     return this.waiting.promise;
   }
 
+  /**
+   * Resolves once no sync is waiting, scheduled or running: the environment may then be closed
+   * (closing it under a sync running on a libuv thread would free what that thread uses).
+   */
+  async idle(): Promise<void> {
+    while (this.running || this.scheduled || this.waiting !== undefined) {
+      await (this.waiting?.promise.catch(() => undefined) ?? new Promise<void>((r) => setImmediate(r)));
+    }
+  }
+
   private start(): void {
     const w = this.waiting;
     if (w === undefined || this.running) return;

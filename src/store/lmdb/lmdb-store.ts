@@ -639,6 +639,7 @@ export class LmdbStore implements Store {
     }
     this.core.closed = true;
     if (this.backgroundSync !== undefined) clearTimeout(this.backgroundSync);
+    await this.groupSync?.idle();
     await this.core.root.close();
     if (failure !== undefined) throw failure;
   }
