@@ -9,7 +9,7 @@ import { statSync } from 'node:fs';
 import { join } from 'node:path';
 import { accountsReady, newAccount, signSpam, type Account } from './support/accounts';
 import { Client, ClientPool, isMessage, isNotice, sleep, type Frame } from './support/client';
-import { getStatus, startServer, type ServerHandle } from './support/server';
+import { getStatus, startServer, statusFetch, type ServerHandle } from './support/server';
 
 const WELCOME = { type: 'notice', msg: 'Welcome', method: { cat: 'chat', act: 'active' } };
 
@@ -168,6 +168,22 @@ describe('sign-in: resume tokens', function () {
     const again = await start([], { dataDir: srv.dataDir });
     for (const t of [t1, t2]) await expectRefused(await connect(again), alice.address, t, /revoked/);
     expect(await resume(await connect(again), alice.address, fresh), 'issued after the revocation').to.deep.equal(WELCOME);
+    expect(await resume(await connect(again), bob.address, bobToken), 'another account').to.deep.equal(WELCOME);
+  });
+
+  it('the operator revokes an account\'s tokens with POST /revoke (token required, SS58 checked); it holds across a restart', async () => {
+    const srv = await start([], { status: true });
+    const [alice, bob] = [newAccount(), newAccount()];
+    const t = await signedIn(await connect(srv), alice);
+    const bobToken = await signedIn(await connect(srv), bob);
+    expect((await statusFetch(srv, `/revoke?account=${alice.address}`, { method: 'POST' }, 'wrong')).status, 'without the token').to.equal(401);
+    expect((await statusFetch(srv, '/revoke?account=notss58', { method: 'POST' })).status, 'a bad account').to.equal(400);
+    const r = await statusFetch(srv, `/revoke?account=${alice.address}`, { method: 'POST' });
+    expect(r.status).to.equal(200);
+    await expectRefused(await connect(srv), alice.address, t, /revoked/);
+    await srv.kill('SIGKILL');
+    const again = await start([], { dataDir: srv.dataDir });
+    await expectRefused(await connect(again), alice.address, t, /revoked/);
     expect(await resume(await connect(again), bob.address, bobToken), 'another account').to.deep.equal(WELCOME);
   });
 

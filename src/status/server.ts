@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { logger } from '../log';
+import { isSS58 } from '../protocol/ss58';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
 import { RateMeter } from './rates';
 import { readiness, takeSnapshot, type LiveFigures } from './snapshot';
@@ -50,6 +51,7 @@ const ROUTES: Record<string, string[]> = {
   '/readyz': ['GET', 'HEAD'],
   '/metrics': ['GET', 'HEAD'],
   '/backup': ['POST'],
+  '/revoke': ['POST'],
 };
 
 /** Probes answered without the token: they reveal no figure beyond up/ready. */
@@ -129,6 +131,16 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
     }
   };
 
+  /** An operator ends every resume token of an account (a lost device, a leaked token); durable before 200. */
+  const revoke = async (res: ServerResponse, url: URL): Promise<void> => {
+    const account = url.searchParams.get('account');
+    if (account === null || !isSS58(account)) return send(res, 400, { error: 'give account=<SS58 address>' });
+    if (!source.revokeAccount) return send(res, 503, { error: 'resume tokens are not running' });
+    await source.revokeAccount(account);
+    log.info({ account }, 'resume tokens of an account revoked by the operator');
+    send(res, 200, { ok: true, account });
+  };
+
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
     const url = new URL(req.url ?? '/', 'http://status.invalid');
     const path = url.pathname.length > 1 ? url.pathname.replace(/\/+$/, '') : url.pathname;
@@ -156,6 +168,8 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
       }
       case '/backup':
         return backup(res, url);
+      case '/revoke':
+        return revoke(res, url);
     }
   };
 

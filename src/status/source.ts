@@ -83,6 +83,8 @@ export interface StatusSource {
   shardStatsOf?(index: number): Promise<ShardStats>;
   /** Chain watcher state, when verification by payment runs. */
   chainState?(): ChainView | null | undefined;
+  /** Ends every resume token of the account issued until now (durable when it resolves). */
+  revokeAccount?(account: string): Promise<void>;
   /**
    * An online backup of the data directory into `dest` (undefined: a new directory under the backup
    * root); `dest` is where it went, `pruned` the older backups removed beyond the number kept.

@@ -323,6 +323,12 @@ export class Node implements Router {
     return this.sessionsOrThrow.issue(account);
   }
 
+  /** The operator's revocation (POST /revoke): every token of the account issued until now. */
+  revokeAccount(account: string): Promise<void> {
+    this.sessionsOrThrow.revokeAccount(account);
+    return new Promise((resolve) => this.delivery.afterDurable(resolve));
+  }
+
   logout(account: string, session: { id: string; exp: number } | undefined, all: boolean, done: () => void): void {
     if (all) this.sessionsOrThrow.revokeAccount(account);
     else if (session) this.sessionsOrThrow.revokeId(session.id, session.exp);
