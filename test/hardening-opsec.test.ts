@@ -9,7 +9,7 @@ import { join } from 'node:path';
 import pino from 'pino';
 import { every, flushAggregated } from '../src/log-aggregate';
 import { Client, isError, sleep } from './support/client';
-import { startServer, statusFetch, statusToken, tempDir, type ServerHandle } from './support/server';
+import { getStatus, startServer, statusFetch, statusToken, tempDir, type ServerHandle } from './support/server';
 
 interface Line { level: number; msg: string; [k: string]: unknown }
 
@@ -122,6 +122,9 @@ describe('hardening: operations security', function () {
         expect(fs.statSync(join(d, 'status-token')).mode & 0o777).to.equal(0o600);
         expect(fs.existsSync(join(d, 'imgc-backup.json')), 'marker').to.equal(true);
       }
+      // /status says where backups go, how many are kept and that none is running.
+      const st = await getStatus<{ backups: { running: boolean; root: string; keep: number; kept: number } }>(srv);
+      expect(st.backups).to.deep.equal({ running: false, root, keep: 2, kept: 2 });
     });
 
     it('a destination through a symlink into the data dir is refused: a symlinked parent and a symlinked destination', async () => {

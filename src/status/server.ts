@@ -158,8 +158,12 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
         const r = readiness(source);
         return send(res, r.ready ? 200 : 503, r);
       }
-      case '/status':
-        return send(res, 200, await takeSnapshot(source, live, statsTimeoutMs));
+      case '/status': {
+        const snap = await takeSnapshot(source, live, statsTimeoutMs);
+        // Backups are the status server's own work: one at a time, and how many are kept.
+        const backups = { running: backupRunning, ...(source.backupsState?.() ?? {}) };
+        return send(res, 200, { ...snap, backups });
+      }
       case '/metrics': {
         const text = renderMetrics(await takeSnapshot(source, live, statsTimeoutMs));
         res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-store' });

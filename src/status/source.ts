@@ -83,6 +83,8 @@ export interface StatusSource {
   shardStatsOf?(index: number): Promise<ShardStats>;
   /** Chain watcher state, when verification by payment runs. */
   chainState?(): ChainView | null | undefined;
+  /** The backup root, how many backups are kept there (--backups-keep) and how many there are. */
+  backupsState?(): { root: string; keep: number; kept: number };
   /** Ends every resume token of the account issued until now (durable when it resolves). */
   revokeAccount?(account: string): Promise<void>;
   /**

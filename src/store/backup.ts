@@ -125,15 +125,9 @@ function backupTime(dir: string): number | undefined {
   }
 }
 
-/**
- * Removes the IMGC backups (directories with the marker) directly under `root` beyond the newest
- * `keep`; anything else there is left alone, as is `protect` (the running data dir, the backup just made).
- * Returns the removed directories.
- */
-export function pruneBackups(root: string, keep: number, opts: { protect?: string[]; log?: Logger } = {}): string[] {
-  const log = opts.log ?? logger({ component: 'backup' });
+/** The IMGC backups (directories with the marker) directly under `root`, newest first. */
+export function listBackups(root: string): Array<{ dir: string; at: number }> {
   if (!fs.existsSync(root)) return [];
-  const protect = new Set((opts.protect ?? []).map((p) => { try { return fs.realpathSync(p); } catch { return path.resolve(p); } }));
   const backups: Array<{ dir: string; at: number }> = [];
   for (const name of fs.readdirSync(root)) {
     if (name.includes('.partial-')) continue;
@@ -141,7 +135,18 @@ export function pruneBackups(root: string, keep: number, opts: { protect?: strin
     const at = backupTime(dir);
     if (at !== undefined) backups.push({ dir, at });
   }
-  backups.sort((a, b) => b.at - a.at || (a.dir < b.dir ? 1 : -1));
+  return backups.sort((a, b) => b.at - a.at || (a.dir < b.dir ? 1 : -1));
+}
+
+/**
+ * Removes the IMGC backups (directories with the marker) directly under `root` beyond the newest
+ * `keep`; anything else there is left alone, as is `protect` (the running data dir, the backup just made).
+ * Returns the removed directories.
+ */
+export function pruneBackups(root: string, keep: number, opts: { protect?: string[]; log?: Logger } = {}): string[] {
+  const log = opts.log ?? logger({ component: 'backup' });
+  const protect = new Set((opts.protect ?? []).map((p) => { try { return fs.realpathSync(p); } catch { return path.resolve(p); } }));
+  const backups = listBackups(root);
   const removed: string[] = [];
   for (const b of backups.slice(Math.max(0, keep))) {
     if (protect.has(fs.realpathSync(b.dir))) continue;

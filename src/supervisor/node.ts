@@ -25,7 +25,7 @@ import type { ShardConfig } from '../actors/shard-config';
 import { VERIFY_ADDRESS, type VerifierState } from '../actors/verifier';
 import { groupAddress } from '../actors/address';
 import { openStore } from '../store/open';
-import { backupDataDir, pruneBackups, type BackupResult } from '../store/backup';
+import { backupDataDir, listBackups, pruneBackups, type BackupResult } from '../store/backup';
 import { groupConv, type Store, type StoreHealth } from '../store/ports';
 import { migrateDataDir } from '../migrate/migrate';
 import { Endpoint } from '../net/endpoint';
@@ -321,6 +321,12 @@ export class Node implements Router {
 
   issueResume(account: string): Issued {
     return this.sessionsOrThrow.issue(account);
+  }
+
+  /** For /status: the backup root and what it holds. */
+  backupsState(): { root: string; keep: number; kept: number } {
+    const root = backupRoot(this.settings);
+    return { root, keep: this.settings.backupsKeep, kept: listBackups(root).length };
   }
 
   /** The operator's revocation (POST /revoke): every token of the account issued until now. */
