@@ -35,6 +35,11 @@ function entry(conv: string, i: number, extra: Partial<NewEntry> = {}): NewEntry
   return { conv, at: 1_700_000_000_000 + i, from: A, head: `{"t":"msg","i":${i},"to":`, tail: ',"x":1', ...extra };
 }
 
+/** Every file under `dir`. */
+function listFiles(dir: string): string[] {
+  return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => d.isDirectory() ? listFiles(path.join(dir, d.name)) : [path.join(dir, d.name)]);
+}
+
 /** The offsets of a page. */
 function offs(page: LogEntry[]): number[] {
   return page.map((e) => e.offset);
@@ -410,6 +415,38 @@ function contract(name: string, factory: Factory, durable: boolean): void {
       expect(() => store.log.read({ conv: g, limit: 1, direction: 'forward' })).to.throw(StoreError).with.property('code', 'closed');
       const err = await store.flush().then(() => undefined, (e: unknown) => e);
       expect(err).to.be.instanceOf(StoreError).with.property('code', 'closed');
+    });
+
+    it('redact overwrites a record in place: same offset, time, sender and mid; gone from reads and backups', async () => {
+      const g = groupConv('R');
+      const e1 = store.log.append(entry(g, 1, { mid: 'r1', head: '{"msg":"SECRET-REDACT-1","to":' }));
+      const e2 = store.log.append(entry(g, 2));
+      // Appended in this same turn: redact still finds it.
+      expect(store.log.redact(g, e1.offset, { head: '{"gone":true,"to":', tail: ',"deleted":9' })).to.equal(true);
+      const page = store.log.read({ conv: g, limit: 10, direction: 'forward' });
+      expect(page).to.deep.equal([{ ...e1, head: '{"gone":true,"to":', tail: ',"deleted":9' }, e2]);
+      expect(store.log.findMid(g, A, 'r1')).to.equal(e1.offset);
+      expect(store.log.top(g)).to.deep.equal({ first: e1.offset, last: e2.offset, count: 2 });
+      // Not there: nothing written, false.
+      expect(store.log.redact(g, e2.offset + 100, { head: 'x', tail: 'y' })).to.equal(false);
+      expect(store.log.redact(directConv(A, B), e1.offset, { head: 'x', tail: 'y' })).to.equal(false);
+      store.log.trimThrough(g, e1.offset);
+      expect(store.log.redact(g, e1.offset, { head: 'x', tail: 'y' })).to.equal(false);
+      await nextTurn();
+      expect(store.log.read({ conv: g, limit: 10, direction: 'forward' })).to.deep.equal([e2]);
+      const e3 = store.log.append(entry(g, 3, { head: '{"msg":"SECRET-REDACT-3","to":' }));
+      await nextTurn();
+      expect(store.log.redact(g, e3.offset, { head: '{"to":', tail: '' })).to.equal(true);
+      await store.flush();
+      const dest = tmpDir('contract-redact');
+      try {
+        fs.rmSync(dest, { recursive: true, force: true });
+        await store.backup(dest);
+        // The copy holds no trace of the content (a compacting copy has no free pages).
+        for (const f of listFiles(dest)) expect(fs.readFileSync(f).includes('SECRET-REDACT'), f).to.equal(false);
+      } finally {
+        rm(dest);
+      }
     });
 
     it('backup writes a copy of everything written before it', async () => {

@@ -9,6 +9,8 @@
  */
 import { renderFrame } from '../protocol/frames';
 import type { ConversationLog, ConvTop, LogEntry, Membership } from '../store/ports';
+import { isTombstone } from './edits';
+import { ownRecipient, renderOwnFrame } from './own';
 
 /** Records buffered across all conversations of one backlog (each has at least one). */
 const BUFFERED = 1024;
@@ -30,6 +32,8 @@ export interface BacklogRange {
   upTo: number;
   groupBacklog: number;
   epoch: string;
+  /** Own-device sync (own.ts): the account's own records too, marked `"own":true`; else they are skipped. */
+  own?: boolean;
 }
 
 export class Backlog {
@@ -54,11 +58,13 @@ export class Backlog {
       const c = this.heap[0]!;
       const e = c.buf[c.i++]!;
       last = e.offset;
-      // What the account sent itself is not delivered back to it.
-      if (e.from !== this.r.account) {
+      // What the account sent itself is not delivered back to it, unless the socket asked for it
+      // (own-device sync); a deleted message is not delivered at all (its delete record is).
+      const mine = e.from === this.r.account;
+      if ((!mine || this.r.own === true) && !isTombstone(e)) {
         // `before` is the first record delivered: paging back from it covers every record skipped.
         if (c.limited !== undefined) { frames.push(limitedNotice(this.r.account, c.limited, e.offset, this.r.epoch)); delete c.limited; }
-        frames.push(renderFrame(e, this.r.account, e.offset));
+        frames.push(mine ? renderOwnFrame(e, ownRecipient(c.conv, this.r.account), e.offset) : renderFrame(e, this.r.account, e.offset));
       }
       if (c.i >= c.buf.length && !this.refill(c, e.offset)) {
         // Only the account's own records were within the bound: still say what was cut.

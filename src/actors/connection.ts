@@ -12,6 +12,7 @@ import { sanitize, validate } from '../protocol/schema';
 import type { Logger } from '../log';
 import type { Issued, ResumeCheck } from '../net/sessions';
 import { QueueFull } from '../net/signatures';
+import { SYNC_OWN } from './own';
 import type { Peer } from './peer';
 
 /** How a socket signed in, and why a sign-in failed (the status figures). */
@@ -55,6 +56,8 @@ export interface Router {
   group(peer: Connection, id: string, r: Request): void;
   ack(account: string, upTo: number): void;
   history(peer: Connection, r: Request): void;
+  /** `edit` and `delete` of a message (edits.ts). */
+  change(peer: Connection, r: Request): void;
   vertify(peer: Connection, r: Request): void;
 }
 
@@ -94,6 +97,8 @@ function uncorkAll(): void {
 export class Connection implements Peer {
   account: string | undefined;
   alive = true;
+  /** Own-device sync asked for at sign-in (own.ts). */
+  syncOwn = false;
   private signingIn = false;
   /** The resume token this socket was given or signed in with (its id and expiry), for `logout`. */
   private session: { id: string; exp: number } | undefined;
@@ -253,6 +258,9 @@ export class Connection implements Peer {
         return this.router.ack(this.account!, r.seq as number);
       case 'history':
         return this.router.history(this, r);
+      case 'edit':
+      case 'delete':
+        return this.router.change(this, r);
     }
   }
 
@@ -302,6 +310,7 @@ export class Connection implements Peer {
     }
     this.signedInNow();
     this.session = session;
+    this.syncOwn = r.sync === SYNC_OWN;
     this.router.signIn(this, acc);
     this.router.signedIn(method);
     this.log.debug({ account: acc, method }, 'signed in');

@@ -23,7 +23,9 @@ import { accountConv, StoreError, type ConvId, type Store } from '../store/ports
 import { PositionBook } from './account-positions';
 import { Backlog } from './backlog';
 import type { Post, StateOut } from './envelopes';
+import { applyChange, changeAnswer, decideChange } from './edits';
 import { readHistory } from './history';
+import { ownRecipient, renderOwnFrame } from './own';
 import type { Peer, Peers } from './peer';
 import { Retention, type RetentionPolicy } from './retention';
 
@@ -91,9 +93,7 @@ export class Delivery {
         this.counters.duplicates++;
       } else {
         if (p.conv.startsWith('d:')) this.ensureMembers(p.conv, [p.from!, ...p.to]);
-        const offset = this.append(p.conv, p, now);
-        for (const account of p.to) this.deliver(account, offset, p);
-        this.retention.appended(p.conv);
+        this.record(p.conv, p, now);
       }
     }
     if (p.ackTo) {
@@ -101,6 +101,47 @@ export class Delivery {
       // Never a false acknowledgement: a record lost with a failed commit is answered with 45007.
       this.afterDurable(() => this.peers.peer(conn)?.send(frame), () => this.peers.peer(conn)?.send(refusedAnswer(frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
     }
+  }
+
+  /** Appends `p` to `conv`, pushes it to its recipients and to the sender's other own-sync sockets; returns its offset. */
+  private record(conv: ConvId, p: Post, now: number): number {
+    const offset = this.append(conv, p, now);
+    for (const account of p.to) this.deliver(account, offset, p);
+    if (p.from !== null && !p.to.includes(p.from)) this.echoOwn(p.from, conv, offset, p);
+    this.retention.appended(conv);
+    return offset;
+  }
+
+  /** Own-device sync (own.ts): the record to the sender's sockets that asked for it, but the sending one. */
+  private echoOwn(account: string, conv: ConvId, offset: number, p: Post): void {
+    const wants = (peer: Peer): boolean => peer.syncOwn === true && peer.id !== p.origin;
+    const peers = this.peers.peersOf(account);
+    if (!peers || ![...peers].some(wants)) return;
+    const push = (): void => {
+      const now = this.peers.peersOf(account);
+      if (!now) return;
+      const frame = renderOwnFrame(p.tpl, ownRecipient(conv, account), offset);
+      let written = false;
+      for (const peer of now) {
+        if (!wants(peer)) continue;
+        const sync = this.syncs.get(peer.id);
+        if (sync) { this.hold(sync, frame, offset); continue; }
+        if (peer.send(frame)) written = true;
+      }
+      if (written) this.positions.delivered(account, offset);
+    };
+    if (this.positions.get(account).ackMode) this.afterDurable(push);
+    else push();
+  }
+
+  /** `edit` and `delete` (edits.ts): a new record in the conversation's log; the original is rewritten in place. */
+  change(peer: Peer, r: Request): void {
+    const d = decideChange(this.store, peer.account!, peer.id, r);
+    if (!d.ok) return void peer.send(errorFrame(d.code, d.error, r));
+    const offset = this.record(d.conv, d.post, Date.now());
+    applyChange(this.store.log, d, offset);
+    const answer = changeAnswer(d, offset, r.callback);
+    this.afterDurable(() => peer.send(answer), () => peer.send(errorFrame(Code.STORAGE_FULL, STORAGE_FULL_TEXT, r)));
   }
 
   /** An actor's new state, with who joined or left its conversation; written in the same turn as its posts. */
@@ -192,14 +233,14 @@ export class Delivery {
     // A sync already under way covers a repeated `online`: the backlog is not sent twice.
     if (this.syncs.has(peer.id) || peer.account === undefined) return;
     const p = this.positions.get(peer.account);
-    const s: Sync = { peer, backlog: this.backlog(peer.account, p.ackMode ? p.acked : p.delivered), upTo: this.lastOffset, held: [], heldBytes: 0, heldLast: 0, overflow: false };
+    const s: Sync = { peer, backlog: this.backlog(peer.account, p.ackMode ? p.acked : p.delivered, peer.syncOwn === true), upTo: this.lastOffset, held: [], heldBytes: 0, heldLast: 0, overflow: false };
     this.syncs.set(peer.id, s);
     this.pump(s);
   }
 
-  private backlog(account: string, after: number): Backlog {
+  private backlog(account: string, after: number, own: boolean): Backlog {
     const memberships = [{ conv: accountConv(account), since: 0 }, ...this.store.positions.memberships(account)];
-    return new Backlog(this.store.log, { account, after, upTo: this.lastOffset, groupBacklog: this.limits.groupBacklog, epoch: this.store.epoch }, memberships);
+    return new Backlog(this.store.log, { account, after, upTo: this.lastOffset, groupBacklog: this.limits.groupBacklog, epoch: this.store.epoch, own }, memberships);
   }
 
   private pump(s: Sync): void {
@@ -228,7 +269,7 @@ export class Delivery {
     if (s.overflow) {
       // What was held and dropped is in the logs: read on from where this pass ended.
       s.overflow = false;
-      s.backlog = this.backlog(account, s.upTo);
+      s.backlog = this.backlog(account, s.upTo, s.peer.syncOwn === true);
       s.upTo = this.lastOffset;
       return void setImmediate(() => this.pump(s));
     }

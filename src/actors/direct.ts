@@ -9,7 +9,7 @@ import type { Post } from './envelopes';
 
 export function decideDirect(from: string, conn: number, r: Request): Post {
   const to = r.to as string;
-  const post: Post = { t: 'post', conv: directConv(from, to), tpl: directTemplate(from, JSON.stringify(r.msg)), from, to: [to] };
+  const post: Post = { t: 'post', conv: directConv(from, to), tpl: directTemplate(from, JSON.stringify(r.msg)), from, to: [to], origin: conn };
   if (typeof r.mid === 'string') post.mid = r.mid;
   // With a client message id (or a callback) the sender hears back once the record is durable.
   if (r.mid !== undefined || r.callback !== undefined) {

@@ -76,6 +76,8 @@ export interface Post {
   to: string[];
   /** The requesting connection, which got its own answer. */
   except?: number;
+  /** The sender's connection: its other sockets that asked for own-device sync get the record too (own.ts). */
+  origin?: number;
   /** The sender's answer, sent once the record is durable. */
   ackTo?: { conn: number; frame: string };
 }

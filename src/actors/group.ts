@@ -160,7 +160,7 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
       const msgJson = JSON.stringify(r.msg);
       const tpl = act === 'chat' ? groupTemplate(me, g.id, msgJson) : groupNoticeTemplate(me, g.id, msgJson);
       const others = g.group.filter((a) => a !== me);
-      const post: Post = { t: 'post', conv: groupConv(g.id), tpl, from: me, to: others };
+      const post: Post = { t: 'post', conv: groupConv(g.id), tpl, from: me, to: others, origin: origin.conn };
       // With a client message id (or a callback) the sender hears back once the record is durable.
       if (r.callback !== undefined || r.mid !== undefined) post.ackTo = { conn: origin.conn, frame: noticeFrame('group', act, { id: g.id, mid: r.mid ?? null }, r.callback) };
       if (typeof r.mid === 'string') post.mid = r.mid;

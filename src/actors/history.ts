@@ -7,6 +7,8 @@
 import { Code, type ErrorCode } from '../protocol/codes';
 import { noticeFrame, renderFrame, type Request } from '../protocol/frames';
 import { directConv, groupConv, type ConversationLog, type LogEntry, type Positions } from '../store/ports';
+import { isChangeRecord } from './edits';
+import { renderOwnFrame } from './own';
 
 export const HISTORY_DEFAULT = 50;
 export const HISTORY_MAX = 100;
@@ -36,14 +38,19 @@ export function readHistory(log: ConversationLog, positions: Positions, epoch: s
   if (more) page = forward ? page.slice(0, limit) : page.slice(1);
   const frames: string[] = [];
   let bytes = 0;
+  /** Records of the page covered (edit and delete records are covered but not shown: the originals show their latest version). */
+  let used = 0;
   for (const e of forward ? page : [...page].reverse()) {
-    const f = renderFrame(e, recipientOf(e, account, peer), e.offset);
+    if (isChangeRecord(e)) { used++; continue; }
+    // The reader's own messages carry the own-device marker.
+    const f = e.from === account ? renderOwnFrame(e, recipientOf(e, account, peer), e.offset) : renderFrame(e, recipientOf(e, account, peer), e.offset);
     if (frames.length > 0 && bytes + f.length > pageBytes) { more = true; break; }
     bytes += f.length;
     frames.push(f);
+    used++;
   }
   if (!forward) frames.reverse();
-  const kept = forward ? page.slice(0, frames.length) : page.slice(page.length - frames.length);
+  const kept = forward ? page.slice(0, used) : page.slice(page.length - used);
   const msg = {
     ...(group !== undefined ? { group } : { with: peer }),
     epoch,

@@ -10,6 +10,8 @@ export interface Peer {
   send(frame: string | Buffer): boolean;
   /** Bytes queued on the socket and not yet written to the network. */
   readonly bufferedAmount: number;
+  /** The socket asked for its account's own messages (`"sync":"own"` on `active`; see own.ts). */
+  readonly syncOwn?: boolean;
 }
 
 /** Who is connected: the signed-in connections of an account, and a connection by id. */

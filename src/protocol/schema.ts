@@ -35,7 +35,7 @@ export const Limits = {
 
 export const schemas: Record<string, Record<string, Schema>> = {
   chat: {
-    active: { acc: req('ss58'), sig: opt('string'), resume: opt('string') },
+    active: { acc: req('ss58'), sig: opt('string'), resume: opt('string'), sync: opt('string') },
     chat: { to: req('ss58'), msg: msg(), mid: opt('string') },
     to: { to: req('ss58'), msg: msg(), mid: opt('string') },
     online: {},
@@ -43,6 +43,8 @@ export const schemas: Record<string, Record<string, Schema>> = {
     logout: { all: opt('bool') },
     ack: { seq: req('seq') },
     history: { with: opt('ss58'), group: opt('gid'), before: opt('seq'), after: opt('seq'), limit: opt('seq') },
+    edit: { with: opt('ss58'), group: opt('gid'), seq: req('seq'), msg: msg() },
+    delete: { with: opt('ss58'), group: opt('gid'), seq: req('seq') },
   },
   group: {
     create: { list: req('ss58list') },

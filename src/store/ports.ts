@@ -81,6 +81,13 @@ export interface ConversationLog {
   findMid(conv: ConvId, from: string, mid: string): number | undefined;
   /** Every conversation with a retained record (for the retention sweep), in id order, after `afterConv`. */
   conversations(afterConv: ConvId | undefined, limit: number): ConvId[];
+  /**
+   * Overwrites the frame (head and tail) of the record at `offset` of `conv` in place, keeping its
+   * offset, time, sender and mid: an edited message's latest version, or a deleted message's
+   * tombstone, so its content is not readable through any read any more. Visible to reads at once.
+   * False (and nothing written) if the record is not there (never was, or trimmed).
+   */
+  redact(conv: ConvId, offset: number, replacement: { head: string; tail: string }): boolean;
 }
 
 /** How far an account has got: one offset each, valid in every conversation (see Position). */

@@ -379,6 +379,11 @@ export class Node implements Router {
     this.delivery.history(peer, r);
   }
 
+  change(peer: Connection, r: Request): void {
+    if (this.refusedFull(peer, r)) return;
+    this.delivery.change(peer, r);
+  }
+
   group(peer: Connection, id: string, r: Request): void {
     if (!READ_GROUP_ACTS.has(r.act) && this.refusedFull(peer, r)) return;
     if (r.act === 'create' && !this.admitCreate(peer, r)) return;

@@ -363,6 +363,20 @@ class LmdbLog implements ConversationLog {
     return n;
   }
 
+  redact(conv: ConvId, offset: number, replacement: { head: string; tail: string }): boolean {
+    this.c.writable();
+    const { log } = this.c.dbs;
+    // In one transaction with the queued writes (the record may have been appended this turn).
+    // LMDB copies the page on write: the old page with the content goes to the free list and is
+    // overwritten when a later commit reuses it; a compacting backup never copies it.
+    return this.c.writer.runNow(() => {
+      const v = log.get([conv, offset]);
+      if (v === undefined) return false;
+      log.putSync([conv, offset], [v[0], v[1], v[2], replacement.head, replacement.tail]);
+      return true;
+    });
+  }
+
   findMid(conv: ConvId, from: string, mid: string): number | undefined {
     return this.c.peek('findMid', () => this.c.overlay.mids.get(midKey(conv, from, mid)) ?? this.c.dbs.mids.get([conv, from, mid]));
   }

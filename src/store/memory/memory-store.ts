@@ -108,6 +108,19 @@ class MemoryLog implements ConversationLog {
     return n;
   }
 
+  redact(conv: ConvId, offset: number, replacement: { head: string; tail: string }): boolean {
+    if (this.c.closed) throw closedError();
+    const list = this.logs.get(conv);
+    if (list === undefined) return false;
+    const i = firstAfter(list, offset - 1);
+    const e = list[i];
+    if (e === undefined || e.offset !== offset) return false;
+    if (drop(this.c)) return true;
+    // A new object: a copy handed out earlier keeps what it read.
+    list[i] = { ...e, head: replacement.head, tail: replacement.tail };
+    return true;
+  }
+
   findMid(conv: ConvId, from: string, mid: string): number | undefined {
     if (this.c.closed) throw closedError();
     return this.mids.get(midKey(conv, from, mid));
