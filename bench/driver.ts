@@ -171,6 +171,9 @@ export async function storm(t: Target, o: StormOpts): Promise<RunResult> {
     return {
       figures: {
         ...figures,
+        // The same, counted from when the new server answered (the clients' first close is at the SIGTERM, ± ms).
+        'back 99% s after ready': (r.figures['back 99% s'] ?? NaN) - (rs.stopMs + rs.startMs) / 1000,
+        'back 100% s after ready': (r.figures['back 100% s'] ?? NaN) - (rs.stopMs + rs.startMs) / 1000,
         'server stop ms (SIGTERM→exit)': rs.stopMs,
         'server start ms (→first frame)': rs.startMs,
         'server CPU %, storm': res.cpuPct,
