@@ -18,6 +18,7 @@ import { Keyring } from '@polkadot/keyring';
 import { stringToU8a, u8aToHex } from '@polkadot/util';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { createHash } from 'node:crypto';
+import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
 import { counters, readMark, signIn, signInMany, type BenchClient, type Signer } from './clients';
 import { now, SelfCpu, sleep } from './common';
 import { Latency, type RunResult } from './stats';
@@ -71,6 +72,9 @@ interface State {
   due: number;
   t0: number;
   self: SelfCpu;
+  /** The load generator's own event-loop delay over the quiet window and over the storm: its share of the latency. */
+  loopQuiet: IntervalHistogram;
+  loopStorm: IntervalHistogram;
 }
 
 let st: State | undefined;
@@ -185,6 +189,7 @@ export async function stormSetup(a: StormSetupArgs): Promise<{ signedIn: number;
     closesArmed: 0, closesUnarmed: 0, refused: 0, http503: 0, deadlineCloses: 0, attemptErrors: 0, attemptErrorSamples: [],
     quietStart: Infinity, sent: { quiet: 0, storm: 0 }, got: { quiet: 0, storm: 0 },
     quiet: new Latency(), storm: new Latency(), skipped: 0, timer: undefined, rr: 0, due: 0, t0: 0, self: new SelfCpu(),
+    loopQuiet: monitorEventLoopDelay({ resolution: 10 }), loopStorm: monitorEventLoopDelay({ resolution: 10 }),
   };
   st = s;
   const r = await signInMany(a.url, s.accs, onFrame, { concurrency: 100, deadlineMs: 300_000, signers: s.signers });
@@ -192,6 +197,7 @@ export async function stormSetup(a: StormSetupArgs): Promise<{ signedIn: number;
   s.t0 = now();
   s.quietStart = s.t0 + 1000; // one second to settle before the quiet window
   s.timer = setInterval(() => tick(s), 10);
+  setTimeout(() => s.loopQuiet.enable(), 1000);
   return { signedIn: r.clients.length, failed: r.failed, ms: r.ms, tokens: s.tokens.filter((x) => x !== undefined).length, firstError: r.firstError };
 }
 
@@ -201,6 +207,8 @@ export function stormArm(): { quietSent: number } {
   s.tArm = now();
   s.armed = true;
   s.self.reset();
+  s.loopQuiet.disable();
+  s.loopStorm.enable();
   return { quietSent: s.sent.quiet };
 }
 
@@ -212,6 +220,7 @@ export async function stormWait(args: { deadlineMs: number }): Promise<RunResult
   while (s.back < n && now() < end) await sleep(20);
   const tAll = now();
   const selfPct = s.self.pct();
+  s.loopStorm.disable();
   // Keep chatting 1 s past the last one back in, then let the messages in flight land.
   await sleep(1000);
   if (s.timer) clearInterval(s.timer);
@@ -249,6 +258,8 @@ export async function stormWait(args: { deadlineMs: number }): Promise<RunResult
     '44004 resume refused': counters.resumeRefused,
     'closed by handshake deadline': s.deadlineCloses,
     'loadgen CPU %, storm': selfPct,
+    'loadgen loop delay p99 ms, quiet': s.loopQuiet.percentile(99) / 1e6,
+    'loadgen loop delay p99 ms, storm': s.loopStorm.percentile(99) / 1e6,
     errors: stormErrors,
   };
   void tAll;
