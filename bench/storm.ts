@@ -58,6 +58,7 @@ interface State {
   closesUnarmed: number;
   refused: number;
   http503: number;
+  resets: number;
   deadlineCloses: number;
   attemptErrors: number;
   attemptErrorSamples: string[];
@@ -135,6 +136,9 @@ function reconnect(s: State, i: number, attempt: number): void {
       const msg = e.message;
       if (/ECONNREFUSED/.test(msg)) s.refused++;
       else if (/503/.test(msg)) s.http503++;
+      // A connect reset: the old server closing its listener with connections not yet accepted, or an
+      // accept queue overflowing under thousands of simultaneous SYNs. Retried like a refusal.
+      else if (/ECONNRESET|socket hang up/.test(msg)) s.resets++;
       else if (/\(4008\)/.test(msg)) s.deadlineCloses++;
       else {
         s.attemptErrors++;
@@ -186,7 +190,7 @@ export async function stormSetup(a: StormSetupArgs): Promise<{ signedIn: number;
     clients: new Array<BenchClient | undefined>(a.clients).fill(undefined),
     armed: false, tArm: Infinity, tDown: Infinity,
     tBack: new Array<number>(a.clients).fill(NaN), attempts: new Array<number>(a.clients).fill(0), back: 0,
-    closesArmed: 0, closesUnarmed: 0, refused: 0, http503: 0, deadlineCloses: 0, attemptErrors: 0, attemptErrorSamples: [],
+    closesArmed: 0, closesUnarmed: 0, refused: 0, http503: 0, resets: 0, deadlineCloses: 0, attemptErrors: 0, attemptErrorSamples: [],
     quietStart: Infinity, sent: { quiet: 0, storm: 0 }, got: { quiet: 0, storm: 0 },
     quiet: new Latency(), storm: new Latency(), skipped: 0, timer: undefined, rr: 0, due: 0, t0: 0, self: new SelfCpu(),
     loopQuiet: monitorEventLoopDelay({ resolution: 10 }), loopStorm: monitorEventLoopDelay({ resolution: 10 }),
@@ -254,6 +258,7 @@ export async function stormWait(args: { deadlineMs: number }): Promise<RunResult
     'attempts per client': attempts / n,
     'refused (server down)': s.refused,
     'HTTP 503': s.http503,
+    'connect resets': s.resets,
     '45003 retry-after': counters.retryAfter,
     '44004 resume refused': counters.resumeRefused,
     'closed by handshake deadline': s.deadlineCloses,
