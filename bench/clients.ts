@@ -19,6 +19,10 @@ export const counters = {
   errorFrames: 0,
   closedUnexpected: 0,
   connectFailed: 0,
+  /** 45003 answers to `active` (the sign-in queue is full), each retried on the same socket after the hint. */
+  retryAfter: 0,
+  /** Resume tokens refused (44004) where `sig` was shown next. */
+  resumeRefused: 0,
   errorSamples: [] as string[],
 };
 
@@ -38,6 +42,8 @@ export class BenchClient {
   tConnect = now();
   tActive = 0;
   tWelcome = 0;
+  /** The resume token of the last Welcome that carried one. */
+  token: string | undefined;
   /** Free slots for the scenario. */
   idx = 0;
   inflight = 0;
@@ -74,7 +80,7 @@ export class BenchClient {
  * (stored messages included) go to `handler`. Rejects on error frame, close or timeout.
  */
 export function signIn(url: string, acc: string, handler: FrameHandler | undefined,
-  signer?: Signer, timeoutMs = 15_000): Promise<BenchClient> {
+  signer?: Signer, timeoutMs = 15_000, resume?: string): Promise<BenchClient> {
   return new Promise((resolve, reject) => {
     const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: timeoutMs });
     const c = new BenchClient(ws, acc);
@@ -91,9 +97,9 @@ export function signIn(url: string, acc: string, handler: FrameHandler | undefin
     ws.on('error', (e) => {
       if (!settled) fail(e);
     });
-    ws.on('close', () => {
+    ws.on('close', (code: number) => {
       if (!settled) {
-        fail(new Error('closed during sign-in'));
+        fail(new Error(`closed during sign-in (${code})`));
       } else if (!c.closing) {
         counters.closedUnexpected++;
       }
@@ -115,7 +121,9 @@ export function signIn(url: string, acc: string, handler: FrameHandler | undefin
       if (f.act === 'init' && typeof f.spam === 'string' && c.spam === '') {
         c.spam = f.spam;
         const req: Record<string, string> = { act: 'active', acc, spam: c.spam };
-        if (signer) req.sig = signer.sign(c.spam);
+        // With a token: `resume` alone; a refused token (44004) is followed by `sig` on the same socket.
+        if (resume !== undefined) req.resume = resume;
+        else if (signer) req.sig = signer.sign(c.spam);
         c.tActive = now();
         ws.send(JSON.stringify(req));
         return;
@@ -124,9 +132,29 @@ export function signIn(url: string, acc: string, handler: FrameHandler | undefin
       if (f.type === 'notice' && f.msg === 'Welcome' && method?.act === 'active') {
         c.active = true;
         c.tWelcome = now();
+        if (typeof f.resume === 'string') c.token = f.resume;
         settled = true;
         clearTimeout(timer);
         resolve(c);
+        return;
+      }
+      if (f.type === 'error' && f.code === 45003 && typeof f.retryAfterMs === 'number') {
+        // The bounded sign-in queue: expected under a storm; retry after the hint plus jitter.
+        counters.retryAfter++;
+        const wait = f.retryAfterMs * (1 + Math.random() * 0.5);
+        setTimeout(() => {
+          if (settled || !c.open) return;
+          const req: Record<string, string> = { act: 'active', acc, spam: c.spam };
+          if (signer) req.sig = signer.sign(c.spam);
+          ws.send(JSON.stringify(req));
+        }, wait);
+        return;
+      }
+      if (f.type === 'error' && f.code === 44004 && resume !== undefined && signer && c.open) {
+        counters.resumeRefused++;
+        noteError(data.toString());
+        resume = undefined;
+        ws.send(JSON.stringify({ act: 'active', acc, spam: c.spam, sig: signer.sign(c.spam) }));
         return;
       }
       if (f.type === 'error') {
@@ -149,7 +177,7 @@ export interface ManyResult {
  * Failures are counted, not retried.
  */
 export async function signInMany(url: string, accounts: string[], handler: FrameHandler | undefined,
-  opts: { concurrency: number; deadlineMs: number; signers?: Signer[]; onEach?: (c: BenchClient, i: number) => void }): Promise<ManyResult> {
+  opts: { concurrency: number; deadlineMs: number; signers?: Signer[]; tokens?: (string | undefined)[]; onEach?: (c: BenchClient, i: number) => void }): Promise<ManyResult> {
   const t0 = now();
   const clients: BenchClient[] = new Array<BenchClient>(accounts.length);
   let next = 0;
@@ -160,7 +188,7 @@ export async function signInMany(url: string, accounts: string[], handler: Frame
     while (next < accounts.length && now() < deadline) {
       const i = next++;
       try {
-        const c = await signIn(url, accounts[i], handler, opts.signers?.[i], Math.max(1000, Math.min(15_000, deadline - now())));
+        const c = await signIn(url, accounts[i], handler, opts.signers?.[i], Math.max(1000, Math.min(15_000, deadline - now())), opts.tokens?.[i]);
         c.idx = i;
         clients[i] = c;
         opts.onEach?.(c, i);

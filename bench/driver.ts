@@ -7,6 +7,7 @@ import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { flagNum, now, parseFlags, ProcWatch, sleep } from './common';
 import type { CapConnectArgs, FlowArgs, OfflineArgs, SigninArgs } from './loadgen';
+import type { StormSetupArgs } from './storm';
 import { track } from './server';
 import { fmt, type RunResult } from './stats';
 
@@ -84,6 +85,8 @@ export interface Target {
   label: string;
   /** The server's data directory (service only), for the disk figures of `fanout-away`. */
   dataDir?: string;
+  /** Restarts the server (SIGTERM, then the same build on the same port and data directory). */
+  restart?: () => Promise<{ pid: number; stopMs: number; startMs: number }>;
 }
 
 async function oneAgent<T>(op: string, args: unknown, timeoutMs: number): Promise<T> {
@@ -120,14 +123,70 @@ export function flow(t: Target, o: FlowOpts): Promise<RunResult> {
   return oneAgent<RunResult>('flow', args, (o.duration + o.warmup) * 1000 + 180_000);
 }
 
-export function signin(t: Target, count: number, concurrency: number, signed: boolean): Promise<RunResult> {
-  const args: SigninArgs = { url: t.url, serverPid: t.pid, label: t.label, count, concurrency, signed };
-  return oneAgent<RunResult>('signin', args, 240_000);
+export function signin(t: Target, count: number, concurrency: number, signed: boolean, resume = false): Promise<RunResult> {
+  const args: SigninArgs = { url: t.url, serverPid: t.pid, label: t.label, count, concurrency, signed, ...(resume ? { resume: true } : {}) };
+  return oneAgent<RunResult>('signin', args, resume ? 480_000 : 240_000);
 }
 
 export function offline(t: Target, recipients: number, perRecipient: number): Promise<RunResult> {
   const args: OfflineArgs = { url: t.url, serverPid: t.pid, label: t.label, recipients, perRecipient, senders: 10, concurrency: 100 };
   return oneAgent<RunResult>('offline', args, 240_000);
+}
+
+export interface StormOpts {
+  clients: number;
+  rate: number;
+  /** Seconds of quiet chat before the restart. */
+  quietS: number;
+  deadlineMs: number;
+  useResume: boolean;
+  plain: boolean;
+  backoffBaseMs: number;
+  backoffCapMs: number;
+}
+
+/**
+ * Reconnect storm (bench/storm.ts does the clients): sign in and chat, quiet window, restart the
+ * server while the agent waits for everyone to come back.
+ */
+export async function storm(t: Target, o: StormOpts): Promise<RunResult> {
+  if (!t.restart) throw new Error('storm needs a restartable server');
+  const agent = new Agent();
+  try {
+    const args: StormSetupArgs = {
+      url: t.url, serverPid: t.pid, label: t.label, clients: o.clients, rate: o.rate, useResume: o.useResume, plain: o.plain,
+      backoffBaseMs: o.backoffBaseMs, backoffCapMs: o.backoffCapMs, attemptTimeoutMs: 30_000,
+    };
+    const setup = await agent.call<{ signedIn: number; failed: number; ms: number; tokens: number; firstError: string }>('stormSetup', args, 600_000);
+    await sleep(1000 + o.quietS * 1000);
+    await agent.call('stormArm', null, 10_000);
+    const waiting = agent.call<RunResult>('stormWait', { deadlineMs: o.deadlineMs }, o.deadlineMs + 60_000);
+    const rs = await t.restart();
+    const watch = new ProcWatch(rs.pid);
+    watch.start();
+    const r = await waiting;
+    const res = watch.stop();
+    const figures = { ...r.figures };
+    delete figures.errors;
+    return {
+      figures: {
+        ...figures,
+        // The same, counted from when the new server answered (the clients' first close is at the SIGTERM, ± ms).
+        'back 99% s after ready': (r.figures['back 99% s'] ?? NaN) - (rs.stopMs + rs.startMs) / 1000,
+        'back 100% s after ready': (r.figures['back 100% s'] ?? NaN) - (rs.stopMs + rs.startMs) / 1000,
+        'server stop ms (SIGTERM→exit)': rs.stopMs,
+        'server start ms (→first frame)': rs.startMs,
+        'server CPU %, storm': res.cpuPct,
+        'other CPU %, storm': Math.max(0, res.machinePct - res.cpuPct - (r.figures['loadgen CPU %, storm'] ?? 0)),
+        'first sig sign-ins/s': setup.signedIn / (setup.ms / 1000),
+        'tokens held': setup.tokens,
+        errors: (r.figures.errors ?? 0) + setup.failed,
+      },
+      notes: [...(setup.failed > 0 ? [`${setup.failed} first sign-ins failed (${setup.firstError})`] : []), ...r.notes],
+    };
+  } finally {
+    agent.stop();
+  }
 }
 
 /**
@@ -212,7 +271,7 @@ export async function cli(argv: string[]): Promise<void> {
     case 'pairs': r = await flow(t, { mode: 'pairs', pairs: flagNum(f, 'pairs', 500), duration, warmup, window, rate }); break;
     case 'fanout': r = await flow(t, { mode: 'fanout', group: flagNum(f, 'group', 200), clients: flagNum(f, 'clients', 2000), duration, warmup, window, rate }); break;
     case 'capacity': r = await capacity(t, flagNum(f, 'target', 19000), flagNum(f, 'hold', 5)); break;
-    case 'signin': r = await signin(t, flagNum(f, 'count', 2000), flagNum(f, 'concurrency', 100), f.get('signed') !== 'false'); break;
+    case 'signin': r = await signin(t, flagNum(f, 'count', 2000), flagNum(f, 'concurrency', 100), f.get('signed') !== 'false', f.has('resume')); break;
     case 'offline': r = await offline(t, flagNum(f, 'recipients', 1000), flagNum(f, 'per', 10)); break;
     default: throw new Error(`unknown scenario ${scenario}`);
   }

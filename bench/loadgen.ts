@@ -16,6 +16,7 @@ import * as os from 'node:os';
 import { closeAll, counters, readMark, signIn, signInMany, type BenchClient, type Signer } from './clients';
 import { dirBytes, now, openAccount, ProcWatch, SelfCpu, sleep, writeBytes } from './common';
 import { Latency, type RunResult } from './stats';
+import { stormArm, stormSetup, stormWait, type StormSetupArgs } from './storm';
 
 export interface Common {
   url: string;
@@ -48,6 +49,11 @@ export interface SigninArgs extends Common {
   count: number;
   concurrency: number;
   signed: boolean;
+  /**
+   * Then close every client and reconnect them all at once (concurrency = count) with the resume
+   * token of their Welcome (none from the floor: a plain reconnect), and report that rate too.
+   */
+  resume?: boolean;
 }
 
 export interface OfflineArgs extends Common {
@@ -77,6 +83,8 @@ function resetCounters(): void {
   counters.errorFrames = 0;
   counters.closedUnexpected = 0;
   counters.connectFailed = 0;
+  counters.retryAfter = 0;
+  counters.resumeRefused = 0;
   counters.errorSamples.length = 0;
 }
 
@@ -395,6 +403,35 @@ export async function signin(a: SigninArgs): Promise<RunResult> {
     srv.add(c.tWelcome - c.tActive);
   }
   await closeAll(r.clients);
+  let resumed: Record<string, number> = {};
+  if (a.resume) {
+    // Every client that got in reconnects at once with its token (the floor gives none: plain reconnect).
+    await sleep(1000);
+    const back = r.clients;
+    const tokens = back.map((c) => c.token);
+    const watch2 = new ProcWatch(a.serverPid);
+    const self2 = new SelfCpu();
+    watch2.start();
+    const rr = await signInMany(a.url, back.map((c) => c.acc), undefined, { concurrency: back.length, deadlineMs: 120_000, tokens });
+    const res2 = watch2.stop();
+    const self2Pct = self2.pct();
+    const rl = new Latency();
+    for (const c of rr.clients) rl.add(c.tWelcome - c.tConnect);
+    await closeAll(rr.clients);
+    if (rr.failed > 0) notes.push(`${rr.failed} resume sign-ins failed (${rr.firstError})`);
+    const rs = rl.summary();
+    const sigRate = r.clients.length / (r.ms / 1000);
+    const resRate = rr.clients.length / (rr.ms / 1000);
+    resumed = {
+      'resume sign-ins/s (all at once)': resRate,
+      'resume/sig (same server)': resRate / sigRate,
+      'resume p50 ms': rs.p50,
+      'resume p99 ms': rs.p99,
+      'tokens received': tokens.filter((x) => x !== undefined).length,
+      'resume server CPU %': res2.cpuPct,
+      'resume loadgen CPU %': self2Pct,
+    };
+  }
   if (r.failed > 0) notes.push(`${r.failed} sign-ins failed (${r.firstError})`);
   const s = lat.summary();
   const sv = srv.summary();
@@ -410,6 +447,7 @@ export async function signin(a: SigninArgs): Promise<RunResult> {
       'server RSS MB': res.peakRss / 1048576,
       'loadgen CPU %': selfPct,
       'other CPU %': Math.max(0, res.machinePct - res.cpuPct - selfPct),
+      ...resumed,
       errors: ef.errors,
     },
     notes: [...notes, ...ef.notes],
@@ -557,6 +595,9 @@ async function dispatch(op: string, args: unknown): Promise<unknown> {
     case 'capVerify': return capVerify(Number(args));
     case 'capStatus': return capStatus();
     case 'capClose': return capClose();
+    case 'stormSetup': return stormSetup(args as StormSetupArgs);
+    case 'stormArm': return stormArm();
+    case 'stormWait': return stormWait(args as { deadlineMs: number });
     default: throw new Error(`unknown op ${op}`);
   }
 }

@@ -10,6 +10,12 @@
  *   node dist/bench/run.js --scenario pairs|fanout|openloop|capacity|signin|offline [--workers 1,2,4]
  *       [--pairs 500] [--group 20,200,2000] [--clients 2000] [--window W] [--rate R] [--target 19000]
  *       [--count 2000] [--recipients 1000] [--per 10] [--duration 6] [--warmup 2] [--write]
+ *   node dist/bench/run.js --scenario signin --resume [--count 2000]
+ *       signed sign-ins, then all the same clients reconnect at once with their resume tokens
+ *   node dist/bench/run.js --scenario storm [--clients 3000,15000] [--rate R] [--quiet 5] [--backoff-base 100]
+ *       [--backoff-cap 3000] [--storm-deadline 180]
+ *       reconnect storm: N signed clients chatting, the server restarted on the same data dir, everyone back
+ *       with resume tokens vs with `sig` only vs the floor, in one run
  *   node dist/bench/run.js --scenario fanout-away [--group 20,200,2000] [--old ../old/dist/src/main.js] [--rate R]
  *       fan-out with half of every group's members away (never signed in): deliveries/s and the disk
  *       written per group message, for the floor, this build and (with --old) another build, in one run.
@@ -21,7 +27,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { flagNum, now, parseFlags } from './common';
 import * as driver from './driver';
-import { describe, readTail, SERVICE_MAIN, startServer, stopServer, type ServerSpec } from './server';
+import { describe, readTail, restartServer, SERVICE_MAIN, startServer, stopServer, type Running, type ServerSpec } from './server';
 import { fmt, type RunResult } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
@@ -94,10 +100,16 @@ async function measureBlock(title: string, cols: Column[], measure: (t: driver.T
     process.stdout.write(`· ${title} — ${col.name} … `);
     const tStart = now();
     let r: RunResult | undefined;
-    let server;
+    let server: Running | undefined;
     try {
       server = await startServer(col.spec);
-      r = await measure({ url: server.url, pid: server.pid, label: `r${++label}`, dataDir: server.dataDir });
+      const restart = async (): Promise<{ pid: number; stopMs: number; startMs: number }> => {
+        if (!server) throw new Error('no server to restart');
+        const rs = await restartServer(server);
+        server = rs.running;
+        return { pid: rs.running.pid, stopMs: rs.stopMs, startMs: rs.startMs };
+      };
+      r = await measure({ url: server.url, pid: server.pid, label: `r${++label}`, dataDir: server.dataDir, restart });
       if (server.child.exitCode !== null || server.child.signalCode !== null) {
         r.notes.push(`server exited during the run: ${readTail(server.logPath, 300)}`);
       } else if ((r.figures.errors ?? 0) > 0) {
@@ -196,8 +208,45 @@ async function capacity(): Promise<Block> {
 
 async function signin(): Promise<Block> {
   const count = flagNum(flags, 'count', 2000);
-  return measureBlock(`signin (${fmt(count)} sr25519-signed sign-ins, 100 at a time; floor ignores signatures)`,
-    columnsFor([defaultWorkers], 'signed'), (t) => driver.signin(t, count, flagNum(flags, 'concurrency', 100), true));
+  const concurrency = flagNum(flags, 'concurrency', 100);
+  if (!flags.has('resume')) {
+    return measureBlock(`signin (${fmt(count)} sr25519-signed sign-ins, ${concurrency} at a time; floor ignores signatures)`,
+      columnsFor([defaultWorkers], 'signed'), (t) => driver.signin(t, count, concurrency, true));
+  }
+  // --resume: the same clients then reconnect all at once with their tokens; every connection comes
+  // from 127.0.0.1, so the per-address limit (1,000 by default) is raised for the service.
+  const extra = ['--status-port', '0', '--max-connections-per-ip', String(count + 1000), '--max-connections', String(Math.max(15_000, count + 1000))];
+  return measureBlock(`signin --resume (${fmt(count)} sr25519-signed sign-ins ${concurrency} at a time, then all ${fmt(count)} reconnect at once`
+    + ` with their resume token; floor ignores signatures and tokens; service run with ${extra.join(' ')})`,
+  columnsFor([defaultWorkers], 'signed', extra), (t) => driver.signin(t, count, concurrency, true, true));
+}
+
+/**
+ * The reconnect storm: per column a fresh server, N signed clients chatting in pairs, a restart
+ * (SIGTERM, same port and data directory), every client reconnecting at once with backoff + jitter.
+ * Columns: the floor (plain reconnect), the service with resume tokens, the service with `sig` only.
+ */
+async function storm(n: number): Promise<Block> {
+  const rate = flagNum(flags, 'rate', Math.min(1000, n / 3));
+  const quiet = flagNum(flags, 'quiet', 5);
+  const deadlineMs = flagNum(flags, 'storm-deadline', 180) * 1000;
+  const base = flagNum(flags, 'backoff-base', 100);
+  const cap = flagNum(flags, 'backoff-cap', 3000);
+  const extra = [...serviceArgs, '--status-port', '0', '--max-connections-per-ip', String(n + 2000), '--max-connections', String(Math.max(15_000, n + 2000))];
+  const cols: { name: string; spec: ServerSpec; useResume: boolean; plain: boolean }[] = [];
+  if (runFloor) cols.push({ name: 'floor', spec: { kind: 'floor', workers: 1, auth: 'signed' }, useResume: false, plain: true });
+  if (runService) {
+    const spec: ServerSpec = { kind: 'service', workers: defaultWorkers, auth: 'signed', extra };
+    cols.push({ name: `service w${defaultWorkers} resume`, spec, useResume: true, plain: false });
+    cols.push({ name: `service w${defaultWorkers} sig only`, spec, useResume: false, plain: false });
+  }
+  let i = 0;
+  return measureBlock(`storm (${fmt(n)} signed clients chatting in pairs at ${fmt(rate)} msgs/s; restart = SIGTERM + start on the same data dir;`
+    + ` reconnect with full-jitter backoff ${base}·2^k ms capped at ${cap} ms; service run with ${extra.join(' ')})`,
+  cols.map((c) => ({ name: c.name, spec: c.spec })), async (t) => {
+    const col = cols[i++];
+    return driver.storm(t, { clients: n, rate, quietS: quiet, deadlineMs, useResume: col.useResume, plain: col.plain, backoffBaseMs: base, backoffCapMs: cap });
+  });
 }
 
 async function offline(): Promise<Block> {
@@ -363,6 +412,7 @@ async function main(): Promise<void> {
       }
       case 'capacity': await capacity(); break;
       case 'signin': await signin(); break;
+      case 'storm': for (const n of (flags.get('clients') ?? '3000').split(',').map(Number)) await storm(n); break;
       case 'offline': await offline(); break;
       default: throw new Error(`unknown scenario ${single}`);
     }

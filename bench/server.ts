@@ -175,6 +175,51 @@ export async function stopServer(r: Running): Promise<void> {
   }
 }
 
+/**
+ * A deploy: SIGTERM, wait for the exit (the graceful stop), then the same build again on the same
+ * port and data directory. Returns the new process and the times (ms) of the stop and of the start
+ * until the first frame is answered. The log is appended to.
+ */
+export async function restartServer(r: Running, readyTimeoutMs = 60_000): Promise<{ running: Running; stopMs: number; startMs: number }> {
+  const c = r.child;
+  const t0 = now();
+  if (c.exitCode === null && c.signalCode === null) {
+    const gone = new Promise<void>((resolve) => c.once('exit', () => resolve()));
+    c.kill('SIGTERM');
+    await Promise.race([gone, sleep(30_000)]);
+    if (c.exitCode === null && c.signalCode === null) {
+      c.kill('SIGKILL');
+      await gone;
+    }
+  }
+  const stopMs = now() - t0;
+  const t1 = now();
+  const spec = r.spec;
+  const log = fs.openSync(r.logPath, 'a');
+  fs.writeSync(log, `\n--- restart (stopped in ${stopMs.toFixed(0)} ms, exit ${String(c.exitCode ?? c.signalCode)}) ---\n`);
+  let child: ChildProcess;
+  if (spec.kind === 'floor') {
+    child = spawn(process.execPath, [FLOOR_MAIN, '--port', String(r.port), '--host', '127.0.0.1'], { stdio: ['ignore', log, log, 'ipc'] });
+  } else {
+    child = spawn(process.execPath, [spec.main ?? SERVICE_MAIN, '--port', String(r.port), '--host', '127.0.0.1', '--auth', spec.auth,
+      '--workers', String(spec.workers), '--data', r.dataDir, ...(spec.extra ?? [])],
+    { stdio: ['ignore', log, log], env: { ...process.env, IMGC_LOG_LEVEL: 'warn' } });
+  }
+  fs.closeSync(log);
+  track(child);
+  const running: Running = { ...r, pid: child.pid ?? -1, child };
+  let exited = false;
+  child.once('exit', () => {
+    exited = true;
+  });
+  const deadline = now() + readyTimeoutMs;
+  while (now() < deadline && !exited) {
+    if (await probe(r.url, 2000)) return { running, stopMs, startMs: now() - t1 };
+    await sleep(20);
+  }
+  throw new Error(`${describe(spec)} not ready again on ${r.url}${exited ? ' (exited)' : ''}: ${readTail(r.logPath)}`);
+}
+
 export function describe(spec: ServerSpec): string {
   if (spec.kind === 'service' && spec.main !== undefined) return `${spec.mainName ?? 'old'} w${spec.workers}`;
   return spec.kind === 'floor' ? 'floor' : `service w${spec.workers}${spec.auth === 'signed' ? ' signed' : ''}${spec.extra?.length ? ` ${spec.extra.join(' ')}` : ''}`;
