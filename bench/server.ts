@@ -40,6 +40,19 @@ export interface Running {
 
 const ROOT = path.resolve(__dirname, '..', '..');
 export const SERVICE_MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
+
+/**
+ * Flags every measured service gets unless the scenario sets them: no status server (two runs must
+ * not meet on its port) and connection limits above what any scenario opens from this one address
+ * (the defaults, 1,000 per address and 15,000 in total, are for production behind a proxy).
+ */
+function serviceDefaults(extra: string[]): string[] {
+  const out: string[] = [];
+  if (!extra.includes('--status-port')) out.push('--status-port', '0');
+  if (!extra.includes('--max-connections-per-ip')) out.push('--max-connections-per-ip', '20000');
+  if (!extra.includes('--max-connections')) out.push('--max-connections', '20000');
+  return out;
+}
 export const FLOOR_MAIN = path.join(ROOT, 'dist', 'bench', 'floor.js');
 
 const live = new Set<ChildProcess>();
@@ -126,7 +139,7 @@ export async function startServer(spec: ServerSpec, readyTimeoutMs = 30_000): Pr
     const data = path.join(dataDir, 'data');
     fs.mkdirSync(data);
     child = spawn(process.execPath, [spec.main ?? SERVICE_MAIN, '--port', String(port), '--host', '127.0.0.1', '--auth', spec.auth,
-      '--workers', String(spec.workers), '--data', data, ...(spec.extra ?? [])],
+      '--workers', String(spec.workers), '--data', data, ...serviceDefaults(spec.extra ?? []), ...(spec.extra ?? [])],
     { stdio: ['ignore', log, log], env: { ...process.env, IMGC_LOG_LEVEL: 'warn' } });
   }
   fs.closeSync(log);
