@@ -37,7 +37,7 @@ export function stableHash32(s: string): number {
   return h >>> 0;
 }
 
-/** The partition of an actor address ("group:GD…", "inbox:<SS58>"), in [0, partitions). */
+/** The partition of an actor address ("group:GD…", "verify:book"), in [0, partitions). */
 export function partitionOf(address: string, partitions: number): number {
   return stableHash32(address) % partitions;
 }

@@ -1,6 +1,6 @@
 /**
  * Import of the first service's `backup` file: its groups become group actors, its stored history
- * is handed to the accounts' inbox actors (delivered on their next sign-in), and its verification
+ * goes to each account's own log (delivered at its next sign-in), and its verification
  * records go to the verification book. A marker in the data directory, holding the file's digest,
  * makes the import happen once however often the server restarts with the same flag.
  */

@@ -1,7 +1,7 @@
 /**
  * Hosts one shard: spawns its worker thread, carries its mailbox, and reports the worker's death
- * to the supervisor, which decides about the restart. The worker runs src/actors/shard.ts; group
- * and inbox actors are stateful, so they live on these long-lived threads of our own, not in
+ * to the supervisor, which decides about the restart. The worker runs src/actors/shard.ts; group actors
+ * and the verifier are stateful, so they live on these long-lived threads of our own, not in
  * piscina (whose pool is for stateless tasks: see src/net/signatures.ts).
  */
 import { Worker } from 'node:worker_threads';

@@ -1,7 +1,8 @@
 /**
  * Verification by payment, on the supervisor's side: the chain-watcher actor (a ChainWatcher on
  * the main thread, since it is I/O, not CPU) posts every finalized transfer to the verification
- * actor, which matches it and sends the payment confirmation to the account through its inbox.
+ * actor, which matches it and sends the payment confirmation to the account's own log (read at
+ * its next sign-in if it is away).
  * `reg` and `token` requests are routed here; tokens are signed with the server's own key.
  */
 import type { KeyringPair } from '@polkadot/keyring/types';
