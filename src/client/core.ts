@@ -199,16 +199,30 @@ export class ImgcClient extends Emitter<ClientEvents> {
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
-  /** Closes for good: pending requests reject with ClientCode.CLOSED. */
+  /**
+   * Closes for good: no frame is handled after it, pending requests reject with ClientCode.CLOSED.
+   * Called from a listener, the frame being handled counts as processed: the last `ack` (sent just
+   * before the socket closes) includes it.
+   */
   close(): void {
     if (this.stateNow === 'closed') return;
-    this.flushAck();
+    const wasReady = this.stateNow === 'ready';
     this.setState('closed');
     clearTimeout(this.reconnectTimer);
     clearTimeout(this.ackTimer);
     const ws = this.ws;
+    const spam = this.spam;
     this.ws = undefined;
-    if (ws) { this.detach(ws); try { ws.close(1000, 'client closed'); } catch { /* already closing */ } }
+    if (ws) {
+      this.detach(ws);
+      queueMicrotask(() => {
+        if (wasReady && this.ackMode && this.highest > this.acked && ws.readyState === OPEN && spam !== undefined) {
+          ws.send(JSON.stringify({ cat: 'chat', act: 'ack', seq: this.highest, spam }));
+          this.acked = this.highest;
+        }
+        try { ws.close(1000, 'client closed'); } catch { /* already closing */ }
+      });
+    }
     const err = new ImgcError(ClientCode.CLOSED, 'client closed');
     for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(err); }
     this.pending.clear();
@@ -531,7 +545,7 @@ export class ImgcClient extends Emitter<ClientEvents> {
   }
 
   private scheduleAck(): void {
-    if (!this.ackMode || this.ackTimer !== undefined) return;
+    if (!this.ackMode || this.ackTimer !== undefined || this.stateNow === 'closed') return;
     this.ackTimer = setTimeout(() => { this.ackTimer = undefined; this.flushAck(); }, 20);
   }
 
