@@ -20,7 +20,8 @@ describe('demo page in Chromium', function () {
 
   before(async function () {
     if (!existsSync(CHROMIUM)) {
-      this.skip(); // no browser here: `apt-get install chromium` (.ci/run does)
+      process.stdout.write(`    skipped: no Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)\n`);
+      this.skip();
     }
     srv = await startServer(['--auth', 'signed']);
     browser = await chromium.launch({
