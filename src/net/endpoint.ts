@@ -4,7 +4,8 @@
  */
 import { createServer as createHttp, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttps } from 'node:https';
-import { readFileSync, readdirSync } from 'node:fs';
+import { readFile, readFileSync, readdirSync } from 'node:fs';
+import { join, resolve } from 'node:path';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { initFrame } from '../protocol/frames';
@@ -30,6 +31,15 @@ export interface EndpointHooks {
   /** Where refusals and accept failures are counted and logged (aggregated). */
   limits: Limits;
 }
+
+/** The demo page's files (dist/web, next to dist/src): path → [file, content type]. */
+const WEB_DIR = resolve(__dirname, '..', '..', 'web');
+const WEB_FILES: Record<string, [string, string]> = {
+  '/': ['index.html', 'text/html; charset=utf-8'],
+  '/index.html': ['index.html', 'text/html; charset=utf-8'],
+  '/app.js': ['app.js', 'text/javascript; charset=utf-8'],
+  '/app.js.map': ['app.js.map', 'application/json'],
+};
 
 /** Connections past the cap that have not upgraded (yet) are still bounded: net.Server drops those past this margin. */
 const RAW_MARGIN = 1024;
@@ -82,7 +92,15 @@ export class Endpoint {
     this.server = opts.tlsCert && opts.tlsKey
       ? createHttps({ cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) })
       : createHttp();
-    this.server.on('request', (_req, res) => { res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only\n'); });
+    // Plain HTTP: the demo page (GET /, built into dist/web by `npm run build`); anything else 426.
+    this.server.on('request', (req, res) => {
+      const page = req.method === 'GET' ? WEB_FILES[(req.url ?? '').split('?')[0]!] : undefined;
+      if (page === undefined) { res.writeHead(426, { 'content-type': 'text/plain' }).end('WebSocket only\n'); return; }
+      readFile(join(WEB_DIR, page[0]), (err, body) => {
+        if (err) res.writeHead(404, { 'content-type': 'text/plain' }).end('demo page not built (npm run build)\n');
+        else res.writeHead(200, { 'content-type': page[1], 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }).end(body);
+      });
+    });
     // Frames above our limit still get an error frame; only far larger ones (a hostile client)
     // are cut by ws itself, which closes with 1009 before buffering them.
     this.wss = new WebSocketServer({

@@ -1,0 +1,74 @@
+/**
+ * Wire types as the client sees them. The base frames (init, notice, error, request, method) are
+ * the server's own (src/protocol/frames.ts); the shapes below name what the notices carry.
+ */
+import type { ErrorFrame, InitFrame, Method, NoticeFrame, Request } from '../protocol/frames.js';
+
+export type { ErrorFrame, InitFrame, Method, NoticeFrame, Request };
+
+/** A direct message: `{"msg","from","to","method":{"cat":"chat","act":"chat"},"type":"message","seq"}`. */
+export interface DirectMessage {
+  type: 'message';
+  msg: unknown;
+  from: string;
+  to: string;
+  method: Method;
+  seq?: number;
+}
+
+/** A group message: as a direct one with `group` and the top-level `cat: "group"`. */
+export interface GroupMessage extends DirectMessage {
+  group: string;
+  cat: 'group';
+}
+
+export type MessageFrame = DirectMessage | GroupMessage;
+
+/** Any frame a server sends. */
+export type ServerFrame = InitFrame | NoticeFrame | ErrorFrame | MessageFrame;
+
+/** The `limited` notice: older group messages were not delivered at sign-in (page them with `history`). */
+export interface LimitedNotice { group: string; limited: true; before: number; epoch: number }
+
+/** A group record (`detail`). */
+export interface GroupRecord {
+  id: string;
+  group: string[];
+  status: number;
+  create: number;
+  update: number;
+  notice: unknown[];
+  manager: string;
+  founder: string;
+  announce: { content: string; expired: number };
+  permit: { free: boolean; announce: boolean };
+  block: string[];
+  nick: string;
+}
+
+/** One page of `history`. */
+export interface HistoryPage {
+  with?: string;
+  group?: string;
+  epoch: number;
+  first: number;
+  last: number;
+  more: boolean;
+  /** Oldest first, each exactly as delivered live. */
+  messages: Array<MessageFrame | NoticeFrame>;
+}
+
+/** The answer to `reg`. */
+export interface RegAnswer { amount?: string; account?: string; base?: string; expires?: number; done?: boolean; [k: string]: unknown }
+/** The answer to `token`. */
+export interface TokenAnswer { token: string; issuer: string; exp: number }
+
+/** The `update` keys of a group. */
+export type GroupUpdateKey = 'nick' | 'announce' | 'expired' | 'pmt_announce' | 'pmt_free';
+
+export function isMessage(f: ServerFrame): f is MessageFrame {
+  return (f as { type?: string }).type === 'message';
+}
+export function isGroupMessage(f: MessageFrame): f is GroupMessage {
+  return typeof (f as GroupMessage).group === 'string';
+}
