@@ -55,6 +55,10 @@ export interface Router {
   group(peer: Connection, id: string, r: Request): void;
   ack(account: string, upTo: number): void;
   history(peer: Connection, r: Request): void;
+  /** Presence subscriptions, typing and read receipts (src/actors/presence.ts, typing.ts, receipts.ts). */
+  presence(peer: Connection, r: Request): void;
+  typing(peer: Connection, r: Request): void;
+  read(peer: Connection, r: Request): void;
   vertify(peer: Connection, r: Request): void;
 }
 
@@ -253,6 +257,12 @@ export class Connection implements Peer {
         return this.router.ack(this.account!, r.seq as number);
       case 'history':
         return this.router.history(this, r);
+      case 'presence':
+        return this.router.presence(this, r);
+      case 'typing':
+        return this.router.typing(this, r);
+      case 'read':
+        return this.router.read(this, r);
     }
   }
 

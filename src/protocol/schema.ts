@@ -43,6 +43,10 @@ export const schemas: Record<string, Record<string, Schema>> = {
     logout: { all: opt('bool') },
     ack: { seq: req('seq') },
     history: { with: opt('ss58'), group: opt('gid'), before: opt('seq'), after: opt('seq'), limit: opt('seq') },
+    // Ephemeral acts (src/actors/presence.ts, typing.ts) and read receipts (receipts.ts).
+    presence: { subscribe: opt('ss58list'), unsubscribe: opt('ss58list') },
+    typing: { with: opt('ss58'), group: opt('gid') },
+    read: { with: opt('ss58'), group: opt('gid'), seq: req('seq') },
   },
   group: {
     create: { list: req('ss58list') },

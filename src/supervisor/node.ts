@@ -24,6 +24,10 @@ import type { GroupRecord } from '../actors/group-state';
 import type { ShardConfig } from '../actors/shard-config';
 import { VERIFY_ADDRESS, type VerifierState } from '../actors/verifier';
 import { groupAddress } from '../actors/address';
+import { GroupMembers } from '../actors/group-members';
+import { Presence } from '../actors/presence';
+import { Receipts } from '../actors/receipts';
+import { Typing } from '../actors/typing';
 import { openStore } from '../store/open';
 import { backupDataDir, pruneBackups, type BackupResult } from '../store/backup';
 import { groupConv, type Store, type StoreHealth } from '../store/ports';
@@ -138,6 +142,11 @@ export class Node implements Router {
   private endpoint: Endpoint | undefined;
   private store: Store | undefined;
   private deliveryActor: Delivery | undefined;
+  /** Presence, typing and read receipts: on this thread, beside the sockets (see src/actors/presence.ts). */
+  private presenceActor: Presence | undefined;
+  private typingActor: Typing | undefined;
+  private receiptsActor: Receipts | undefined;
+  private groupMembers: GroupMembers | undefined;
   private readonly log = logger({ part: 'node' });
   readonly verification: Verification;
   readonly limits: Limits;
@@ -203,6 +212,12 @@ export class Node implements Router {
     this.deliveryActor = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, maxBuffered: s.maxBuffered });
     this.deliveryActor.onFatal = (err) => this.onFatal(err);
     this.deliveryActor.start();
+    this.groupMembers = new GroupMembers(store.states);
+    this.presenceActor = new Presence(this.registry, store.positions);
+    this.registry.onPresence = (account, online) => this.presenceActor?.changed(account, online);
+    this.typingActor = new Typing(this.registry, this.groupMembers);
+    this.receiptsActor = new Receipts(store, this.registry, this.groupMembers, (fn, lost) => this.delivery.afterDurable(fn, lost));
+    this.deliveryActor.annotateHistory = (conv, offsets) => this.receiptsActor!.annotate(conv, offsets);
     for (let index = 0; index < s.workers; index++) {
       const cfg: ShardConfig = {
         index,
@@ -234,7 +249,7 @@ export class Node implements Router {
     this.endpoint = new Endpoint(
       { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey, maxConnections: s.maxConnections, maxConnectionsPerIp: s.maxConnectionsPerIp },
       this,
-      { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); }, limits: this.limits },
+      { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); this.presenceActor?.closed(c); }, limits: this.limits },
     );
     const addr = await this.endpoint.listen().catch((err: unknown) => { throw StartupError.fromListen(err, 'port', s.host, s.port); });
     this.ready = true;
@@ -367,6 +382,15 @@ export class Node implements Router {
     this.delivery.history(peer, r);
   }
 
+  presence(peer: Connection, r: Request): void { this.presenceActor?.request(peer, r); }
+
+  typing(peer: Connection, r: Request): void { this.typingActor?.request(peer, r); }
+
+  read(peer: Connection, r: Request): void {
+    if (this.refusedFull(peer, r)) return;
+    this.receiptsActor?.request(peer, r, () => peer.send(errorFrame(Code.STORAGE_FULL, STORAGE_FULL_TEXT, r)));
+  }
+
   group(peer: Connection, id: string, r: Request): void {
     if (!READ_GROUP_ACTS.has(r.act) && this.refusedFull(peer, r)) return;
     if (r.act === 'create' && !this.admitCreate(peer, r)) return;
@@ -423,10 +447,11 @@ export class Node implements Router {
           if (item.limit) this.limits.hit(item.limit, 'group request refused by a limit', { limit: item.limit, max: this.limits.values[item.limit] });
           // A change lost to a full store is answered 45007, never confirmed.
           if (changed) this.delivery.afterDurable(() => this.sendTo(item.conn, item.frame), () => this.sendTo(item.conn, refusedAnswer(item.frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
-          else this.sendTo(item.conn, item.frame);
+          else this.sendTo(item.conn, withOnline(item.frame, this.presenceActor));
           break;
         case 'post': this.delivery.post(item, now); break;
         case 'state':
+          this.groupMembers?.changed(item.address);
           this.countGroupChange(item);
           this.delivery.state(item);
           break;
@@ -578,7 +603,8 @@ export class Node implements Router {
 
   /** For /status: the delivery actor and the store. */
   deliveryState(): Record<string, unknown> | null {
-    return this.deliveryActor?.stats() ?? null;
+    if (!this.deliveryActor) return null;
+    return { ...this.deliveryActor.stats(), presence: this.presenceActor?.stats(), typing: this.typingActor?.stats(), receipts: this.receiptsActor?.stats() };
   }
 
   /** For /status: each limit's value and how often it was hit, and the groups held. */
@@ -595,4 +621,19 @@ export class Node implements Router {
 function quotaFrame(text: string, request: Request, retryAfterMs: number): string {
   const f = JSON.parse(errorFrame(Code.RATE_LIMITED, text, request)) as Record<string, unknown>;
   return JSON.stringify({ ...f, retryAfterMs });
+}
+
+/**
+ * A group `detail` answer gets the added key `online`: the members with a signed-in socket now
+ * (computed here, on the thread that knows the sockets; the group actor on its shard does not).
+ * Only `detail` answers of a group record are touched; everything else passes as it is.
+ */
+function withOnline(frame: string, presence: Presence | undefined): string {
+  if (presence === undefined || !frame.includes('"method":{"act":"detail","cat":"group"')) return frame;
+  let f: { type?: unknown; msg?: unknown; method?: { act?: unknown; cat?: unknown } };
+  try { f = JSON.parse(frame) as typeof f; } catch { return frame; }
+  if (f.type !== 'notice' || f.method?.act !== 'detail' || f.method.cat !== 'group') return frame;
+  const g = f.msg as { group?: unknown } | null;
+  if (g === null || typeof g !== 'object' || !Array.isArray(g.group)) return frame;
+  return JSON.stringify({ ...f, msg: { ...g, online: presence.onlineOf(g.group as string[]) } });
 }
