@@ -28,6 +28,7 @@ import { LRUCache } from 'lru-cache';
 import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
 import { directConv, type Positions } from '../store/ports';
+import type { EphemeralOut } from './ephemeral-out';
 import type { Peer, Peers } from './peer';
 
 /** Accounts one socket may be subscribed to at once. */
@@ -64,7 +65,7 @@ export class Presence {
   private readonly lastSeen = new LRUCache<string, number>({ max: LAST_SEEN_MAX });
   readonly counters = { subscribeRequests: 0, refusedNotContact: 0, refusedCap: 0, rateLimited: 0, frames: 0 };
 
-  constructor(private readonly peers: PresenceDeps, private readonly positions: Positions) {}
+  constructor(private readonly peers: PresenceDeps, private readonly positions: Positions, private readonly out: EphemeralOut) {}
 
   /** The registry: `account` got its first socket (online) or lost its last (offline). */
   changed(account: string, online: boolean, now = Date.now()): void {
@@ -75,7 +76,8 @@ export class Presence {
     for (const id of ids) {
       const s = this.subscribers.get(id);
       if (s === undefined || !this.current(s)) { this.drop(id); continue; }
-      if (s.peer.send(frame)) this.counters.frames++;
+      this.out.send(s.peer, frame);
+      this.counters.frames++;
     }
   }
 

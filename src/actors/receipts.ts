@@ -23,6 +23,7 @@ import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
 import { directConv, groupConv, type ConvId, type Store } from '../store/ports';
 import type { GroupMembers } from './group-members';
+import type { EphemeralOut } from './ephemeral-out';
 import type { Peer, Peers } from './peer';
 
 export const LIVE_GROUP_MAX = 200;
@@ -40,6 +41,7 @@ export class Receipts {
     private readonly peers: Peers,
     private readonly members: GroupMembers,
     private readonly afterDurable: (fn: () => void, lost?: () => void) => void,
+    private readonly out: EphemeralOut,
   ) {}
 
   /** The account's read position in `conv` (0: nothing read). */
@@ -130,6 +132,10 @@ export class Receipts {
   private sendTo(account: string, frame: string, except?: number): void {
     const ps = this.peers.peersOf(account);
     if (ps === undefined) return;
-    for (const p of ps) if (p.id !== except && p.send(frame)) this.counters.frames++;
+    for (const p of ps) {
+      if (p.id === except) continue;
+      this.out.send(p, frame);
+      this.counters.frames++;
+    }
   }
 }

@@ -15,6 +15,7 @@
 import { LRUCache } from 'lru-cache';
 import { noticeFrame, type Request } from '../protocol/frames';
 import { directConv, groupConv } from '../store/ports';
+import type { EphemeralOut } from './ephemeral-out';
 import type { GroupMembers } from './group-members';
 import type { Peer, Peers } from './peer';
 
@@ -25,7 +26,7 @@ export class Typing {
   private readonly last = new LRUCache<string, number>({ max: 100_000, ttl: THROTTLE_MS * 2, ttlAutopurge: false });
   readonly counters = { relayed: 0, dropped: 0, refused: 0, frames: 0 };
 
-  constructor(private readonly peers: Peers, private readonly members: GroupMembers) {}
+  constructor(private readonly peers: Peers, private readonly members: GroupMembers, private readonly out: EphemeralOut) {}
 
   request(peer: Peer, r: Request, now = Date.now()): void {
     const me = peer.account!;
@@ -57,7 +58,7 @@ export class Typing {
       if (account === me) continue;
       const ps = this.peers.peersOf(account);
       if (ps === undefined) continue;
-      for (const p of ps) if (p.send(frame)) this.counters.frames++;
+      for (const p of ps) { this.out.send(p, frame); this.counters.frames++; }
     }
   }
 

@@ -24,6 +24,7 @@ import type { GroupRecord } from '../actors/group-state';
 import type { ShardConfig } from '../actors/shard-config';
 import { VERIFY_ADDRESS, type VerifierState } from '../actors/verifier';
 import { groupAddress } from '../actors/address';
+import { EphemeralOut } from '../actors/ephemeral-out';
 import { GroupMembers } from '../actors/group-members';
 import { Presence } from '../actors/presence';
 import { Receipts } from '../actors/receipts';
@@ -147,6 +148,8 @@ export class Node implements Router {
   private typingActor: Typing | undefined;
   private receiptsActor: Receipts | undefined;
   private groupMembers: GroupMembers | undefined;
+  /** Ephemeral frames leave with the next batch of actor output (see src/actors/ephemeral-out.ts). */
+  private readonly ephemeralOut = new EphemeralOut();
   private readonly log = logger({ part: 'node' });
   readonly verification: Verification;
   readonly limits: Limits;
@@ -213,10 +216,10 @@ export class Node implements Router {
     this.deliveryActor.onFatal = (err) => this.onFatal(err);
     this.deliveryActor.start();
     this.groupMembers = new GroupMembers(store.states);
-    this.presenceActor = new Presence(this.registry, store.positions);
+    this.presenceActor = new Presence(this.registry, store.positions, this.ephemeralOut);
     this.registry.onPresence = (account, online) => this.presenceActor?.changed(account, online);
-    this.typingActor = new Typing(this.registry, this.groupMembers);
-    this.receiptsActor = new Receipts(store, this.registry, this.groupMembers, (fn, lost) => this.delivery.afterDurable(fn, lost));
+    this.typingActor = new Typing(this.registry, this.groupMembers, this.ephemeralOut);
+    this.receiptsActor = new Receipts(store, this.registry, this.groupMembers, (fn, lost) => this.delivery.afterDurable(fn, lost), this.ephemeralOut);
     this.deliveryActor.annotateHistory = (conv, offsets) => this.receiptsActor!.annotate(conv, offsets);
     for (let index = 0; index < s.workers; index++) {
       const cfg: ShardConfig = {
@@ -461,6 +464,8 @@ export class Node implements Router {
         case 'stats': this.collectStats(index, item); break;
       }
     }
+    // Typing, presence and receipts queued since the last batch join this turn's (corked) writes.
+    this.ephemeralOut.flush();
   }
 
   /** A group's stored state back to its shard, with the calls that wait for it (read now: the newest). */
@@ -604,7 +609,7 @@ export class Node implements Router {
   /** For /status: the delivery actor and the store. */
   deliveryState(): Record<string, unknown> | null {
     if (!this.deliveryActor) return null;
-    return { ...this.deliveryActor.stats(), presence: this.presenceActor?.stats(), typing: this.typingActor?.stats(), receipts: this.receiptsActor?.stats() };
+    return { ...this.deliveryActor.stats(), ephemeralSent: this.ephemeralOut.sent, presence: this.presenceActor?.stats(), typing: this.typingActor?.stats(), receipts: this.receiptsActor?.stats() };
   }
 
   /** For /status: each limit's value and how often it was hit, and the groups held. */
