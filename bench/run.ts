@@ -194,24 +194,28 @@ async function fanoutEphemeral(group: number): Promise<Block> {
   const churnEveryMs = flagNum(flags, 'churn-ms', 4000);
   const rounds = flagNum(flags, 'rounds', 2);
   const cols: Column[] = [];
+  // Rounds alternate the order (off then on, on then off): neither column always runs second.
+  const modes: boolean[] = [];
   for (let i = 0; i < rounds; i++) {
-    for (const mode of ['off', 'on']) {
+    for (const mode of i % 2 === 0 ? ['off', 'on'] : ['on', 'off']) {
+      modes.push(mode === 'on');
       cols.push({ name: `${mode}${rounds > 1 ? ` #${i + 1}` : ''}`, spec: { kind: 'service', workers: defaultWorkers, auth: 'open', extra: [...serviceArgs, '--status-port', '0', '--max-connections-per-ip', String(clients * 2)] } });
     }
   }
   let k = 0;
   const b = await measureBlock(`fanout-ephemeral group ${group} (${groups} groups, closed loop, window ${window}/group; service w${defaultWorkers}; churn every ${churnEveryMs} ms per group; on: presence subscriptions to the whole group + typing ${typingPerS}/s per member)`,
     cols, (t) => {
-      const on = k++ % 2 === 1;
+      const on = modes[k++]!;
       return driver.flow(t, { mode: 'fanout', group, clients, duration, warmup, window, rate: 0, ephemeral: { presence: on, typingPerS: on ? typingPerS : 0, churnEveryMs } });
     });
-  for (const figure of ['deliveries/s', 'deliveries/s, CPU-normalized']) {
+  for (const figure of ['deliveries/s', 'deliveries/s, CPU-normalized', 'deliveries per server CPU-s']) {
     const ratios: string[] = [];
     let offSum = 0;
     let onSum = 0;
     for (let i = 0; i + 1 < b.results.length; i += 2) {
-      const off = b.results[i]?.figures[figure];
-      const on = b.results[i + 1]?.figures[figure];
+      const [offAt, onAt] = modes[i] ? [i + 1, i] : [i, i + 1];
+      const off = b.results[offAt]?.figures[figure];
+      const on = b.results[onAt]?.figures[figure];
       if (off === undefined || on === undefined || !(off > 0)) continue;
       offSum += off;
       onSum += on;
