@@ -144,18 +144,22 @@ describe('ephemeral: presence', function () {
     expect(over.error).to.match(/1000/);
   });
 
-  it('group detail carries `online`: the members signed in now', async () => {
+  it('group detail asked with online:true carries `online`: the members signed in now (not without it)', async () => {
     const [alice, bob, carol] = randomAddresses(3);
     const a = await signedIn(alice!, 'alice');
     const b = await signedIn(bob!, 'bob');
     a.request({ cat: 'group', act: 'create', list: [bob, carol], callback: 'g' });
     const gid = (await a.next(isNotice('group', 'create'), 5000)).msg.id as string;
-    a.request({ cat: 'group', act: 'detail', id: gid, callback: 'd1' });
+    a.request({ cat: 'group', act: 'detail', id: gid, callback: 'd0' });
+    const d0 = await a.next((f) => f.method?.callback === 'd0');
+    expect(d0.msg).to.not.have.any.keys('online', 'onlineCount');
+    a.request({ cat: 'group', act: 'detail', id: gid, online: true, callback: 'd1' });
     const d1 = await a.next((f) => f.method?.callback === 'd1');
     expect([...d1.msg.online].sort()).to.deep.equal([alice, bob].sort());
+    expect(d1.msg.onlineCount).to.equal(2);
     expect(d1.msg.group).to.have.length(3);
     await b.close();
-    a.request({ cat: 'group', act: 'detail', id: gid, callback: 'd2' });
+    a.request({ cat: 'group', act: 'detail', id: gid, online: true, callback: 'd2' });
     expect((await a.next((f) => f.method?.callback === 'd2')).msg.online).to.deep.equal([alice]);
   });
 

@@ -50,7 +50,7 @@ export const schemas: Record<string, Record<string, Schema>> = {
   },
   group: {
     create: { list: req('ss58list') },
-    detail: { id: req('gid') },
+    detail: { id: req('gid'), online: opt('bool') },
     join: { id: req('gid'), account: req('ss58') },
     members: { id: req('gid'), members: req('underscored') },
     leave: { id: req('gid'), account: req('ss58') },

@@ -150,6 +150,7 @@ export class Node implements Router {
   private groupMembers: GroupMembers | undefined;
   /** Ephemeral frames leave with the next batch of actor output (see src/actors/ephemeral-out.ts). */
   private readonly ephemeralOut = new EphemeralOut();
+  private readonly detailOnline = new DetailOnline(() => this.presenceActor);
   private readonly log = logger({ part: 'node' });
   readonly verification: Verification;
   readonly limits: Limits;
@@ -252,7 +253,7 @@ export class Node implements Router {
     this.endpoint = new Endpoint(
       { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey, maxConnections: s.maxConnections, maxConnectionsPerIp: s.maxConnectionsPerIp },
       this,
-      { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); this.presenceActor?.closed(c); }, limits: this.limits },
+      { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); this.presenceActor?.closed(c); this.detailOnline.closed(c.id); }, limits: this.limits },
     );
     const addr = await this.endpoint.listen().catch((err: unknown) => { throw StartupError.fromListen(err, 'port', s.host, s.port); });
     this.ready = true;
@@ -397,6 +398,7 @@ export class Node implements Router {
   group(peer: Connection, id: string, r: Request): void {
     if (!READ_GROUP_ACTS.has(r.act) && this.refusedFull(peer, r)) return;
     if (r.act === 'create' && !this.admitCreate(peer, r)) return;
+    if (r.act === 'detail' && r.online === true) this.detailOnline.asked(peer.id, id);
     const call = { t: 'group' as const, id, origin: { conn: peer.id, account: peer.account!, request: r }, now: Date.now() };
     this.shards[this.registry.workerOfGroup(id)]!.post(call);
   }
@@ -450,7 +452,7 @@ export class Node implements Router {
           if (item.limit) this.limits.hit(item.limit, 'group request refused by a limit', { limit: item.limit, max: this.limits.values[item.limit] });
           // A change lost to a full store is answered 45007, never confirmed.
           if (changed) this.delivery.afterDurable(() => this.sendTo(item.conn, item.frame), () => this.sendTo(item.conn, refusedAnswer(item.frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
-          else this.sendTo(item.conn, withOnline(item.frame, this.presenceActor));
+          else this.sendTo(item.conn, this.detailOnline.answer(item.conn, item.frame));
           break;
         case 'post': this.delivery.post(item, now); break;
         case 'state':
@@ -629,16 +631,45 @@ function quotaFrame(text: string, request: Request, retryAfterMs: number): strin
 }
 
 /**
- * A group `detail` answer gets the added key `online`: the members with a signed-in socket now
- * (computed here, on the thread that knows the sockets; the group actor on its shard does not).
- * Only `detail` answers of a group record are touched; everything else passes as it is.
+ * A group `detail` answer asked for with `"online":true` gets the added keys `online` (the members
+ * with a signed-in socket now, at most DETAIL_ONLINE_MAX of them) and `onlineCount`: computed here,
+ * on the thread that knows the sockets (the group actor on its shard does not). Unchanged clients
+ * never ask, and get the record exactly as before. The node remembers which (connection, group)
+ * asked, until the answer (or its error) comes back or the connection closes.
  */
-function withOnline(frame: string, presence: Presence | undefined): string {
-  if (presence === undefined || !frame.includes('"method":{"act":"detail","cat":"group"')) return frame;
-  let f: { type?: unknown; msg?: unknown; method?: { act?: unknown; cat?: unknown } };
-  try { f = JSON.parse(frame) as typeof f; } catch { return frame; }
-  if (f.type !== 'notice' || f.method?.act !== 'detail' || f.method.cat !== 'group') return frame;
-  const g = f.msg as { group?: unknown } | null;
-  if (g === null || typeof g !== 'object' || !Array.isArray(g.group)) return frame;
-  return JSON.stringify({ ...f, msg: { ...g, online: presence.onlineOf(g.group as string[]) } });
+class DetailOnline {
+  private readonly pending = new Map<number, Map<string, number>>();
+
+  constructor(private readonly presence: () => Presence | undefined) {}
+
+  /** A `detail` with `online: true` is on its way to the group's shard. */
+  asked(conn: number, id: string): void {
+    let m = this.pending.get(conn);
+    if (m === undefined) { m = new Map(); this.pending.set(conn, m); }
+    if (m.size < 100) m.set(id, (m.get(id) ?? 0) + 1);
+  }
+
+  /** An answer to `conn`: a `detail` notice it asked `online` for gets the keys; anything else passes. */
+  answer(conn: number, frame: string): string {
+    const m = this.pending.get(conn);
+    if (m === undefined || !frame.includes('"act":"detail"')) return frame;
+    let f: { type?: unknown; msg?: unknown; request?: { id?: unknown }; method?: { act?: unknown; cat?: unknown } };
+    try { f = JSON.parse(frame) as typeof f; } catch { return frame; }
+    if (f.method?.act !== 'detail' || f.method.cat !== 'group') return frame;
+    const g = f.msg as { id?: unknown; group?: unknown } | null;
+    const id = f.type === 'notice' ? g?.id : f.request?.id;
+    const n = typeof id === 'string' ? m.get(id) : undefined;
+    if (n === undefined) return frame;
+    if (n > 1) m.set(id as string, n - 1); else m.delete(id as string);
+    if (m.size === 0) this.pending.delete(conn);
+    const presence = this.presence();
+    if (f.type !== 'notice' || presence === undefined || g === null || typeof g !== 'object' || !Array.isArray(g.group)) return frame;
+    const online = presence.onlineOf(g.group as string[]);
+    return JSON.stringify({ ...f, msg: { ...g, online: online.slice(0, DETAIL_ONLINE_MAX), onlineCount: online.length } });
+  }
+
+  closed(conn: number): void { this.pending.delete(conn); }
 }
+
+/** Members named in `online` of a `detail` answer (the answer must stay within its size bound). */
+const DETAIL_ONLINE_MAX = 500;
