@@ -110,6 +110,8 @@ export interface FlowOpts {
   rate: number;
   /** Fan-out with half of every group's members away (never signed in). */
   away?: boolean;
+  /** Fan-out with presence subscriptions, typing and presence churn on (see FlowArgs.ephemeral). */
+  ephemeral?: { presence: boolean; typingPerS: number; churnEveryMs: number };
 }
 
 export function flow(t: Target, o: FlowOpts): Promise<RunResult> {
@@ -118,7 +120,7 @@ export function flow(t: Target, o: FlowOpts): Promise<RunResult> {
     url: t.url, serverPid: t.pid, label: t.label, mode: o.mode,
     pairs: o.pairs ?? 500, group, groups: Math.max(1, Math.floor((o.clients ?? 2000) / group)),
     duration: o.duration, warmup: o.warmup, window: o.window, rate: o.rate,
-    ...(o.away ? { away: true } : {}), ...(o.away && t.dataDir !== undefined ? { dataDir: t.dataDir } : {}),
+    ...(o.away ? { away: true } : {}), ...(o.ephemeral ? { ephemeral: o.ephemeral } : {}), ...(o.away && t.dataDir !== undefined ? { dataDir: t.dataDir } : {}),
   };
   return oneAgent<RunResult>('flow', args, (o.duration + o.warmup) * 1000 + 180_000);
 }

@@ -43,6 +43,13 @@ export interface FlowArgs extends Common {
   away?: boolean;
   /** The server's data directory: its growth per message is reported when given. */
   dataDir?: string;
+  /**
+   * Fan-out with presence churn: one extra member per group (never counted as a recipient) signs
+   * in and out every `churnEveryMs` (an online and an offline change); with `presence` every member
+   * subscribes to the presence of the rest of its group; members send `typing` to their group,
+   * `typingPerS` per member on average (0: none). Off and on differ only in `presence` and typing.
+   */
+  ephemeral?: { presence: boolean; typingPerS: number; churnEveryMs: number };
 }
 
 export interface SigninArgs extends Common {
@@ -159,6 +166,12 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
   let deliveredWin = 0;
   let dup = 0;
   let stalls = 0;
+  const eph = a.mode === 'fanout' ? a.ephemeral : undefined;
+  const ephGroups: { gid: string; members: BenchClient[]; accs: string[]; churner: string }[] = [];
+  let typingSent = 0;
+  let typingRecv = 0;
+  let presenceRecv = 0;
+  let churns = 0;
 
   function pump(st: Stream): void {
     while (sending && st.inflight < a.window && st.sender.open) {
@@ -178,7 +191,13 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
 
   const handler = (c: BenchClient, data: Buffer): void => {
     const m = readMark(data);
-    if (!m) return;
+    if (!m) {
+      if (eph !== undefined) {
+        if (data.indexOf('"act":"typing"') >= 0) typingRecv++;
+        else if (data.indexOf('"act":"presence"') >= 0) presenceRecv++;
+      }
+      return;
+    }
     const t = now();
     delivered++;
     c.got++;
@@ -235,7 +254,12 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
       const creator = byIdx.get(g * a.group);
       if (!creator) continue;
       const present = members.filter((_, j) => byIdx.has(g * a.group + j)).length;
-      creations.push(createGroup(creator, members, `k${g}`, 30_000).then((gid) => {
+      const churner = openAccount(`${a.label}/churn`, g);
+      creations.push(createGroup(creator, eph ? [...members, churner] : members, `k${g}`, 30_000).then((gid) => {
+        if (eph) {
+          const online = members.map((_, j) => byIdx.get(g * a.group + j)).filter((c): c is BenchClient => c !== undefined);
+          ephGroups.push({ gid, members: online, accs: [...members, churner], churner });
+        }
         const st: Stream = { sender: creator, prefix: `{"cat":"group","act":"chat","to":${JSON.stringify(gid)},"msg":{"b":[`,
           fan: present - 1, inflight: 0, nextN: 0, pending: new Map<number, number>(), lastProgress: now(), id: streams.length };
         streams.push(st);
@@ -245,11 +269,61 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
     }
     await Promise.all(creations);
     await sleep(300); // let the create notices land
+    if (eph?.presence) {
+      // Every member watches the rest of its group (the churner included).
+      for (const eg of ephGroups) {
+        for (const c of eg.members) c.send({ cat: 'chat', act: 'presence', subscribe: eg.accs.filter((x) => x !== c.acc) });
+      }
+      await sleep(500);
+    }
   }
   if (streams.length === 0) {
     await closeAll(signed.clients);
     const ef = errorFigures();
     return { figures: { 'deliveries/s': 0, errors: ef.errors + 1 }, notes: [...notes, ...ef.notes, 'no stream could start'] };
+  }
+
+  /** Typing and presence churn while sending; returns the stop function. */
+  function startEphemeral(e: { typingPerS: number; churnEveryMs: number }): () => void {
+    const all = ephGroups.flatMap((eg) => eg.members.map((c) => ({ c, frame: { cat: 'chat', act: 'typing', group: eg.gid } })));
+    let rr = 0;
+    let due = 0;
+    let last = now();
+    const typing = setInterval(() => {
+      const t = now();
+      due += ((t - last) / 1000) * e.typingPerS * all.length;
+      last = t;
+      while (due >= 1 && all.length > 0) {
+        const x = all[rr++ % all.length]!;
+        if (x.c.open) { x.c.send(x.frame); typingSent++; }
+        due -= 1;
+      }
+    }, 20);
+    let stopped = false;
+    const held = new Set<BenchClient>();
+    for (const eg of ephGroups) {
+      void (async () => {
+        await sleep(Math.random() * e.churnEveryMs);
+        while (!stopped) {
+          try {
+            const c = await signIn(a.url, eg.churner, undefined);
+            churns++;
+            held.add(c);
+            await sleep(e.churnEveryMs / 2);
+            c.close();
+            held.delete(c);
+          } catch {
+            // counted by the clients' counters
+          }
+          await sleep(e.churnEveryMs / 2);
+        }
+      })();
+    }
+    return () => {
+      stopped = true;
+      clearInterval(typing);
+      for (const c of held) c.close();
+    };
   }
 
   const watch = new ProcWatch(a.serverPid);
@@ -260,6 +334,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
   const du0 = a.dataDir ? dirBytes(a.dataDir) : NaN;
   sending = true;
   const t0 = now() + 5;
+  const ephStop = eph ? startEphemeral(eph) : undefined;
   if (open) {
     // Open loop: message k is due at t0 + k/rate, from stream k mod S; its stamp is the due time.
     const period = 1000 / a.rate;
@@ -321,6 +396,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
   }
   measuring = false;
   sending = false;
+  ephStop?.();
   const res = watch.stop();
   const selfPct = self.pct();
   const win = (Math.min(now(), tEnd) - tStart) / 1000;
@@ -366,6 +442,12 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
       lost: lostWin,
       errors: ef.errors,
       ...disk,
+      ...(eph ? {
+        'typing sent/s': typingSent / Math.max(0.001, (tSent - t0) / 1000),
+        'typing frames recv/s': typingRecv / Math.max(0.001, (tSent - t0) / 1000),
+        'presence frames recv/s': presenceRecv / Math.max(0.001, (tSent - t0) / 1000),
+        'churn sign-ins': churns,
+      } : {}),
     },
     notes: [...notes, ...ef.notes],
   };

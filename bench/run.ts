@@ -20,6 +20,9 @@
  *       fan-out with half of every group's members away (never signed in): deliveries/s and the disk
  *       written per group message, for the floor, this build and (with --old) another build, in one run.
  *       Same as `npm run bench -- --only fanout-away`.
+ *   node dist/bench/run.js --scenario fanout-ephemeral [--group 20] [--typing-rate 0.2] [--churn-ms 4000] [--rounds 2]
+ *       fan-out with presence subscriptions and typing on against off, alternating in one run (the
+ *       service at the default worker count, each column a fresh server); prints the on/off ratios.
  */
 import { execSync } from 'node:child_process';
 import * as fs from 'node:fs';
@@ -187,6 +190,54 @@ async function fanoutAway(group: number): Promise<Block> {
   const loop = rate > 0 ? `open loop at ${fmt(rate)} group msgs/s` : `closed loop, window ${window}/group`;
   return measureBlock(`fanout-away group ${group} (${groups} group${groups > 1 ? 's' : ''}, ${Math.ceil(group / 2)} of each online, ${loop})`,
     cols, (t) => driver.flow(t, { mode: 'fanout', group, clients, duration, warmup, window, rate, away: true }));
+}
+
+/**
+ * Fan-out with the ephemeral features on against off, in one run, alternating (off, on, off, on…).
+ * Both have the same workload of group messages and the same presence churn (one extra member per
+ * group signs in and out every --churn-ms); "on" adds every member's presence subscriptions to the
+ * rest of its group and --typing-rate typing frames per member per second to its group.
+ */
+async function fanoutEphemeral(group: number): Promise<Block> {
+  const clients = flagNum(flags, 'clients', 2000);
+  const groups = Math.max(1, Math.floor(clients / group));
+  const window = flagNum(flags, 'window', 16);
+  const typingPerS = flagNum(flags, 'typing-rate', 0.2);
+  const churnEveryMs = flagNum(flags, 'churn-ms', 4000);
+  const rounds = flagNum(flags, 'rounds', 2);
+  const cols: Column[] = [];
+  // Rounds alternate the order (off then on, on then off): neither column always runs second.
+  const modes: boolean[] = [];
+  for (let i = 0; i < rounds; i++) {
+    for (const mode of i % 2 === 0 ? ['off', 'on'] : ['on', 'off']) {
+      modes.push(mode === 'on');
+      cols.push({ name: `${mode}${rounds > 1 ? ` #${i + 1}` : ''}`, spec: { kind: 'service', workers: defaultWorkers, auth: 'open', extra: [...serviceArgs, '--status-port', '0', '--max-connections-per-ip', String(clients * 2)] } });
+    }
+  }
+  let k = 0;
+  const b = await measureBlock(`fanout-ephemeral group ${group} (${groups} groups, closed loop, window ${window}/group; service w${defaultWorkers}; churn every ${churnEveryMs} ms per group; on: presence subscriptions to the whole group + typing ${typingPerS}/s per member)`,
+    cols, (t) => {
+      const on = modes[k++]!;
+      return driver.flow(t, { mode: 'fanout', group, clients, duration, warmup, window, rate: 0, ephemeral: { presence: on, typingPerS: on ? typingPerS : 0, churnEveryMs } });
+    });
+  for (const figure of ['deliveries/s', 'deliveries/s, CPU-normalized', 'deliveries per server CPU-s']) {
+    const ratios: string[] = [];
+    let offSum = 0;
+    let onSum = 0;
+    for (let i = 0; i + 1 < b.results.length; i += 2) {
+      const [offAt, onAt] = modes[i] ? [i + 1, i] : [i, i + 1];
+      const off = b.results[offAt]?.figures[figure];
+      const on = b.results[onAt]?.figures[figure];
+      if (off === undefined || on === undefined || !(off > 0)) continue;
+      offSum += off;
+      onSum += on;
+      ratios.push((on / off).toFixed(2));
+    }
+    const line = `${figure}: on/off per round ${ratios.join(', ') || '–'}; overall ${offSum > 0 ? (onSum / offSum).toFixed(2) : '–'}x (target >= 0.9x)`;
+    process.stdout.write(`  ${line}\n`);
+    b.results[0]?.notes.push(line);
+  }
+  return b;
 }
 
 async function openloop(rate: number): Promise<Block> {
@@ -399,6 +450,7 @@ async function main(): Promise<void> {
     switch (single) {
       case 'pairs': await pairs(); break;
       case 'fanout': for (const g of (flags.get('group') ?? '20,200,2000').split(',').map(Number)) await fanout(g); break;
+      case 'fanout-ephemeral': for (const g of (flags.get('group') ?? '20').split(',').map(Number)) await fanoutEphemeral(g); break;
       case 'fanout-away': for (const g of (flags.get('group') ?? '20,200,2000').split(',').map(Number)) await fanoutAway(g); break;
       case 'openloop': {
         let rate = flagNum(flags, 'rate', 0);

@@ -58,6 +58,10 @@ export interface Router {
   history(peer: Connection, r: Request): void;
   /** `edit` and `delete` of a message (edits.ts). */
   change(peer: Connection, r: Request): void;
+  /** Presence subscriptions, typing and read receipts (src/actors/presence.ts, typing.ts, receipts.ts). */
+  presence(peer: Connection, r: Request): void;
+  typing(peer: Connection, r: Request): void;
+  read(peer: Connection, r: Request): void;
   vertify(peer: Connection, r: Request): void;
 }
 
@@ -261,6 +265,12 @@ export class Connection implements Peer {
       case 'edit':
       case 'delete':
         return this.router.change(this, r);
+      case 'presence':
+        return this.router.presence(this, r);
+      case 'typing':
+        return this.router.typing(this, r);
+      case 'read':
+        return this.router.read(this, r);
     }
   }
 

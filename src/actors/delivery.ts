@@ -24,7 +24,7 @@ import { PositionBook } from './account-positions';
 import { Backlog } from './backlog';
 import type { Post, StateOut } from './envelopes';
 import { applyChange, changeAnswer, decideChange } from './edits';
-import { readHistory } from './history';
+import { readHistory, type HistoryAnnotate } from './history';
 import { ownRecipient, renderOwnFrame } from './own';
 import type { Peer, Peers } from './peer';
 import { Retention, type RetentionPolicy } from './retention';
@@ -68,6 +68,8 @@ export class Delivery {
   private readonly log = logger({ part: 'delivery' });
   readonly counters = { appended: 0, duplicates: 0, pushed: 0, backlogFrames: 0, lostFull: 0 };
   onFatal: (err: unknown) => void = () => process.exit(1);
+  /** Added keys of `history` answers (read positions). */
+  annotateHistory: HistoryAnnotate | undefined;
 
   constructor(private readonly store: Store, private readonly peers: Peers, private readonly limits: DeliveryLimits) {
     this.positions = new PositionBook(store.positions);
@@ -298,7 +300,7 @@ export class Delivery {
   }
 
   history(peer: Peer, r: Request): void {
-    const a = readHistory(this.store.log, this.store.positions, this.store.epoch, peer.account!, r, this.limits.maxBuffered / 4);
+    const a = readHistory(this.store.log, this.store.positions, this.store.epoch, peer.account!, r, this.limits.maxBuffered / 4, this.annotateHistory);
     peer.send(a.ok ? a.frame : errorFrame(a.code, a.error, r));
   }
 

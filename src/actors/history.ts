@@ -6,7 +6,7 @@
  */
 import { Code, type ErrorCode } from '../protocol/codes';
 import { noticeFrame, renderFrame, type Request } from '../protocol/frames';
-import { directConv, groupConv, type ConversationLog, type LogEntry, type Positions } from '../store/ports';
+import { directConv, groupConv, type ConvId, type ConversationLog, type LogEntry, type Positions } from '../store/ports';
 import { isChangeRecord } from './edits';
 import { renderOwnFrame } from './own';
 
@@ -17,7 +17,10 @@ export const HISTORY_BYTES = 1024 * 1024;
 
 export type HistoryAnswer = { ok: true; frame: string } | { ok: false; code: ErrorCode; error: string };
 
-export function readHistory(log: ConversationLog, positions: Positions, epoch: string, account: string, r: Request, maxBytes = HISTORY_BYTES): HistoryAnswer {
+/** Added keys of an answer, from the conversation and the offsets of its page (read receipts: src/actors/receipts.ts). */
+export type HistoryAnnotate = (conv: ConvId, offsets: number[]) => Record<string, unknown>;
+
+export function readHistory(log: ConversationLog, positions: Positions, epoch: string, account: string, r: Request, maxBytes = HISTORY_BYTES, annotate?: HistoryAnnotate): HistoryAnswer {
   const pageBytes = Math.min(HISTORY_BYTES, maxBytes);
   const group = typeof r.group === 'string' ? r.group : undefined;
   const peer = typeof r.with === 'string' ? r.with : undefined;
@@ -57,6 +60,7 @@ export function readHistory(log: ConversationLog, positions: Positions, epoch: s
     first: kept[0]?.offset ?? null,
     last: kept.at(-1)?.offset ?? null,
     more,
+    ...annotate?.(conv, kept.map((e) => e.offset)),
     messages: [] as unknown[],
   };
   // The frames are already JSON: spliced into the answer, never parsed and serialized again.

@@ -45,10 +45,14 @@ export const schemas: Record<string, Record<string, Schema>> = {
     history: { with: opt('ss58'), group: opt('gid'), before: opt('seq'), after: opt('seq'), limit: opt('seq') },
     edit: { with: opt('ss58'), group: opt('gid'), seq: req('seq'), msg: msg() },
     delete: { with: opt('ss58'), group: opt('gid'), seq: req('seq') },
+    // Ephemeral acts (src/actors/presence.ts, typing.ts) and read receipts (receipts.ts).
+    presence: { subscribe: opt('ss58list'), unsubscribe: opt('ss58list') },
+    typing: { with: opt('ss58'), group: opt('gid') },
+    read: { with: opt('ss58'), group: opt('gid'), seq: req('seq') },
   },
   group: {
     create: { list: req('ss58list') },
-    detail: { id: req('gid') },
+    detail: { id: req('gid'), online: opt('bool') },
     join: { id: req('gid'), account: req('ss58') },
     members: { id: req('gid'), members: req('underscored') },
     leave: { id: req('gid'), account: req('ss58') },

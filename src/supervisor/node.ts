@@ -24,6 +24,11 @@ import type { GroupRecord } from '../actors/group-state';
 import type { ShardConfig } from '../actors/shard-config';
 import { VERIFY_ADDRESS, type VerifierState } from '../actors/verifier';
 import { groupAddress } from '../actors/address';
+import { EphemeralOut } from '../actors/ephemeral-out';
+import { GroupMembers } from '../actors/group-members';
+import { Presence } from '../actors/presence';
+import { Receipts } from '../actors/receipts';
+import { Typing } from '../actors/typing';
 import { openStore } from '../store/open';
 import { backupDataDir, listBackups, pruneBackups, type BackupResult } from '../store/backup';
 import { groupConv, type Store, type StoreHealth } from '../store/ports';
@@ -138,6 +143,14 @@ export class Node implements Router {
   private endpoint: Endpoint | undefined;
   private store: Store | undefined;
   private deliveryActor: Delivery | undefined;
+  /** Presence, typing and read receipts: on this thread, beside the sockets (see src/actors/presence.ts). */
+  private presenceActor: Presence | undefined;
+  private typingActor: Typing | undefined;
+  private receiptsActor: Receipts | undefined;
+  private groupMembers: GroupMembers | undefined;
+  /** Ephemeral frames leave with the next batch of actor output (see src/actors/ephemeral-out.ts). */
+  private readonly ephemeralOut = new EphemeralOut();
+  private readonly detailOnline = new DetailOnline(() => this.presenceActor);
   private readonly log = logger({ part: 'node' });
   readonly verification: Verification;
   readonly limits: Limits;
@@ -203,6 +216,12 @@ export class Node implements Router {
     this.deliveryActor = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, maxBuffered: s.maxBuffered });
     this.deliveryActor.onFatal = (err) => this.onFatal(err);
     this.deliveryActor.start();
+    this.groupMembers = new GroupMembers(store.states);
+    this.presenceActor = new Presence(this.registry, store.positions, this.ephemeralOut);
+    this.registry.onPresence = (account, online) => this.presenceActor?.changed(account, online);
+    this.typingActor = new Typing(this.registry, this.groupMembers, this.ephemeralOut);
+    this.receiptsActor = new Receipts(store, this.registry, this.groupMembers, (fn, lost) => this.delivery.afterDurable(fn, lost), this.ephemeralOut);
+    this.deliveryActor.annotateHistory = (conv, offsets) => this.receiptsActor!.annotate(conv, offsets);
     for (let index = 0; index < s.workers; index++) {
       const cfg: ShardConfig = {
         index,
@@ -234,7 +253,7 @@ export class Node implements Router {
     this.endpoint = new Endpoint(
       { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey, maxConnections: s.maxConnections, maxConnectionsPerIp: s.maxConnectionsPerIp },
       this,
-      { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); }, limits: this.limits },
+      { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); this.presenceActor?.closed(c); this.detailOnline.closed(c.id); }, limits: this.limits },
     );
     const addr = await this.endpoint.listen().catch((err: unknown) => { throw StartupError.fromListen(err, 'port', s.host, s.port); });
     this.ready = true;
@@ -384,9 +403,19 @@ export class Node implements Router {
     this.delivery.change(peer, r);
   }
 
+  presence(peer: Connection, r: Request): void { this.presenceActor?.request(peer, r); }
+
+  typing(peer: Connection, r: Request): void { this.typingActor?.request(peer, r); }
+
+  read(peer: Connection, r: Request): void {
+    if (this.refusedFull(peer, r)) return;
+    this.receiptsActor?.request(peer, r, () => peer.send(errorFrame(Code.STORAGE_FULL, STORAGE_FULL_TEXT, r)));
+  }
+
   group(peer: Connection, id: string, r: Request): void {
     if (!READ_GROUP_ACTS.has(r.act) && this.refusedFull(peer, r)) return;
     if (r.act === 'create' && !this.admitCreate(peer, r)) return;
+    if (r.act === 'detail' && r.online === true) this.detailOnline.asked(peer.id, id);
     const call = { t: 'group' as const, id, origin: { conn: peer.id, account: peer.account!, request: r }, now: Date.now() };
     this.shards[this.registry.workerOfGroup(id)]!.post(call);
   }
@@ -440,10 +469,11 @@ export class Node implements Router {
           if (item.limit) this.limits.hit(item.limit, 'group request refused by a limit', { limit: item.limit, max: this.limits.values[item.limit] });
           // A change lost to a full store is answered 45007, never confirmed.
           if (changed) this.delivery.afterDurable(() => this.sendTo(item.conn, item.frame), () => this.sendTo(item.conn, refusedAnswer(item.frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
-          else this.sendTo(item.conn, item.frame);
+          else this.sendTo(item.conn, this.detailOnline.answer(item.conn, item.frame));
           break;
         case 'post': this.delivery.post(item, now); break;
         case 'state':
+          this.groupMembers?.changed(item.address);
           this.countGroupChange(item);
           this.delivery.state(item);
           break;
@@ -453,6 +483,8 @@ export class Node implements Router {
         case 'stats': this.collectStats(index, item); break;
       }
     }
+    // Typing, presence and receipts queued since the last batch join this turn's (corked) writes.
+    this.ephemeralOut.flush();
   }
 
   /** A group's stored state back to its shard, with the calls that wait for it (read now: the newest). */
@@ -595,7 +627,8 @@ export class Node implements Router {
 
   /** For /status: the delivery actor and the store. */
   deliveryState(): Record<string, unknown> | null {
-    return this.deliveryActor?.stats() ?? null;
+    if (!this.deliveryActor) return null;
+    return { ...this.deliveryActor.stats(), ephemeralSent: this.ephemeralOut.sent, presence: this.presenceActor?.stats(), typing: this.typingActor?.stats(), receipts: this.receiptsActor?.stats() };
   }
 
   /** For /status: each limit's value and how often it was hit, and the groups held. */
@@ -613,3 +646,47 @@ function quotaFrame(text: string, request: Request, retryAfterMs: number): strin
   const f = JSON.parse(errorFrame(Code.RATE_LIMITED, text, request)) as Record<string, unknown>;
   return JSON.stringify({ ...f, retryAfterMs });
 }
+
+/**
+ * A group `detail` answer asked for with `"online":true` gets the added keys `online` (the members
+ * with a signed-in socket now, at most DETAIL_ONLINE_MAX of them) and `onlineCount`: computed here,
+ * on the thread that knows the sockets (the group actor on its shard does not). Unchanged clients
+ * never ask, and get the record exactly as before. The node remembers which (connection, group)
+ * asked, until the answer (or its error) comes back or the connection closes.
+ */
+class DetailOnline {
+  private readonly pending = new Map<number, Map<string, number>>();
+
+  constructor(private readonly presence: () => Presence | undefined) {}
+
+  /** A `detail` with `online: true` is on its way to the group's shard. */
+  asked(conn: number, id: string): void {
+    let m = this.pending.get(conn);
+    if (m === undefined) { m = new Map(); this.pending.set(conn, m); }
+    if (m.size < 100) m.set(id, (m.get(id) ?? 0) + 1);
+  }
+
+  /** An answer to `conn`: a `detail` notice it asked `online` for gets the keys; anything else passes. */
+  answer(conn: number, frame: string): string {
+    const m = this.pending.get(conn);
+    if (m === undefined || !frame.includes('"act":"detail"')) return frame;
+    let f: { type?: unknown; msg?: unknown; request?: { id?: unknown }; method?: { act?: unknown; cat?: unknown } };
+    try { f = JSON.parse(frame) as typeof f; } catch { return frame; }
+    if (f.method?.act !== 'detail' || f.method.cat !== 'group') return frame;
+    const g = f.msg as { id?: unknown; group?: unknown } | null;
+    const id = f.type === 'notice' ? g?.id : f.request?.id;
+    const n = typeof id === 'string' ? m.get(id) : undefined;
+    if (n === undefined) return frame;
+    if (n > 1) m.set(id as string, n - 1); else m.delete(id as string);
+    if (m.size === 0) this.pending.delete(conn);
+    const presence = this.presence();
+    if (f.type !== 'notice' || presence === undefined || g === null || typeof g !== 'object' || !Array.isArray(g.group)) return frame;
+    const online = presence.onlineOf(g.group as string[]);
+    return JSON.stringify({ ...f, msg: { ...g, online: online.slice(0, DETAIL_ONLINE_MAX), onlineCount: online.length } });
+  }
+
+  closed(conn: number): void { this.pending.delete(conn); }
+}
+
+/** Members named in `online` of a `detail` answer (the answer must stay within its size bound). */
+const DETAIL_ONLINE_MAX = 500;

@@ -12,6 +12,9 @@ export class Registry implements Peers {
   private readonly peers = new Map<number, Peer>();
   private readonly accounts = new Map<string, Set<Peer>>();
 
+  /** An account got its first signed-in socket (`true`) or lost its last (`false`): presence. */
+  onPresence: ((account: string, online: boolean) => void) | undefined;
+
   constructor(private readonly partitions: number, private workers: number) {}
 
   add(peer: Peer): void { this.peers.set(peer.id, peer); }
@@ -28,8 +31,10 @@ export class Registry implements Peers {
     this.signOut(peer);
     peer.account = account;
     let set = this.accounts.get(account);
+    const first = !set;
     if (!set) { set = new Set(); this.accounts.set(account, set); }
     set.add(peer);
+    if (first) this.onPresence?.(account, true);
   }
 
   signOut(peer: Peer): void {
@@ -39,7 +44,10 @@ export class Registry implements Peers {
     const set = this.accounts.get(account);
     if (!set) return;
     set.delete(peer);
-    if (set.size === 0) this.accounts.delete(account);
+    if (set.size === 0) {
+      this.accounts.delete(account);
+      this.onPresence?.(account, false);
+    }
   }
 
   /** The signed-in connections of an account (empty when it is away). */

@@ -1,0 +1,66 @@
+/**
+ * Typing (`{"cat":"chat","act":"typing","with":<SS58>}` or `"group":<GID>`), on the thread that
+ * holds the sockets: relayed at once to the sockets of the other side that are online (in a group,
+ * to every member online but the sender), as
+ * `{"type":"notice","method":{"cat":"chat","act":"typing"},"msg":{"account":<sender>,"with":<sender>}}`
+ * (direct: `with` names the conversation as the recipient sees it, i.e. the sender) or
+ * `{…,"msg":{"account":<sender>,"group":<GID>}}`. Never stored, never answered (a client sends it
+ * every few seconds while typing; nobody waits for it).
+ *
+ * A group's members come from its stored state through the GroupMembers cache (no round trip to the
+ * group actor: typing is frequent and must cost next to nothing); only members may send. Throttled
+ * per sender: at most one frame per conversation per THROTTLE_MS (the first passes, the rest of
+ * the interval is dropped silently and counted).
+ */
+import { LRUCache } from 'lru-cache';
+import { noticeFrame, type Request } from '../protocol/frames';
+import { directConv, groupConv } from '../store/ports';
+import type { EphemeralOut } from './ephemeral-out';
+import type { GroupMembers } from './group-members';
+import type { Peer, Peers } from './peer';
+
+export const THROTTLE_MS = 1000;
+
+export class Typing {
+  /** `<account> <conv>` → when its last frame was relayed. */
+  private readonly last = new LRUCache<string, number>({ max: 100_000, ttl: THROTTLE_MS * 2, ttlAutopurge: false });
+  readonly counters = { relayed: 0, dropped: 0, refused: 0, frames: 0 };
+
+  constructor(private readonly peers: Peers, private readonly members: GroupMembers, private readonly out: EphemeralOut) {}
+
+  request(peer: Peer, r: Request, now = Date.now()): void {
+    const me = peer.account!;
+    const group = typeof r.group === 'string' ? r.group : undefined;
+    const other = typeof r.with === 'string' ? r.with : undefined;
+    // Malformed or not permitted: dropped (typing is fire-and-forget), counted.
+    if ((group === undefined) === (other === undefined) || other === me) { this.counters.refused++; return; }
+    let to: Iterable<string>;
+    let msg: Record<string, string>;
+    let conv: string;
+    if (group !== undefined) {
+      const m = this.members.of(group);
+      if (!m.has(me)) { this.counters.refused++; return; }
+      to = m;
+      conv = groupConv(group);
+      msg = { account: me, group };
+    } else {
+      to = [other!];
+      conv = directConv(me, other!);
+      msg = { account: me, with: me };
+    }
+    const key = `${me} ${conv}`;
+    const prev = this.last.get(key);
+    if (prev !== undefined && now - prev < THROTTLE_MS) { this.counters.dropped++; return; }
+    this.last.set(key, now);
+    this.counters.relayed++;
+    const frame = noticeFrame('chat', 'typing', msg);
+    for (const account of to) {
+      if (account === me) continue;
+      const ps = this.peers.peersOf(account);
+      if (ps === undefined) continue;
+      for (const p of ps) { this.out.send(p, frame); this.counters.frames++; }
+    }
+  }
+
+  stats(): Record<string, number> { return { ...this.counters }; }
+}
