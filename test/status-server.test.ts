@@ -58,6 +58,8 @@ function parseMetrics(text: string): Parsed {
   let current: string | undefined;
   expect(text.endsWith('\n'), 'ends with a newline').to.equal(true);
   for (const line of text.slice(0, -1).split('\n')) {
+    // prom-client separates families with an empty line, which the format allows.
+    if (line === '') continue;
     const help = /^# HELP ([a-zA-Z_:][a-zA-Z0-9_:]*) .+$/.exec(line);
     if (help) { helps.add(help[1]!); continue; }
     const type = /^# TYPE ([a-zA-Z_:][a-zA-Z0-9_:]*) (counter|gauge|histogram|summary|untyped)$/.exec(line);
@@ -71,10 +73,11 @@ function parseMetrics(text: string): Parsed {
     }
     const m = SAMPLE.exec(line);
     expect(m, `sample line: ${JSON.stringify(line)}`).to.not.equal(null);
-    const name = m![1]!;
-    expect(name, `sample ${name} grouped under its TYPE`).to.equal(current);
+    // A histogram's samples are its _bucket, _sum and _count series.
+    const name = current !== undefined && types.get(current) === 'histogram' ? m![1]!.replace(/_(bucket|sum|count)$/, '') : m![1]!;
+    expect(name, `sample ${m![1]!} grouped under its TYPE`).to.equal(current);
     expect(closed.has(name)).to.equal(false);
-    samples.push({ name, labels: m![2] ?? '', value: Number(m![3]) });
+    samples.push({ name: m![1]!, labels: m![2] ?? '', value: Number(m![3]) });
   }
   for (const [name, kind] of types) if (kind === 'counter') expect(name, 'counter names end in _total').to.match(/_total$/);
   return { types, helps, samples };

@@ -5,6 +5,7 @@
  */
 import { expect } from 'chai';
 import type { ShardStats } from '../src/actors/envelopes';
+import { collectProcessMetrics, errorsTotal, instruments, storeFlushSeconds } from '../src/status/instruments';
 import { escapeLabelValue, metricPart, renderMetrics } from '../src/status/metrics';
 import { RateMeter } from '../src/status/rates';
 import { startStatusServer, type StatusServer } from '../src/status/server';
@@ -65,8 +66,11 @@ function snapshot(over: Partial<StatusSnapshot> = {}): StatusSnapshot {
 }
 
 describe('status: Prometheus rendering', () => {
-  const text = renderMetrics(snapshot());
-  const lines = text.trimEnd().split('\n');
+  let lines: string[] = [];
+  before(async () => {
+    // prom-client separates families with a blank line.
+    lines = (await renderMetrics(snapshot())).trimEnd().split('\n').filter((l) => l !== '');
+  });
 
   it('gives every metric one HELP and one TYPE line, then its samples', () => {
     const seen = new Set<string>();
@@ -108,10 +112,29 @@ describe('status: Prometheus rendering', () => {
     expect(lines).to.include('imgc_info{version="1.2.3",node="v20.0.0"} 1');
   });
 
-  it('leaves chain metrics out without a chain watcher, and escapes label values', () => {
-    expect(renderMetrics(snapshot({ chain: null }))).to.not.contain('imgc_chain_');
+  it('leaves chain metrics out without a chain watcher, and escapes label values', async () => {
+    expect(await renderMetrics(snapshot({ chain: null }))).to.not.contain('imgc_chain_');
+    expect(await renderMetrics(snapshot({ version: 'a"b' }))).to.contain('imgc_info{version="a\\"b",node="v20.0.0"} 1');
     expect(escapeLabelValue('a"b\\c\nd')).to.equal('a\\"b\\\\c\\nd');
     expect(metricPart('lastCheckpointAt')).to.equal('last_checkpoint_at');
+  });
+
+  it('merges the live instruments (histograms, errors by code, process figures); a live metric wins over the snapshot\'s of the same name', async () => {
+    collectProcessMetrics();
+    storeFlushSeconds.observe(0.002);
+    errorsTotal.inc({ code: 44003 });
+    const text = await renderMetrics(snapshot(), [instruments]);
+    expect(text).to.contain('# TYPE imgc_store_flush_seconds histogram');
+    expect(text).to.match(/^imgc_store_flush_seconds_bucket\{le="0\.0025"\} [1-9]/m);
+    expect(text).to.match(/^imgc_store_flush_seconds_count [1-9]/m);
+    expect(text).to.contain('# TYPE imgc_delivery_latency_seconds histogram');
+    expect(text).to.contain('# TYPE imgc_signin_seconds histogram');
+    expect(text).to.match(/^imgc_errors_total\{code="44003"\} [1-9]/m);
+    expect(text).to.contain('# TYPE imgc_nodejs_heap_size_used_bytes gauge');
+    expect(text).to.contain('imgc_connections 3');
+    // The process's resident memory comes from prom-client alone (same name, same meaning), once.
+    expect(text.match(/^# TYPE imgc_process_resident_memory_bytes /gm)).to.have.length(1);
+    expect(text).to.not.match(/^imgc_process_resident_memory_bytes 1$/m);
   });
 });
 

@@ -12,6 +12,7 @@ import { sanitize, validate } from '../protocol/schema';
 import type { Logger } from '../log';
 import type { Issued, ResumeCheck } from '../net/sessions';
 import { QueueFull } from '../net/signatures';
+import { now as clock, secondsSince, signinSeconds } from '../status/instruments';
 import { SYNC_OWN } from './own';
 import type { Peer } from './peer';
 
@@ -279,6 +280,7 @@ export class Connection implements Peer {
    * with one refused and no `sig`) the signature of the spam decides. Open mode ignores `resume`.
    */
   private async activate(r: Request): Promise<void> {
+    const received = clock();
     const acc = r.acc as string;
     if (this.signingIn) return this.refuse(Code.UNEXPECTED_INPUT, 'a sign-in is already in progress', r);
     const signed = this.router.auth === 'signed';
@@ -325,6 +327,7 @@ export class Connection implements Peer {
     this.router.signedIn(method);
     this.log.debug({ account: acc, method }, 'signed in');
     this.send(welcomeFrame(r.callback, issued?.token));
+    signinSeconds.observe({ method }, secondsSince(received));
     this.router.sync(this);
   }
 

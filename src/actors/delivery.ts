@@ -20,6 +20,7 @@ import { logger } from '../log';
 import { Code } from '../protocol/codes';
 import { errorFrame, refusedAnswer, renderFrame, STORAGE_FULL_TEXT, type Request, type Template } from '../protocol/frames';
 import { accountConv, StoreError, type ConvId, type Store } from '../store/ports';
+import { deliveryLatencySeconds, now as clock, secondsSince, storeFlushSeconds } from '../status/instruments';
 import { PositionBook } from './account-positions';
 import { Backlog } from './backlog';
 import type { Post, StateOut } from './envelopes';
@@ -83,6 +84,7 @@ export class Delivery {
 
   /** Stores a post in its log (once; a resend with the same `mid` is answered, not stored again) and pushes it. */
   post(p: Post, now: number): void {
+    const arrived = p.ackTo ? clock() : 0;
     if (p.conv === 'own') {
       for (const account of p.to) {
         const conv = accountConv(account);
@@ -101,7 +103,10 @@ export class Delivery {
     if (p.ackTo) {
       const { conn, frame } = p.ackTo;
       // Never a false acknowledgement: a record lost with a failed commit is answered with 45007.
-      this.afterDurable(() => this.peers.peer(conn)?.send(frame), () => this.peers.peer(conn)?.send(refusedAnswer(frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
+      this.afterDurable(() => {
+        this.peers.peer(conn)?.send(frame);
+        deliveryLatencySeconds.observe(secondsSince(arrived));
+      }, () => this.peers.peer(conn)?.send(refusedAnswer(frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
     }
   }
 
@@ -169,7 +174,9 @@ export class Delivery {
       this.flushScheduled = false;
       const queue = this.durableQueue;
       this.durableQueue = [];
+      const requested = clock();
       const durable = this.store.flush();
+      durable.then(() => storeFlushSeconds.observe(secondsSince(requested)), () => { /* handled below */ });
       this.released = this.released
         .then(() => durable)
         .then(() => { for (const f of queue) f.done(); }, (err: unknown) => {

@@ -1,56 +1,56 @@
 /**
- * Prometheus text exposition (format 0.0.4) of a status snapshot: a pure function, no I/O.
+ * Prometheus text exposition (format 0.0.4) of a status snapshot, with prom-client: the snapshot's
+ * figures become gauges and counters of a registry made for the scrape, merged with the live
+ * instruments (histograms, error counts, default process and Node figures) when given.
  * Every metric has one # HELP and one # TYPE line followed by all its samples; counters end in
  * `_total`; per-worker figures carry a `worker` label.
  */
+import { Counter, Gauge, Registry } from 'prom-client';
 import type { StatusSnapshot } from './snapshot';
 
-export const METRICS_CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
+export const METRICS_CONTENT_TYPE = Registry.PROMETHEUS_CONTENT_TYPE;
 
 type Kind = 'gauge' | 'counter';
 type Labels = Record<string, string | number>;
 
-interface Family { help: string; kind: Kind; samples: string[] }
-
+/** The snapshot's figures as the metrics of a fresh registry; a name a live registry has already is left to it. */
 class Exposition {
-  private readonly families = new Map<string, Family>();
+  readonly registry = new Registry();
+  private readonly families = new Map<string, { metric: Gauge | Counter; keys: string }>();
+
+  constructor(private readonly live: Registry[]) {}
 
   add(name: string, kind: Kind, help: string, value: number | boolean | null | undefined, labels?: Labels): void {
     if (value === null || value === undefined) return;
     const v = typeof value === 'boolean' ? (value ? 1 : 0) : value;
     if (typeof v !== 'number' || Number.isNaN(v)) return;
-    let f = this.families.get(name);
-    if (!f) { f = { help, kind, samples: [] }; this.families.set(name, f); }
-    f.samples.push(`${name}${renderLabels(labels)} ${formatValue(v)}`);
-  }
-
-  render(): string {
-    const out: string[] = [];
-    for (const [name, f] of this.families) {
-      out.push(`# HELP ${name} ${escapeHelp(f.help)}`, `# TYPE ${name} ${f.kind}`, ...f.samples);
+    if (this.live.some((r) => r.getSingleMetric(name) !== undefined)) return;
+    const keys = labels ? Object.keys(labels) : [];
+    let fam = this.families.get(name);
+    if (!fam) {
+      const config = { name, help, labelNames: keys, registers: [this.registry] };
+      fam = { metric: kind === 'counter' ? new Counter(config) : new Gauge(config), keys: keys.join(',') };
+      this.families.set(name, fam);
+    } else if (fam.keys !== keys.join(',')) {
+      // A free-form figure whose labels differ from its family's first sample's is left out.
+      return;
     }
-    return out.join('\n') + '\n';
+    const f = fam.metric;
+    // A counter read from the node's own tallies: its value as it stands.
+    if (f instanceof Counter) {
+      if (labels) f.inc(labels, Math.max(0, v)); else f.inc(Math.max(0, v));
+    } else if (labels) f.set(labels, v);
+    else f.set(v);
+  }
+
+  async render(): Promise<string> {
+    return (this.live.length === 0 ? this.registry : Registry.merge([this.registry, ...this.live])).metrics();
   }
 }
 
-function formatValue(v: number): string {
-  if (v === Infinity) return '+Inf';
-  if (v === -Infinity) return '-Inf';
-  return String(v);
-}
-
-function escapeHelp(s: string): string {
-  return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n');
-}
-
+/** Label values as prom-client writes them (backslash, newline and double quote escaped). */
 export function escapeLabelValue(s: string): string {
   return s.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"');
-}
-
-function renderLabels(labels: Labels | undefined): string {
-  if (!labels) return '';
-  const parts = Object.entries(labels).map(([k, v]) => `${k}="${escapeLabelValue(String(v))}"`);
-  return parts.length > 0 ? `{${parts.join(',')}}` : '';
 }
 
 /** A metric-name fragment from a field name: camelCase and odd characters to snake_case. */
@@ -97,8 +97,8 @@ function addTree(x: Exposition, prefix: string, help: string, value: unknown, la
   }
 }
 
-export function renderMetrics(s: StatusSnapshot): string {
-  const x = new Exposition();
+export async function renderMetrics(s: StatusSnapshot, live: Registry[] = []): Promise<string> {
+  const x = new Exposition(live);
   x.add('imgc_info', 'gauge', 'Service version (value is always 1).', 1, { version: s.version, node: s.nodeVersion });
   x.add('imgc_start_time_seconds', 'gauge', 'Process start time, seconds since the epoch.', Date.parse(s.startedAt) / 1000);
   x.add('imgc_uptime_seconds', 'gauge', 'Seconds since the process started.', s.uptimeSeconds);

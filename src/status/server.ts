@@ -20,6 +20,7 @@ import { isAbsolute } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { logger } from '../log';
 import { isSS58 } from '../protocol/ss58';
+import { collectProcessMetrics, instruments } from './instruments';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
 import { RateMeter } from './rates';
 import { readiness, takeSnapshot, type LiveFigures } from './snapshot';
@@ -90,6 +91,7 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
   const meterOpts = { windowMs: opts.rateWindowMs ?? 10_000, intervalMs: opts.sampleMs ?? 1000 };
   const inMeter = new RateMeter(() => source.counters.framesIn, meterOpts).start();
   const outMeter = new RateMeter(() => source.counters.framesOut, meterOpts).start();
+  collectProcessMetrics();
 
   // Event loop delay: figures of the last complete window, then a fresh histogram for the next.
   const eld = monitorEventLoopDelay({ resolution: 10 });
@@ -165,7 +167,7 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
         return send(res, 200, { ...snap, backups });
       }
       case '/metrics': {
-        const text = renderMetrics(await takeSnapshot(source, live, statsTimeoutMs));
+        const text = await renderMetrics(await takeSnapshot(source, live, statsTimeoutMs), [instruments]);
         res.writeHead(200, { 'content-type': METRICS_CONTENT_TYPE, 'content-length': String(Buffer.byteLength(text)), 'cache-control': 'no-store' });
         res.end(method === 'HEAD' ? undefined : text);
         return;

@@ -44,6 +44,7 @@ import { RestartBudget } from './restart-budget';
 import { Verification } from './verification';
 import { Limits, type LimitsView } from './limits';
 import type { SignInView } from '../status/source';
+import { errorsTotal } from '../status/instruments';
 
 /** Start-up failed for a reason the operator fixes (a port in use, an unusable data directory): exit 2. */
 export class StartupError extends Error {
@@ -187,6 +188,7 @@ export class Node implements Router {
 
   /** Every error frame a connection answers with: counted by kind, logged at debug with the remote address. */
   refused(peer: Connection, code: number, text: string, request: unknown): void {
+    errorsTotal.inc({ code });
     const act = request !== null && typeof request === 'object' ? (request as { act?: unknown }).act : undefined;
     let kind: 'rate limited' | 'sign-in refused' | 'bad frame';
     if (code === Code.RATE_LIMITED) { this.counters.rateLimited++; kind = 'rate limited'; }
@@ -293,6 +295,7 @@ export class Node implements Router {
   private refusedFull(peer: Connection, r: Request): boolean {
     if (this.store === undefined || this.store.health().writable) return false;
     this.counters.storeRefused++;
+    errorsTotal.inc({ code: Code.STORAGE_FULL });
     peer.send(errorFrame(Code.STORAGE_FULL, STORAGE_FULL_TEXT, r));
     return true;
   }
