@@ -45,7 +45,9 @@ async function statusUntil(port: number, check: (s: StatusSnapshot) => boolean, 
   return s;
 }
 
-const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?(?:\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|NaN|\+Inf|-Inf)$/;
+// NaN in any case: Prometheus reads the value with Go's ParseFloat, which takes it case-insensitively, and
+// prom-client writes a gauge with no sample yet (the event-loop lag right after start) as `Nan`.
+const SAMPLE = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*"(?:,[a-zA-Z_][a-zA-Z0-9_]*="(?:[^"\\\n]|\\.)*")*\})? (-?(?:\d+(?:\.\d+)?(?:[eE][+-]?\d+)?)|[Nn][Aa][Nn]|\+Inf|-Inf)$/;
 
 interface Parsed { types: Map<string, string>; helps: Set<string>; samples: Array<{ name: string; labels: string; value: number }> }
 
