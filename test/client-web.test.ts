@@ -1,17 +1,21 @@
 /**
  * The demo page (GET / on the WebSocket port) in real headless Chromium (Debian's, driven by
  * playwright-core): two browser contexts sign in with their own generated keys, chat directly and in
- * a group, reload and see their history. Keeps a screenshot in docs/client-demo.png.
+ * a group, reload and see their history. Takes a screenshot of the page: into docs/client-demo.png with
+ * IMGC_UPDATE_SCREENSHOT=1 (to refresh the one kept in docs), else into the temp directory.
  * Skipped (with a message) when /usr/bin/chromium is absent: .ci/run installs it.
  */
 import { expect } from 'chai';
 import { existsSync } from 'node:fs';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { startServer, type ServerHandle } from './support/server';
 
 const CHROMIUM = process.env.IMGC_CHROMIUM ?? '/usr/bin/chromium';
-const SHOT = resolve(__dirname, '..', '..', 'docs', 'client-demo.png');
+const SHOT = process.env.IMGC_UPDATE_SCREENSHOT === '1'
+  ? resolve(__dirname, '..', '..', 'docs', 'client-demo.png')
+  : join(tmpdir(), `imgc-client-demo-${process.pid}.png`);
 
 describe('demo page in Chromium', function () {
   this.timeout(120_000);
@@ -105,6 +109,7 @@ describe('demo page in Chromium', function () {
     await a.locator('.msg.theirs', { hasText: 'hello alice, how are you?' }).waitFor();
     await say(a, 'fine, thanks, and you?');
     await a.screenshot({ path: SHOT });
+    expect(existsSync(SHOT), 'screenshot written').to.equal(true);
     expect(errors, errors.join('\n')).to.deep.equal([]);
     await ca.close();
     await cb.close();
