@@ -151,7 +151,7 @@ export class ImgcClient extends Emitter<ClientEvents> {
   private highest: number;
   private acked: number;
   private ackTimer: ReturnType<typeof setTimeout> | undefined;
-  private epoch: number | undefined;
+  private epoch: string | undefined;
   private nextKey = 1;
   private readonly pending = new Map<string, Pending>();
   private readyWaiters: Array<{ resolve(): void; reject(e: ImgcError): void }> = [];
@@ -482,7 +482,7 @@ export class ImgcClient extends Emitter<ClientEvents> {
   }
 
   private seeEpoch(epoch: unknown): void {
-    if (typeof epoch !== 'number') return;
+    if (typeof epoch !== 'string') return;
     if (this.epoch !== undefined && this.epoch !== epoch) { this.highest = 0; this.acked = 0; }
     this.epoch = epoch;
   }

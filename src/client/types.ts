@@ -28,29 +28,16 @@ export type MessageFrame = DirectMessage | GroupMessage;
 export type ServerFrame = InitFrame | NoticeFrame | ErrorFrame | MessageFrame;
 
 /** The `limited` notice: older group messages were not delivered at sign-in (page them with `history`). */
-export interface LimitedNotice { group: string; limited: true; before: number; epoch: number }
+export interface LimitedNotice { group: string; limited: true; before: number; epoch: string }
 
-/** A group record (`detail`). */
-export interface GroupRecord {
-  id: string;
-  group: string[];
-  status: number;
-  create: number;
-  update: number;
-  notice: unknown[];
-  manager: string;
-  founder: string;
-  announce: { content: string; expired: number };
-  permit: { free: boolean; announce: boolean };
-  block: string[];
-  nick: string;
-}
+/** A group record (`detail`): the server's own type. */
+export type { GroupRecord } from '../actors/group-state.js';
 
 /** One page of `history`. */
 export interface HistoryPage {
   with?: string;
   group?: string;
-  epoch: number;
+  epoch: string;
   first: number;
   last: number;
   more: boolean;
@@ -64,7 +51,7 @@ export interface RegAnswer { amount?: string; account?: string; base?: string; e
 export interface TokenAnswer { token: string; issuer: string; exp: number }
 
 /** The `update` keys of a group. */
-export type GroupUpdateKey = 'nick' | 'announce' | 'expired' | 'pmt_announce' | 'pmt_free';
+export type { UpdateKey as GroupUpdateKey } from '../actors/group-state.js';
 
 export function isMessage(f: ServerFrame): f is MessageFrame {
   return (f as { type?: string }).type === 'message';
