@@ -16,7 +16,8 @@
 import { randomBytes } from 'node:crypto';
 import { Code, type ErrorCode } from '../protocol/codes';
 import { noticeFrame, renderFrame, type Request, type Template } from '../protocol/frames';
-import { directConv, groupConv, type ConvId, type ConversationLog, type LogEntry, type Store } from '../store/ports';
+import type { ConvId, ConversationLog, LogEntry, Store } from '../store/ports';
+import { conversationOf, refKeys } from './conversation-ref';
 import { groupAddress } from './address';
 import type { Post } from './envelopes';
 import type { GroupRecord } from './group-state';
@@ -44,23 +45,20 @@ const fail = (code: ErrorCode, error: string): ChangeDecision => ({ ok: false, c
 /** Decides an `edit` or `delete` by `account` (on connection `conn`). */
 export function decideChange(store: Store, account: string, conn: number, r: Request): ChangeDecision {
   const act = r.act as ChangeAct;
-  const group = typeof r.group === 'string' ? r.group : undefined;
-  const peer = typeof r.with === 'string' ? r.with : undefined;
-  if ((group === undefined) === (peer === undefined)) return fail(Code.MISSING_PARAMS, `${act} needs one of "with" (an account) or "group" (a group id)`);
+  const ref = conversationOf(account, r);
+  if (ref === undefined) return fail(Code.MISSING_PARAMS, `${act} needs one of "with" (an account) or "group" (a group id)`);
+  const { conv, group, with: peer } = ref;
   const seq = r.seq as number;
   let to: string[];
   let manager = false;
-  let conv: ConvId;
   if (group !== undefined) {
-    conv = groupConv(group);
     const g = store.states.get(groupAddress(group)) as GroupRecord | undefined;
     // The same answer for a group that does not exist: non-members learn nothing of it.
     if (g === undefined || !Array.isArray(g.group) || !g.group.includes(account)) return fail(Code.NOT_PERMITTED, `only members may ${act} in a group`);
     to = g.group.filter((a) => a !== account);
     manager = g.manager === account;
   } else {
-    conv = directConv(account, peer!);
-    to = peer === account ? [] : [peer!];
+    to = peer === account ? [] : [peer];
   }
   const original = seq > 0 ? store.log.read({ conv, after: seq - 1, before: seq + 1, limit: 1, direction: 'forward' })[0] : undefined;
   if (original === undefined || original.from === null || isChangeRecord(original)) return fail(Code.UNEXPECTED_INPUT, `no message with seq ${seq} in this conversation`);
@@ -73,7 +71,7 @@ export function decideChange(store: Store, account: string, conn: number, r: Req
     ? { head: `{"type":"notice","msg":${msgJson},${where}`, tail: `,"edit":${seq},"method":{"cat":"chat","act":"edit"}` }
     : { head: `{"type":"notice",${where}`, tail: `,"delete":${seq},"method":{"cat":"chat","act":"delete"}` };
   const post: Post = { t: 'post', conv, tpl, from: account, to, origin: conn };
-  const answer = { ...(group !== undefined ? { group } : { with: peer }), seq };
+  const answer = { ...refKeys(ref), seq };
   return { ok: true, act, conv, original, post, answer, ...(msgJson !== undefined ? { msgJson } : {}) };
 }
 

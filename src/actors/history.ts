@@ -6,7 +6,8 @@
  */
 import { Code, type ErrorCode } from '../protocol/codes';
 import { noticeFrame, renderFrame, type Request } from '../protocol/frames';
-import { directConv, groupConv, type ConvId, type ConversationLog, type LogEntry, type Positions } from '../store/ports';
+import type { ConvId, ConversationLog, LogEntry, Positions } from '../store/ports';
+import { conversationOf, refKeys } from './conversation-ref';
 import { isChangeRecord } from './edits';
 import { renderOwnFrame } from './own';
 
@@ -22,12 +23,11 @@ export type HistoryAnnotate = (conv: ConvId, offsets: number[]) => Record<string
 
 export function readHistory(log: ConversationLog, positions: Positions, epoch: string, account: string, r: Request, maxBytes = HISTORY_BYTES, annotate?: HistoryAnnotate): HistoryAnswer {
   const pageBytes = Math.min(HISTORY_BYTES, maxBytes);
-  const group = typeof r.group === 'string' ? r.group : undefined;
-  const peer = typeof r.with === 'string' ? r.with : undefined;
-  if ((group === undefined) === (peer === undefined)) return { ok: false, code: Code.MISSING_PARAMS, error: 'history needs one of "with" (an account) or "group" (a group id)' };
+  const ref = conversationOf(account, r);
+  if (ref === undefined) return { ok: false, code: Code.MISSING_PARAMS, error: 'history needs one of "with" (an account) or "group" (a group id)' };
   if (r.before !== undefined && r.after !== undefined) return { ok: false, code: Code.UNEXPECTED_INPUT, error: 'give "before" or "after", not both' };
-  const conv = group !== undefined ? groupConv(group) : directConv(account, peer!);
-  if (group !== undefined && positions.membership(account, conv) === undefined) {
+  const { conv, with: peer } = ref;
+  if (ref.group !== undefined && positions.membership(account, conv) === undefined) {
     // The same answer for a group that does not exist: non-members learn nothing of it.
     return { ok: false, code: Code.NOT_PERMITTED, error: 'only members read a group\'s history' };
   }
@@ -55,7 +55,7 @@ export function readHistory(log: ConversationLog, positions: Positions, epoch: s
   if (!forward) frames.reverse();
   const kept = forward ? page.slice(0, used) : page.slice(page.length - used);
   const msg = {
-    ...(group !== undefined ? { group } : { with: peer }),
+    ...refKeys(ref),
     epoch,
     first: kept[0]?.offset ?? null,
     last: kept.at(-1)?.offset ?? null,

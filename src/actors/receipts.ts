@@ -21,7 +21,8 @@
  */
 import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
-import { directConv, groupConv, type ConvId, type Store } from '../store/ports';
+import type { ConvId, Store } from '../store/ports';
+import { conversationOf, refKeys } from './conversation-ref';
 import type { GroupMembers } from './group-members';
 import type { EphemeralOut } from './ephemeral-out';
 import type { Peer, Peers } from './peer';
@@ -52,19 +53,18 @@ export class Receipts {
 
   request(peer: Peer, r: Request, lost: () => void): void {
     const me = peer.account!;
-    const group = typeof r.group === 'string' ? r.group : undefined;
-    const other = typeof r.with === 'string' ? r.with : undefined;
-    if ((group === undefined) === (other === undefined)) {
+    const ref = conversationOf(me, r);
+    if (ref === undefined) {
       return void peer.send(errorFrame(Code.MISSING_PARAMS, 'read needs one of "with" (an account) or "group" (a group id)', r));
     }
-    const conv = group !== undefined ? groupConv(group) : directConv(me, other!);
+    const { conv, group, with: other } = ref;
     if (this.store.positions.membership(me, conv) === undefined) {
       return void peer.send(errorFrame(Code.NOT_PERMITTED, group !== undefined ? 'only members mark a group read' : 'no conversation with this account', r));
     }
     const last = this.store.log.top(conv)?.last ?? 0;
     const before = this.position(conv, me);
     const seq = Math.min(r.seq as number, last);
-    const key = group !== undefined ? { group } : { with: other };
+    const key = refKeys(ref);
     if (seq <= before) {
       this.counters.unchanged++;
       return void peer.send(noticeFrame('chat', 'read', { ...key, seq: before }, r.callback));

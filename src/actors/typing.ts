@@ -14,7 +14,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { noticeFrame, type Request } from '../protocol/frames';
-import { directConv, groupConv } from '../store/ports';
+import { conversationOf } from './conversation-ref';
 import type { EphemeralOut } from './ephemeral-out';
 import type { GroupMembers } from './group-members';
 import type { Peer, Peers } from './peer';
@@ -30,22 +30,19 @@ export class Typing {
 
   request(peer: Peer, r: Request, now = Date.now()): void {
     const me = peer.account!;
-    const group = typeof r.group === 'string' ? r.group : undefined;
-    const other = typeof r.with === 'string' ? r.with : undefined;
+    const ref = conversationOf(me, r);
     // Malformed or not permitted: dropped (typing is fire-and-forget), counted.
-    if ((group === undefined) === (other === undefined) || other === me) { this.counters.refused++; return; }
+    if (ref === undefined || ref.with === me) { this.counters.refused++; return; }
+    const { conv, group } = ref;
     let to: Iterable<string>;
     let msg: Record<string, string>;
-    let conv: string;
     if (group !== undefined) {
       const m = this.members.of(group);
       if (!m.has(me)) { this.counters.refused++; return; }
       to = m;
-      conv = groupConv(group);
       msg = { account: me, group };
     } else {
-      to = [other!];
-      conv = directConv(me, other!);
+      to = [ref.with];
       msg = { account: me, with: me };
     }
     const key = `${me} ${conv}`;
