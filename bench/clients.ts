@@ -26,6 +26,16 @@ export const counters = {
   errorSamples: [] as string[],
 };
 
+/** Zeroes the counters before a measurement. */
+export function resetCounters(): void {
+  counters.errorFrames = 0;
+  counters.closedUnexpected = 0;
+  counters.connectFailed = 0;
+  counters.retryAfter = 0;
+  counters.resumeRefused = 0;
+  counters.errorSamples.length = 0;
+}
+
 function noteError(text: string): void {
   counters.errorFrames++;
   if (counters.errorSamples.length < 5) counters.errorSamples.push(text.slice(0, 300));

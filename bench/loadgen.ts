@@ -13,7 +13,7 @@ import { stringToU8a, u8aToHex } from '@polkadot/util';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { createHash } from 'node:crypto';
 import * as os from 'node:os';
-import { closeAll, counters, readMark, signIn, signInMany, type BenchClient, type Signer } from './clients';
+import { closeAll, counters, readMark, resetCounters, signIn, signInMany, type BenchClient, type Signer } from './clients';
 import { dirBytes, now, openAccount, ProcWatch, SelfCpu, sleep, writeBytes } from './common';
 import { Latency, type RunResult } from './stats';
 import { stormArm, stormSetup, stormWait, type StormSetupArgs } from './storm';
@@ -84,15 +84,6 @@ const SIGNIN_CONCURRENCY = 100;
 function errorFigures(): { errors: number; notes: string[] } {
   const notes = counters.errorSamples.length > 0 ? [`error frames e.g. ${counters.errorSamples[0]}`] : [];
   return { errors: counters.errorFrames + counters.closedUnexpected + counters.connectFailed, notes };
-}
-
-function resetCounters(): void {
-  counters.errorFrames = 0;
-  counters.closedUnexpected = 0;
-  counters.connectFailed = 0;
-  counters.retryAfter = 0;
-  counters.resumeRefused = 0;
-  counters.errorSamples.length = 0;
 }
 
 interface Stream {

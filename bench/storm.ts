@@ -19,7 +19,7 @@ import { stringToU8a, u8aToHex } from '@polkadot/util';
 import { cryptoWaitReady } from '@polkadot/util-crypto';
 import { createHash } from 'node:crypto';
 import { monitorEventLoopDelay, type IntervalHistogram } from 'node:perf_hooks';
-import { counters, readMark, signIn, signInMany, type BenchClient, type Signer } from './clients';
+import { counters, readMark, resetCounters, signIn, signInMany, type BenchClient, type Signer } from './clients';
 import { now, SelfCpu, sleep } from './common';
 import { Latency, type RunResult } from './stats';
 
@@ -174,12 +174,7 @@ function tick(s: State): void {
 }
 
 export async function stormSetup(a: StormSetupArgs): Promise<{ signedIn: number; failed: number; ms: number; tokens: number; firstError: string }> {
-  counters.errorFrames = 0;
-  counters.closedUnexpected = 0;
-  counters.connectFailed = 0;
-  counters.retryAfter = 0;
-  counters.resumeRefused = 0;
-  counters.errorSamples.length = 0;
+  resetCounters();
   await cryptoWaitReady();
   const keyring = new Keyring({ type: 'sr25519', ss58Format: 42 });
   const pairs = Array.from({ length: a.clients }, (_, i) => keyring.addFromSeed(seedOf(a.label, i)));
