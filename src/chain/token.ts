@@ -8,8 +8,9 @@
  * and changing any character of either part breaks it. The key is ed25519: deterministic signatures
  * and a pure-JS fallback when the WASM crypto is not initialised.
  */
-import { chmodSync, mkdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { makeDirs, writePrivateFileAtomic } from '../files';
 import { Keyring } from '@polkadot/keyring';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { hexToU8a, isHex, stringToU8a, u8aToHex, u8aEq } from '@polkadot/util';
@@ -99,11 +100,9 @@ export async function loadOrCreateServerKey(dir: string, ss58Format = 42): Promi
     if ((statSync(file).mode & 0o077) !== 0) chmodSync(file, 0o600);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
-    mkdirSync(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir);
     seedHex = u8aToHex(randomAsU8a(32));
-    const tmp = `${file}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${seedHex}\n`, { mode: 0o600, flag: 'wx' });
-    renameSync(tmp, file);
+    writePrivateFileAtomic(file, `${seedHex}\n`);
   }
   if (!isHex(seedHex, 256)) throw new Error(`${file} does not hold a 32-byte hex seed`);
   return new Keyring({ type: 'ed25519', ss58Format }).addFromSeed(hexToU8a(seedHex));

@@ -16,8 +16,9 @@
  * as actor state (`sessions:revoked`), so it holds across restarts and is in every backup.
  */
 import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
-import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, writeSync } from 'node:fs';
+import { chmodSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
+import { writePrivateFileAtomic } from '../files';
 
 export const RESUME_KEY_FILE = 'resume-key';
 export const REVOKED_ADDRESS = 'sessions:revoked';
@@ -54,15 +55,7 @@ export function loadOrCreateResumeKey(dir: string): Buffer {
     if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
   }
   const key = randomBytes(32);
-  const tmp = `${file}.${process.pid}.tmp`;
-  const fd = openSync(tmp, 'wx', 0o600);
-  try {
-    writeSync(fd, `${key.toString('hex')}\n`);
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, file);
+  writePrivateFileAtomic(file, `${key.toString('hex')}\n`);
   return key;
 }
 

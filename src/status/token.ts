@@ -7,6 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { makeDirs } from '../files';
 import type { Logger } from '../log';
 
 /** The file name of the generated token inside the data directory. */
@@ -63,16 +64,4 @@ function readTokenFile(file: string, log: Logger): string | undefined {
   const token = fs.readFileSync(file, 'utf8').trim();
   if (!/^\S+$/.test(token)) throw new Error(`${file} does not hold a token (one word)`);
   return token;
-}
-
-/** `mkdir -p` one level at a time, new levels 0700 (Node's recursive mkdir spins on some paths, e.g. under /proc). */
-function makeDirs(dir: string): void {
-  const abs = path.resolve(dir);
-  const parent = path.dirname(abs);
-  if (parent !== abs && !fs.existsSync(parent)) makeDirs(parent);
-  try {
-    fs.mkdirSync(abs, { mode: 0o700 });
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
-  }
 }

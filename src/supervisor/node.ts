@@ -9,9 +9,10 @@
  * members away read it from the log when they sign in. A direct message skips the shard:
  * connection → direct decision → delivery.
  */
-import { existsSync, mkdirSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { backupRoot, detailBytesBound, type Settings } from '../config';
+import { makeDirs } from '../files';
 import { logger } from '../log';
 import { every } from '../log-aggregate';
 import { Code } from '../protocol/codes';
@@ -66,21 +67,6 @@ function checkDataDir(dir: string): void {
     rmSync(probe);
   } catch (err) {
     throw new StartupError(`data directory ${dir} is not usable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
-
-/**
- * `mkdir -p` one level at a time: Node's recursive mkdir never returns on some paths the kernel
- * refuses oddly (under /proc it spins at 100% CPU).
- */
-function makeDirs(dir: string): void {
-  const abs = resolve(dir);
-  const parent = dirname(abs);
-  if (parent !== abs && !existsSync(parent)) makeDirs(parent);
-  try {
-    mkdirSync(abs);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'EEXIST') throw err;
   }
 }
 
