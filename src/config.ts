@@ -8,6 +8,7 @@ import { availableParallelism } from 'node:os';
 import { resolve, sep } from 'node:path';
 import { LOG_LEVELS } from './log';
 import { isSS58 } from './protocol/ss58';
+import { CLUSTER_NAME } from './cluster/names';
 
 export interface Settings {
   port: number;
@@ -54,6 +55,10 @@ export interface Settings {
   signinQueue: number;
   signinThreads: number;
   importLegacy: string | undefined;
+  cluster: string | undefined;
+  clusterName: string;
+  clusterReplicas: number;
+  clusterHeartbeatMs: number;
   testFaults: boolean;
   checkConfig: boolean;
 }
@@ -106,6 +111,10 @@ const specs: { [K in keyof Settings]: Spec } = {
   signinQueue: { flag: 'signin-queue', kind: 'int', def: 2000, min: 1, max: 1_000_000, help: 'most sign-ins waiting for signature verification; past it a sign-in gets error 45003 with retryAfterMs' },
   signinThreads: { flag: 'signin-threads', kind: 'int', def: Math.max(1, availableParallelism()), min: 1, max: 256, help: 'worker threads verifying sign-in signatures (WebAssembly sr25519, ed25519, ecdsa)' },
   importLegacy: { flag: 'import-legacy', kind: 'string', def: undefined, help: "first service's backup file to import at start" },
+  cluster: { flag: 'cluster', kind: 'string', def: undefined, help: 'NATS URL (nats://host:4222, with JetStream): this node joins the cluster named by --cluster-name; durable state lives in JetStream' },
+  clusterName: { flag: 'cluster-name', kind: 'string', def: 'imgc', help: 'name of the cluster (letters, digits, _ or -): nodes with the same name and NATS serve the same accounts and groups' },
+  clusterReplicas: { flag: 'cluster-replicas', kind: 'int', def: 1, min: 1, max: 5, help: 'JetStream replicas of the cluster\'s stream and buckets (3 on a NATS cluster of 3)' },
+  clusterHeartbeatMs: { flag: 'cluster-heartbeat-ms', kind: 'int', def: 1000, min: 100, max: 60_000, help: 'cluster heartbeat: a node silent for 4 heartbeats is gone and its partitions are taken over' },
   testFaults: { flag: 'test-faults', kind: 'bool', def: false, help: 'enable test-only fault switches (never in production)' },
   checkConfig: { flag: 'check-config', kind: 'bool', def: false, help: 'validate the settings (flags, environment, --config file) and exit: 0 when valid, 2 when not' },
 };
@@ -220,6 +229,15 @@ function checkVerification(s: Settings): void {
     let url: URL | undefined;
     try { url = new URL(s.chainEndpoint); } catch { url = undefined; }
     if (!url || (url.protocol !== 'ws:' && url.protocol !== 'wss:')) throw new ConfigError(`chain: must be a ws:// or wss:// URL, got ${JSON.stringify(s.chainEndpoint)}`);
+  }
+  if (!CLUSTER_NAME.test(s.clusterName)) throw new ConfigError(`cluster-name: 1 to 32 letters, digits, _ or -, got ${JSON.stringify(s.clusterName)}`);
+  if (s.cluster !== undefined) {
+    for (const server of s.cluster.split(',')) {
+      let url: URL | undefined;
+      try { url = new URL(server.trim()); } catch { url = undefined; }
+      if (!url || !['nats:', 'tls:'].includes(url.protocol)) throw new ConfigError(`cluster: must be nats:// or tls:// URLs (comma-separated), got ${JSON.stringify(s.cluster)}`);
+    }
+    if (s.importLegacy !== undefined) throw new ConfigError('import-legacy: not in cluster mode; import into one embedded node, then move it into the cluster with `imgc cluster-import`');
   }
 }
 

@@ -35,6 +35,14 @@ export class PositionBook {
     return p;
   }
 
+  /** Positions read elsewhere (another node's, in cluster mode): whichever got further wins. */
+  merge(account: string, q: AccountPositions): void {
+    const p = this.get(account);
+    if (q.delivered > p.delivered) p.delivered = q.delivered;
+    if (q.acked > p.acked) p.acked = q.acked;
+    if (q.ackMode) p.ackMode = true;
+  }
+
   delivered(account: string, offset: number): void {
     const p = this.get(account);
     if (offset <= p.delivered) return;

@@ -19,16 +19,18 @@ import { LRUCache } from 'lru-cache';
 import { logger } from '../log';
 import { Code } from '../protocol/codes';
 import { errorFrame, refusedAnswer, renderFrame, STORAGE_FULL_TEXT, type Request, type Template } from '../protocol/frames';
-import { accountConv, StoreError, type ConvId, type Store } from '../store/ports';
+import { accountConv, StoreError, type AccountPositions, type ConvId, type Store } from '../store/ports';
 import { deliveryLatencySeconds, now as clock, secondsSince, storeFlushSeconds } from '../status/instruments';
 import { PositionBook } from './account-positions';
 import { Backlog } from './backlog';
 import type { Post, StateOut } from './envelopes';
-import { applyChange, changeAnswer, decideChange } from './edits';
+import { applyChange, changeAnswer, decideChange, type ChangeDecision } from './edits';
 import { readHistory, type HistoryAnnotate } from './history';
 import { ownRecipient, renderOwnFrame } from './own';
 import type { Peer, Peers } from './peer';
 import { Retention, type RetentionPolicy } from './retention';
+
+type ChangeOk = Extract<ChangeDecision, { ok: true }>;
 
 export interface DeliveryLimits extends RetentionPolicy {
   /** Newest records of a group delivered at sign-in. */
@@ -143,12 +145,24 @@ export class Delivery {
 
   /** `edit` and `delete` (edits.ts): a new record in the conversation's log; the original is rewritten in place. */
   change(peer: Peer, r: Request): void {
+    const d = this.decideChange(peer, r);
+    if (d) this.applyChange(d, Date.now(), peer.id, r.callback);
+  }
+
+  /** The decision of an `edit` or `delete` (answered here when refused), without recording it. */
+  decideChange(peer: Peer, r: Request): ChangeOk | undefined {
     const d = decideChange(this.store, peer.account!, peer.id, r);
-    if (!d.ok) return void peer.send(errorFrame(d.code, d.error, r));
-    const offset = this.record(d.conv, d.post, Date.now());
+    if (d.ok) return d;
+    peer.send(errorFrame(d.code, d.error, r));
+    return undefined;
+  }
+
+  /** Records a decided change and rewrites its original; the requester (`conn`) is answered once durable. */
+  applyChange(d: ChangeOk, now: number, conn: number, callback: string | undefined): void {
+    const offset = this.record(d.conv, d.post, now);
     applyChange(this.store.log, d, offset);
-    const answer = changeAnswer(d, offset, r.callback);
-    this.afterDurable(() => peer.send(answer), () => peer.send(errorFrame(Code.STORAGE_FULL, STORAGE_FULL_TEXT, r)));
+    const answer = changeAnswer(d, offset, callback);
+    this.afterDurable(() => this.peers.peer(conn)?.send(answer), () => this.peers.peer(conn)?.send(refusedAnswer(answer, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
   }
 
   /** An actor's new state, with who joined or left its conversation; written in the same turn as its posts. */
@@ -238,13 +252,28 @@ export class Delivery {
   // ---- sign-in: the backlog ----
 
   /** Sends the connection what its account missed, in offset order; live frames wait behind it. */
-  sync(peer: Peer): void {
+  sync(peer: Peer, positions?: Promise<AccountPositions | undefined>): void {
     // A sync already under way covers a repeated `online`: the backlog is not sent twice.
     if (this.syncs.has(peer.id) || peer.account === undefined) return;
-    const p = this.positions.get(peer.account);
-    const s: Sync = { peer, backlog: this.backlog(peer.account, p.ackMode ? p.acked : p.delivered, peer.syncOwn === true), upTo: this.lastOffset, held: [], heldBytes: 0, heldLast: 0, overflow: false };
+    const account = peer.account;
+    const start = (s: Sync): void => {
+      const p = this.positions.get(account);
+      s.backlog = this.backlog(account, p.ackMode ? p.acked : p.delivered, peer.syncOwn === true);
+      s.upTo = this.lastOffset;
+      this.pump(s);
+    };
+    const s: Sync = { peer, backlog: new Backlog(this.store.log, { account, after: this.lastOffset, upTo: this.lastOffset, groupBacklog: 0, epoch: this.store.epoch }, []), upTo: this.lastOffset, held: [], heldBytes: 0, heldLast: 0, overflow: false };
     this.syncs.set(peer.id, s);
-    this.pump(s);
+    if (positions === undefined) return start(s);
+    // The account's positions come from elsewhere (cluster mode): live frames wait meanwhile, and
+    // are dropped when the backlog starts, which covers them (it reads through the newest record).
+    positions.then((p) => {
+      if (p) this.positions.merge(account, p);
+    }, (err: unknown) => this.log.warn({ err, account }, 'positions not read from the engine: the backlog starts from the cached ones')).finally(() => {
+      if (this.syncs.get(peer.id) !== s) return;
+      s.held = []; s.heldBytes = 0; s.heldLast = 0; s.overflow = false;
+      start(s);
+    });
   }
 
   private backlog(account: string, after: number, own: boolean): Backlog {

@@ -49,7 +49,14 @@ export type VerifyCall = { t: 'verify' } & (
   | { op: 'import'; proof: import('../chain/registrations').Proof }
 );
 
-export type ToShard = GroupCall | Control | Loaded | VerifyCall;
+/**
+ * main → shard (cluster mode): the partitions whose ownership changed. Their resident actors go
+ * (their next call loads them from the node's replica, current as of the claim), and the
+ * verification actor, when its partition is among them, starts again from `verifierState`.
+ */
+export interface Evict { t: 'evict'; partitions: number[]; verifierState?: unknown }
+
+export type ToShard = GroupCall | Control | Loaded | VerifyCall | Evict;
 
 /** shard → main: one frame for one connection. */
 export interface Reply {
@@ -58,6 +65,8 @@ export interface Reply {
   frame: string;
   /** The frame refuses a request for a limit (counted on the main thread under this name). */
   limit?: 'maxGroupSize' | 'maxBlocked' | 'detailBytes';
+  /** The partition of the actor that decided it (set by the shard; cluster mode routes by it). */
+  part?: number;
 }
 
 /**
@@ -80,13 +89,15 @@ export interface Post {
   origin?: number;
   /** The sender's answer, sent once the record is durable. */
   ackTo?: { conn: number; frame: string };
+  /** The partition of the actor that decided it (set by the shard; cluster mode routes by it). */
+  part?: number;
 }
 
 /**
  * shard → main: an actor's new state (undefined: it is gone), stored with the posts of the same
  * decision in one write; for a group, who joined or left its conversation.
  */
-export interface StateOut { t: 'state'; address: string; state: unknown; conv?: ConvId; joined?: string[]; left?: string[] }
+export interface StateOut { t: 'state'; address: string; state: unknown; conv?: ConvId; joined?: string[]; left?: string[]; part?: number }
 
 /** shard → main: an actor's state is wanted (it is not resident); answered with `Loaded`, carrying `calls` back. */
 export interface Load { t: 'load'; address: string; calls: GroupCall[] }

@@ -13,11 +13,12 @@ import { groupConv } from '../store/ports';
 import { groupAddress } from './address';
 import { Code } from '../protocol/codes';
 import { errorFrame } from '../protocol/frames';
-import type { Batch, Control, FromShard, GroupCall, Loaded, ToShard, VerifyCall } from './envelopes';
+import type { Batch, Control, Evict, FromShard, GroupCall, Loaded, ToShard, VerifyCall } from './envelopes';
+import { partitionOf } from '../hash';
 import { decideGroup, type Decision } from './group';
 import { applyGroup, groupRecordFault, type GroupRecord } from './group-state';
 import type { ShardConfig } from './shard-config';
-import { VERIFY_ADDRESS, Verifier } from './verifier';
+import { VERIFY_ADDRESS, Verifier, type VerifierState } from './verifier';
 
 const cfg = workerData as ShardConfig;
 setLogLevel(cfg.logLevel);
@@ -105,6 +106,16 @@ class Shard {
       case 'loaded': return this.onLoaded(item, out);
       case 'control': return this.onControl(item.op, out);
       case 'verify': return this.onVerify(item, out);
+      case 'evict': return this.onEvict(item);
+    }
+  }
+
+  /** Cluster mode: partitions gained or lost. Their actors come back from the store on their next call. */
+  private onEvict(item: Evict): void {
+    const gone = new Set(item.partitions);
+    for (const id of [...this.groups.keys()]) if (gone.has(partitionOf(groupAddress(id), cfg.partitions))) this.groups.delete(id);
+    if (gone.has(partitionOf(VERIFY_ADDRESS, cfg.partitions))) {
+      this.verifier = item.verifierState === undefined ? undefined : new Verifier(cfg.verify, item.verifierState as VerifierState);
     }
   }
 
@@ -224,12 +235,27 @@ class Shard {
   }
 }
 
+/** Marks what an actor decided with its partition (cluster mode writes a partition's output as its owner). */
+function tagPartition(item: ToShard, out: FromShard[], from: number): void {
+  const address = item.t === 'group' ? groupAddress(item.id) : item.t === 'loaded' ? item.address : item.t === 'verify' ? VERIFY_ADDRESS : undefined;
+  if (address === undefined) return;
+  const part = partitionOf(address, cfg.partitions);
+  for (let i = from; i < out.length; i++) {
+    const o = out[i]!;
+    if (o.t === 'post' || o.t === 'state' || o.t === 'reply') o.part = part;
+  }
+}
+
 function main(): void {
   const port = parentPort!;
   const shard = new Shard();
   port.on('message', (batch: Batch<ToShard>) => {
     const out: FromShard[] = [];
-    for (const item of batch.items) shard.handle(item, out);
+    for (const item of batch.items) {
+      const from = out.length;
+      shard.handle(item, out);
+      if (out.length > from) tagPartition(item, out, from);
+    }
     port.postMessage({ id: batch.id, items: out } satisfies Batch<FromShard>);
     if (batch.items.some((i) => i.t === 'control' && i.op === 'shutdown')) port.postMessage({ closed: true });
   });

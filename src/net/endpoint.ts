@@ -23,6 +23,8 @@ export interface EndpointOptions {
   /** Open WebSocket connections in total, and per remote address; past either the upgrade is answered 503. */
   maxConnections: number;
   maxConnectionsPerIp: number;
+  /** The first connection id (cluster mode: each node's ids lie in its own range, see cluster/links.ts). */
+  firstConnId?: number;
 }
 
 export interface EndpointHooks {
@@ -89,6 +91,7 @@ export class Endpoint {
   private readonly log = logger({ part: 'endpoint' });
 
   constructor(private readonly opts: EndpointOptions, private readonly router: Router, private readonly hooks: EndpointHooks) {
+    this.nextId = opts.firstConnId ?? 1;
     this.server = opts.tlsCert && opts.tlsKey
       ? createHttps({ cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) })
       : createHttp();

@@ -111,6 +111,9 @@ export class Sessions {
   }
 
   /** Revokes one token (a device's logout), until it would have expired anyway. */
+  /** The stored list changed elsewhere (another node): what it revoked holds here too. */
+  adopt(stored: unknown): void { this.revoked = mergeRevoked(this.revoked, stored); }
+
   revokeId(id: string, exp: number, now = Date.now()): void {
     this.revoked.ids[id] = exp;
     this.figures.revokedIds++;
@@ -146,6 +149,18 @@ export class Sessions {
       revokedAccountsKept: Object.keys(this.revoked.accounts).length,
     };
   }
+}
+
+/**
+ * Two revocation lists as one (cluster mode: nodes revoke independently; the list a node writes
+ * must not undo another's): every id and account of either, each kept for the later of the two.
+ */
+export function mergeRevoked(a: unknown, b: unknown): RevokedState {
+  const x = parseRevoked(a);
+  const y = parseRevoked(b);
+  for (const [k, t] of Object.entries(y.ids)) x.ids[k] = Math.max(t, x.ids[k] ?? t);
+  for (const [k, t] of Object.entries(y.accounts)) x.accounts[k] = Math.max(t, x.accounts[k] ?? t);
+  return x;
 }
 
 function parseRevoked(v: unknown): RevokedState {

@@ -5,7 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import type { ShardStats } from '../actors/envelopes';
-import type { ChainView, SignInView, StatusSource } from './source';
+import type { ChainView, ClusterView, SignInView, StatusSource } from './source';
 import type { LimitsView } from '../supervisor/limits';
 
 export interface WorkerStatus {
@@ -81,6 +81,7 @@ export interface StatusSnapshot {
   verification: unknown;
   /** Sign-ins by method (sig, resume, open), failures by reason, the verification queue and wait, handshake deadline closes. */
   signIn?: SignInView | null;
+  cluster?: ClusterView | null;
   process: {
     rssBytes: number;
     heapUsedBytes: number;
@@ -154,10 +155,13 @@ export function readiness(source: StatusSource): { ready: boolean; restored: boo
   const workersDown = source.shards.filter((s) => !s.up).map((s) => s.index);
   const store = source.storeHealth?.() ?? null;
   const storeWritable = store === null || store.writable;
+  const cluster = source.clusterState?.() ?? null;
   let reason: string | undefined;
   if (!source.ready) reason = 'starting';
   else if (source.shards.length === 0 || workersDown.length > 0) reason = 'workers down';
   else if (!storeWritable) reason = `store full since ${new Date(store!.since).toISOString()}: writes are refused`;
+  else if (cluster !== null && !cluster.engine.connected) reason = 'cut off from the cluster\'s engine (NATS): writes are refused';
+  else if (cluster !== null && !cluster.ready) reason = 'cluster replica not current';
   return { ready: reason === undefined, restored: source.ready, workersDown, storeWritable, ...(reason === undefined ? {} : { reason }) };
 }
 
@@ -217,6 +221,7 @@ export async function takeSnapshot(source: StatusSource, live: LiveFigures, stat
     chain: chain ? { ...chain } : null,
     verification: source.verificationState?.() ?? null,
     signIn: source.signInState?.() ?? null,
+    cluster: source.clusterState?.() ?? null,
     process: {
       rssBytes: mem.rss,
       heapUsedBytes: mem.heapUsed,

@@ -102,4 +102,14 @@ export interface StatusSource {
   verificationState?(): unknown;
   /** Sign-in figures (Node.signInState()): by method, failures by reason, the verification queue, the handshake deadline. */
   signInState?(): SignInView | null;
+  /** Cluster mode: the nodes, the partitions each serves, the engine's health (null: embedded). */
+  clusterState?(): ClusterView | null;
+}
+
+/** What a cluster node reports (see supervisor/cluster-role.ts `status()`). */
+export interface ClusterView {
+  /** Connected to the engine and its replica is current. */
+  ready: boolean;
+  engine: { connected: boolean };
+  [more: string]: unknown;
 }

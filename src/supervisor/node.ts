@@ -20,7 +20,11 @@ import { errorFrame, refusedAnswer, STORAGE_FULL_TEXT, type Request } from '../p
 import type { Connection, Router, SignInFailure, SignInMethod } from '../actors/connection';
 import { Delivery } from '../actors/delivery';
 import { decideDirect } from '../actors/direct';
-import type { FromShard, GroupCall, ShardStats, StateOut, ToShard } from '../actors/envelopes';
+import type { FromShard, GroupCall, Post, Reply, ShardStats, StateOut, ToShard, VerifyCall } from '../actors/envelopes';
+import type { Entry } from '../cluster/entry';
+import { ClusterRole, type ClusterHost } from './cluster-role';
+import { publishingStates } from './publishing-states';
+import { partitionOf } from './placement';
 import type { GroupRecord } from '../actors/group-state';
 import type { ShardConfig } from '../actors/shard-config';
 import { VERIFY_ADDRESS, type VerifierState } from '../actors/verifier';
@@ -36,7 +40,7 @@ import { groupConv, type Store, type StoreHealth } from '../store/ports';
 import { migrateDataDir } from '../migrate/migrate';
 import { Endpoint } from '../net/endpoint';
 import { SignatureChecker } from '../net/signatures';
-import { loadOrCreateResumeKey, REVOKED_ADDRESS, Sessions, type Issued, type ResumeCheck } from '../net/sessions';
+import { loadOrCreateResumeKey, mergeRevoked, REVOKED_ADDRESS, Sessions, type Issued, type ResumeCheck } from '../net/sessions';
 import { importLegacy, legacyProof, type ImportTarget } from './legacy-import';
 import { Registry } from './registry';
 import type { InFlight } from './mailbox';
@@ -44,7 +48,7 @@ import { ShardHost } from './shard-host';
 import { RestartBudget } from './restart-budget';
 import { Verification } from './verification';
 import { Limits, type LimitsView } from './limits';
-import type { SignInView } from '../status/source';
+import type { ClusterView, SignInView } from '../status/source';
 import { errorsTotal } from '../status/instruments';
 
 /** Start-up failed for a reason the operator fixes (a port in use, an unusable data directory): exit 2. */
@@ -129,6 +133,8 @@ export class Node implements Router {
   private readonly budget: RestartBudget;
   private endpoint: Endpoint | undefined;
   private store: Store | undefined;
+  /** Cluster mode (--cluster): the engine, the ledger, the partitions this node owns. */
+  private cluster: ClusterRole | undefined;
   private deliveryActor: Delivery | undefined;
   /** Presence, typing and read receipts: on this thread, beside the sockets (see src/actors/presence.ts). */
   private presenceActor: Presence | undefined;
@@ -163,8 +169,9 @@ export class Node implements Router {
     );
   }
 
-  private toVerifier(item: ToShard): void {
-    this.shards[this.registry.workerOf(VERIFY_ADDRESS)]!.post(item);
+  private toVerifier(item: VerifyCall): void {
+    if (this.cluster) this.cluster.verify(item);
+    else this.shards[this.registry.workerOf(VERIFY_ADDRESS)]!.post(item);
   }
 
   get auth(): 'signed' | 'open' { return this.settings.auth; }
@@ -194,21 +201,31 @@ export class Node implements Router {
   async start(): Promise<{ port: number }> {
     const s = this.settings;
     checkDataDir(s.data);
-    const store = await openStore({ backend: s.store, dir: s.data, fsync: s.fsync }).catch((err: unknown) => {
-      throw new StartupError(`the store in ${s.data} cannot be opened: ${(err as Error).message}`);
-    });
-    this.store = store;
+    if (s.cluster !== undefined) {
+      // Cluster mode: durable state is in JetStream; this node's store is a replica of it.
+      this.cluster = await ClusterRole.open(s, this.clusterHost(), this.log.child({ component: 'cluster' })).catch((err: unknown) => {
+        throw new StartupError(`cluster ${s.clusterName} at ${s.cluster} cannot be joined: ${(err as Error).message}`);
+      });
+      this.store = this.cluster.replica;
+    } else {
+      this.store = await openStore({ backend: s.store, dir: s.data, fsync: s.fsync }).catch((err: unknown) => {
+        throw new StartupError(`the store in ${s.data} cannot be opened: ${(err as Error).message}`);
+      });
+      // A directory written by the journal-and-checkpoint version moves into the store, once.
+      await migrateDataDir(s.data, this.store);
+    }
+    const store = this.store;
     store.onHealth((h) => this.storeHealthChanged(h));
-    // A directory written by the journal-and-checkpoint version moves into the store, once.
-    await migrateDataDir(s.data, store);
     this.deliveryActor = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, maxBuffered: s.maxBuffered });
     this.deliveryActor.onFatal = (err) => this.onFatal(err);
-    this.deliveryActor.start();
+    // The age sweep trims on its own clock: in a cluster every replica must trim alike, so it is
+    // left to the count bound there (docs/scaling.md).
+    if (!this.cluster) this.deliveryActor.start();
     this.groupMembers = new GroupMembers(store.states);
     this.presenceActor = new Presence(this.registry, store.positions, this.ephemeralOut);
     this.registry.onPresence = (account, online) => this.presenceActor?.changed(account, online);
     this.typingActor = new Typing(this.registry, this.groupMembers, this.ephemeralOut);
-    this.receiptsActor = new Receipts(store, this.registry, this.groupMembers, (fn, lost) => this.delivery.afterDurable(fn, lost), this.ephemeralOut);
+    this.receiptsActor = new Receipts(this.cluster ? publishingStates(store, this.cluster) : store, this.registry, this.groupMembers, (fn, lost) => this.afterDurable(fn, lost), this.ephemeralOut);
     this.deliveryActor.annotateHistory = (conv, offsets) => this.receiptsActor!.annotate(conv, offsets);
     for (let index = 0; index < s.workers; index++) {
       const cfg: ShardConfig = {
@@ -230,28 +247,32 @@ export class Node implements Router {
     }
     await Promise.all(this.shards.map((h) => this.startShard(h)));
     if (s.importLegacy) await importLegacy(s.importLegacy, s.data, this.importTarget());
+    // A cluster node replays the ledger until its replica is current, then takes its partitions.
+    await this.cluster?.start();
     this.limits.groups = this.countGroups();
     if (detailBytesBound(s.maxGroupSize, s.maxBlocked) > this.limits.values.detailBytes) {
       this.log.warn({ maxGroupSize: s.maxGroupSize, maxBlocked: s.maxBlocked, maxDetailBytes: this.limits.values.detailBytes }, 'a full group\'s detail may exceed max-buffered / 8: such detail requests are refused (44744)');
     }
     await this.verification.start();
     // Resume tokens: the MAC key beside the server key, the revocation list in the store (actor state).
-    this.sessions = new Sessions(loadOrCreateResumeKey(s.data), s.resumeTtlMs, store.states.get(REVOKED_ADDRESS),
-      (state) => this.delivery.state({ t: 'state', address: REVOKED_ADDRESS, state }));
+    // In a cluster the key is the cluster's (every node accepts every node's tokens).
+    const resumeKey = this.cluster ? await this.cluster.resumeKey() : loadOrCreateResumeKey(s.data);
+    this.sessions = new Sessions(resumeKey, s.resumeTtlMs, store.states.get(REVOKED_ADDRESS),
+      (state) => this.writeState({ t: 'state', address: REVOKED_ADDRESS, state }));
     this.endpoint = new Endpoint(
-      { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey, maxConnections: s.maxConnections, maxConnectionsPerIp: s.maxConnectionsPerIp },
+      { host: s.host, port: s.port, maxFrame: s.maxFrame, heartbeatMs: s.heartbeatMs, tlsCert: s.tlsCert, tlsKey: s.tlsKey, maxConnections: s.maxConnections, maxConnectionsPerIp: s.maxConnectionsPerIp, firstConnId: this.cluster?.firstConnId },
       this,
       { opened: (c) => this.registry.add(c), closed: (c) => { this.registry.remove(c); this.deliveryActor?.closed(c); this.presenceActor?.closed(c); this.detailOnline.closed(c.id); }, limits: this.limits },
     );
     const addr = await this.endpoint.listen().catch((err: unknown) => { throw StartupError.fromListen(err, 'port', s.host, s.port); });
     this.ready = true;
-    this.log.info({ port: addr.port, host: s.host, workers: s.workers, auth: s.auth, data: s.data, store: s.store }, 'IMGC listening');
+    this.log.info({ port: addr.port, host: s.host, workers: s.workers, auth: s.auth, data: s.data, store: s.store, cluster: this.cluster ? { name: s.clusterName, node: this.cluster.nodeId } : undefined }, 'IMGC listening');
     return { port: addr.port };
   }
 
   /** Starts (or restarts) a shard; the one hosting the verifier gets its stored state. */
   private startShard(h: ShardHost): Promise<void> {
-    if (this.registry.workerOf(VERIFY_ADDRESS) === h.index) h.cfg.verifierState = this.db.states.get(VERIFY_ADDRESS) as VerifierState | undefined;
+    if (this.registry.workerOf(VERIFY_ADDRESS) === h.index) h.cfg.verifierState = this.stateOf(VERIFY_ADDRESS) as VerifierState | undefined;
     return h.start();
   }
 
@@ -312,6 +333,7 @@ export class Node implements Router {
     await this.endpoint?.close();
     await Promise.all(this.shards.map((h) => h.stop(this.settings.shutdownMs)));
     // After the shards: their last output still lands in the store before it closes.
+    await this.cluster?.stop();
     await this.deliveryActor?.close();
     await this.store?.close();
     await this.signatures.close();
@@ -340,14 +362,14 @@ export class Node implements Router {
   /** The operator's revocation (POST /revoke): every token of the account issued until now. */
   revokeAccount(account: string): Promise<void> {
     this.sessionsOrThrow.revokeAccount(account);
-    return new Promise((resolve) => this.delivery.afterDurable(resolve));
+    return new Promise((resolve) => this.afterDurable(resolve));
   }
 
   logout(account: string, session: { id: string; exp: number } | undefined, all: boolean, done: () => void): void {
     if (all) this.sessionsOrThrow.revokeAccount(account);
     else if (session) this.sessionsOrThrow.revokeId(session.id, session.exp);
     // The answer leaves once the revocation is durable: a restart right after cannot bring the token back.
-    this.delivery.afterDurable(done);
+    this.afterDurable(done);
   }
 
   private get sessionsOrThrow(): Sessions {
@@ -375,12 +397,15 @@ export class Node implements Router {
   signOut(peer: Connection): void { this.registry.signOut(peer); }
 
   sync(peer: Connection): void {
-    this.delivery.sync(peer);
+    // In a cluster the account may have been served by another node: its positions come from the engine.
+    this.delivery.sync(peer, this.cluster?.positions.fetch(peer.account!));
   }
 
   direct(peer: Connection, r: Request): void {
     if (this.refusedFull(peer, r)) return;
-    this.delivery.post(decideDirect(peer.account!, peer.id, r), Date.now());
+    const post = decideDirect(peer.account!, peer.id, r);
+    if (this.cluster) this.cluster.submit([{ t: 'post', post, at: Date.now() }]);
+    else this.delivery.post(post, Date.now());
   }
 
   history(peer: Connection, r: Request): void {
@@ -389,7 +414,9 @@ export class Node implements Router {
 
   change(peer: Connection, r: Request): void {
     if (this.refusedFull(peer, r)) return;
-    this.delivery.change(peer, r);
+    if (!this.cluster) return this.delivery.change(peer, r);
+    const d = this.delivery.decideChange(peer, r);
+    if (d) this.cluster.submit([{ t: 'change', d, at: Date.now(), conn: peer.id, ...(r.callback !== undefined ? { callback: r.callback } : {}) }]);
   }
 
   presence(peer: Connection, r: Request): void { this.presenceActor?.request(peer, r); }
@@ -406,7 +433,8 @@ export class Node implements Router {
     if (r.act === 'create' && !this.admitCreate(peer, r)) return;
     if (r.act === 'detail' && r.online === true) this.detailOnline.asked(peer.id, id);
     const call = { t: 'group' as const, id, origin: { conn: peer.id, account: peer.account!, request: r }, now: Date.now() };
-    this.shards[this.registry.workerOfGroup(id)]!.post(call);
+    if (this.cluster) this.cluster.group(call);
+    else this.shards[this.registry.workerOfGroup(id)]!.post(call);
   }
 
   /** The server's group count and the account's hourly quota; a refusal is answered here (44029). */
@@ -449,22 +477,17 @@ export class Node implements Router {
   // ---- actor output ----
 
   private onShardOutput(index: number, items: FromShard[]): void {
-    // An answer to a change leaves once the change is durable.
-    const changed = items.some((i) => i.t === 'state');
     const now = Date.now();
+    const decided: Array<Post | StateOut | Reply> = [];
     for (const item of items) {
       switch (item.t) {
         case 'reply':
           if (item.limit) this.limits.hit(item.limit, 'group request refused by a limit', { limit: item.limit, max: this.limits.values[item.limit] });
-          // A change lost to a full store is answered 45007, never confirmed.
-          if (changed) this.delivery.afterDurable(() => this.sendTo(item.conn, item.frame), () => this.sendTo(item.conn, refusedAnswer(item.frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
-          else this.sendTo(item.conn, this.detailOnline.answer(item.conn, item.frame));
+          decided.push(item);
           break;
-        case 'post': this.delivery.post(item, now); break;
+        case 'post':
         case 'state':
-          this.groupMembers?.changed(item.address);
-          this.countGroupChange(item);
-          this.delivery.state(item);
+          decided.push(item);
           break;
         case 'load': this.loaded(index, item.address, item.calls, Math.max(0, ...item.calls.map((c) => c.crashes ?? 0))); break;
         case 'cursor': this.verification.onCursor(item); break;
@@ -472,13 +495,102 @@ export class Node implements Router {
         case 'stats': this.collectStats(index, item); break;
       }
     }
+    if (decided.length > 0) {
+      if (this.cluster) this.cluster.actorOutput(decided, now);
+      else this.storeDecided(decided, now);
+    }
     // Typing, presence and receipts queued since the last batch join this turn's (corked) writes.
     this.ephemeralOut.flush();
   }
 
+  /** Embedded: what the actors decided goes into the store; answers to a change leave once it is durable. */
+  private storeDecided(items: Array<Post | StateOut | Reply>, now: number): void {
+    const changed = items.some((i) => i.t === 'state');
+    for (const item of items) {
+      switch (item.t) {
+        case 'reply':
+          // A change lost to a full store is answered 45007, never confirmed.
+          if (changed) this.delivery.afterDurable(() => this.sendTo(item.conn, item.frame), () => this.sendTo(item.conn, refusedAnswer(item.frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
+          else this.sendTo(item.conn, this.detailOnline.answer(item.conn, item.frame));
+          break;
+        case 'post': this.delivery.post(item, now); break;
+        case 'state': this.applyState(item); break;
+      }
+    }
+  }
+
+  /** An actor's new state into the store (embedded), or into the ledger (cluster, applied everywhere). */
+  private writeState(s: StateOut): void {
+    if (this.cluster) this.cluster.submit([{ t: 'state', state: s }]);
+    else this.applyState(s);
+  }
+
+  /** A new state as it lands in this node's store (embedded: at once; cluster: as the ledger is applied). */
+  private applyState(s: StateOut): void {
+    let item = s;
+    if (s.address === REVOKED_ADDRESS) {
+      // Revocations of every node are kept, whoever wrote last (see Sessions.adopt).
+      item = { ...s, state: mergeRevoked(this.db.states.get(REVOKED_ADDRESS), s.state) };
+      this.sessions?.adopt(item.state);
+    }
+    this.groupMembers?.changed(item.address);
+    this.countGroupChange(item);
+    this.delivery.state(item);
+  }
+
+  /** Output that leaves once everything written before is durable (in a cluster: stored in JetStream and applied here). */
+  private afterDurable(fn: () => void, lost?: () => void): void {
+    if (this.cluster) this.cluster.ledger.after(() => this.delivery.afterDurable(fn, lost), lost);
+    else this.delivery.afterDurable(fn, lost);
+  }
+
+  /** A stored state, or (cluster) the one this node wrote and has not applied yet. */
+  private stateOf(address: string): unknown {
+    const pending = this.cluster?.pendingState(address);
+    return pending ? pending.state : this.db.states.get(address);
+  }
+
+  /** What the cluster role needs of this node. */
+  private clusterHost(): ClusterHost {
+    return {
+      apply: (entry, seq) => this.applyEntry(entry, seq),
+      frameIn: (conn, frame) => this.registry.peer(conn)?.send(this.detailOnline.answer(conn, frame)),
+      decide: (call) => this.shards[this.registry.workerOfGroup(call.id)]!.post(call),
+      verify: (call) => this.shards[this.registry.workerOf(VERIFY_ADDRESS)]!.post(call),
+      evict: (partitions) => this.evict(partitions),
+      sendTo: (conn, frame) => this.sendTo(conn, frame),
+      connections: () => this.registry.connectionCount,
+    };
+  }
+
+  /** One ledger entry, applied to this node's replica and sockets (the same operations on every node). */
+  private applyEntry(entry: Entry, seq: number): void {
+    for (const op of entry.ops) {
+      switch (op.t) {
+        case 'post': this.delivery.post(op.post, op.at); break;
+        case 'state': this.applyState(op.state); break;
+        case 'change': this.delivery.applyChange(op.d, op.at, op.conn, op.callback); break;
+        case 'reply':
+          if (this.registry.peer(op.conn)) this.delivery.afterDurable(() => this.sendTo(op.conn, this.detailOnline.answer(op.conn, op.frame)));
+          break;
+        case 'claim': break;
+      }
+    }
+    this.cluster!.replica.appliedThrough(seq);
+    this.ephemeralOut.flush();
+  }
+
+  /** Cluster mode: partitions this node gained or lost; their actors are read again from the replica. */
+  private evict(partitions: number[]): void {
+    const verifierPart = partitionOf(VERIFY_ADDRESS, this.settings.partitions);
+    for (const h of this.shards) {
+      h.post({ t: 'evict', partitions, ...(partitions.includes(verifierPart) && h.index === this.registry.workerOf(VERIFY_ADDRESS) ? { verifierState: this.stateOf(VERIFY_ADDRESS) } : {}) });
+    }
+  }
+
   /** A group's stored state back to its shard, with the calls that wait for it (read now: the newest). */
   private loaded(index: number, address: string, calls: GroupCall[], crashes: number): void {
-    this.shards[index]!.post({ t: 'loaded', address, state: this.db.states.get(address), calls }, { crashes, alone: crashes > 0 });
+    this.shards[index]!.post({ t: 'loaded', address, state: this.stateOf(address), calls }, { crashes, alone: crashes > 0 });
   }
 
   /**
@@ -493,6 +605,7 @@ export class Node implements Router {
   }
 
   private sendTo(conn: number, frame: string): void {
+    if (this.cluster && !this.cluster.isLocal(conn)) return this.cluster.forward(conn, frame);
     this.registry.peer(conn)?.send(frame);
   }
 
@@ -528,6 +641,8 @@ export class Node implements Router {
           else calls.push({ ...call, crashes: Math.max(crashes, call.crashes ?? 0) });
         }
         if (calls.length > 0 || !poison) this.loaded(index, item.address, calls, crashes);
+      } else if (item.t === 'evict') {
+        host.post(item);
       } else if (poison) {
         this.log.warn({ shard: index, crashes, kind: item.t, op: item.op }, 'poison: a verification call crashed its shard twice; not replayed');
         if (item.op === 'reg' || item.op === 'proof') this.sendTo(item.conn, errorFrame(Code.INTERNAL, 'this request could not be processed', item.request));
@@ -625,6 +740,11 @@ export class Node implements Router {
 
   /** For /status: the chain watcher's state when verification runs. */
   chainState(): ReturnType<Verification['chainState']> { return this.verification.chainState(); }
+
+  /** For /status: the cluster (null when embedded). */
+  clusterState(): ClusterView | null {
+    return this.cluster ? this.cluster.status() as unknown as ClusterView : null;
+  }
 
   /** For /status: verification settings and the token issuer's public address. */
   verificationState(): Record<string, unknown> { return this.verification.state(); }

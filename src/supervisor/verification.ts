@@ -11,13 +11,13 @@ import { issueToken, loadOrCreateServerKey } from '../chain/token';
 import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
 import type { Connection } from '../actors/connection';
-import type { Cursor, ProofOut, ToShard } from '../actors/envelopes';
+import type { Cursor, ProofOut, VerifyCall } from '../actors/envelopes';
 import { VERIFY_ADDRESS } from '../actors/verifier';
 import { logger } from '../log';
 
 export interface VerificationHost {
   /** Posts to the shard hosting the verification actor. */
-  toVerifier(item: ToShard): void;
+  toVerifier(item: VerifyCall): void;
   sendTo(conn: number, frame: string): void;
 }
 

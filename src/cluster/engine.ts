@@ -1,0 +1,99 @@
+/**
+ * The cluster's engine: one NATS connection with JetStream. It makes (or finds) the ledger stream
+ * and the key-value buckets of the cluster, and says whether the engine is reachable. Everything
+ * durable in cluster mode lives here; a node keeps caches.
+ */
+import { connect, type NatsConnection } from '@nats-io/transport-node';
+import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
+import { Kvm, type KV } from '@nats-io/kv';
+import type { Logger } from 'pino';
+import { clusterNames, type ClusterNames } from './names';
+
+export interface EngineOptions {
+  url: string;
+  name: string;
+  /** Replicas of the stream and buckets (1 on a single nats-server; 3 on a NATS cluster of 3). */
+  replicas: number;
+  /** How long a node's heartbeat key lives: a node silent this long is gone. */
+  nodeTtlMs: number;
+  log: Logger;
+}
+
+export interface EngineHealth {
+  /** Connected to NATS now. */
+  connected: boolean;
+  /** ms since the epoch of the last change of `connected`. */
+  since: number;
+  /** Times the connection was lost since start. */
+  disconnects: number;
+  server: string | null;
+}
+
+export class Engine {
+  readonly names: ClusterNames;
+  private state: EngineHealth = { connected: true, since: Date.now(), disconnects: 0, server: null };
+  private readonly listeners: Array<(h: EngineHealth) => void> = [];
+
+  private constructor(
+    readonly nc: NatsConnection,
+    readonly js: JetStreamClient,
+    readonly jsm: JetStreamManager,
+    readonly nodes: KV,
+    readonly owners: KV,
+    readonly positions: KV,
+    readonly meta: KV,
+    /** The ledger's identity: the stream's creation time. A new stream is a new epoch. */
+    readonly epoch: string,
+    names: ClusterNames,
+    private readonly log: Logger,
+  ) {
+    this.names = names;
+    this.state.server = nc.getServer();
+    void this.watchStatus();
+  }
+
+  static async open(opts: EngineOptions): Promise<Engine> {
+    const names = clusterNames(opts.name);
+    // Reconnects forever: a node cut off from NATS stops writing (its publishes fail) and comes back
+    // when NATS does; it never serves writes from its caches alone.
+    const nc = await connect({ servers: opts.url, name: `imgc-${opts.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2000, maxPingOut: 2 });
+    const jsm = await jetstreamManager(nc);
+    const info = await jsm.streams.info(names.stream).catch(async () => {
+      // `deny_delete`/`deny_purge`: nothing removes ledger entries behind the nodes' backs.
+      return jsm.streams.add({ name: names.stream, subjects: [names.ledgerAll], num_replicas: opts.replicas, deny_delete: true, duplicate_window: 120_000_000_000 });
+    });
+    const js = jetstream(nc, { timeout: 5000 });
+    const kvm = new Kvm(js);
+    const bucket = (name: string, extra: Record<string, unknown> = {}): Promise<KV> => kvm.create(name, { replicas: opts.replicas, history: 1, ...extra });
+    const [nodes, owners, positions, meta] = await Promise.all([
+      bucket(names.nodesBucket, { ttl: opts.nodeTtlMs }),
+      bucket(names.ownersBucket),
+      bucket(names.positionsBucket),
+      bucket(names.metaBucket),
+    ]);
+    return new Engine(nc, js, jsm, nodes, owners, positions, meta, info.created, names, opts.log);
+  }
+
+  health(): EngineHealth { return { ...this.state }; }
+
+  onHealth(listener: (h: EngineHealth) => void): void { this.listeners.push(listener); }
+
+  /** The ledger's newest sequence now (what a node must have applied to be current). */
+  async lastSeq(): Promise<number> {
+    return (await this.jsm.streams.info(this.names.stream)).state.last_seq;
+  }
+
+  private async watchStatus(): Promise<void> {
+    for await (const s of this.nc.status()) {
+      const connected = s.type === 'disconnect' ? false : s.type === 'reconnect' ? true : undefined;
+      if (connected === undefined || connected === this.state.connected) continue;
+      this.state = { ...this.state, connected, since: Date.now(), disconnects: this.state.disconnects + (connected ? 0 : 1), server: this.nc.getServer() };
+      this.log[connected ? 'info' : 'warn']({ server: this.state.server }, connected ? 'NATS reconnected' : 'NATS connection lost: writes wait or fail until it returns');
+      for (const l of this.listeners) l(this.health());
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.nc.drain().catch(() => this.nc.close());
+  }
+}

@@ -1,0 +1,52 @@
+/**
+ * What the ledger holds: entries, each the output of one turn of one node for one route (a
+ * partition's group actors, or the node's own requests), as a list of operations. Every node
+ * applies every entry, in the stream's order, to its own replica of the store and to the sockets it
+ * holds; the operations are deterministic (their time travels with them), so every replica gives
+ * every record the same offset. Connection ids are unique in the cluster (see connIdBase), so an
+ * operation that answers a connection is acted on by the one node that holds it.
+ */
+import type { Post, StateOut } from '../actors/envelopes';
+import type { ChangeDecision } from '../actors/edits';
+
+export type ChangeOk = Extract<ChangeDecision, { ok: true }>;
+
+export type Op =
+  /** A message or notice: stored once in its conversation's log, pushed to who is online. */
+  | { t: 'post'; post: Post; at: number }
+  /** An actor's new state (and who joined or left its conversation). */
+  | { t: 'state'; state: StateOut }
+  /** An edit or delete decided on the requester's node: recorded and applied to the original. */
+  | { t: 'change'; d: ChangeOk; at: number; conn: number; callback?: string }
+  /** An answer to a connection, released in order with the state it confirms. */
+  | { t: 'reply'; conn: number; frame: string }
+  /** `node` owns `partition` from this entry on: entries of an earlier owner after it are refused. */
+  | { t: 'claim'; partition: number; node: string };
+
+export interface Entry { node: string; ops: Op[] }
+
+/** Largest entry published: NATS refuses payloads over its max_payload (1 MiB by default). */
+export const ENTRY_BYTES = 768 * 1024;
+
+export function encodeEntry(e: Entry): Uint8Array { return Buffer.from(JSON.stringify(e)); }
+
+export function decodeEntry(data: Uint8Array): Entry {
+  const e = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as Entry;
+  if (typeof e !== 'object' || e === null || typeof e.node !== 'string' || !Array.isArray(e.ops)) throw new Error('not a ledger entry');
+  return e;
+}
+
+/** Splits a turn's operations into entries under ENTRY_BYTES (an operation never splits). */
+export function chunkOps(ops: Op[]): Op[][] {
+  const out: Op[][] = [];
+  let cur: Op[] = [];
+  let bytes = 0;
+  for (const op of ops) {
+    const n = JSON.stringify(op).length;
+    if (cur.length > 0 && bytes + n > ENTRY_BYTES) { out.push(cur); cur = []; bytes = 0; }
+    cur.push(op);
+    bytes += n;
+  }
+  if (cur.length > 0) out.push(cur);
+  return out;
+}

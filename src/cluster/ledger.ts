@@ -1,0 +1,220 @@
+/**
+ * The ledger: the cluster's one ordered log (a JetStream stream) of what actors decided. A node
+ * publishes each turn's operations as an entry, and applies every entry of every node, in stream
+ * order, as it arrives. A sender's acknowledgement is among the operations, so it leaves only
+ * after JetStream stored the entry (with its replicas) and the sender's node applied it.
+ *
+ * Two kinds of route:
+ * - a partition (`ledger.p.<n>`): the group actors of one partition, one owner at a time. The
+ *   owner publishes one entry at a time with the subject's last sequence expected, so after
+ *   another node claimed the partition (a claim entry on the same subject) the old owner's next
+ *   entry is refused by JetStream: a stale owner cannot write (fencing).
+ * - a node (`ledger.n.<id>`): what no singleton decides (direct messages, edits, sign-in state);
+ *   published without waiting for the previous entry (NATS keeps one connection's order).
+ */
+import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import type { Logger } from 'pino';
+import type { Engine } from './engine';
+import { chunkOps, decodeEntry, encodeEntry, type Entry, type Op } from './entry';
+
+/** JetStream's error for a publish whose expected last sequence is not the subject's last (10071). */
+const WRONG_LAST_SEQUENCE = 10071;
+
+export interface LedgerHooks {
+  /** Applies one entry (synchronously, in stream order) on this node. */
+  apply(entry: Entry, seq: number): void;
+  /** An entry of a partition this node no longer owns was refused: its operations never happened. */
+  fenced(partition: number, ops: Op[]): void;
+  /** An entry could not be stored (NATS unreachable past the timeout): its operations never happened. */
+  failed(ops: Op[], err: unknown): void;
+}
+
+interface PartitionRoute {
+  queue: Op[];
+  busy: boolean;
+  /** The subject's last sequence as this owner knows it (its claim, then each of its entries). */
+  last: number;
+  /** False once fenced or released: queued work is refused, nothing more is published. */
+  owned: boolean;
+}
+
+export class Ledger {
+  private readonly routes = new Map<number, PartitionRoute>();
+  private nodeQueue: Op[] = [];
+  private nodeScheduled = false;
+  /** Publishes under way: each settles with its sequence (null: not stored). */
+  private readonly outstanding = new Set<Promise<number | null>>();
+  private applying: ConsumerMessages | undefined;
+  private appliedSeq = 0;
+  private readonly waiters: Array<{ seq: number; resolve: () => void }> = [];
+  readonly counters = { published: 0, applied: 0, fenced: 0, failed: 0, bytesOut: 0 };
+
+  constructor(private readonly engine: Engine, private readonly nodeId: string, private readonly hooks: LedgerHooks, private readonly log: Logger) {}
+
+  get applied(): number { return this.appliedSeq; }
+
+  /** Applies entries from `after + 1` on, for as long as the node runs. */
+  async start(after: number): Promise<void> {
+    this.appliedSeq = after;
+    const consumer = await this.engine.js.consumers.get(this.engine.names.stream, {
+      filter_subjects: this.engine.names.ledgerAll,
+      deliver_policy: DeliverPolicy.StartSequence,
+      opt_start_seq: after + 1,
+    });
+    this.applying = await consumer.consume({ max_messages: 512 });
+    void this.applyLoop(this.applying);
+  }
+
+  private async applyLoop(messages: ConsumerMessages): Promise<void> {
+    for await (const m of messages) {
+      if (m.seq <= this.appliedSeq) continue;
+      let entry: Entry;
+      try {
+        entry = decodeEntry(m.data);
+      } catch (err) {
+        // Not ours (someone published on our subjects): skipped on every node alike.
+        this.log.error({ err, seq: m.seq, subject: m.subject }, 'ledger entry unreadable: skipped');
+        this.advance(m.seq);
+        continue;
+      }
+      this.hooks.apply(entry, m.seq);
+      this.counters.applied++;
+      this.advance(m.seq);
+    }
+  }
+
+  private advance(seq: number): void {
+    this.appliedSeq = seq;
+    while (this.waiters.length > 0 && this.waiters[0]!.seq <= seq) this.waiters.shift()!.resolve();
+  }
+
+  /** Resolves once this node applied the entry at `seq`. */
+  appliedThrough(seq: number): Promise<void> {
+    if (seq <= this.appliedSeq) return Promise.resolve();
+    return new Promise((resolve) => {
+      const i = this.waiters.findIndex((w) => w.seq > seq);
+      this.waiters.splice(i < 0 ? this.waiters.length : i, 0, { seq, resolve });
+    });
+  }
+
+  // ---- writing ----
+
+  /** The node's own operations: published with this turn's others, in order. */
+  submit(ops: Op[]): void {
+    this.nodeQueue.push(...ops);
+    if (this.nodeScheduled) return;
+    this.nodeScheduled = true;
+    setImmediate(() => {
+      this.nodeScheduled = false;
+      const queue = this.nodeQueue;
+      this.nodeQueue = [];
+      for (const chunk of chunkOps(queue)) this.track(this.publish(this.engine.names.node(this.nodeId), chunk, undefined));
+    });
+  }
+
+  /** Operations of a partition's group actors; refused (fenced) unless this node still owns it. */
+  submitPartition(partition: number, ops: Op[]): void {
+    const r = this.routes.get(partition);
+    if (!r || !r.owned) return this.hooks.fenced(partition, ops);
+    r.queue.push(...ops);
+    this.pump(partition, r);
+  }
+
+  /**
+   * Claims `partition` for this node: a claim entry on its subject, unconditional, so whatever the
+   * previous owner publishes after it is refused. Resolves with the claim's sequence once this node
+   * applied it (and with it everything the previous owner stored before).
+   */
+  async claim(partition: number): Promise<number> {
+    const ack = await this.engine.js.publish(this.engine.names.partition(partition), encodeEntry({ node: this.nodeId, ops: [{ t: 'claim', partition, node: this.nodeId }] }));
+    this.routes.set(partition, { queue: [], busy: false, last: ack.seq, owned: true });
+    await this.appliedThrough(ack.seq);
+    return ack.seq;
+  }
+
+  /** This node stops writing `partition` (it was fenced, or handed it over); queued work is refused. */
+  release(partition: number): void {
+    const r = this.routes.get(partition);
+    if (!r) return;
+    r.owned = false;
+    this.routes.delete(partition);
+    if (r.queue.length > 0) this.hooks.fenced(partition, r.queue.splice(0));
+  }
+
+  owns(partition: number): boolean { return this.routes.get(partition)?.owned === true; }
+
+  /** Resolves once `partition` has nothing queued or in flight (for a hand-over). */
+  async drained(partition: number): Promise<void> {
+    for (;;) {
+      const r = this.routes.get(partition);
+      if (!r || (!r.busy && r.queue.length === 0)) return;
+      await new Promise((res) => setTimeout(res, 5));
+    }
+  }
+
+  private pump(partition: number, r: PartitionRoute): void {
+    if (r.busy || r.queue.length === 0) return;
+    r.busy = true;
+    const chunk = chunkOps(r.queue)[0]!;
+    r.queue.splice(0, chunk.length);
+    const done = this.publish(this.engine.names.partition(partition), chunk, r.last, partition).then((seq) => {
+      r.busy = false;
+      if (seq !== null) r.last = seq;
+      if (r.owned) this.pump(partition, r);
+      return seq;
+    });
+    this.track(done);
+  }
+
+  private async publish(subject: string, ops: Op[], expectLast: number | undefined, partition?: number): Promise<number | null> {
+    const data = encodeEntry({ node: this.nodeId, ops });
+    try {
+      const ack = await this.engine.js.publish(subject, data, expectLast === undefined ? undefined : { expect: { lastSubjectSequence: expectLast } });
+      this.counters.published++;
+      this.counters.bytesOut += data.byteLength;
+      return ack.seq;
+    } catch (err) {
+      if (partition !== undefined && (err as { code?: unknown }).code === WRONG_LAST_SEQUENCE) {
+        this.counters.fenced++;
+        this.log.warn({ partition }, 'partition claimed by another node: this node stops writing it');
+        const r = this.routes.get(partition);
+        if (r) { r.owned = false; this.routes.delete(partition); }
+        this.hooks.fenced(partition, [...ops, ...(r?.queue.splice(0) ?? [])]);
+      } else {
+        this.counters.failed++;
+        this.hooks.failed(ops, err);
+      }
+      return null;
+    }
+  }
+
+  private track(p: Promise<number | null>): void {
+    this.outstanding.add(p);
+    void p.finally(() => this.outstanding.delete(p));
+  }
+
+  /**
+   * Runs `fn` once everything submitted before the call is stored and applied on this node; `lost`
+   * instead if some of it could not be stored.
+   */
+  after(fn: () => void, lost?: () => void): void {
+    const pending = [...this.outstanding];
+    // Operations still waiting for their turn's publish join the wait through a fresh turn.
+    const queued = this.nodeScheduled ? new Promise<void>((res) => setImmediate(res)).then(() => [...this.outstanding]) : Promise.resolve([]);
+    void queued.then((more) => Promise.all([...pending, ...more])).then(async (seqs) => {
+      if (seqs.some((s) => s === null)) return lost?.();
+      const top = Math.max(0, ...seqs as number[]);
+      await this.appliedThrough(top);
+      fn();
+    });
+  }
+
+  stats(): Record<string, unknown> {
+    return { ...this.counters, appliedSeq: this.appliedSeq, outstanding: this.outstanding.size, owned: [...this.routes.keys()].sort((a, b) => a - b) };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.allSettled([...this.outstanding]);
+    this.applying?.stop();
+  }
+}

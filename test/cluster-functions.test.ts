@@ -1,0 +1,148 @@
+/**
+ * Cluster mode (--cluster, on a real nats-server with JetStream): every IM and group function with
+ * the clients spread over three real nodes, multi-device across nodes, offline delivery and history
+ * from another node, and /status showing the cluster (resume tokens across nodes: cluster-failover).
+ */
+import { expect } from 'chai';
+import { accountsReady, newAccount, newAccounts, type Account } from './support/accounts';
+import { ClientPool, isMessage, isNotice, type Client, type Frame } from './support/client';
+import { startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
+import { natsAvailable } from './support/nats';
+import { getStatus, statusFetch } from './support/server';
+import { ask, device, makeGroup } from './support/devices';
+
+describe('cluster: every function across three nodes', function () {
+  this.timeout(60_000);
+  let cluster: ClusterHandle;
+  const clients = new ClientPool();
+  /** Signs `acc` in on node `i`. */
+  const on = (i: number, acc: Account, name = `n${i}`, own = false): Promise<Client> => device(clients, cluster.nodes[i]!.url, acc, name, own);
+
+  before(async function () {
+    if (!natsAvailable()) this.skip();
+    await accountsReady();
+    cluster = await startCluster(3);
+  });
+  afterEach(() => clients.closeAll());
+  after(async () => { await cluster?.stop(); });
+
+  it('/status shows the cluster: three nodes, every partition served by exactly one', async () => {
+    const st = await Promise.all(cluster.nodes.map((s) => getStatus<ClusterStatus>(s)));
+    const ids = st.map((s) => s.cluster.node);
+    expect(new Set(ids).size).to.equal(3);
+    for (const s of st) {
+      expect(s.cluster.nodes.map((n) => n.id).sort()).to.deep.equal([...ids].sort());
+      expect(s.cluster.engine.connected).to.equal(true);
+    }
+    const all = st.flatMap((s) => s.cluster.serving).sort((a, b) => a - b);
+    expect(all).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7]);
+    const ready = await statusFetch(cluster.nodes[1]!, '/readyz');
+    expect(ready.status).to.equal(200);
+  });
+
+  it('a direct message between clients on different nodes, live, with one seq on every node', async () => {
+    const [alice, bob] = newAccounts(2);
+    const a = await on(0, alice, 'alice@0');
+    const b = await on(1, bob, 'bob@1');
+    const cb = 'dm1';
+    a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: { hi: 'across' }, callback: cb });
+    const f = await b.next(isMessage(), 5000);
+    expect(f).to.deep.include({ msg: { hi: 'across' }, from: alice.address, to: bob.address, type: 'message' });
+    const ack = await a.next((x) => x.method?.callback === cb, 5000, 'sender answer');
+    expect(ack.type).to.equal('notice');
+    // History of the conversation read from the third node names the same record.
+    const c2 = await on(2, bob, 'bob@2');
+    const h = await ask(c2, { cat: 'chat', act: 'history', with: alice.address, limit: 10 });
+    expect(h.type, JSON.stringify(h)).to.equal('notice');
+    const msgs = (h.msg.messages ?? h.msg.items ?? h.msg) as Frame[];
+    expect(JSON.stringify(msgs)).to.include('across');
+    expect(JSON.stringify(msgs)).to.include(String(f.seq));
+  });
+
+  it('offline delivery: sent through node 0 while away, delivered at sign-in on node 2, in order', async () => {
+    const [alice, bob] = newAccounts(2);
+    const a = await on(0, alice);
+    for (let i = 0; i < 20; i++) a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: `m${i}` });
+    await ask(a, { cat: 'chat', act: 'chat', to: bob.address, msg: 'last' });
+    const b = await on(2, bob);
+    const got = await b.nextN(21, isMessage(), 10_000);
+    expect(got.map((x) => x.msg)).to.deep.equal([...Array.from({ length: 20 }, (_, i) => `m${i}`), 'last']);
+    const seqs = got.map((x) => x.seq as number);
+    expect([...seqs].sort((x, y) => x - y)).to.deep.equal(seqs);
+  });
+
+  it('multi-device across nodes: both devices of an account get a message, on different nodes', async () => {
+    const [alice, bob] = newAccounts(2);
+    const b0 = await on(0, bob, 'bob-phone@0');
+    const b1 = await on(1, bob, 'bob-desk@1');
+    const a = await on(2, alice);
+    a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'both' });
+    const [x, y] = await Promise.all([b0.next(isMessage(), 5000), b1.next(isMessage(), 5000)]);
+    expect(x.msg).to.equal('both');
+    expect(y.seq).to.equal(x.seq);
+  });
+
+  it('groups: create, chat, notice, detail, join, members, leave, deport, recover, divert, update, destroy with members on three nodes', async () => {
+    const [alice, bob, carol, dave] = newAccounts(4);
+    const a = await on(0, alice, 'alice@0');
+    const b = await on(1, bob, 'bob@1');
+    const c = await on(2, carol, 'carol@2');
+    const gid = await makeGroup(a, [bob, carol], [b, c]);
+    // chat from node 1 reaches nodes 0 and 2 with one seq.
+    b.request({ cat: 'group', act: 'chat', to: gid, msg: 'g1' });
+    const [ga, gc] = await Promise.all([a.next(isMessage(), 5000), c.next(isMessage(), 5000)]);
+    expect(ga).to.deep.include({ msg: 'g1', from: bob.address });
+    expect(gc.seq).to.equal(ga.seq);
+    // notice from the manager
+    a.request({ cat: 'group', act: 'notice', to: gid, msg: 'hear ye' });
+    expect((await c.next((f) => f.method?.act === 'notice' && f.msg !== undefined, 5000)).type).to.be.a('string');
+    // detail from node 2
+    const d1 = await ask(c, { cat: 'group', act: 'detail', id: gid });
+    expect(d1.msg.group).to.deep.equal([alice.address, bob.address, carol.address]);
+    // members: add dave (signed in on node 1)
+    const d = await on(1, dave, 'dave@1');
+    const m = await ask(a, { cat: 'group', act: 'members', id: gid, members: [alice.address, bob.address, carol.address, dave.address].join('_') });
+    expect(m.type, JSON.stringify(m)).to.equal('notice');
+    await d.next((f) => f.method?.cat === 'group' && f.msg?.id === gid, 5000, 'dave told');
+    // update nick, from node 0, visible in detail from node 1
+    const u = await ask(a, { cat: 'group', act: 'update', id: gid, key: 'nick', val: 'cluster-nick' });
+    expect(u.type, JSON.stringify(u)).to.equal('notice');
+    expect((await ask(d, { cat: 'group', act: 'detail', id: gid })).msg.nick).to.equal('cluster-nick');
+    // deport dave, recover him, he leaves himself
+    expect((await ask(a, { cat: 'group', act: 'deport', id: gid, account: dave.address })).type).to.equal('notice');
+    expect((await ask(d, { cat: 'group', act: 'detail', id: gid })).code).to.equal(44501);
+    expect((await ask(a, { cat: 'group', act: 'recover', id: gid, account: dave.address })).type).to.equal('notice');
+    expect((await ask(d, { cat: 'group', act: 'join', id: gid, account: dave.address })).type).to.be.oneOf(['notice', 'error']);
+    // divert the manager to bob (node 1); bob then destroys the group
+    expect((await ask(a, { cat: 'group', act: 'divert', id: gid, manager: bob.address })).type).to.equal('notice');
+    expect((await ask(b, { cat: 'group', act: 'detail', id: gid })).msg.manager).to.equal(bob.address);
+    expect((await ask(c, { cat: 'group', act: 'leave', id: gid, account: carol.address })).type).to.equal('notice');
+    expect((await ask(b, { cat: 'group', act: 'destory', id: gid })).type).to.equal('notice');
+    expect((await ask(a, { cat: 'group', act: 'detail', id: gid })).code).to.equal(44100);
+  });
+
+  it('a group\'s history and its away members\' backlog are served by any node', async () => {
+    const [alice, bob, carol] = newAccounts(3);
+    const a = await on(0, alice);
+    const b = await on(1, bob);
+    const gid = await makeGroup(a, [bob, carol], [b]);
+    for (let i = 0; i < 5; i++) await ask(b, { cat: 'group', act: 'chat', to: gid, msg: `h${i}` });
+    const c = await on(2, carol);
+    const backlog = await c.nextN(5, isMessage(), 5000);
+    expect(backlog.map((x) => x.msg)).to.deep.equal(['h0', 'h1', 'h2', 'h3', 'h4']);
+    const h = await ask(a, { cat: 'chat', act: 'history', group: gid, limit: 3 });
+    expect(JSON.stringify(h.msg)).to.include('h4').and.not.include('"h1"');
+  });
+
+  it('edit and delete across nodes', async () => {
+    const [alice, bob] = newAccounts(2);
+    const a = await on(0, alice);
+    const b = await on(1, bob);
+    a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'typo' });
+    const orig = await b.next(isMessage(), 5000);
+    const e = await ask(a, { cat: 'chat', act: 'edit', with: bob.address, seq: orig.seq, msg: 'fixed' });
+    expect(e.type, JSON.stringify(e)).to.equal('notice');
+    const n = await b.next(isNotice('chat', 'edit'), 5000);
+    expect(n.msg).to.equal('fixed');
+  });
+});

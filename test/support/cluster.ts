@@ -1,0 +1,69 @@
+/**
+ * A cluster for a test: its own nats-server (fresh store directory) and `n` real IMGC processes
+ * joined to it with `--cluster`, each with its own data directory and status server. `ready()`
+ * waits until every node sees every other and every partition is served by one of them.
+ */
+import { getStatus, startServer, type ServerHandle } from './server';
+import { startNats, type NatsHandle } from './nats';
+
+export interface ClusterHandle {
+  nats: NatsHandle;
+  nodes: ServerHandle[];
+  name: string;
+  /** Starts one more node (or restarts on `dataDir`). */
+  addNode(opts?: { dataDir?: string; args?: string[] }): Promise<ServerHandle>;
+  /** Waits until the live nodes (those not stopped or killed) each see all the others, and every partition is served. */
+  ready(timeoutMs?: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface ClusterStatus {
+  ready: boolean;
+  cluster: { node: string; serving: number[]; partitions: number; nodes: Array<{ id: string; serving: number[]; connections: number }>; engine: { connected: boolean }; ready: boolean; ledger: Record<string, number> };
+}
+
+let seq = 0;
+
+export async function startCluster(n: number, opts: { args?: string[]; nats?: NatsHandle } = {}): Promise<ClusterHandle> {
+  const nats = opts.nats ?? await startNats();
+  const name = `t${process.pid}x${++seq}`;
+  const base = ['--cluster', nats.url, '--cluster-name', name, '--cluster-heartbeat-ms', '250', '--partitions', '8', ...(opts.args ?? [])];
+  const nodes: ServerHandle[] = [];
+  const handle: ClusterHandle = {
+    nats,
+    nodes,
+    name,
+    async addNode(o = {}) {
+      const s = await startServer([...base, ...(o.args ?? [])], { status: true, ...(o.dataDir !== undefined ? { dataDir: o.dataDir } : {}), readyTimeoutMs: 30_000 });
+      nodes.push(s);
+      return s;
+    },
+    async ready(timeoutMs = 20_000) {
+      const deadline = Date.now() + timeoutMs;
+      let last = '';
+      for (;;) {
+        const live = nodes.filter((s) => s.proc.exitCode === null && s.proc.signalCode === null);
+        try {
+          const st = await Promise.all(live.map((s) => getStatus<ClusterStatus>(s)));
+          const served = new Set(st.flatMap((x) => x.cluster.serving));
+          const seeAll = st.every((x) => x.cluster.nodes.length === live.length);
+          const parts = st[0]?.cluster.partitions ?? 0;
+          const unique = st.reduce((k, x) => k + x.cluster.serving.length, 0) === parts;
+          if (seeAll && served.size === parts && unique && st.every((x) => x.ready)) return;
+          last = JSON.stringify(st.map((x) => ({ node: x.cluster.node, serving: x.cluster.serving, sees: x.cluster.nodes.length, ready: x.ready })));
+        } catch (err) {
+          last = String(err);
+        }
+        if (Date.now() > deadline) throw new Error(`cluster not ready: ${last}`);
+        await new Promise((r) => setTimeout(r, 100));
+      }
+    },
+    async stop() {
+      await Promise.all(nodes.map((s) => s.stop()));
+      if (!opts.nats) await nats.stop();
+    },
+  };
+  for (let i = 0; i < n; i++) await handle.addNode();
+  await handle.ready();
+  return handle;
+}
