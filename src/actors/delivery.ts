@@ -19,7 +19,7 @@ import { LRUCache } from 'lru-cache';
 import { logger } from '../log';
 import { Code } from '../protocol/codes';
 import { errorFrame, refusedAnswer, renderFrame, STORAGE_FULL_TEXT, type Request, type Template } from '../protocol/frames';
-import { accountConv, StoreError, type AccountPositions, type ConvId, type Store } from '../store/ports';
+import { accountConv, StoreError, type AccountPositions, type ConvId, type NewEntry, type Store } from '../store/ports';
 import { deliveryLatencySeconds, now as clock, secondsSince, storeFlushSeconds } from '../status/instruments';
 import { PositionBook } from './account-positions';
 import { Backlog } from './backlog';
@@ -338,6 +338,14 @@ export class Delivery {
   history(peer: Peer, r: Request): void {
     const a = readHistory(this.store.log, this.store.positions, this.store.epoch, peer.account!, r, this.limits.maxBuffered / 4, this.annotateHistory);
     peer.send(a.ok ? a.frame : errorFrame(a.code, a.error, r));
+  }
+
+  /** A record moved in from another store (cluster import): appended as it was, pushed to no one. */
+  importRecord(e: NewEntry): number {
+    const stored = this.store.log.append(e);
+    this.lastOffset = stored.offset;
+    this.counters.appended++;
+    return stored.offset;
   }
 
   /** A notice or message from the first service's backup file, kept in the account's own log. */

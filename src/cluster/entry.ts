@@ -8,6 +8,7 @@
  */
 import type { Post, StateOut } from '../actors/envelopes';
 import type { ChangeDecision } from '../actors/edits';
+import type { ConvId, NewEntry } from '../store/ports';
 
 export type ChangeOk = Extract<ChangeDecision, { ok: true }>;
 
@@ -20,6 +21,10 @@ export type Op =
   | { t: 'change'; d: ChangeOk; at: number; conn: number; callback?: string }
   /** An answer to a connection, released in order with the state it confirms. */
   | { t: 'reply'; conn: number; frame: string }
+  /** A record moved in from elsewhere (an embedded data directory, `imgc-cluster import`): stored, pushed to no one. */
+  | { t: 'append'; entry: NewEntry }
+  /** Moved in with its records: `account` reads `conv` from offset `since` on. */
+  | { t: 'join'; account: string; conv: ConvId; since: number }
   /** `node` owns `partition` from this entry on: entries of an earlier owner after it are refused. */
   | { t: 'claim'; partition: number; node: string };
 

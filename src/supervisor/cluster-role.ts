@@ -206,7 +206,7 @@ export class ClusterRole {
         case 'reply': this.host.sendTo(op.conn, refusedAnswer(op.frame, Code.UNAVAILABLE, text)); break;
         case 'change': this.host.sendTo(op.conn, refusedAnswer(JSON.stringify({ type: 'notice', method: { cat: 'chat', act: op.d.act, ...(op.callback !== undefined ? { callback: op.callback } : {}) } }), Code.UNAVAILABLE, text)); break;
         case 'state': this.statePublished(op.state.address); break;
-        case 'claim': break;
+        case 'append': case 'join': case 'claim': break;
       }
     }
     this.counters.refusedMoved += ops.length;

@@ -573,6 +573,8 @@ export class Node implements Router {
         case 'reply':
           if (this.registry.peer(op.conn)) this.delivery.afterDurable(() => this.sendTo(op.conn, this.detailOnline.answer(op.conn, op.frame)));
           break;
+        case 'append': this.delivery.importRecord(op.entry); break;
+        case 'join': this.db.positions.join(op.account, op.conv, op.since); break;
         case 'claim': break;
       }
     }
