@@ -7,6 +7,7 @@ import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
+import { PUBLISH_TIMEOUT_MS } from './entry';
 import { clusterNames, type ClusterNames } from './names';
 
 export interface EngineOptions {
@@ -62,7 +63,7 @@ export class Engine {
       // `deny_delete`/`deny_purge`: nothing removes ledger entries behind the nodes' backs.
       return jsm.streams.add({ name: names.stream, subjects: [names.ledgerAll], num_replicas: opts.replicas, deny_delete: true, duplicate_window: 120_000_000_000 });
     });
-    const js = jetstream(nc, { timeout: 5000 });
+    const js = jetstream(nc, { timeout: PUBLISH_TIMEOUT_MS });
     const kvm = new Kvm(js);
     const bucket = (name: string, extra: Record<string, unknown> = {}): Promise<KV> => kvm.create(name, { replicas: opts.replicas, history: 1, ...extra });
     const [nodes, owners, positions, meta] = await Promise.all([

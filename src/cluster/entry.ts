@@ -28,7 +28,19 @@ export type Op =
   /** `node` owns `partition` from this entry on: entries of an earlier owner after it are refused. */
   | { t: 'claim'; partition: number; node: string };
 
-export interface Entry { node: string; ops: Op[] }
+/**
+ * `at`: when its node published it (ms since the epoch, the node's clock). An entry JetStream
+ * stored more than VOID_AFTER_MS later is void on every node alike (the stored time is part of the
+ * message, so every replica decides the same): its publisher gave up on it at PUBLISH_TIMEOUT_MS
+ * and told the requester so, and a publish the client library kept through a disconnect and sent
+ * late must not make that answer false.
+ */
+export interface Entry { node: string; at: number; ops: Op[] }
+
+/** How long a node waits for JetStream to store an entry before it refuses the requests in it. */
+export const PUBLISH_TIMEOUT_MS = 5000;
+/** Stored this long after it was published, an entry is void (below PUBLISH_TIMEOUT_MS, with room for clock skew). */
+export const VOID_AFTER_MS = 3000;
 
 /** Largest entry published: NATS refuses payloads over its max_payload (1 MiB by default). */
 export const ENTRY_BYTES = 768 * 1024;
@@ -37,7 +49,7 @@ export function encodeEntry(e: Entry): Uint8Array { return Buffer.from(JSON.stri
 
 export function decodeEntry(data: Uint8Array): Entry {
   const e = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as Entry;
-  if (typeof e !== 'object' || e === null || typeof e.node !== 'string' || !Array.isArray(e.ops)) throw new Error('not a ledger entry');
+  if (typeof e !== 'object' || e === null || typeof e.node !== 'string' || typeof e.at !== 'number' || !Array.isArray(e.ops)) throw new Error('not a ledger entry');
   return e;
 }
 

@@ -15,7 +15,7 @@
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Engine } from './engine';
-import { chunkOps, decodeEntry, encodeEntry, type Entry, type Op } from './entry';
+import { chunkOps, decodeEntry, encodeEntry, VOID_AFTER_MS, type Entry, type Op } from './entry';
 
 /** JetStream's error for a publish whose expected last sequence is not the subject's last (10071). */
 const WRONG_LAST_SEQUENCE = 10071;
@@ -23,6 +23,8 @@ const WRONG_LAST_SEQUENCE = 10071;
 export interface LedgerHooks {
   /** Applies one entry (synchronously, in stream order) on this node. */
   apply(entry: Entry, seq: number): void;
+  /** An entry stored too late to count (see VOID_AFTER_MS): skipped on every node; its own node refuses its requests. */
+  voided(entry: Entry, seq: number): void;
   /** An entry of a partition this node no longer owns was refused: its operations never happened. */
   fenced(partition: number, ops: Op[]): void;
   /** An entry could not be stored (NATS unreachable past the timeout): its operations never happened. */
@@ -47,7 +49,7 @@ export class Ledger {
   private applying: ConsumerMessages | undefined;
   private appliedSeq = 0;
   private readonly waiters: Array<{ seq: number; resolve: () => void }> = [];
-  readonly counters = { published: 0, applied: 0, fenced: 0, failed: 0, bytesOut: 0 };
+  readonly counters = { published: 0, applied: 0, voided: 0, fenced: 0, failed: 0, bytesOut: 0 };
 
   constructor(private readonly engine: Engine, private readonly nodeId: string, private readonly hooks: LedgerHooks, private readonly log: Logger) {}
 
@@ -77,8 +79,15 @@ export class Ledger {
         this.advance(m.seq);
         continue;
       }
-      this.hooks.apply(entry, m.seq);
-      this.counters.applied++;
+      const storedAt = Number(m.timestampNanos / 1_000_000n);
+      if (storedAt - entry.at > VOID_AFTER_MS) {
+        this.counters.voided++;
+        this.log.warn({ seq: m.seq, node: entry.node, lateMs: storedAt - entry.at }, 'ledger entry stored too late: void on every node');
+        this.hooks.voided(entry, m.seq);
+      } else {
+        this.hooks.apply(entry, m.seq);
+        this.counters.applied++;
+      }
       this.advance(m.seq);
     }
   }
@@ -126,7 +135,7 @@ export class Ledger {
    * applied it (and with it everything the previous owner stored before).
    */
   async claim(partition: number): Promise<number> {
-    const ack = await this.engine.js.publish(this.engine.names.partition(partition), encodeEntry({ node: this.nodeId, ops: [{ t: 'claim', partition, node: this.nodeId }] }));
+    const ack = await this.engine.js.publish(this.engine.names.partition(partition), encodeEntry({ node: this.nodeId, at: Date.now(), ops: [{ t: 'claim', partition, node: this.nodeId }] }));
     this.routes.set(partition, { queue: [], busy: false, last: ack.seq, owned: true });
     await this.appliedThrough(ack.seq);
     return ack.seq;
@@ -167,7 +176,7 @@ export class Ledger {
   }
 
   private async publish(subject: string, ops: Op[], expectLast: number | undefined, partition?: number): Promise<number | null> {
-    const data = encodeEntry({ node: this.nodeId, ops });
+    const data = encodeEntry({ node: this.nodeId, at: Date.now(), ops });
     try {
       const ack = await this.engine.js.publish(subject, data, expectLast === undefined ? undefined : { expect: { lastSubjectSequence: expectLast } });
       this.counters.published++;

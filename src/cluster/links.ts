@@ -19,7 +19,12 @@ export interface LinkHooks {
   calls(calls: GroupCall[]): void;
   verify(calls: VerifyCall[]): void;
   frame(conn: number, frame: string): void;
+  /** Calls sent to `node` that it did not take (it is gone, or did not answer in time). */
+  undelivered(node: string, calls: GroupCall[], verify: VerifyCall[]): void;
 }
+
+/** How long a node has to confirm it took a parcel of calls. */
+const TAKE_TIMEOUT_MS = 2000;
 
 /** Connection ids: a node's own 32-bit counter above its number, so an id names its node in the cluster. */
 const CONN_SPACE = 2 ** 32;
@@ -33,7 +38,7 @@ export class Links {
   private readonly out = new Map<string, Parcel>();
   private scheduled = false;
   private sub: Subscription | undefined;
-  readonly counters = { parcelsOut: 0, parcelsIn: 0, callsOut: 0, framesOut: 0 };
+  readonly counters = { parcelsOut: 0, parcelsIn: 0, callsOut: 0, framesOut: 0, undelivered: 0 };
 
   constructor(private readonly engine: Engine, private readonly nodeId: string, private readonly hooks: LinkHooks, private readonly log: Logger) {}
 
@@ -44,6 +49,8 @@ export class Links {
         let p: Parcel;
         try { p = msg.json<Parcel>(); } catch (e) { return void this.log.warn({ err: e }, 'node mailbox: unreadable parcel'); }
         this.counters.parcelsIn++;
+        // Calls are confirmed as taken: a sender whose parcel is not confirmed sends them elsewhere.
+        if (msg.reply) msg.respond('');
         if (p.calls) this.hooks.calls(p.calls);
         if (p.verify) this.hooks.verify(p.verify);
         for (const [conn, frame] of p.frames ?? []) this.hooks.frame(conn, frame);
@@ -67,12 +74,17 @@ export class Links {
   private flush(): void {
     this.scheduled = false;
     for (const [node, p] of this.out) {
-      try {
-        this.engine.nc.publish(this.engine.names.inbox(node), JSON.stringify(p));
-        this.counters.parcelsOut++;
-      } catch (err) {
-        this.log.warn({ err, node }, 'node mailbox: parcel not sent');
+      const subject = this.engine.names.inbox(node);
+      this.counters.parcelsOut++;
+      if (p.calls === undefined && p.verify === undefined) {
+        try { this.engine.nc.publish(subject, JSON.stringify(p)); } catch (err) { this.log.warn({ err, node }, 'node mailbox: frames not sent'); }
+        continue;
       }
+      this.engine.nc.request(subject, JSON.stringify(p), { timeout: TAKE_TIMEOUT_MS }).catch((err: unknown) => {
+        this.counters.undelivered++;
+        this.log.debug({ err, node }, 'node mailbox: calls not taken');
+        this.hooks.undelivered(node, p.calls ?? [], p.verify ?? []);
+      });
     }
     this.out.clear();
   }

@@ -61,6 +61,8 @@ export class Ownership {
   /** Heartbeats seen in a row per node: a node placed on must have been seen twice (no thrash at start). */
   private readonly seen = new Map<string, number>();
   private readonly owners = new Map<number, { rec: OwnerRecord; revision: number }>();
+  /** Nodes that did not take calls sent to them (cleared when they beat again after a fresh start). */
+  private readonly unreachable = new Set<string>();
   private readonly serving = new Set<number>();
   /** Partitions with a claim or hand-over under way. */
   private readonly busy = new Set<number>();
@@ -93,7 +95,18 @@ export class Ownership {
     if (this.serving.has(partition)) return this.nodeId;
     const o = this.owners.get(partition)?.rec.node ?? undefined;
     if (o === this.nodeId) return undefined; // recorded but not claimed yet: wait
-    return o !== undefined && this.live.has(o) ? o : undefined;
+    return o !== undefined && this.live.has(o) && !this.unreachable.has(o) ? o : undefined;
+  }
+
+  /**
+   * `node` did not take calls sent to it: until its partitions change hands (or it beats again),
+   * nothing is routed to it; calls wait for the new owner instead.
+   */
+  unreachableNode(node: string): void {
+    if (node === this.nodeId) return;
+    this.unreachable.add(node);
+    this.live.delete(node);
+    this.seen.delete(node);
   }
 
   serves(partition: number): boolean { return this.serving.has(partition); }
@@ -127,6 +140,9 @@ export class Ownership {
       const e = await this.nodes.get(k);
       if (!e || e.operation !== 'PUT') continue;
       const info = decode<NodeInfo>(e.value);
+      // A node reported unreachable stays out until its heartbeat key is gone or renewed after that.
+      if (this.unreachable.has(info.id) && Date.now() - info.at > this.heartbeatMs) continue;
+      this.unreachable.delete(info.id);
       ids.add(info.id);
       this.live.set(info.id, info);
       this.seen.set(info.id, (this.seen.get(info.id) ?? 0) + 1);

@@ -40,6 +40,8 @@ const MOVED_TEXT = 'this conversation is moving between servers, please retry';
 export interface ClusterHost {
   /** Applies one ledger entry to the replica and the local sockets (deterministic, see cluster/entry.ts). */
   apply(entry: Entry, seq: number): void;
+  /** Nothing of the entry at `seq` applies here (it is void), but the replica has got past it. */
+  applied(seq: number): void;
   /** A frame for a connection held here, from another node. */
   frameIn(conn: number, frame: string): void;
   /** A group call this node decides (its partition is served here). */
@@ -83,6 +85,10 @@ export class ClusterRole {
     this.firstConnId = connIdBase(n) + 1;
     this.ledger = new Ledger(engine, this.nodeId, {
       apply: (entry, seq) => this.apply(entry, seq),
+      voided: (entry, seq) => {
+        if (entry.node === this.nodeId) this.refuse(entry.ops, 'the cluster\'s store did not answer in time, please retry');
+        this.host.applied(seq);
+      },
       fenced: (p, ops) => { this.ownership.fenced(p); this.refuse(ops, MOVED_TEXT); },
       failed: (ops, err) => { this.log.warn({ err, ops: ops.length }, 'ledger write failed: its requests are refused'); this.refuse(ops, 'the cluster\'s store is not reachable, please retry'); },
     }, log.child({ component: 'ledger' }));
@@ -96,6 +102,12 @@ export class ClusterRole {
       calls: (calls) => { for (const c of calls) this.group(c); },
       verify: (calls) => { for (const c of calls) this.verify(c); },
       frame: (conn, frame) => this.host.frameIn(conn, frame),
+      undelivered: (node, calls, verify) => {
+        // The node is gone (or stuck): its calls wait for whoever takes its partitions over.
+        this.ownership.unreachableNode(node);
+        for (const c of calls) this.group(c);
+        for (const v of verify) this.verify(v);
+      },
     }, log.child({ component: 'links' }));
   }
 

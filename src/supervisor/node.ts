@@ -554,6 +554,7 @@ export class Node implements Router {
   private clusterHost(): ClusterHost {
     return {
       apply: (entry, seq) => this.applyEntry(entry, seq),
+      applied: (seq) => this.cluster!.replica.appliedThrough(seq),
       frameIn: (conn, frame) => this.registry.peer(conn)?.send(this.detailOnline.answer(conn, frame)),
       decide: (call) => this.shards[this.registry.workerOfGroup(call.id)]!.post(call),
       verify: (call) => this.shards[this.registry.workerOf(VERIFY_ADDRESS)]!.post(call),
