@@ -90,7 +90,7 @@ describe('cluster: a node killed in the middle of traffic', function () {
   before(async function () {
     if (!natsAvailable()) this.skip();
     await accountsReady();
-    cluster = await startCluster(3, { args: ['--auth', 'signed', '--partitions', String(PARTITIONS)] });
+    cluster = await startCluster(3, { args: ['--auth', 'signed', '--partitions', String(PARTITIONS), '--group-backlog', '10000'] });
   });
   afterEach(() => pool.closeAll());
   after(async () => { await cluster?.stop(); });

@@ -33,8 +33,8 @@ interface OwnerRecord { node: string | null; term: number }
 export interface OwnershipHooks {
   /** This node serves `partition` from now on (its claim is applied): resident actors are reloaded. */
   gained(partition: number): void;
-  /** This node no longer serves `partition`. */
-  lost(partition: number): void;
+  /** This node no longer serves `partition`; resolves once the calls its actors had taken are decided. */
+  lost(partition: number): Promise<void> | void;
   /** The owner of `partition` is known (or changed): calls waiting for it can go. */
   ownerKnown(partition: number): void;
   /** This node's figures for its heartbeat. */
@@ -110,6 +110,18 @@ export class Ownership {
   }
 
   serves(partition: number): boolean { return this.serving.has(partition); }
+
+  /** Every partition is recorded with the node it places on, and no claim or hand-over is under way (as this node sees it). */
+  settled(): boolean {
+    if (this.busy.size > 0) return false;
+    const nodes = [...this.live.keys()];
+    for (let p = 0; p < this.partitions; p++) {
+      const want = placeOf(p, nodes);
+      if (want === undefined || this.owners.get(p)?.rec.node !== want) return false;
+      if ((want === this.nodeId) !== this.serving.has(p)) return false;
+    }
+    return true;
+  }
 
   servingList(): number[] { return [...this.serving].sort((a, b) => a - b); }
 
@@ -209,7 +221,7 @@ export class Ownership {
     try {
       // No new calls are decided here from now on; what is in flight is stored first.
       this.serving.delete(p);
-      this.hooks.lost(p);
+      await this.hooks.lost(p);
       await this.ledger.drained(p);
       this.ledger.release(p);
       const o = this.owners.get(p);
@@ -234,7 +246,7 @@ export class Ownership {
     this.counters.lost++;
     this.ledger.release(p);
     this.log.warn({ partition: p, why }, 'partition lost');
-    this.hooks.lost(p);
+    void this.hooks.lost(p);
   }
 
   async stop(): Promise<void> {

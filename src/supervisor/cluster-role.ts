@@ -47,8 +47,8 @@ export interface ClusterHost {
   /** A group call this node decides (its partition is served here). */
   decide(call: GroupCall): void;
   verify(call: VerifyCall): void;
-  /** Partitions gained or lost: their resident actors go. */
-  evict(partitions: number[]): void;
+  /** Partitions gained or lost: their resident actors go; resolves once the calls the shards had taken are decided. */
+  evict(partitions: number[]): Promise<void>;
   /** A frame for any connection of the cluster. */
   sendTo(conn: number, frame: string): void;
   connections(): number;
@@ -93,7 +93,7 @@ export class ClusterRole {
       failed: (ops, err) => { this.log.warn({ err, ops: ops.length }, 'ledger write failed: its requests are refused'); this.refuse(ops, 'the cluster\'s store is not reachable, please retry'); },
     }, log.child({ component: 'ledger' }));
     this.ownership = new Ownership(this.nodeId, settings.partitions, engine.nodes, engine.owners, this.ledger, {
-      gained: (p) => this.host.evict([p]),
+      gained: (p) => void this.host.evict([p]),
       lost: (p) => this.host.evict([p]),
       ownerKnown: (p) => this.release(p),
       info: () => ({ host: settings.host, port: settings.port, statusPort: settings.statusPort, connections: host.connections() }),
@@ -294,6 +294,7 @@ export class ClusterRole {
       engine: this.engine.health(),
       ready: this.ready,
       serving: this.ownership.servingList(),
+      settled: this.ownership.settled(),
       partitions: this.settings.partitions,
       nodes,
       ledger: this.ledger.stats(),

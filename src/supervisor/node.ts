@@ -298,8 +298,15 @@ export class Node implements Router {
     }
   }
 
-  /** While the store is full a request that would write is answered 45007 (and counted), not executed. */
+  /** While the store is full a request that would write is answered 45007 (and counted), not executed; cut off from a cluster's engine, 45003. */
   private refusedFull(peer: Connection, r: Request): boolean {
+    if (this.cluster && !this.cluster.engine.health().connected) {
+      // Cut off from the cluster's engine: nothing can be stored, so nothing is taken (the client retries, maybe elsewhere).
+      this.counters.storeRefused++;
+      errorsTotal.inc({ code: Code.UNAVAILABLE });
+      peer.send(errorFrame(Code.UNAVAILABLE, 'this server is cut off from the cluster\'s store, please retry (or connect to another server)', r));
+      return true;
+    }
     if (this.store === undefined || this.store.health().writable) return false;
     this.counters.storeRefused++;
     errorsTotal.inc({ code: Code.STORAGE_FULL });
@@ -584,11 +591,13 @@ export class Node implements Router {
   }
 
   /** Cluster mode: partitions this node gained or lost; their actors are read again from the replica. */
-  private evict(partitions: number[]): void {
+  private async evict(partitions: number[]): Promise<void> {
     const verifierPart = partitionOf(VERIFY_ADDRESS, this.settings.partitions);
     for (const h of this.shards) {
       h.post({ t: 'evict', partitions, ...(partitions.includes(verifierPart) && h.index === this.registry.workerOf(VERIFY_ADDRESS) ? { verifierState: this.stateOf(VERIFY_ADDRESS) } : {}) });
     }
+    // A shard answers in order: once its figures come back, what it had taken before is decided and out.
+    await this.shardStats();
   }
 
   /** A group's stored state back to its shard, with the calls that wait for it (read now: the newest). */

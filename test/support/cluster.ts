@@ -19,7 +19,7 @@ export interface ClusterHandle {
 
 export interface ClusterStatus {
   ready: boolean;
-  cluster: { node: string; serving: number[]; partitions: number; nodes: Array<{ id: string; serving: number[]; connections: number }>; engine: { connected: boolean }; ready: boolean; ledger: Record<string, number> };
+  cluster: { node: string; serving: number[]; settled: boolean; partitions: number; nodes: Array<{ id: string; serving: number[]; connections: number }>; engine: { connected: boolean }; ready: boolean; ledger: Record<string, number> };
 }
 
 let seq = 0;
@@ -49,8 +49,8 @@ export async function startCluster(n: number, opts: { args?: string[]; nats?: Na
           const seeAll = st.every((x) => x.cluster.nodes.length === live.length);
           const parts = st[0]?.cluster.partitions ?? 0;
           const unique = st.reduce((k, x) => k + x.cluster.serving.length, 0) === parts;
-          if (seeAll && served.size === parts && unique && st.every((x) => x.ready)) return;
-          last = JSON.stringify(st.map((x) => ({ node: x.cluster.node, serving: x.cluster.serving, sees: x.cluster.nodes.length, ready: x.ready })));
+          if (seeAll && served.size === parts && unique && st.every((x) => x.ready && x.cluster.settled)) return;
+          last = JSON.stringify(st.map((x) => ({ node: x.cluster.node, serving: x.cluster.serving, sees: x.cluster.nodes.length, ready: x.ready, settled: x.cluster.settled })));
         } catch (err) {
           last = String(err);
         }

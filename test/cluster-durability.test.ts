@@ -1,0 +1,164 @@
+/**
+ * Cluster mode across whole-cluster restarts and network partitions: after every node and NATS
+ * itself restart, everything is there (on the old nodes, which replay from where their replicas
+ * stopped, and on a new node, which replays the whole ledger); a node cut off from NATS refuses
+ * writes (and says it is not ready) instead of diverging, the others take its partitions over, and
+ * when it is back it follows the cluster again.
+ */
+import { expect } from 'chai';
+import { rmSync } from 'node:fs';
+import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
+import { accountsReady, newAccounts, type Account } from './support/accounts';
+import { ClientPool, isMessage, sleep, type Frame } from './support/client';
+import { startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
+import { ask, device, makeGroup } from './support/devices';
+import { natsAvailable, startNats } from './support/nats';
+import { freePort, getStatus, startServer, statusFetch, type ServerHandle } from './support/server';
+import { partitionOf } from '../src/hash';
+
+const PARTITIONS = 8;
+
+/** A TCP proxy in front of NATS: `cut()` drops every connection and refuses new ones; `mend()` lets them through again. */
+class Proxy {
+  private server: Server | undefined;
+  private readonly sockets = new Set<Socket>();
+  constructor(readonly port: number, private readonly target: number) {}
+  static async start(target: number): Promise<Proxy> { const p = new Proxy(await freePort(), target); await p.mend(); return p; }
+  mend(): Promise<void> {
+    this.server = createServer((inbound) => {
+      const out = netConnect(this.target, '127.0.0.1');
+      for (const s of [inbound, out]) { this.sockets.add(s); s.on('close', () => this.sockets.delete(s)); s.on('error', () => s.destroy()); }
+      inbound.pipe(out); out.pipe(inbound);
+    });
+    return new Promise((res) => this.server!.listen(this.port, '127.0.0.1', () => res()));
+  }
+  cut(): Promise<void> {
+    for (const s of this.sockets) s.destroy();
+    return new Promise((res) => this.server!.close(() => res()));
+  }
+}
+
+const historyTexts = (h: Frame): string[] => {
+  const list = (h.msg?.messages ?? []) as Frame[];
+  return list.map((m) => String(m.msg));
+};
+
+describe('cluster: restarts and partitions', function () {
+  this.timeout(120_000);
+  const pool = new ClientPool();
+  before(async function () {
+    if (!natsAvailable()) this.skip();
+    await accountsReady();
+  });
+  afterEach(() => pool.closeAll());
+
+  it('restart the whole cluster (NATS too): every node, old or new, has everything', async () => {
+    const nats = await startNats();
+    const cluster: ClusterHandle = await startCluster(2, { nats, args: ['--partitions', String(PARTITIONS)] });
+    const [alice, bob, carol] = newAccounts(3) as [Account, Account, Account];
+    const a = await device(pool, cluster.nodes[0]!.url, alice, 'alice', false);
+    const b = await device(pool, cluster.nodes[1]!.url, bob, 'bob', false);
+    const gid = await makeGroup(a, [bob, carol], [b]);
+    for (let i = 0; i < 10; i++) await ask(a, { cat: 'chat', act: 'chat', to: carol.address, msg: `d${i}` });
+    for (let i = 0; i < 10; i++) await ask(b, { cat: 'group', act: 'chat', to: gid, msg: `g${i}` });
+    await pool.closeAll();
+    const dirs = cluster.nodes.map((n) => n.dataDir);
+    await Promise.all(cluster.nodes.map((n) => n.stop({ keepData: true })));
+    await nats.stop({ keepStore: true });
+    const nats2 = await startNats({ port: nats.port, storeDir: nats.storeDir });
+    const again = await restartCluster(nats2.url, cluster.name, dirs);
+    try {
+      for (const node of again.nodes) {
+        const c = await device(pool, node.url, carol, `carol@${node.port}`, false);
+        const got = await c.nextN(20, isMessage(), 10_000, 'backlog');
+        expect(got.map((f) => f.msg)).to.deep.equal([...Array.from({ length: 10 }, (_, i) => `d${i}`), ...Array.from({ length: 10 }, (_, i) => `g${i}`)]);
+        const d = await ask(c, { cat: 'group', act: 'detail', id: gid });
+        expect(d.msg?.group, JSON.stringify(d)).to.include(carol.address);
+        const h = await ask(c, { cat: 'chat', act: 'history', group: gid, limit: 50 });
+        expect(historyTexts(h)).to.include.members(['g0', 'g9']);
+        await c.close();
+      }
+    } finally {
+      await Promise.all(again.nodes.map((n) => n.stop()));
+      for (const d of dirs) rmSync(d, { recursive: true, force: true });
+      await nats2.stop();
+      rmSync(nats.storeDir, { recursive: true, force: true });
+    }
+  });
+
+  it('a node cut off from NATS refuses writes and is not ready; the others take its partitions; back, it follows the cluster', async () => {
+    const nats = await startNats();
+    const proxy = await Proxy.start(nats.port);
+    const cluster = await startCluster(2, { nats, args: ['--partitions', String(PARTITIONS)] });
+    try {
+      const x = await cluster.addNode({ args: ['--cluster', `nats://127.0.0.1:${proxy.port}`] });
+      await cluster.ready();
+      const mine = new Set((await getStatus<ClusterStatus>(x)).cluster.serving);
+      expect(mine.size).to.be.greaterThan(0);
+      const [alice, xavier, yan] = newAccounts(3) as [Account, Account, Account];
+      const a = await device(pool, cluster.nodes[0]!.url, alice, 'alice@0', false);
+      const xv = await device(pool, x.url, xavier, 'xavier@x', false);
+      let gid = '';
+      for (let i = 0; i < 40 && gid === ''; i++) {
+        const id = await makeGroup(a, [xavier, yan]);
+        if (mine.has(partitionOf(`group:${id}`, PARTITIONS))) gid = id;
+      }
+      expect(gid).to.not.equal('');
+      await sleep(300);
+      xv.clear();
+
+      await proxy.cut();
+      await sleep(500);
+      // Writes on the cut-off node are refused, never acknowledged.
+      const direct = await ask(xv, { cat: 'chat', act: 'chat', to: alice.address, msg: 'from the island' }).catch((e: unknown) => ({ type: 'timeout', error: String(e) }) as Frame);
+      expect(direct.type, JSON.stringify(direct)).to.equal('error');
+      expect(direct.code).to.equal(45003);
+      const inGroup = await ask(xv, { cat: 'group', act: 'chat', to: gid, msg: 'island group' }).catch((e: unknown) => ({ type: 'timeout', error: String(e) }) as Frame);
+      expect(inGroup.type, JSON.stringify(inGroup)).to.equal('error');
+      const ready = await statusFetch(x, '/readyz');
+      expect(ready.status).to.equal(503);
+      // The others serve its partitions within seconds.
+      let served = false;
+      for (let i = 0; i < 100 && !served; i++) {
+        const f = await ask(a, { cat: 'group', act: 'chat', to: gid, msg: `mainland ${i}` });
+        served = f.type === 'notice';
+        if (!served) await sleep(100);
+      }
+      expect(served, 'group served by the rest of the cluster').to.equal(true);
+      expect((await ask(a, { cat: 'chat', act: 'chat', to: xavier.address, msg: 'while you were away' })).type).to.equal('notice');
+
+      await proxy.mend();
+      // Back: it follows the cluster (what happened meanwhile reaches its socket), and nothing of what it refused exists.
+      const late = await xv.next((f) => isMessage()(f) && f.msg === 'while you were away', 20_000, 'the message sent during the cut');
+      expect(late.from).to.equal(alice.address);
+      await cluster.ready(20_000);
+      const hx = await ask(xv, { cat: 'chat', act: 'history', group: gid, limit: 100 });
+      const h0 = await ask(a, { cat: 'chat', act: 'history', group: gid, limit: 100 });
+      expect(historyTexts(hx)).to.deep.equal(historyTexts(h0));
+      expect(historyTexts(h0)).to.not.include('island group');
+      const dm = await ask(a, { cat: 'chat', act: 'history', with: xavier.address, limit: 100 });
+      expect(historyTexts(dm)).to.not.include('from the island');
+      expect((await ask(xv, { cat: 'group', act: 'chat', to: gid, msg: 'back home' })).type).to.equal('notice');
+    } finally {
+      await cluster.stop();
+      await proxy.cut().catch(() => undefined);
+      await nats.stop();
+    }
+  });
+});
+
+/** The nodes of `old` started again on their data directories, plus one new node with an empty one. */
+async function restartCluster(url: string, name: string, dirs: string[]): Promise<{ nodes: ServerHandle[] }> {
+  const args = ['--cluster', url, '--cluster-name', name, '--cluster-heartbeat-ms', '250', '--partitions', String(PARTITIONS)];
+  const nodes: ServerHandle[] = [];
+  for (const d of dirs) nodes.push(await startServer(args, { status: true, dataDir: d, readyTimeoutMs: 30_000 }));
+  nodes.push(await startServer(args, { status: true, readyTimeoutMs: 30_000 }));
+  const deadline = Date.now() + 20_000;
+  for (;;) {
+    const st = await Promise.all(nodes.map((n) => getStatus<ClusterStatus>(n)));
+    const served = st.reduce((k, s) => k + s.cluster.serving.length, 0);
+    if (served === PARTITIONS && st.every((s) => s.cluster.nodes.length === nodes.length && s.cluster.settled)) return { nodes };
+    if (Date.now() > deadline) throw new Error('restarted cluster not ready');
+    await sleep(100);
+  }
+}
