@@ -105,8 +105,18 @@ export async function loadOrCreateServerKey(dir: string, ss58Format = 42): Promi
     writePrivateFileAtomic(file, `${seedHex}\n`);
   }
   if (!isHex(seedHex, 256)) throw new Error(`${file} does not hold a 32-byte hex seed`);
+  return serverKeyFromSeed(seedHex, ss58Format);
+}
+
+/** The server key of a 32-byte hex seed (in a cluster the seed is the cluster's, so every node signs as one issuer). */
+export async function serverKeyFromSeed(seedHex: string, ss58Format = 42): Promise<KeyringPair> {
+  await cryptoWaitReady();
+  if (!isHex(seedHex, 256)) throw new Error('the server key seed is not 32 bytes of hex');
   return new Keyring({ type: 'ed25519', ss58Format }).addFromSeed(hexToU8a(seedHex));
 }
+
+/** A new random seed for `serverKeyFromSeed`, as 0x-prefixed hex. */
+export function newServerKeySeed(): string { return u8aToHex(randomAsU8a(32)); }
 
 function sameKey(a: string, b: string): boolean {
   try {

@@ -25,6 +25,7 @@ import { Code } from '../protocol/codes';
 import { refusedAnswer } from '../protocol/frames';
 import { partitionOf } from '../hash';
 import type { Settings } from '../config';
+import { newServerKeySeed } from '../chain/token';
 
 /** How long a group call waits for its partition to have an owner before it is refused. */
 const WAIT_OWNER_MS = 10_000;
@@ -49,6 +50,8 @@ export interface ClusterHost {
   verify(call: VerifyCall): void;
   /** Partitions gained or lost: their resident actors go; resolves once the calls the shards had taken are decided. */
   evict(partitions: number[]): Promise<void>;
+  /** This node serves `partition` now (true) or no longer (false): the chain watcher follows the verification actor. */
+  leads(partition: number, on: boolean): void;
   /** A frame for any connection of the cluster. */
   sendTo(conn: number, frame: string): void;
   connections(): number;
@@ -93,8 +96,8 @@ export class ClusterRole {
       failed: (ops, err) => { this.log.warn({ err, ops: ops.length }, 'ledger write failed: its requests are refused'); this.refuse(ops, 'the cluster\'s store is not reachable, please retry'); },
     }, log.child({ component: 'ledger' }));
     this.ownership = new Ownership(this.nodeId, settings.partitions, engine.nodes, engine.owners, this.ledger, {
-      gained: (p) => void this.host.evict([p]),
-      lost: (p) => this.host.evict([p]),
+      gained: (p) => { void this.host.evict([p]); this.host.leads(p, true); },
+      lost: (p) => { this.host.leads(p, false); return this.host.evict([p]); },
       ownerKnown: (p) => this.release(p),
       info: () => ({ host: settings.host, port: settings.port, statusPort: settings.statusPort, connections: host.connections() }),
     }, settings.clusterHeartbeatMs, log.child({ component: 'ownership' }));
@@ -124,13 +127,20 @@ export class ClusterRole {
     return new ClusterRole(engine, replica, applied, positions!, settings, host, log);
   }
 
-  /** The resume-token key, the same on every node: made once, by whichever node asks first. */
+  /** The resume-token key, the same on every node. */
   async resumeKey(): Promise<Buffer> {
-    const fresh = randomBytes(32).toString('hex');
-    await this.engine.meta.create('resume-key', fresh).catch(() => undefined);
-    const e = await this.engine.meta.get('resume-key');
-    if (!e) throw new Error('the cluster\'s resume key cannot be read');
-    return Buffer.from(e.string(), 'hex');
+    return Buffer.from(await this.secret('resume-key', () => randomBytes(32).toString('hex')), 'hex');
+  }
+
+  /** The server key's seed (verification tokens), the same on every node: one issuer for the cluster. */
+  serverKeySeed(): Promise<string> { return this.secret('server-key-seed', newServerKeySeed); }
+
+  /** A secret of the cluster: made once, by whichever node asks first (create fails for the others). */
+  private async secret(name: string, make: () => string): Promise<string> {
+    await this.engine.meta.create(name, make()).catch(() => undefined);
+    const e = await this.engine.meta.get(name);
+    if (!e || e.operation !== 'PUT') throw new Error(`the cluster's ${name} cannot be read`);
+    return e.string();
   }
 
   /**

@@ -164,7 +164,10 @@ export class Node implements Router {
       detailBytes: Math.floor(settings.maxBuffered / 8),
     }, this.log.child({ component: 'limits' }));
     this.verification = new Verification(
-      { endpoint: settings.chainEndpoint, target: settings.verifyTarget, dataDir: settings.data, tokenTtlMs: settings.tokenTtlMs },
+      {
+        endpoint: settings.chainEndpoint, target: settings.verifyTarget, dataDir: settings.data, tokenTtlMs: settings.tokenTtlMs,
+        ...(settings.cluster !== undefined ? { cluster: { keySeed: () => this.cluster!.serverKeySeed() } } : {}),
+      },
       { toVerifier: (item) => this.toVerifier(item), sendTo: (conn, frame) => this.sendTo(conn, frame) },
     );
   }
@@ -564,7 +567,18 @@ export class Node implements Router {
       applied: (seq) => this.cluster!.replica.appliedThrough(seq),
       frameIn: (conn, frame) => this.registry.peer(conn)?.send(this.detailOnline.answer(conn, frame)),
       decide: (call) => this.shards[this.registry.workerOfGroup(call.id)]!.post(call),
-      verify: (call) => this.shards[this.registry.workerOf(VERIFY_ADDRESS)]!.post(call),
+      verify: (call) => {
+        if (call.op === 'reg' && !Number.isFinite(call.decimals)) {
+          // Asked on a node that does not watch the chain: the decimals are this (watching) node's.
+          const decimals = this.verification.decimals();
+          if (decimals === undefined) return this.sendTo(call.conn, errorFrame(Code.UNAVAILABLE, 'the chain node is not reachable yet, try again later', call.request));
+          call = { ...call, decimals };
+        }
+        this.shards[this.registry.workerOf(VERIFY_ADDRESS)]!.post(call);
+      },
+      leads: (partition, on) => {
+        if (partition === partitionOf(VERIFY_ADDRESS, this.settings.partitions)) void this.verification.lead(on);
+      },
       evict: (partitions) => this.evict(partitions),
       sendTo: (conn, frame) => this.sendTo(conn, frame),
       connections: () => this.registry.connectionCount,

@@ -7,7 +7,7 @@
  */
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { ChainWatcher, type Transfer } from '../chain/watcher';
-import { issueToken, loadOrCreateServerKey } from '../chain/token';
+import { issueToken, loadOrCreateServerKey, serverKeyFromSeed } from '../chain/token';
 import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
 import type { Connection } from '../actors/connection';
@@ -26,6 +26,11 @@ export interface VerificationOptions {
   target: string | undefined;
   dataDir: string;
   tokenTtlMs: number;
+  /**
+   * Cluster mode: the server key's seed is the cluster's, and the chain is watched only while this
+   * node leads (it owns the verification actor's partition): one watcher for the whole cluster.
+   */
+  cluster?: { keySeed: () => Promise<string> };
 }
 
 const SWEEP_MS = 30_000;
@@ -34,6 +39,7 @@ export class Verification {
   private watcher: ChainWatcher | undefined;
   private key: KeyringPair | undefined;
   private sweeper: NodeJS.Timeout | undefined;
+  private leading = false;
   private readonly log = logger({ part: 'verification' });
 
   constructor(private readonly opts: VerificationOptions, private readonly host: VerificationHost) {}
@@ -43,16 +49,35 @@ export class Verification {
 
   /** Loads the server key; with a chain configured, asks the verifier where to resume and starts watching. */
   async start(): Promise<void> {
-    this.key = await loadOrCreateServerKey(this.opts.dataDir);
-    if (!this.enabled) return;
+    this.key = this.opts.cluster ? await serverKeyFromSeed(await this.opts.cluster.keySeed()) : await loadOrCreateServerKey(this.opts.dataDir);
+    if (!this.enabled || this.opts.cluster) return;
+    this.watch();
+  }
+
+  /** Asks the verifier where to resume (the watcher starts with its answer) and sweeps expired registrations. */
+  private watch(): void {
     this.host.toVerifier({ t: 'verify', op: 'cursor' });
     this.sweeper = setInterval(() => this.host.toVerifier({ t: 'verify', op: 'sweep', now: Date.now() }), SWEEP_MS);
     this.sweeper.unref();
   }
 
+  /** Cluster mode: this node now leads (watches the chain) or no longer does. */
+  async lead(on: boolean): Promise<void> {
+    if (!this.enabled || on === this.leading) return;
+    this.leading = on;
+    if (on) return this.watch();
+    clearInterval(this.sweeper);
+    const w = this.watcher;
+    this.watcher = undefined;
+    await w?.stop();
+  }
+
+  /** The chain's decimals as this node's watcher knows them (undefined: not watching, or not connected yet). */
+  decimals(): number | undefined { return this.watcher?.decimals(); }
+
   /** The verifier's cursor arrived: watch from the block after it (never blocks chat: retries run in the background). */
   onCursor(c: Cursor): void {
-    if (this.watcher || !this.enabled) return;
+    if (this.watcher || !this.enabled || (this.opts.cluster && !this.leading)) return;
     const w = new ChainWatcher({ endpoint: this.opts.endpoint!, startAfter: c.lastProcessed, log: this.log });
     w.on('transfer', (t: Transfer) => this.onTransfer(t));
     w.on('processed', (block: number) => this.host.toVerifier({ t: 'verify', op: 'processed', block }));
@@ -78,8 +103,9 @@ export class Verification {
     if (r.account !== peer.account) return peer.refuse(Code.NOT_PERMITTED, 'only the signed-in account itself may register', r);
     if (!this.enabled) return peer.refuse(Code.VERIFY_DISABLED, 'verification by payment is not enabled on this server', r);
     const decimals = this.watcher?.decimals();
-    if (decimals === undefined) return peer.refuse(Code.UNAVAILABLE, 'the chain node is not reachable yet, try again later', r);
-    this.host.toVerifier({ t: 'verify', op: 'reg', conn: peer.id, account: peer.account!, request: r, decimals, now: Date.now() });
+    // In a cluster another node may watch the chain: it fills in the decimals (NaN: not known here).
+    if (decimals === undefined && !this.opts.cluster) return peer.refuse(Code.UNAVAILABLE, 'the chain node is not reachable yet, try again later', r);
+    this.host.toVerifier({ t: 'verify', op: 'reg', conn: peer.id, account: peer.account!, request: r, decimals: decimals ?? Number.NaN, now: Date.now() });
   }
 
   /** The verifier answered a token request with the account's proof (or none). */
