@@ -5,7 +5,7 @@
  * with the group messages a member gets anyway costs no system call of its own: on a busy server
  * most ephemeral frames join a write that happens regardless. On an idle one they wait FLUSH_MS.
  */
-import type { Peer } from './peer';
+import type { Peer, Peers } from './peer';
 
 export const FLUSH_MS = 20;
 /** Frames queued before a flush is forced (a burst must not pile up in memory). */
@@ -15,6 +15,26 @@ export class EphemeralOut {
   private queue: Array<[Peer, string]> = [];
   private timer: NodeJS.Timeout | undefined;
   sent = 0;
+
+  /**
+   * Cluster mode: the same frame for the account's sockets on the other nodes (queued and sent with
+   * this turn's others; see supervisor/cluster-role.ts). Unset when embedded.
+   */
+  remote: ((account: string, frame: string) => void) | undefined;
+
+  /** `frame` to every socket of `account` (but `except`), here and, in a cluster, on the other nodes; returns the sockets written here. */
+  toAccount(peers: Peers, account: string, frame: string, except?: number): number {
+    this.remote?.(account, frame);
+    const ps = peers.peersOf(account);
+    if (ps === undefined) return 0;
+    let n = 0;
+    for (const p of ps) {
+      if (p.id === except) continue;
+      this.send(p, frame);
+      n++;
+    }
+    return n;
+  }
 
   send(peer: Peer, frame: string): void {
     this.queue.push([peer, frame]);

@@ -130,12 +130,6 @@ export class Receipts {
   stats(): Record<string, number> { return { ...this.counters }; }
 
   private sendTo(account: string, frame: string, except?: number): void {
-    const ps = this.peers.peersOf(account);
-    if (ps === undefined) return;
-    for (const p of ps) {
-      if (p.id === except) continue;
-      this.out.send(p, frame);
-      this.counters.frames++;
-    }
+    this.counters.frames += this.out.toAccount(this.peers, account, frame, except);
   }
 }

@@ -52,10 +52,7 @@ export class Typing {
     this.counters.relayed++;
     const frame = noticeFrame('chat', 'typing', msg);
     for (const account of to) {
-      if (account === me) continue;
-      const ps = this.peers.peersOf(account);
-      if (ps === undefined) continue;
-      for (const p of ps) { this.out.send(p, frame); this.counters.frames++; }
+      if (account !== me) this.counters.frames += this.out.toAccount(this.peers, account, frame);
     }
   }
 

@@ -19,6 +19,8 @@ export interface LinkHooks {
   calls(calls: GroupCall[]): void;
   verify(calls: VerifyCall[]): void;
   frame(conn: number, frame: string): void;
+  /** Ephemeral frames from another node, for the sockets of these accounts held here. */
+  ephemeral(frames: Array<[string, string]>): void;
   /** Calls sent to `node` that it did not take (it is gone, or did not answer in time). */
   undelivered(node: string, calls: GroupCall[], verify: VerifyCall[]): void;
 }
@@ -38,7 +40,9 @@ export class Links {
   private readonly out = new Map<string, Parcel>();
   private scheduled = false;
   private sub: Subscription | undefined;
-  readonly counters = { parcelsOut: 0, parcelsIn: 0, callsOut: 0, framesOut: 0, undelivered: 0 };
+  private ephSub: Subscription | undefined;
+  private ephOut: Array<[string, string]> = [];
+  readonly counters = { parcelsOut: 0, parcelsIn: 0, callsOut: 0, framesOut: 0, undelivered: 0, ephemeralOut: 0, ephemeralIn: 0 };
 
   constructor(private readonly engine: Engine, private readonly nodeId: string, private readonly hooks: LinkHooks, private readonly log: Logger) {}
 
@@ -56,6 +60,22 @@ export class Links {
         for (const [conn, frame] of p.frames ?? []) this.hooks.frame(conn, frame);
       },
     });
+    this.ephSub = this.engine.nc.subscribe(this.engine.names.ephemeral, {
+      callback: (err, msg) => {
+        if (err) return;
+        let e: { node?: unknown; frames?: unknown };
+        try { e = msg.json<typeof e>(); } catch { return; }
+        if (e.node === this.nodeId || !Array.isArray(e.frames)) return;
+        this.counters.ephemeralIn += e.frames.length;
+        this.hooks.ephemeral(e.frames as Array<[string, string]>);
+      },
+    });
+  }
+
+  /** Typing, live read receipts: for the account's sockets on every other node (one broadcast per turn). */
+  ephemeral(account: string, frame: string): void {
+    this.ephOut.push([account, frame]);
+    if (!this.scheduled) { this.scheduled = true; setImmediate(() => this.flush()); }
   }
 
   call(node: string, call: GroupCall): void { (this.parcel(node).calls ??= []).push(call); this.counters.callsOut++; }
@@ -73,6 +93,11 @@ export class Links {
 
   private flush(): void {
     this.scheduled = false;
+    if (this.ephOut.length > 0) {
+      try { this.engine.nc.publish(this.engine.names.ephemeral, JSON.stringify({ node: this.nodeId, frames: this.ephOut })); } catch (err) { this.log.debug({ err }, 'ephemeral frames not sent'); }
+      this.counters.ephemeralOut += this.ephOut.length;
+      this.ephOut = [];
+    }
     for (const [node, p] of this.out) {
       const subject = this.engine.names.inbox(node);
       this.counters.parcelsOut++;
@@ -89,5 +114,5 @@ export class Links {
     this.out.clear();
   }
 
-  stop(): void { this.sub?.unsubscribe(); }
+  stop(): void { this.sub?.unsubscribe(); this.ephSub?.unsubscribe(); }
 }

@@ -43,6 +43,8 @@ export interface ClusterHost {
   apply(entry: Entry, seq: number): void;
   /** Nothing of the entry at `seq` applies here (it is void), but the replica has got past it. */
   applied(seq: number): void;
+  /** Ephemeral frames of another node for the sockets of these accounts here. */
+  ephemeralIn(frames: Array<[string, string]>): void;
   /** A frame for a connection held here, from another node. */
   frameIn(conn: number, frame: string): void;
   /** A group call this node decides (its partition is served here). */
@@ -105,6 +107,7 @@ export class ClusterRole {
       calls: (calls) => { for (const c of calls) this.group(c); },
       verify: (calls) => { for (const c of calls) this.verify(c); },
       frame: (conn, frame) => this.host.frameIn(conn, frame),
+      ephemeral: (frames) => this.host.ephemeralIn(frames),
       undelivered: (node, calls, verify) => {
         // The node is gone (or stuck): its calls wait for whoever takes its partitions over.
         this.ownership.unreachableNode(node);

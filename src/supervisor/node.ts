@@ -210,6 +210,8 @@ export class Node implements Router {
         throw new StartupError(`cluster ${s.clusterName} at ${s.cluster} cannot be joined: ${(err as Error).message}`);
       });
       this.store = this.cluster.replica;
+      const links = this.cluster.links;
+      this.ephemeralOut.remote = (account, frame) => links.ephemeral(account, frame);
     } else {
       this.store = await openStore({ backend: s.store, dir: s.data, fsync: s.fsync }).catch((err: unknown) => {
         throw new StartupError(`the store in ${s.data} cannot be opened: ${(err as Error).message}`);
@@ -566,6 +568,9 @@ export class Node implements Router {
       apply: (entry, seq) => this.applyEntry(entry, seq),
       applied: (seq) => this.cluster!.replica.appliedThrough(seq),
       frameIn: (conn, frame) => this.registry.peer(conn)?.send(this.detailOnline.answer(conn, frame)),
+      ephemeralIn: (frames) => {
+        for (const [account, frame] of frames) for (const p of this.registry.peersOf(account) ?? []) this.ephemeralOut.send(p, frame);
+      },
       decide: (call) => this.shards[this.registry.workerOfGroup(call.id)]!.post(call),
       verify: (call) => {
         if (call.op === 'reg' && !Number.isFinite(call.decimals)) {
