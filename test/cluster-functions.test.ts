@@ -160,4 +160,23 @@ describe('cluster: every function across three nodes', function () {
     const seen = await a.next(isNotice('chat', 'read'), 5000);
     expect(seen.msg).to.deep.include({ account: bob.address, seq: m.seq });
   });
+
+  it('presence across nodes: online while a socket is open on any node, offline when the last closes', async () => {
+    const [alice, bob] = newAccounts(2);
+    const a = await on(0, alice, 'alice@0');
+    const b1 = await on(1, bob, 'bob-phone@1');
+    await ask(a, { cat: 'chat', act: 'chat', to: bob.address, msg: 'contact' });
+    await b1.next(isMessage(), 5000);
+    const live = (f: Frame): boolean => isNotice('chat', 'presence')(f) && f.method.callback === undefined && f.msg?.account === bob.address;
+    const ans = await ask(a, { cat: 'chat', act: 'presence', subscribe: [bob.address] });
+    expect(ans.msg.presence[0]).to.include({ account: bob.address, online: true });
+    const b2 = await on(2, bob, 'bob-desk@2');
+    await b1.close();
+    expect(await a.none(live, 500), 'still online on node 2').to.deep.equal([]);
+    await b2.close();
+    const off = await a.next(live, 5000, 'offline frame');
+    expect(off.msg.online).to.equal(false);
+    await on(1, bob, 'bob-again@1');
+    expect((await a.next(live, 5000, 'online frame')).msg.online).to.equal(true);
+  });
 });

@@ -145,20 +145,22 @@ export class Delivery {
 
   /** `edit` and `delete` (edits.ts): a new record in the conversation's log; the original is rewritten in place. */
   change(peer: Peer, r: Request): void {
-    const d = this.decideChange(peer, r);
-    if (d) this.applyChange(d, Date.now(), peer.id, r.callback);
+    this.changeBy(peer.account!, peer.id, r, Date.now());
   }
 
-  /** The decision of an `edit` or `delete` (answered here when refused), without recording it. */
-  decideChange(peer: Peer, r: Request): ChangeOk | undefined {
-    const d = decideChange(this.store, peer.account!, peer.id, r);
-    if (d.ok) return d;
-    peer.send(errorFrame(d.code, d.error, r));
-    return undefined;
+  /**
+   * Decides and records an `edit` or `delete` of `account` (from connection `conn`, answered
+   * wherever it is held). In a cluster every replica runs this at the same point of the ledger, so
+   * each decides alike, against everything stored before it.
+   */
+  changeBy(account: string, conn: number, r: Request, now: number): void {
+    const d = decideChange(this.store, account, conn, r);
+    if (!d.ok) return void this.peers.peer(conn)?.send(errorFrame(d.code, d.error, r));
+    this.applyChange(d, now, conn, r.callback);
   }
 
   /** Records a decided change and rewrites its original; the requester (`conn`) is answered once durable. */
-  applyChange(d: ChangeOk, now: number, conn: number, callback: string | undefined): void {
+  private applyChange(d: ChangeOk, now: number, conn: number, callback: string | undefined): void {
     const offset = this.record(d.conv, d.post, now);
     applyChange(this.store.log, d, offset);
     const answer = changeAnswer(d, offset, callback);

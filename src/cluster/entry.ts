@@ -7,18 +7,16 @@
  * operation that answers a connection is acted on by the one node that holds it.
  */
 import type { Post, StateOut } from '../actors/envelopes';
-import type { ChangeDecision } from '../actors/edits';
+import type { Request } from '../protocol/frames';
 import type { ConvId, NewEntry } from '../store/ports';
-
-export type ChangeOk = Extract<ChangeDecision, { ok: true }>;
 
 export type Op =
   /** A message or notice: stored once in its conversation's log, pushed to who is online. */
   | { t: 'post'; post: Post; at: number }
   /** An actor's new state (and who joined or left its conversation). */
   | { t: 'state'; state: StateOut }
-  /** An edit or delete decided on the requester's node: recorded and applied to the original. */
-  | { t: 'change'; d: ChangeOk; at: number; conn: number; callback?: string }
+  /** An edit or delete, decided by every replica at this point of the ledger (so against everything stored before it). */
+  | { t: 'change'; account: string; conn: number; request: Request; at: number }
   /** An answer to a connection, released in order with the state it confirms. */
   | { t: 'reply'; conn: number; frame: string }
   /** A record moved in from elsewhere (an embedded data directory, `imgc-cluster import`): stored, pushed to no one. */

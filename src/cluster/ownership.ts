@@ -37,6 +37,8 @@ export interface OwnershipHooks {
   lost(partition: number): Promise<void> | void;
   /** The owner of `partition` is known (or changed): calls waiting for it can go. */
   ownerKnown(partition: number): void;
+  /** `node` left the cluster (its heartbeat expired, or it did not take calls). */
+  nodeGone(node: string): void;
   /** This node's figures for its heartbeat. */
   info(): Omit<NodeInfo, 'id' | 'serving' | 'at' | 'startedAt'>;
 }
@@ -107,6 +109,7 @@ export class Ownership {
     this.unreachable.add(node);
     this.live.delete(node);
     this.seen.delete(node);
+    this.hooks.nodeGone(node);
   }
 
   serves(partition: number): boolean { return this.serving.has(partition); }
@@ -159,7 +162,7 @@ export class Ownership {
       this.live.set(info.id, info);
       this.seen.set(info.id, (this.seen.get(info.id) ?? 0) + 1);
     }
-    for (const id of [...this.live.keys()]) if (!ids.has(id)) { this.live.delete(id); this.seen.delete(id); }
+    for (const id of [...this.live.keys()]) if (!ids.has(id)) { this.live.delete(id); this.seen.delete(id); this.hooks.nodeGone(id); }
   }
 
   private async readOwners(): Promise<void> {

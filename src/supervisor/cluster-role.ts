@@ -21,8 +21,9 @@ import { connIdBase, Links, nodeOfConn } from '../cluster/links';
 import { Ownership, type NodeInfo } from '../cluster/ownership';
 import { EnginePositions } from '../cluster/positions';
 import { Replica } from '../cluster/replica';
+import { PresenceSync, type PresenceLocal } from '../cluster/presence-sync';
 import { Code } from '../protocol/codes';
-import { refusedAnswer } from '../protocol/frames';
+import { errorFrame, refusedAnswer } from '../protocol/frames';
 import { partitionOf } from '../hash';
 import type { Settings } from '../config';
 import { newServerKeySeed } from '../chain/token';
@@ -43,6 +44,8 @@ export interface ClusterHost {
   apply(entry: Entry, seq: number): void;
   /** Nothing of the entry at `seq` applies here (it is void), but the replica has got past it. */
   applied(seq: number): void;
+  /** Who is online here, and where a change of the whole cluster's presence goes. */
+  presence: PresenceLocal;
   /** Ephemeral frames of another node for the sockets of these accounts here. */
   ephemeralIn(frames: Array<[string, string]>): void;
   /** A frame for a connection held here, from another node. */
@@ -67,6 +70,7 @@ export class ClusterRole {
   readonly ledger: Ledger;
   readonly ownership: Ownership;
   readonly links: Links;
+  readonly presence: PresenceSync;
   /** States this node wrote to the ledger and has not applied yet (a reload must not read older ones). */
   private readonly pendingStates = new Map<string, { state: unknown; n: number }>();
   private readonly waiting = new Map<number, Waiting[]>();
@@ -101,8 +105,10 @@ export class ClusterRole {
       gained: (p) => { void this.host.evict([p]); this.host.leads(p, true); },
       lost: (p) => { this.host.leads(p, false); return this.host.evict([p]); },
       ownerKnown: (p) => this.release(p),
+      nodeGone: (node) => this.presence.nodeGone(node),
       info: () => ({ host: settings.host, port: settings.port, statusPort: settings.statusPort, connections: host.connections() }),
     }, settings.clusterHeartbeatMs, log.child({ component: 'ownership' }));
+    this.presence = new PresenceSync(engine, this.nodeId, host.presence, log.child({ component: 'presence' }));
     this.links = new Links(engine, this.nodeId, {
       calls: (calls) => { for (const c of calls) this.group(c); },
       verify: (calls) => { for (const c of calls) this.verify(c); },
@@ -159,6 +165,7 @@ export class ClusterRole {
     this.caughtUp = true;
     this.log.info({ from: this.applied, to: target, ms: Date.now() - t0, node: this.nodeId }, 'replica current');
     this.links.start();
+    this.presence.start();
     await this.ownership.start();
     this.sweep = setInterval(() => this.expireWaiting(), 1000);
     this.sweep.unref();
@@ -229,7 +236,7 @@ export class ClusterRole {
       switch (op.t) {
         case 'post': if (op.post.ackTo) this.host.sendTo(op.post.ackTo.conn, refusedAnswer(op.post.ackTo.frame, Code.UNAVAILABLE, text)); break;
         case 'reply': this.host.sendTo(op.conn, refusedAnswer(op.frame, Code.UNAVAILABLE, text)); break;
-        case 'change': this.host.sendTo(op.conn, refusedAnswer(JSON.stringify({ type: 'notice', method: { cat: 'chat', act: op.d.act, ...(op.callback !== undefined ? { callback: op.callback } : {}) } }), Code.UNAVAILABLE, text)); break;
+        case 'change': this.host.sendTo(op.conn, errorFrame(Code.UNAVAILABLE, text, op.request)); break;
         case 'state': this.statePublished(op.state.address); break;
         case 'append': case 'join': case 'claim': break;
       }
@@ -259,7 +266,7 @@ export class ClusterRole {
     const owner = this.ownership.ownerOf(partition);
     if (owner === this.nodeId) return this.host.verify(call);
     if (owner !== undefined) return this.links.verify(owner, call);
-    if ((call.op === 'reg' || call.op === 'proof')) this.host.sendTo(call.conn, refusedAnswer(JSON.stringify({ type: 'notice', method: { cat: 'vertify', act: call.request.act } }), Code.UNAVAILABLE, MOVED_TEXT));
+    if (call.op === 'reg' || call.op === 'proof') this.host.sendTo(call.conn, errorFrame(Code.UNAVAILABLE, MOVED_TEXT, call.request));
   }
 
   /** The owner of `partition` is known: its waiting calls go. */
@@ -283,8 +290,7 @@ export class ClusterRole {
 
   private refuseCall(call: GroupCall): void {
     this.counters.refusedMoved++;
-    const r = call.origin.request;
-    this.host.sendTo(call.origin.conn, refusedAnswer(JSON.stringify({ type: 'notice', method: { cat: 'group', act: r.act, ...(r.callback !== undefined ? { callback: r.callback } : {}) } }), Code.UNAVAILABLE, MOVED_TEXT));
+    this.host.sendTo(call.origin.conn, errorFrame(Code.UNAVAILABLE, MOVED_TEXT, call.origin.request));
   }
 
   /** Whether `conn` is held by this node. */
@@ -314,6 +320,7 @@ export class ClusterRole {
       ownership: this.ownership.counters,
       links: this.links.counters,
       positions: this.positions.counters,
+      presence: this.presence.stats(),
       waitingCalls: this.waitingCount,
       ...this.counters,
     };
@@ -324,6 +331,7 @@ export class ClusterRole {
     await this.ownership.stop();
     await this.ledger.stop();
     this.links.stop();
+    this.presence.stop();
     await this.engine.close();
   }
 }

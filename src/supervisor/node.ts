@@ -227,8 +227,13 @@ export class Node implements Router {
     // left to the count bound there (docs/scaling.md).
     if (!this.cluster) this.deliveryActor.start();
     this.groupMembers = new GroupMembers(store.states);
-    this.presenceActor = new Presence(this.registry, store.positions, this.ephemeralOut);
-    this.registry.onPresence = (account, online) => this.presenceActor?.changed(account, online);
+    // In a cluster an account is online while it has a socket on any node (cluster/presence-sync.ts).
+    const cluster = this.cluster;
+    const peers = cluster ? { peer: (id: number) => this.registry.peer(id), peersOf: (a: string) => this.registry.peersOf(a), isOnline: (a: string) => cluster.presence.isOnline(a) } : this.registry;
+    this.presenceActor = new Presence(peers, store.positions, this.ephemeralOut);
+    this.registry.onPresence = cluster
+      ? (account, online) => cluster.presence.localChanged(account, online)
+      : (account, online) => this.presenceActor?.changed(account, online);
     this.typingActor = new Typing(this.registry, this.groupMembers, this.ephemeralOut);
     this.receiptsActor = new Receipts(this.cluster ? publishingStates(store, this.cluster) : store, this.registry, this.groupMembers, (fn, lost) => this.afterDurable(fn, lost), this.ephemeralOut);
     this.deliveryActor.annotateHistory = (conv, offsets) => this.receiptsActor!.annotate(conv, offsets);
@@ -427,8 +432,7 @@ export class Node implements Router {
   change(peer: Connection, r: Request): void {
     if (this.refusedFull(peer, r)) return;
     if (!this.cluster) return this.delivery.change(peer, r);
-    const d = this.delivery.decideChange(peer, r);
-    if (d) this.cluster.submit([{ t: 'change', d, at: Date.now(), conn: peer.id, ...(r.callback !== undefined ? { callback: r.callback } : {}) }]);
+    this.cluster.submit([{ t: 'change', account: peer.account!, conn: peer.id, request: r, at: Date.now() }]);
   }
 
   presence(peer: Connection, r: Request): void { this.presenceActor?.request(peer, r); }
@@ -568,6 +572,11 @@ export class Node implements Router {
       apply: (entry, seq) => this.applyEntry(entry, seq),
       applied: (seq) => this.cluster!.replica.appliedThrough(seq),
       frameIn: (conn, frame) => this.registry.peer(conn)?.send(this.detailOnline.answer(conn, frame)),
+      presence: {
+        isOnline: (a) => this.registry.isOnline(a),
+        accounts: () => this.registry.onlineAccounts(),
+        changed: (a, online) => this.presenceActor?.changed(a, online),
+      },
       ephemeralIn: (frames) => {
         for (const [account, frame] of frames) for (const p of this.registry.peersOf(account) ?? []) this.ephemeralOut.send(p, frame);
       },
@@ -596,7 +605,7 @@ export class Node implements Router {
       switch (op.t) {
         case 'post': this.delivery.post(op.post, op.at); break;
         case 'state': this.applyState(op.state); break;
-        case 'change': this.delivery.applyChange(op.d, op.at, op.conn, op.callback); break;
+        case 'change': this.delivery.changeBy(op.account, op.conn, op.request, op.at); break;
         case 'reply':
           if (this.registry.peer(op.conn)) this.delivery.afterDurable(() => this.sendTo(op.conn, this.detailOnline.answer(op.conn, op.frame)));
           break;

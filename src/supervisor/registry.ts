@@ -55,6 +55,9 @@ export class Registry implements Peers {
 
   isOnline(account: string): boolean { return this.accounts.has(account); }
 
+  /** Every account with a signed-in socket here. */
+  onlineAccounts(): IterableIterator<string> { return this.accounts.keys(); }
+
   get connectionCount(): number { return this.peers.size; }
   get accountCount(): number { return this.accounts.size; }
   allPeers(): IterableIterator<Peer> { return this.peers.values(); }
