@@ -71,6 +71,11 @@ export class Delivery {
   private readonly log = logger({ part: 'delivery' });
   readonly counters = { appended: 0, duplicates: 0, pushed: 0, backlogFrames: 0, lostFull: 0 };
   onFatal: (err: unknown) => void = () => process.exit(1);
+  /**
+   * The store is a replica of a ledger (cluster mode): a lost write would make it differ from the
+   * others for good, so a full disk is fatal too (the node restarts and replays from its mark).
+   */
+  replica = false;
   /** Added keys of `history` answers (read positions). */
   annotateHistory: HistoryAnnotate | undefined;
 
@@ -196,7 +201,7 @@ export class Delivery {
       this.released = this.released
         .then(() => durable)
         .then(() => { for (const f of queue) f.done(); }, (err: unknown) => {
-          if (!(err instanceof StoreError) || err.code !== 'full') throw err;
+          if (!(err instanceof StoreError) || err.code !== 'full' || this.replica) throw err;
           // The disk is full: that turn's writes are lost, the process goes on (the node refuses
           // writes until the store's probe succeeds). Who waited is told; nothing is acknowledged.
           this.counters.lostFull++;

@@ -3,6 +3,10 @@
  * in the engine (one key per account in the positions bucket); the node's replica keeps a copy.
  * Memberships are not here: they follow from the ledger (see ledger.ts) on every replica alike.
  *
+ * Written coalesced: an account's acknowledgement goes at once, its delivered offset at most once
+ * a second; at most IN_FLIGHT writes are under way. Delivered offsets written late cost frames
+ * delivered again after a move or a crash (at least once), never one skipped.
+ *
  * Merged by maximum: two nodes serving the same account (two devices) each move its offsets
  * forward, and neither takes back what the other wrote. A lost race costs frames delivered again
  * (at least once, as after a crash), never a frame skipped.
@@ -20,8 +24,19 @@ export function mergePositions(a: AccountPositions | undefined, b: AccountPositi
   return { delivered: Math.max(a.delivered, b.delivered), acked: Math.max(a.acked, b.acked), ackMode: a.ackMode || b.ackMode };
 }
 
+/** Writes to the engine under way at once, at most (the rest wait their turn, coalesced per account). */
+const IN_FLIGHT = 64;
+/** A delivered offset waits this long for the account's next moves; an acknowledgement goes at once. */
+const DELIVERED_MS = 1000;
+
 export class EnginePositions implements Positions {
-  readonly counters = { written: 0, writeFailures: 0, fetched: 0 };
+  readonly counters = { written: 0, writeFailures: 0, fetched: 0, coalesced: 0 };
+  /** Accounts whose newest positions are not in the engine yet (one entry each: bounded by accounts in use). */
+  private readonly pending = new Map<string, AccountPositions>();
+  private readonly urgent = new Set<string>();
+  private inFlight = 0;
+  private timer: NodeJS.Timeout | undefined;
+  private readonly acked = new Map<string, number>();
 
   constructor(private readonly local: Positions, private readonly kv: KV, private readonly log: Logger) {}
 
@@ -29,7 +44,30 @@ export class EnginePositions implements Positions {
 
   set(account: string, p: AccountPositions): void {
     this.local.set(account, p);
-    void this.write(account, p);
+    if (this.pending.has(account)) this.counters.coalesced++;
+    this.pending.set(account, { ...p });
+    // An acknowledgement is a client's promise kept: it goes now; a delivered offset can wait.
+    if (p.acked > (this.acked.get(account) ?? 0) || (p.ackMode && !this.acked.has(account))) { this.acked.set(account, p.acked); this.urgent.add(account); }
+    if (this.urgent.size > 0) return void setImmediate(() => this.drain());
+    this.timer ??= setTimeout(() => { this.timer = undefined; this.drain(true); }, DELIVERED_MS);
+  }
+
+  /** Sends what is pending (only the urgent unless `all`), at most IN_FLIGHT at a time. */
+  private drain(all = false): void {
+    if (this.acked.size > 100_000) this.acked.clear();
+    const order = [...this.urgent, ...(all ? this.pending.keys() : [])];
+    for (const account of order) {
+      if (this.inFlight >= IN_FLIGHT) break;
+      const p = this.pending.get(account);
+      if (!p) { this.urgent.delete(account); continue; }
+      this.pending.delete(account);
+      this.urgent.delete(account);
+      this.inFlight++;
+      void this.write(account, p).finally(() => {
+        this.inFlight--;
+        if (this.urgent.size > 0 || (this.pending.size > 0 && this.timer === undefined)) setImmediate(() => this.drain(this.timer === undefined));
+      });
+    }
   }
 
   private async write(account: string, p: AccountPositions): Promise<void> {
@@ -37,11 +75,10 @@ export class EnginePositions implements Positions {
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         const e = await this.kv.get(k);
-        const stored = e && e.operation === 'PUT' ? (e.json<AccountPositions>()) : undefined;
+        const stored = e && e.operation === 'PUT' ? e.json<AccountPositions>() : undefined;
         const merged = mergePositions(p, stored)!;
         if (stored && merged.delivered === stored.delivered && merged.acked === stored.acked && merged.ackMode === stored.ackMode) return;
-        if (e && e.operation === 'PUT') await this.kv.update(k, JSON.stringify(merged), e.revision);
-        else if (e) await this.kv.update(k, JSON.stringify(merged), e.revision);
+        if (e) await this.kv.update(k, JSON.stringify(merged), e.revision);
         else await this.kv.create(k, JSON.stringify(merged));
         this.counters.written++;
         return;
@@ -51,6 +88,16 @@ export class EnginePositions implements Positions {
     }
     this.counters.writeFailures++;
     this.log.debug({ account }, 'position not written to the engine (contention); written with its next move');
+  }
+
+  /** Writes everything pending now and waits for it (a node stopping). */
+  async settle(): Promise<void> {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    const all = [...this.pending];
+    this.pending.clear();
+    this.urgent.clear();
+    await Promise.all(all.map(([a, p]) => this.write(a, p)));
   }
 
   /** The account's positions as the engine has them, merged into the replica's (before a sign-in reads them). */

@@ -141,6 +141,16 @@ export class ClusterRole {
     return Buffer.from(await this.secret('resume-key', () => randomBytes(32).toString('hex')), 'hex');
   }
 
+  /**
+   * Settings every node must share (placement depends on them): recorded by the first node; a node
+   * started with others does not join.
+   */
+  async checkShared(): Promise<void> {
+    const mine = JSON.stringify({ partitions: this.settings.partitions });
+    const theirs = await this.secret('shared-settings', () => mine);
+    if (theirs !== mine) throw new Error(`this cluster runs with ${theirs}, this node with ${mine}: start it with the cluster's settings`);
+  }
+
   /** The server key's seed (verification tokens), the same on every node: one issuer for the cluster. */
   serverKeySeed(): Promise<string> { return this.secret('server-key-seed', newServerKeySeed); }
 
@@ -157,6 +167,7 @@ export class ClusterRole {
    * partitions, mailbox. Resolves when this node can serve.
    */
   async start(): Promise<void> {
+    await this.checkShared();
     const target = await this.engine.lastSeq();
     const t0 = Date.now();
     await this.ledger.start(this.applied);
@@ -330,6 +341,7 @@ export class ClusterRole {
     clearInterval(this.sweep);
     await this.ownership.stop();
     await this.ledger.stop();
+    await this.positions.settle().catch((err: unknown) => this.log.warn({ err }, 'positions not all written to the engine at stop'));
     this.links.stop();
     this.presence.stop();
     await this.engine.close();

@@ -223,6 +223,7 @@ export class Node implements Router {
     store.onHealth((h) => this.storeHealthChanged(h));
     this.deliveryActor = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, maxBuffered: s.maxBuffered });
     this.deliveryActor.onFatal = (err) => this.onFatal(err);
+    this.deliveryActor.replica = this.cluster !== undefined;
     // The age sweep trims on its own clock: in a cluster every replica must trim alike, so it is
     // left to the count bound there (docs/scaling.md).
     if (!this.cluster) this.deliveryActor.start();
@@ -258,7 +259,7 @@ export class Node implements Router {
     await Promise.all(this.shards.map((h) => this.startShard(h)));
     if (s.importLegacy) await importLegacy(s.importLegacy, s.data, this.importTarget());
     // A cluster node replays the ledger until its replica is current, then takes its partitions.
-    await this.cluster?.start();
+    await this.cluster?.start().catch((err: unknown) => { throw new StartupError(`cluster ${s.clusterName}: ${(err as Error).message}`); });
     this.limits.groups = this.countGroups();
     if (detailBytesBound(s.maxGroupSize, s.maxBlocked) > this.limits.values.detailBytes) {
       this.log.warn({ maxGroupSize: s.maxGroupSize, maxBlocked: s.maxBlocked, maxDetailBytes: this.limits.values.detailBytes }, 'a full group\'s detail may exceed max-buffered / 8: such detail requests are refused (44744)');
@@ -349,8 +350,12 @@ export class Node implements Router {
     await this.verification.stop();
     await this.endpoint?.close();
     await Promise.all(this.shards.map((h) => h.stop(this.settings.shutdownMs)));
-    // After the shards: their last output still lands in the store before it closes.
-    await this.cluster?.stop();
+    // After the shards: their last output still lands in the store before it closes. In a
+    // cluster the positions go to the engine before its connection closes.
+    if (this.cluster) {
+      await this.deliveryActor?.settle();
+      await this.cluster.stop();
+    }
     await this.deliveryActor?.close();
     await this.store?.close();
     await this.signatures.close();
