@@ -14,6 +14,8 @@ import { resolve } from 'node:path';
 import { DevNode } from '../src/chain/devnode/server';
 import { startServer, statusFetch, type ServerHandle } from './support/server';
 import { accountsReady, devAccount } from './support/accounts';
+import { startCluster } from './support/cluster';
+import { natsAvailable } from './support/nats';
 
 const OPERATIONS = resolve(__dirname, '..', '..', 'docs', 'operations.md');
 
@@ -84,6 +86,16 @@ describe('docs: the metrics table of docs/operations.md is what /metrics emits',
       await new Promise((r) => setTimeout(r, 500));
     }
     expect(emitted.has('imgc_event_loop_delay_seconds'), 'the scrape never showed the event loop delay').to.equal(true);
+    // Cluster mode's metrics come from a cluster node (on a real nats-server, when there is one).
+    if (natsAvailable()) {
+      const cluster = await startCluster(1);
+      try {
+        const res = await statusFetch(cluster.nodes[0]!, '/metrics', { signal: AbortSignal.timeout(5000) });
+        for (const [n, t] of emittedMetrics(await res.text())) if (n.startsWith('imgc_cluster_')) emitted.set(n, t);
+      } finally {
+        await cluster.stop();
+      }
+    }
 
     const documented = documentedMetrics(readFileSync(OPERATIONS, 'utf8'));
     const exact = documented.filter((d) => !d.prefix);

@@ -152,6 +152,21 @@ export async function renderMetrics(s: StatusSnapshot, live: Registry[] = []): P
     x.add('imgc_store_failed_commits_total', 'counter', 'Store commits that failed for lack of space (their writes were lost and their senders told).', s.store.failedCommits);
     x.add('imgc_store_writes_refused_total', 'counter', 'Requests refused with error 45007 while the store was full.', s.store.writesRefused);
   }
+  const cl = s.cluster;
+  if (cl) {
+    const ledger = (cl.ledger ?? {}) as Record<string, number>;
+    x.add('imgc_cluster_engine_connected', 'gauge', '1 while connected to the cluster\'s NATS (cluster mode); writes are refused while 0.', cl.engine.connected);
+    x.add('imgc_cluster_nodes', 'gauge', 'Live nodes of the cluster as this node sees them.', Array.isArray(cl.nodes) ? cl.nodes.length : null);
+    x.add('imgc_cluster_partitions_served', 'gauge', 'Partitions whose group actors this node serves.', Array.isArray(cl.serving) ? cl.serving.length : null);
+    x.add('imgc_cluster_settled', 'gauge', '1 when every partition is owned by the node it places on, as this node sees it.', cl.settled === true);
+    x.add('imgc_cluster_ledger_applied_seq', 'gauge', 'Ledger sequence this node\'s replica has applied through.', ledger.appliedSeq ?? null);
+    x.add('imgc_cluster_ledger_published_total', 'counter', 'Ledger entries this node published.', ledger.published ?? null);
+    x.add('imgc_cluster_ledger_fenced_total', 'counter', 'Ledger entries refused because another node had claimed their partition.', ledger.fenced ?? null);
+    x.add('imgc_cluster_ledger_failed_total', 'counter', 'Ledger entries that could not be stored (NATS unreachable past the timeout).', ledger.failed ?? null);
+    x.add('imgc_cluster_ledger_voided_total', 'counter', 'Ledger entries stored too late to count, void on every node.', ledger.voided ?? null);
+    x.add('imgc_cluster_calls_forwarded_total', 'counter', 'Group calls sent to the node that owns their partition.', typeof cl.forwarded === 'number' ? cl.forwarded : null);
+    x.add('imgc_cluster_waiting_calls', 'gauge', 'Group calls waiting for their partition to have an owner.', typeof cl.waitingCalls === 'number' ? cl.waitingCalls : null);
+  }
   addTree(x, 'imgc_delivery', 'Delivery actor and store figure (appended, duplicates, pushed, backlog frames, syncing, trimmed; store_*: backend figures).', s.delivery, {});
   if (s.verification !== null && typeof s.verification === 'object' && !Array.isArray(s.verification)) {
     // The chain watcher's figures are above already.
