@@ -11,6 +11,7 @@ import { mergePositions } from '../src/cluster/positions';
 import { clusterNames } from '../src/cluster/names';
 import { mergeRevoked } from '../src/net/sessions';
 import { ConfigError, loadSettings } from '../src/config';
+import { silenced } from '../src/supervisor/cluster-role';
 
 describe('cluster: placement, entries, merges', () => {
   it('placeOf: the same answer everywhere, spread over the nodes, and a joining node takes partitions only for itself', () => {
@@ -81,5 +82,18 @@ describe('cluster: placement, entries, merges', () => {
     expect(() => loadSettings(['--cluster', 'http://h:4222'], {})).to.throw(ConfigError, /cluster/);
     expect(() => loadSettings(['--cluster-name', 'a.b'], {})).to.throw(ConfigError, /cluster-name/);
     expect(() => loadSettings(['--cluster', 'nats://h:1', '--import-legacy', 'f'], {})).to.throw(ConfigError, /import-legacy/);
+  });
+
+  it('silenced: an entry its requesters were told failed keeps its changes, loses its answers', () => {
+    const post = { t: 'post' as const, conv: 'd:a:b', tpl: { head: 'h', tail: 't' }, from: 'a', to: ['b'], ackTo: { conn: 9, frame: 'ok' } };
+    const e = silenced({ node: 'n', at: 1, ops: [
+      { t: 'post', post, at: 1 },
+      { t: 'reply', conn: 9, frame: 'answer' },
+      { t: 'change', account: 'a', conn: 9, request: { cat: 'chat', act: 'delete', seq: 3 } as never, at: 1 },
+      { t: 'state', state: { t: 'state', address: 'group:x', state: { id: 'x' } } },
+    ] });
+    expect(e.ops.map((o) => o.t)).to.deep.equal(['post', 'change', 'state']);
+    expect((e.ops[0] as { post: object }).post).to.not.have.property('ackTo');
+    expect((e.ops[1] as { conn: number }).conn).to.equal(0);
   });
 });

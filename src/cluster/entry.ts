@@ -33,7 +33,13 @@ export type Op =
  * and told the requester so, and a publish the client library kept through a disconnect and sent
  * late must not make that answer false.
  */
-export interface Entry { node: string; at: number; ops: Op[] }
+export interface Entry {
+  node: string;
+  at: number;
+  /** The node's own number for the entry (to know its own entries when they are applied). */
+  id?: number;
+  ops: Op[];
+}
 
 /** How long a node waits for JetStream to store an entry before it refuses the requests in it. */
 export const PUBLISH_TIMEOUT_MS = 5000;

@@ -17,12 +17,19 @@ import type { Logger } from 'pino';
 import type { Engine } from './engine';
 import { chunkOps, decodeEntry, encodeEntry, VOID_AFTER_MS, type Entry, type Op } from './entry';
 
+/** Own entry ids remembered as applied or given up (bounded). */
+const REMEMBERED = 10_000;
+
 /** JetStream's error for a publish whose expected last sequence is not the subject's last (10071). */
 const WRONG_LAST_SEQUENCE = 10071;
 
 export interface LedgerHooks {
-  /** Applies one entry (synchronously, in stream order) on this node. */
-  apply(entry: Entry, seq: number): void;
+  /**
+   * Applies one entry (synchronously, in stream order) on this node. `quiet`: an entry of this node
+   * whose requesters were already told it failed (its publish timed out, yet JetStream had stored
+   * it in time): applied like any other, but it must not answer them again.
+   */
+  apply(entry: Entry, seq: number, quiet: boolean): void;
   /** An entry stored too late to count (see VOID_AFTER_MS): skipped on every node; its own node refuses its requests. */
   voided(entry: Entry, seq: number): void;
   /** An entry of a partition this node no longer owns was refused: its operations never happened. */
@@ -49,6 +56,10 @@ export class Ledger {
   private applying: ConsumerMessages | undefined;
   private appliedSeq = 0;
   private readonly waiters: Array<{ seq: number; resolve: () => void }> = [];
+  private nextId = 1;
+  /** Own entries applied lately (id → sequence), and own entries given up on: a publish that timed out. */
+  private readonly appliedOwn = new Map<number, number>();
+  private readonly givenUp = new Map<number, number>();
   readonly counters = { published: 0, applied: 0, voided: 0, fenced: 0, failed: 0, bytesOut: 0 };
 
   constructor(private readonly engine: Engine, private readonly nodeId: string, private readonly hooks: LedgerHooks, private readonly log: Logger) {}
@@ -85,7 +96,9 @@ export class Ledger {
         this.log.warn({ seq: m.seq, node: entry.node, lateMs: storedAt - entry.at }, 'ledger entry stored too late: void on every node');
         this.hooks.voided(entry, m.seq);
       } else {
-        this.hooks.apply(entry, m.seq);
+        const own = entry.node === this.nodeId && entry.id !== undefined;
+        if (own) this.remember(this.appliedOwn, entry.id!, m.seq);
+        this.hooks.apply(entry, m.seq, own && this.givenUp.has(entry.id!));
         this.counters.applied++;
       }
       this.advance(m.seq);
@@ -175,8 +188,15 @@ export class Ledger {
     this.track(done);
   }
 
+  /** Keeps the newest REMEMBERED ids of a map (bounded). */
+  private remember(m: Map<number, number>, id: number, v: number): void {
+    m.set(id, v);
+    if (m.size > REMEMBERED) m.delete(m.keys().next().value!);
+  }
+
   private async publish(subject: string, ops: Op[], expectLast: number | undefined, partition?: number): Promise<number | null> {
-    const data = encodeEntry({ node: this.nodeId, at: Date.now(), ops });
+    const id = this.nextId++;
+    const data = encodeEntry({ node: this.nodeId, at: Date.now(), id, ops });
     try {
       const ack = await this.engine.js.publish(subject, data, expectLast === undefined ? undefined : { expect: { lastSubjectSequence: expectLast } });
       this.counters.published++;
@@ -190,7 +210,11 @@ export class Ledger {
         if (r) { r.owned = false; this.routes.delete(partition); }
         this.hooks.fenced(partition, [...ops, ...(r?.queue.splice(0) ?? [])]);
       } else {
+        // Stored after all (the acknowledgement was what got lost) and applied here already: a success.
+        const seq = this.appliedOwn.get(id);
+        if (seq !== undefined) return seq;
         this.counters.failed++;
+        this.remember(this.givenUp, id, Date.now());
         this.hooks.failed(ops, err);
       }
       return null;

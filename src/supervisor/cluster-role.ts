@@ -28,6 +28,21 @@ import { partitionOf } from '../hash';
 import type { Settings } from '../config';
 import { newServerKeySeed } from '../chain/token';
 
+/**
+ * An entry whose requesters were told it failed: the same changes, no answers (a post keeps its
+ * record but not its acknowledgement; a change answers connection 0, which no node holds).
+ */
+export function silenced(entry: Entry): Entry {
+  const ops: Op[] = [];
+  for (const op of entry.ops) {
+    if (op.t === 'reply') continue;
+    if (op.t === 'post' && op.post.ackTo) { const { ackTo: _ackTo, ...post } = op.post; ops.push({ ...op, post }); continue; }
+    if (op.t === 'change') { ops.push({ ...op, conn: 0 }); continue; }
+    ops.push(op);
+  }
+  return { ...entry, ops };
+}
+
 /** How long a group call waits for its partition to have an owner before it is refused. */
 const WAIT_OWNER_MS = 10_000;
 /** Calls waiting for owners, at most (past it they are refused at once). */
@@ -93,7 +108,7 @@ export class ClusterRole {
     this.nodeId = n.toString(36);
     this.firstConnId = connIdBase(n) + 1;
     this.ledger = new Ledger(engine, this.nodeId, {
-      apply: (entry, seq) => this.apply(entry, seq),
+      apply: (entry, seq, quiet) => this.apply(quiet ? silenced(entry) : entry, seq),
       voided: (entry, seq) => {
         if (entry.node === this.nodeId) this.refuse(entry.ops, 'the cluster\'s store did not answer in time, please retry');
         this.host.applied(seq);
