@@ -9,10 +9,9 @@
  * members away read it from the log when they sign in. A direct message skips the shard:
  * connection → direct decision → delivery.
  */
-import { existsSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { backupRoot, detailBytesBound, type Settings } from '../config';
-import { makeDirs } from '../files';
 import { logger } from '../log';
 import { every } from '../log-aggregate';
 import { Code } from '../protocol/codes';
@@ -43,6 +42,10 @@ import { SignatureChecker } from '../net/signatures';
 import { loadOrCreateResumeKey, mergeRevoked, REVOKED_ADDRESS, Sessions, type Issued, type ResumeCheck } from '../net/sessions';
 import { importLegacy, legacyProof, type ImportTarget } from './legacy-import';
 import { Registry } from './registry';
+import { DetailOnline } from './detail-online';
+import { checkDataDir, StartupError } from './startup';
+
+export { StartupError };
 import type { InFlight } from './mailbox';
 import { ShardHost } from './shard-host';
 import { RestartBudget } from './restart-budget';
@@ -50,29 +53,6 @@ import { Verification } from './verification';
 import { Limits, type LimitsView } from './limits';
 import type { ClusterView, SignInView } from '../status/source';
 import { errorsTotal } from '../status/instruments';
-
-/** Start-up failed for a reason the operator fixes (a port in use, an unusable data directory): exit 2. */
-export class StartupError extends Error {
-  static fromListen(err: unknown, setting: string, host: string, port: number): Error {
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code === 'EADDRINUSE') return new StartupError(`${setting} ${port} on ${host} is already in use`);
-    if (code === 'EACCES') return new StartupError(`${setting} ${port} on ${host}: permission denied`);
-    if (code === 'EADDRNOTAVAIL') return new StartupError(`${setting}: address ${host} is not available on this machine`);
-    return err instanceof Error ? err : new Error(String(err));
-  }
-}
-
-/** The data directory exists (or can be made) and takes a file: checked before anything opens it. */
-function checkDataDir(dir: string): void {
-  try {
-    makeDirs(dir);
-    const probe = join(dir, `.probe-${process.pid}`);
-    writeFileSync(probe, '');
-    rmSync(probe);
-  } catch (err) {
-    throw new StartupError(`data directory ${dir} is not usable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
-  }
-}
 
 /** A crash loop within the restart budget writes one `shard restarted` line per 10 s, with the count. */
 const warnRestarted = every('shard restarted', 10_000);
@@ -800,47 +780,3 @@ function quotaFrame(text: string, request: Request, retryAfterMs: number): strin
   const f = JSON.parse(errorFrame(Code.RATE_LIMITED, text, request)) as Record<string, unknown>;
   return JSON.stringify({ ...f, retryAfterMs });
 }
-
-/**
- * A group `detail` answer asked for with `"online":true` gets the added keys `online` (the members
- * with a signed-in socket now, at most DETAIL_ONLINE_MAX of them) and `onlineCount`: computed here,
- * on the thread that knows the sockets (the group actor on its shard does not). Unchanged clients
- * never ask, and get the record exactly as before. The node remembers which (connection, group)
- * asked, until the answer (or its error) comes back or the connection closes.
- */
-class DetailOnline {
-  private readonly pending = new Map<number, Map<string, number>>();
-
-  constructor(private readonly presence: () => Presence | undefined) {}
-
-  /** A `detail` with `online: true` is on its way to the group's shard. */
-  asked(conn: number, id: string): void {
-    let m = this.pending.get(conn);
-    if (m === undefined) { m = new Map(); this.pending.set(conn, m); }
-    if (m.size < 100) m.set(id, (m.get(id) ?? 0) + 1);
-  }
-
-  /** An answer to `conn`: a `detail` notice it asked `online` for gets the keys; anything else passes. */
-  answer(conn: number, frame: string): string {
-    const m = this.pending.get(conn);
-    if (m === undefined || !frame.includes('"act":"detail"')) return frame;
-    let f: { type?: unknown; msg?: unknown; request?: { id?: unknown }; method?: { act?: unknown; cat?: unknown } };
-    try { f = JSON.parse(frame) as typeof f; } catch { return frame; }
-    if (f.method?.act !== 'detail' || f.method.cat !== 'group') return frame;
-    const g = f.msg as { id?: unknown; group?: unknown } | null;
-    const id = f.type === 'notice' ? g?.id : f.request?.id;
-    const n = typeof id === 'string' ? m.get(id) : undefined;
-    if (n === undefined) return frame;
-    if (n > 1) m.set(id as string, n - 1); else m.delete(id as string);
-    if (m.size === 0) this.pending.delete(conn);
-    const presence = this.presence();
-    if (f.type !== 'notice' || presence === undefined || g === null || typeof g !== 'object' || !Array.isArray(g.group)) return frame;
-    const online = presence.onlineOf(g.group as string[]);
-    return JSON.stringify({ ...f, msg: { ...g, online: online.slice(0, DETAIL_ONLINE_MAX), onlineCount: online.length } });
-  }
-
-  closed(conn: number): void { this.pending.delete(conn); }
-}
-
-/** Members named in `online` of a `detail` answer (the answer must stay within its size bound). */
-const DETAIL_ONLINE_MAX = 500;
