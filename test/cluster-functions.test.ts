@@ -5,7 +5,7 @@
  */
 import { expect } from 'chai';
 import { accountsReady, newAccount, newAccounts, type Account } from './support/accounts';
-import { ClientPool, isMessage, isNotice, type Client, type Frame } from './support/client';
+import { ClientPool, isMessage, isNotice, sleep, type Client, type Frame } from './support/client';
 import { startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
 import { natsAvailable } from './support/nats';
 import { getStatus, statusFetch } from './support/server';
@@ -171,6 +171,8 @@ describe('cluster: every function across three nodes', function () {
     const ans = await ask(a, { cat: 'chat', act: 'presence', subscribe: [bob.address] });
     expect(ans.msg.presence[0]).to.include({ account: bob.address, online: true });
     const b2 = await on(2, bob, 'bob-desk@2');
+    // Nodes hear of each other's sockets within milliseconds (presence is eventually consistent across nodes).
+    await sleep(300);
     await b1.close();
     expect(await a.none(live, 500), 'still online on node 2').to.deep.equal([]);
     await b2.close();

@@ -10,7 +10,7 @@
  * now places on. Handing over: an owner that is no longer where a partition places (a node joined)
  * finishes what it has in flight, stops, and records the new owner, which then claims it.
  */
-import type { KV } from '@nats-io/kv';
+import type { KV, KvWatchEntry } from '@nats-io/kv';
 import type { Logger } from 'pino';
 import { stableHash32 } from '../hash';
 import type { Ledger } from './ledger';
@@ -44,6 +44,8 @@ export interface OwnershipHooks {
 }
 
 const key = (p: number): string => `p.${p}`;
+/** A node is gone after this many heartbeats without one (the nodes bucket's TTL). */
+export const HEARTBEATS_TO_EXPIRE = 4;
 const decode = <T>(v: Uint8Array): T => JSON.parse(Buffer.from(v).toString('utf8')) as T;
 const encode = (v: unknown): string => JSON.stringify(v);
 
@@ -63,8 +65,11 @@ export class Ownership {
   /** Heartbeats seen in a row per node: a node placed on must have been seen twice (no thrash at start). */
   private readonly seen = new Map<string, number>();
   private readonly owners = new Map<number, { rec: OwnerRecord; revision: number }>();
-  /** Nodes that did not take calls sent to them (cleared when they beat again after a fresh start). */
-  private readonly unreachable = new Set<string>();
+  /** Nodes that did not take calls sent to them, and when (cleared by a heartbeat written after that). */
+  private readonly unreachable = new Map<string, number>();
+  /** When each node's heartbeat last arrived (this node's clock). */
+  private readonly heard = new Map<string, number>();
+  private readonly watches: Array<{ stop(): void }> = [];
   private readonly serving = new Set<number>();
   /** Partitions with a claim or hand-over under way. */
   private readonly busy = new Set<number>();
@@ -84,12 +89,65 @@ export class Ownership {
     private readonly log: Logger,
   ) {}
 
-  /** Registers this node (its id must be new in the cluster) and starts the heartbeat. */
+  /**
+   * Registers this node (its id must be new in the cluster), watches the nodes and owners buckets
+   * (every heartbeat and every change of owner arrives as it is written: nothing is polled), and
+   * starts the heartbeat.
+   */
   async start(): Promise<void> {
     await this.nodes.create(`n.${this.nodeId}`, encode(this.info()));
+    const nodes = await this.nodes.watch({ key: 'n.*' });
+    const owners = await this.ownersKv.watch({ key: 'p.*' });
+    this.watches.push(nodes, owners);
+    void this.follow(nodes, (e) => this.nodeSeen(e));
+    void this.follow(owners, (e) => this.ownerSeen(e));
     await this.tick();
     this.timer = setInterval(() => void this.tick(), this.heartbeatMs);
     this.timer.unref();
+  }
+
+  private async follow(w: AsyncIterable<KvWatchEntry>, fn: (e: KvWatchEntry) => void): Promise<void> {
+    try {
+      for await (const e of w) fn(e);
+    } catch (err) {
+      this.log.error({ err }, 'cluster watch ended');
+    }
+  }
+
+  /** A heartbeat (or a node's goodbye) as written. */
+  private nodeSeen(e: KvWatchEntry): void {
+    const id = e.key.slice(2);
+    if (e.operation !== 'PUT') return this.gone(id);
+    const info = decode<NodeInfo>(e.value);
+    this.heard.set(id, Date.now());
+    // A node reported unreachable is back only with a heartbeat written after that.
+    if (this.unreachable.has(id)) {
+      if (info.at <= (this.unreachable.get(id) ?? 0)) return;
+      this.unreachable.delete(id);
+    }
+    this.live.set(id, info);
+    this.seen.set(id, (this.seen.get(id) ?? 0) + 1);
+  }
+
+  private gone(id: string): void {
+    this.heard.delete(id);
+    if (!this.live.delete(id)) return;
+    this.seen.delete(id);
+    this.hooks.nodeGone(id);
+  }
+
+  /** A change of a partition's recorded owner. */
+  private ownerSeen(e: KvWatchEntry): void {
+    const p = Number(e.key.slice(2));
+    if (!Number.isInteger(p) || p < 0 || p >= this.partitions) return;
+    const before = this.owners.get(p);
+    if (e.operation !== 'PUT') this.owners.delete(p);
+    else if (!before || e.revision > before.revision) this.owners.set(p, { rec: decode<OwnerRecord>(e.value), revision: e.revision });
+    const now = this.owners.get(p)?.rec.node;
+    if (now !== before?.rec.node) this.hooks.ownerKnown(p);
+    // Recorded elsewhere while this node still serves it: someone took it (this node was thought
+    // dead). Stop now; the ledger would refuse its next entry anyway.
+    if (this.serving.has(p) && now !== this.nodeId && !this.busy.has(p)) this.drop(p, 'the owners bucket names another node');
   }
 
   /** The node that serves `partition`, as far as this node knows (undefined: nobody yet). */
@@ -106,10 +164,8 @@ export class Ownership {
    */
   unreachableNode(node: string): void {
     if (node === this.nodeId) return;
-    this.unreachable.add(node);
-    this.live.delete(node);
-    this.seen.delete(node);
-    this.hooks.nodeGone(node);
+    this.unreachable.set(node, Date.now());
+    this.gone(node);
   }
 
   serves(partition: number): boolean { return this.serving.has(partition); }
@@ -139,43 +195,15 @@ export class Ownership {
     this.ticking = true;
     try {
       await this.nodes.put(`n.${this.nodeId}`, encode(this.info()));
-      await this.readNodes();
-      await this.readOwners();
+      this.heard.set(this.nodeId, Date.now());
+      // A node not heard of for the bucket's TTL is gone (its key expired; expiry is not announced).
+      const ttl = this.heartbeatMs * HEARTBEATS_TO_EXPIRE;
+      for (const [id, at] of this.heard) if (id !== this.nodeId && Date.now() - at > ttl) this.gone(id);
       this.place();
     } catch (err) {
       this.log.debug({ err }, 'cluster heartbeat failed');
     } finally {
       this.ticking = false;
-    }
-  }
-
-  private async readNodes(): Promise<void> {
-    const ids = new Set<string>();
-    for await (const k of await this.nodes.keys('n.*')) {
-      const e = await this.nodes.get(k);
-      if (!e || e.operation !== 'PUT') continue;
-      const info = decode<NodeInfo>(e.value);
-      // A node reported unreachable stays out until its heartbeat key is gone or renewed after that.
-      if (this.unreachable.has(info.id) && Date.now() - info.at > this.heartbeatMs) continue;
-      this.unreachable.delete(info.id);
-      ids.add(info.id);
-      this.live.set(info.id, info);
-      this.seen.set(info.id, (this.seen.get(info.id) ?? 0) + 1);
-    }
-    for (const id of [...this.live.keys()]) if (!ids.has(id)) { this.live.delete(id); this.seen.delete(id); this.hooks.nodeGone(id); }
-  }
-
-  private async readOwners(): Promise<void> {
-    for (let p = 0; p < this.partitions; p++) {
-      const e = await this.ownersKv.get(key(p));
-      const before = this.owners.get(p)?.rec.node;
-      if (!e || e.operation !== 'PUT') this.owners.delete(p);
-      else this.owners.set(p, { rec: decode<OwnerRecord>(e.value), revision: e.revision });
-      const now = this.owners.get(p)?.rec.node;
-      if (now !== before) this.hooks.ownerKnown(p);
-      // Recorded elsewhere while this node still serves it: someone took it (this node was
-      // thought dead). Stop now; the ledger would refuse its next entry anyway.
-      if (this.serving.has(p) && now !== this.nodeId && !this.busy.has(p)) this.drop(p, 'the owners bucket names another node');
     }
   }
 
@@ -254,6 +282,7 @@ export class Ownership {
 
   async stop(): Promise<void> {
     clearInterval(this.timer);
+    for (const w of this.watches) w.stop();
     await this.nodes.delete(`n.${this.nodeId}`).catch(() => undefined);
   }
 }

@@ -18,7 +18,7 @@ import { Engine } from '../cluster/engine';
 import { type Entry, type Op } from '../cluster/entry';
 import { Ledger } from '../cluster/ledger';
 import { connIdBase, Links, nodeOfConn } from '../cluster/links';
-import { Ownership, type NodeInfo } from '../cluster/ownership';
+import { HEARTBEATS_TO_EXPIRE, Ownership, type NodeInfo } from '../cluster/ownership';
 import { EnginePositions } from '../cluster/positions';
 import { Replica } from '../cluster/replica';
 import { PresenceSync, type PresenceLocal } from '../cluster/presence-sync';
@@ -49,8 +49,6 @@ const WAIT_OWNER_MS = 10_000;
 const WAITING_MAX = 10_000;
 /** A call forwarded more often than this (nodes disagreeing about an owner for a moment) is refused. */
 const MAX_HOPS = 3;
-/** A node is gone after this many heartbeats without one. */
-const HEARTBEATS_TO_EXPIRE = 4;
 
 const MOVED_TEXT = 'this conversation is moving between servers, please retry';
 

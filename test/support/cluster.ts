@@ -7,7 +7,8 @@ import { getStatus, startServer, type ServerHandle } from './server';
 import { startNats, type NatsHandle } from './nats';
 
 export interface ClusterHandle {
-  nats: NatsHandle;
+  /** The nats-server (undefined when the caller gave a URL). */
+  nats: NatsHandle | undefined;
   nodes: ServerHandle[];
   name: string;
   /** Starts one more node (or restarts on `dataDir`). */
@@ -24,10 +25,11 @@ export interface ClusterStatus {
 
 let seq = 0;
 
-export async function startCluster(n: number, opts: { args?: string[]; nats?: NatsHandle } = {}): Promise<ClusterHandle> {
-  const nats = opts.nats ?? await startNats();
+export async function startCluster(n: number, opts: { args?: string[]; nats?: NatsHandle; natsUrl?: string } = {}): Promise<ClusterHandle> {
+  // A URL of NATS servers started by the caller (a NATS cluster), or a server of the caller's, or one of our own.
+  const nats = opts.nats ?? (opts.natsUrl === undefined ? await startNats() : undefined);
   const name = `t${process.pid}x${++seq}`;
-  const base = ['--cluster', nats.url, '--cluster-name', name, '--cluster-heartbeat-ms', '250', '--partitions', '8', ...(opts.args ?? [])];
+  const base = ['--cluster', opts.natsUrl ?? nats!.url, '--cluster-name', name, '--cluster-heartbeat-ms', '250', '--partitions', '8', ...(opts.args ?? [])];
   const nodes: ServerHandle[] = [];
   const handle: ClusterHandle = {
     nats,
@@ -60,7 +62,7 @@ export async function startCluster(n: number, opts: { args?: string[]; nats?: Na
     },
     async stop() {
       await Promise.all(nodes.map((s) => s.stop()));
-      if (!opts.nats) await nats.stop();
+      if (!opts.nats && nats) await nats.stop();
     },
   };
   for (let i = 0; i < n; i++) await handle.addNode();

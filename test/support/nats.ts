@@ -31,10 +31,10 @@ function reachable(port: number): Promise<boolean> {
 }
 
 /** Starts nats-server -js on a free port (or `opts.port`), with its store in `opts.storeDir` or a new temp dir. */
-export async function startNats(opts: { port?: number; storeDir?: string } = {}): Promise<NatsHandle> {
+export async function startNats(opts: { port?: number; storeDir?: string; extra?: string[] } = {}): Promise<NatsHandle> {
   const port = opts.port ?? await freePort();
   const storeDir = opts.storeDir ?? tempDir('imgc-nats-');
-  const proc = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const proc = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-sd', storeDir, ...(opts.extra ?? [])], { stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   const keep = (d: Buffer): void => { out += d.toString(); if (out.length > 1 << 18) out = out.slice(-(1 << 18)); };
   proc.stdout!.on('data', keep);
@@ -61,5 +61,21 @@ export async function startNats(opts: { port?: number; storeDir?: string } = {})
       }
       if (!o.keepStore && opts.storeDir === undefined) rmSync(storeDir, { recursive: true, force: true });
     },
+  };
+}
+
+/**
+ * A NATS cluster of `n` servers with JetStream (routes on free ports), for replicated streams;
+ * `url` lists every server. Resolves once JetStream has a meta leader (`ready`).
+ */
+export async function startNatsCluster(n: number): Promise<{ servers: NatsHandle[]; url: string; stop(): Promise<void> }> {
+  const routePorts = await Promise.all(Array.from({ length: n }, () => freePort()));
+  const routes = routePorts.map((p) => `nats://127.0.0.1:${p}`).join(',');
+  const name = `imgc-test-${process.pid}-${Date.now()}`;
+  const servers = await Promise.all(routePorts.map((rp, i) => startNats({ extra: ['--server_name', `s${i}`, '--cluster_name', name, '--cluster', `nats://127.0.0.1:${rp}`, '--routes', routes] })));
+  return {
+    servers,
+    url: servers.map((s) => s.url).join(','),
+    async stop() { await Promise.all(servers.map((s) => s.stop())); },
   };
 }
