@@ -43,7 +43,9 @@ describe('cluster: on a NATS cluster of three, replicated three times', function
     await nats.servers[2]!.stop();
     for (let i = 0; i < 10; i++) await send(`after-${i}`);
     expect(acked.filter((t) => t.startsWith('after-')).length, 'writes go on with two of three NATS servers').to.equal(10);
-    const got = await b.nextN(20, isMessage(), 15_000, 'group messages');
+    const got = await b.nextN(20, isMessage(), 15_000, 'group messages').catch((e: unknown) => {
+      throw new Error(`${String(e)}\nnode 1 said:\n${cluster!.nodes[1]!.output().slice(-3000)}`);
+    });
     expect(got.map((f) => f.msg)).to.deep.equal(acked);
     const c = await device(pool, cluster.nodes[1]!.url, carol, 'carol@1', false);
     const backlog = await c.nextN(20, isMessage(), 15_000, 'backlog');

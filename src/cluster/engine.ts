@@ -30,6 +30,22 @@ export interface EngineHealth {
   server: string | null;
 }
 
+/** How long start-up keeps trying to make or find the stream and buckets. */
+const SETUP_MS = 30_000;
+
+async function retrying<T>(fn: () => Promise<T>, withinMs: number, log: Logger): Promise<T> {
+  const deadline = Date.now() + withinMs;
+  for (let wait = 200; ; wait = Math.min(2000, wait * 2)) {
+    try {
+      return await fn();
+    } catch (err) {
+      if (Date.now() + wait > deadline) throw err;
+      log.warn({ err: (err as Error).message }, 'JetStream not ready yet; trying again');
+      await new Promise((r) => setTimeout(r, wait));
+    }
+  }
+}
+
 export class Engine {
   readonly names: ClusterNames;
   private state: EngineHealth = { connected: true, since: Date.now(), disconnects: 0, server: null };
@@ -58,21 +74,29 @@ export class Engine {
     // Reconnects forever: a node cut off from NATS stops writing (its publishes fail) and comes back
     // when NATS does; it never serves writes from its caches alone.
     const nc = await connect({ servers: opts.url, name: `imgc-${opts.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2000, maxPingOut: 2 });
-    const jsm = await jetstreamManager(nc);
-    const info = await jsm.streams.info(names.stream).catch(async () => {
-      // `deny_delete`/`deny_purge`: nothing removes ledger entries behind the nodes' backs.
-      return jsm.streams.add({ name: names.stream, subjects: [names.ledgerAll], num_replicas: opts.replicas, deny_delete: true, duplicate_window: 120_000_000_000 });
-    });
-    const js = jetstream(nc, { timeout: PUBLISH_TIMEOUT_MS });
-    const kvm = new Kvm(js);
-    const bucket = (name: string, extra: Record<string, unknown> = {}): Promise<KV> => kvm.create(name, { replicas: opts.replicas, history: 1, ...extra });
-    const [nodes, owners, positions, meta] = await Promise.all([
-      bucket(names.nodesBucket, { ttl: opts.nodeTtlMs }),
-      bucket(names.ownersBucket),
-      bucket(names.positionsBucket),
-      bucket(names.metaBucket),
-    ]);
-    return new Engine(nc, js, jsm, nodes, owners, positions, meta, info.created, names, opts.log);
+    try {
+      // A NATS cluster that has just started answers 503 until JetStream has elected its leader.
+      return await retrying(async () => {
+        const jsm = await jetstreamManager(nc);
+        const info = await jsm.streams.info(names.stream).catch(async () => {
+          // `deny_delete`: nothing removes ledger entries behind the nodes' backs.
+          return jsm.streams.add({ name: names.stream, subjects: [names.ledgerAll], num_replicas: opts.replicas, deny_delete: true, duplicate_window: 120_000_000_000 });
+        });
+        const js = jetstream(nc, { timeout: PUBLISH_TIMEOUT_MS });
+        const kvm = new Kvm(js);
+        const bucket = (name: string, extra: Record<string, unknown> = {}): Promise<KV> => kvm.create(name, { replicas: opts.replicas, history: 1, ...extra });
+        const [nodes, owners, positions, meta] = await Promise.all([
+          bucket(names.nodesBucket, { ttl: opts.nodeTtlMs }),
+          bucket(names.ownersBucket),
+          bucket(names.positionsBucket),
+          bucket(names.metaBucket),
+        ]);
+        return new Engine(nc, js, jsm, nodes, owners, positions, meta, info.created, names, opts.log);
+      }, SETUP_MS, opts.log);
+    } catch (err) {
+      await nc.close();
+      throw err;
+    }
   }
 
   health(): EngineHealth { return { ...this.state }; }

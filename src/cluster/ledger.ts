@@ -17,6 +17,8 @@ import type { Logger } from 'pino';
 import type { Engine } from './engine';
 import { chunkOps, decodeEntry, encodeEntry, VOID_AFTER_MS, type Entry, type Op } from './entry';
 
+/** How often the ledger's consumer is checked for progress. */
+const WATCHDOG_MS = 2000;
 /** Own entry ids remembered as applied or given up (bounded). */
 const REMEMBERED = 10_000;
 
@@ -57,10 +59,14 @@ export class Ledger {
   private appliedSeq = 0;
   private readonly waiters: Array<{ seq: number; resolve: () => void }> = [];
   private nextId = 1;
+  private watchdog: NodeJS.Timeout | undefined;
+  private refollowing = false;
+  private stopped = false;
+  private checkedAt = -1;
   /** Own entries applied lately (id → sequence), and own entries given up on: a publish that timed out. */
   private readonly appliedOwn = new Map<number, number>();
   private readonly givenUp = new Map<number, number>();
-  readonly counters = { published: 0, applied: 0, voided: 0, fenced: 0, failed: 0, bytesOut: 0 };
+  readonly counters = { published: 0, applied: 0, voided: 0, fenced: 0, failed: 0, bytesOut: 0, refollows: 0 };
 
   constructor(private readonly engine: Engine, private readonly nodeId: string, private readonly hooks: LedgerHooks, private readonly log: Logger) {}
 
@@ -69,17 +75,56 @@ export class Ledger {
   /** Applies entries from `after + 1` on, for as long as the node runs. */
   async start(after: number): Promise<void> {
     this.appliedSeq = after;
+    await this.follow();
+    // The watchdog: a consumer that lost its server (NATS failed over) is made again from where
+    // this replica stopped, when the stream has gone further and nothing arrived for a while.
+    this.watchdog = setInterval(() => void this.check(), WATCHDOG_MS);
+    this.watchdog.unref();
+    this.engine.onHealth((h) => { if (h.connected) void this.refollow('NATS reconnected'); });
+  }
+
+  /** A fresh ordered consumer from the entry after the last one applied. */
+  private async follow(): Promise<void> {
     const consumer = await this.engine.js.consumers.get(this.engine.names.stream, {
       filter_subjects: this.engine.names.ledgerAll,
       deliver_policy: DeliverPolicy.StartSequence,
-      opt_start_seq: after + 1,
+      opt_start_seq: this.appliedSeq + 1,
     });
-    this.applying = await consumer.consume({ max_messages: 512 });
-    void this.applyLoop(this.applying);
+    const messages = await consumer.consume({ max_messages: 512, expires: 5000, idle_heartbeat: 1000 });
+    this.applying = messages;
+    void this.applyLoop(messages);
+  }
+
+  private async refollow(why: string): Promise<void> {
+    if (this.refollowing || this.stopped) return;
+    this.refollowing = true;
+    try {
+      this.counters.refollows++;
+      this.log.info({ why, from: this.appliedSeq + 1 }, 'ledger consumer made again');
+      this.applying?.stop();
+      await this.follow();
+    } catch (err) {
+      this.log.warn({ err }, 'ledger consumer could not be made again; the watchdog tries later');
+    } finally {
+      this.refollowing = false;
+    }
+  }
+
+  private async check(): Promise<void> {
+    if (this.stopped || this.refollowing || !this.engine.health().connected) return;
+    const progressed = this.appliedSeq !== this.checkedAt;
+    this.checkedAt = this.appliedSeq;
+    if (progressed) return;
+    try {
+      if ((await this.engine.lastSeq()) > this.appliedSeq) await this.refollow('no progress while the stream went on');
+    } catch (err) {
+      this.log.debug({ err }, 'ledger watchdog: stream not readable');
+    }
   }
 
   private async applyLoop(messages: ConsumerMessages): Promise<void> {
     for await (const m of messages) {
+      if (messages !== this.applying) break;
       if (m.seq <= this.appliedSeq) continue;
       let entry: Entry;
       try {
@@ -247,6 +292,8 @@ export class Ledger {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    clearInterval(this.watchdog);
     await Promise.allSettled([...this.outstanding]);
     this.applying?.stop();
   }
