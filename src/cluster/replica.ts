@@ -43,7 +43,7 @@ export class Replica implements Store {
   flush(): Promise<void> { return this.local.flush(); }
 
   backup(): Promise<void> {
-    return Promise.reject(new Error('a cluster is backed up from JetStream: imgc cluster-backup (see docs/operations.md)'));
+    return Promise.reject(new Error('a cluster is backed up from JetStream: node dist/src/tools/cluster-admin.js backup DEST (see docs/operations.md)'));
   }
 
   stats(): StoreStats { return { ...this.local.stats(), backend: `jetstream (replica: ${this.local.stats().backend})`, epoch: this.epoch }; }

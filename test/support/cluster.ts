@@ -1,7 +1,9 @@
 /**
  * A cluster for a test: its own nats-server (fresh store directory) and `n` real IMGC processes
  * joined to it with `--cluster`, each with its own data directory and status server. `ready()`
- * waits until every node sees every other and every partition is served by one of them.
+ * waits until every node sees every other and every partition is served by one of them. `opts.nats`:
+ * on that nats-server instead (not stopped by `stop`); `opts.name`: with that cluster name (a cluster
+ * restored or imported into by the operator tool).
  */
 import { getStatus, startServer, type ServerHandle } from './server';
 import { startNats, type NatsHandle } from './nats';
@@ -25,10 +27,13 @@ export interface ClusterStatus {
 
 let seq = 0;
 
-export async function startCluster(n: number, opts: { args?: string[]; nats?: NatsHandle; natsUrl?: string } = {}): Promise<ClusterHandle> {
+/** A fresh cluster name for a test (what `startCluster` uses unless given `opts.name`). */
+export function clusterName(): string { return `t${process.pid}x${++seq}`; }
+
+export async function startCluster(n: number, opts: { args?: string[]; nats?: NatsHandle; natsUrl?: string; name?: string } = {}): Promise<ClusterHandle> {
   // A URL of NATS servers started by the caller (a NATS cluster), or a server of the caller's, or one of our own.
   const nats = opts.nats ?? (opts.natsUrl === undefined ? await startNats() : undefined);
-  const name = `t${process.pid}x${++seq}`;
+  const name = opts.name ?? clusterName();
   const base = ['--cluster', opts.natsUrl ?? nats!.url, '--cluster-name', name, '--cluster-heartbeat-ms', '250', '--partitions', '8', ...(opts.args ?? [])];
   const nodes: ServerHandle[] = [];
   const handle: ClusterHandle = {
