@@ -4,8 +4,9 @@
  * Starts a nats-server with JetStream (store in `<dir>/nats`, port 4222), unless `--nats URL` names one
  * that already runs, and N IMGC nodes joined to it: node i (1..N) on WebSocket port base+i-1 (7788,
  * 7789, …), status port status-base+i-1 (9788, 9789, …), data directory `<dir>/node-<i>`, its log in
- * `<dir>/node-<i>.log` (nats-server's in `<dir>/nats.log`). Prints one line per node once its /readyz
- * answers 200. SIGINT or SIGTERM is passed on to every node; once they have stopped, nats-server is
+ * `<dir>/node-<i>.log` (nats-server's in `<dir>/nats.log`). The nodes start one at a time, each once the
+ * cluster before it has settled (every partition served by one node); one line per node is printed once
+ * its /readyz answers 200. SIGINT or SIGTERM is passed on to every node; once they have stopped, nats-server is
  * stopped too. A node that dies is reported, not restarted. The directory is kept across runs, so the
  * cluster comes back with its data (`--fresh` starts over).
  *
@@ -232,20 +233,7 @@ async function main(): Promise<number> {
   const name = passed(a.pass, 'cluster-name') ?? 'dev';
   const tokenSetting = passed(a.pass, 'status-token');
 
-  const nodes: Array<Child & { index: number; port: number; statusPort: number; data: string; ready: boolean }> = [];
-  for (let i = 1; i <= a.n; i++) {
-    const p = a.basePort + i - 1;
-    const sp = a.statusBasePort + i - 1;
-    const data = path.join(dir, `node-${i}`);
-    makeDirs(data);
-    const args = [MAIN, '--cluster', natsUrl, '--cluster-name', 'dev', '--host', '127.0.0.1', ...a.pass, '--port', String(p), '--status-port', String(sp), '--data', data];
-    const c = start(`node ${i}`, process.execPath, args, path.join(dir, `node-${i}.log`));
-    children.push(c);
-    const node = Object.assign(c, { index: i, port: p, statusPort: sp, data, ready: false });
-    nodes.push(node);
-    say(`node ${i} pid ${c.proc.pid ?? '?'} starting (log ${shown(c.log)})`);
-  }
-
+  const nodes: DevNode[] = [];
   const stop = async (signal: NodeJS.Signals): Promise<void> => {
     if (stopping) {
       warn(`${signal} again: SIGKILL to everything`);
@@ -264,38 +252,99 @@ async function main(): Promise<number> {
   process.on('SIGINT', () => void stop('SIGINT'));
   process.on('SIGTERM', () => void stop('SIGTERM'));
 
-  for (const c of children) {
+  const watchExit = (c: Child): void => {
     void c.exited.then(() => {
       if (stopping) return;
       const how = c.proc.exitCode !== null ? `code ${c.proc.exitCode}` : `signal ${c.proc.signalCode ?? '?'}`;
       warn(`${c.name} (pid ${c.proc.pid ?? '?'}) exited with ${how}; it is not restarted. Last lines of ${shown(c.log)}:\n${tail(c.log)}`);
       if (c === nats) warn(`the nodes cannot write until a NATS is back on ${natsUrl}`);
-      if (nodes.every((n) => n.gone)) {
+      if (nodes.length > 0 && nodes.every((n) => n.gone)) {
         warn('every node has exited');
         stopping = true;
         void (nats ? stopChild(nats, 'SIGTERM', 10_000) : Promise.resolve()).then(() => process.exit(1));
       }
     });
-  }
+  };
+  if (nats) watchExit(nats);
 
-  const t0 = Date.now();
-  let slowWarned = false;
-  while (!stopping && nodes.some((n) => !n.ready && !n.gone)) {
-    await Promise.all(nodes.filter((n) => !n.ready && !n.gone).map(async (n) => {
-      if (!(await readyz(probeHost, n.statusPort)) || n.ready || n.gone) return;
-      n.ready = true;
-      const token = tokenSetting === 'none' ? 'no token' : tokenSetting !== undefined ? 'token as given' : `token in ${shown(path.join(n.data, 'status-token'))}`;
-      say(`node ${n.index} ready: ${scheme}://${wsHost}:${n.port}  status http://${probeHost}:${n.statusPort}/status (${token})  pid ${n.proc.pid ?? '?'}`);
-    }));
-    if (!slowWarned && Date.now() - t0 > 60_000) {
-      slowWarned = true;
-      warn(`not ready after 60 s: ${nodes.filter((n) => !n.ready && !n.gone).map((n) => `node ${n.index}`).join(', ')} (see their logs); still waiting`);
+  const tokenOf = (n: DevNode): string | undefined => {
+    if (tokenSetting === 'none') return undefined;
+    if (tokenSetting !== undefined) return tokenSetting;
+    try { return fs.readFileSync(path.join(n.data, 'status-token'), 'utf8').trim(); } catch { return undefined; }
+  };
+
+  // One node at a time: each joins once the nodes before it have settled (every partition served by
+  // exactly one node that every node sees), so that no partition is handed over while yet another
+  // node joins.
+  for (let i = 1; i <= a.n && !stopping; i++) {
+    const p = a.basePort + i - 1;
+    const sp = a.statusBasePort + i - 1;
+    const data = path.join(dir, `node-${i}`);
+    makeDirs(data);
+    const args = [MAIN, '--cluster', natsUrl, '--cluster-name', 'dev', '--host', '127.0.0.1', ...a.pass, '--port', String(p), '--status-port', String(sp), '--data', data];
+    const c = start(`node ${i}`, process.execPath, args, path.join(dir, `node-${i}.log`));
+    children.push(c);
+    const node: DevNode = Object.assign(c, { index: i, port: p, statusPort: sp, data, ready: false });
+    nodes.push(node);
+    watchExit(node);
+    say(`node ${i} pid ${c.proc.pid ?? '?'} starting (log ${shown(c.log)})`);
+    const t0 = Date.now();
+    let slowWarned = false;
+    while (!stopping && !node.gone && !(await readyz(probeHost, sp))) {
+      if (!slowWarned && Date.now() - t0 > 60_000) {
+        slowWarned = true;
+        warn(`node ${i} not ready after 60 s (see its log); still waiting`);
+      }
+      await sleep(200);
+    }
+    if (stopping || node.gone) continue;
+    node.ready = true;
+    const token = tokenSetting === 'none' ? 'no token' : tokenSetting !== undefined ? 'token as given' : `token in ${shown(path.join(data, 'status-token'))}`;
+    say(`node ${i} ready: ${scheme}://${wsHost}:${p}  status http://${probeHost}:${sp}/status (${token})  pid ${c.proc.pid ?? '?'}`);
+    if (i < a.n) {
+      const why = await settled(nodes.filter((n) => n.ready && !n.gone), probeHost, tokenOf, () => stopping, 30_000);
+      if (why !== undefined) warn(`the cluster has not settled 30 s after node ${i} joined (${why}); starting the next node anyway`);
+    }
+  }
+  const ready = nodes.filter((n) => n.ready && !n.gone).length;
+  if (!stopping && ready > 0) say(`cluster "${name}": ${ready} of ${a.n} nodes ready on ${natsUrl}; Ctrl-C stops them`);
+  return -1;
+}
+
+type DevNode = Child & { index: number; port: number; statusPort: number; data: string; ready: boolean };
+
+interface ClusterView { cluster: { nodes: unknown[]; serving: number[]; partitions: number } }
+
+function getStatus(host: string, p: number, token: string | undefined): Promise<ClusterView | undefined> {
+  return new Promise((res) => {
+    const req = http.get({ host, port: p, path: '/status', timeout: 2000, headers: token !== undefined ? { authorization: `Bearer ${token}` } : {} }, (r) => {
+      let body = '';
+      r.setEncoding('utf8');
+      r.on('data', (d: string) => { body += d; });
+      r.on('end', () => { try { res(r.statusCode === 200 ? JSON.parse(body) as ClusterView : undefined); } catch { res(undefined); } });
+    });
+    req.on('timeout', () => req.destroy());
+    req.on('error', () => res(undefined));
+  });
+}
+
+/** Waits until every node sees all of `nodes` and every partition is served by exactly one; undefined, or what is still missing. */
+async function settled(nodes: DevNode[], host: string, tokenOf: (n: DevNode) => string | undefined, stopping: () => boolean, timeoutMs: number): Promise<string | undefined> {
+  const deadline = Date.now() + timeoutMs;
+  let why = 'no status';
+  while (!stopping() && Date.now() < deadline) {
+    const st = await Promise.all(nodes.map((n) => getStatus(host, n.statusPort, tokenOf(n))));
+    if (st.every((x) => x !== undefined)) {
+      const views = st as ClusterView[];
+      const parts = views[0]!.cluster.partitions;
+      const served = views.flatMap((v) => v.cluster.serving);
+      const missing = Array.from({ length: parts }, (_, p) => p).filter((p) => !served.includes(p));
+      if (views.every((v) => v.cluster.nodes.length === nodes.length) && missing.length === 0 && served.length === parts) return undefined;
+      why = missing.length > 0 ? `partitions ${missing.join(', ')} not served` : views.some((v) => v.cluster.nodes.length !== nodes.length) ? 'nodes do not see each other yet' : 'a partition served twice';
     }
     await sleep(200);
   }
-  const ready = nodes.filter((n) => n.ready).length;
-  if (!stopping && ready > 0) say(`cluster "${name}": ${ready} of ${a.n} nodes ready on ${natsUrl}; Ctrl-C stops them`);
-  return -1;
+  return stopping() ? undefined : why;
 }
 
 main().then((code) => { if (code >= 0) process.exit(code); }, (err: unknown) => {
