@@ -5,7 +5,7 @@
  * first and again last: the second is the noise of the run, not a baseline of its own.
  *
  *   node dist/bench/cluster.js [--nodes 1,2,3] [--workers 1] [--pairs 500] [--window 4] [--group 20]
- *       [--clients 2000] [--fanout-window 16] [--duration 6] [--warmup 2] [--write]
+ *       [--clients 2000] [--fanout-window 16] [--duration 8] [--warmup 2] [--write]
  *
  * - cross-node pairs: the two accounts of a pair sign in on different nodes (pair p on nodes p and
  *   p+1), both send, closed loop (window per sender);
@@ -43,7 +43,7 @@ import { fmt, type RunResult } from './stats';
 const ROOT = path.resolve(__dirname, '..', '..');
 const flags = parseFlags(process.argv.slice(2));
 const capacityMode = flags.has('capacity');
-const duration = flagNum(flags, 'duration', 6);
+const duration = flagNum(flags, 'duration', 8);
 const warmup = flagNum(flags, 'warmup', 2);
 const workers = flagNum(flags, 'workers', 1);
 const maxMinutes = flagNum(flags, 'max-minutes', capacityMode ? 30 : 10);

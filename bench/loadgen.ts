@@ -454,9 +454,9 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
   if (cl) {
     const [c0, c1] = await Promise.all([js0, js1]);
     const entries = c0 && c1 ? c1.ledgerSeq - c0.ledgerSeq : NaN;
-    clusterFigures = {
-      'nats CPU %': natsRes?.cpuPct ?? NaN,
-      'nats RSS MB': natsRes ? natsRes.peakRss / 1048576 : NaN,
+    clusterFigures = natsRes === undefined ? {} : { 'nats CPU %': natsRes.cpuPct, 'nats RSS MB': natsRes.peakRss / 1048576 };
+    if (cl.natsMonitor !== undefined) clusterFigures = {
+      ...clusterFigures,
       'ledger entries/s': entries / win,
       'ledger B/entry': c0 && c1 && entries > 0 ? (c1.ledgerBytes - c0.ledgerBytes) / entries : NaN,
       'KV writes/s': c0 && c1 ? (c1.otherSeq - c0.otherSeq) / win : NaN,
