@@ -510,6 +510,8 @@ async function capacity(): Promise<void> {
     nodesWatch.start();
     const natsWatch = new ProcWatch(nats.pid);
     natsWatch.start();
+    const agentsWatch = new ProcWatch(agents.map((a) => a.pid));
+    agentsWatch.start();
     const tConnect = now();
     let connectDone = false;
     const statusPorts = cluster.statusPorts;
@@ -539,6 +541,7 @@ async function capacity(): Promise<void> {
     const connectMs = now() - tConnect;
     const cpu = nodesWatch.stop();
     const natsCpu = natsWatch.stop();
+    const agentsCpu = agentsWatch.stop();
     const heldConnect = sum(parts.map((p) => p.held));
     const failed = sum(parts.map((p) => p.failed));
     const errs = parts.filter((p) => p.firstError).map((p) => p.firstError);
@@ -569,6 +572,8 @@ async function capacity(): Promise<void> {
       ['connect + sign-in phase', `${(connectMs / 1000).toFixed(0)} s (${fmt(heldConnect / (connectMs / 1000))}/s)`],
       ['nodes\' CPU during the connect phase (sum, % of one core)', fmt(cpu.cpuPct)],
       ['nats-server CPU during the connect phase (% of one core)', fmt(natsCpu.cpuPct)],
+      ['load generators\' CPU during the connect phase (sum, % of one core)', fmt(agentsCpu.cpuPct)],
+      ['other processes\' CPU during the connect phase (% of one core)', fmt(Math.max(0, cpu.machinePct - cpu.cpuPct - natsCpu.cpuPct - agentsCpu.cpuPct))],
       ['nodes\' RSS idle (sum)', `${fmt(sum(rssIdle) / 2 ** 20)} MiB`],
       ['nodes\' RSS holding the connections (sum)', `${fmt(sum(rssHeld) / 2 ** 20)} MiB (${rssHeld.map((r) => fmt(r / 2 ** 20)).join(', ')})`],
       ['**RSS per connection** (held − idle) / connections', `**${fmt(perConn / 1024)} KiB**`],
