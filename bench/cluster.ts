@@ -479,52 +479,62 @@ async function streamCeiling(nats: Nats): Promise<string> {
 
 // ---- capacity ----
 
-async function capacity(): Promise<void> {
-  const target = flagNum(flags, 'target', 100_000);
-  const n = flagNum(flags, 'nodes', 7);
-  const k = flagNum(flags, 'agents', 8);
-  const concurrency = flagNum(flags, 'concurrency', 50);
-  const perNode = Math.ceil(target / n);
-  const perAgent = Math.ceil(target / k);
-  const notes: string[] = [];
-  if (perNode > 19_000) notes.push(`${perNode} connections per node is near the 20,000 open files of a process: use more nodes`);
-  if (perAgent > 19_000) notes.push(`${perAgent} sockets per agent is near the 20,000 open files of a process: use more agents`);
-  say(`bench:cluster --capacity: ${fmt(target)} sockets, ${n} nodes (~${fmt(perNode)} each), ${k} agents (~${fmt(perAgent)} each, from 127.0.0.2..127.0.0.${k + 1})`);
-  const nats = await startNats();
-  let cluster: Cluster | undefined;
+interface Held {
+  target: number;
+  /** Sockets open at the clients after the connect phase. */
+  open: number;
+  /** Connections each server counts (/status). */
+  counts: number[];
+  peak: number;
+  failed: number;
+  errors: string[];
+  connectMs: number;
+  serversCpu: number;
+  natsCpu: number;
+  agentsCpu: number;
+  otherCpu: number;
+  rssIdle: number[];
+  rssHeld: number[];
+  natsIdle: number;
+  natsHeld: number;
+  agentRss: number;
+  probesOk: number;
+  probesSent: number;
+  dead: string[];
+}
+
+/**
+ * Signs in `target` idle sockets over `servers` (client i on server i mod n) from `k` agents, agent
+ * j binding to 127.0.0.(2+j); holds them, probes them, and closes them.
+ */
+async function hold(servers: Running[], statusPorts: number[], token: string, nats: Nats | undefined, target: number, k: number, concurrency: number, label: string): Promise<Held> {
+  const pids = servers.map((s) => s.pid);
+  await sleep(3000);
+  const rssIdle = pids.map(rssBytes);
+  const natsIdle = nats ? rssBytes(nats.pid) : NaN;
+  say(`  idle RSS: ${fmt(sum(rssIdle) / 2 ** 20)} MiB (${rssIdle.map((r) => fmt(r / 2 ** 20)).join(', ')})${nats ? `, nats-server ${fmt(natsIdle / 2 ** 20)} MiB` : ''}`);
   const agents: driver.Agent[] = [];
-  let md = '';
   try {
-    const tUp = now();
-    cluster = await startCluster(nats, n, ['--max-connections', String(Math.min(19_500, perNode + 1000)), '--max-connections-per-ip', String(Math.min(19_500, perNode + 1000))]);
-    say(`  cluster of ${n} up and placed in ${((now() - tUp) / 1000).toFixed(1)} s`);
-    const pids = cluster.nodes.map((s) => s.pid);
-    const nodesWatch = new ProcWatch(pids);
-    await sleep(3000);
-    const rssIdle = pids.map(rssBytes);
-    const natsIdle = rssBytes(nats.pid);
-    say(`  idle RSS: nodes ${fmt(sum(rssIdle) / 2 ** 20)} MiB (${rssIdle.map((r) => fmt(r / 2 ** 20)).join(', ')}), nats-server ${fmt(natsIdle / 2 ** 20)} MiB`);
     for (let i = 0; i < k; i++) agents.push(new driver.Agent());
-    const urls = cluster.nodes.map((s) => s.url);
-    const label = `cap${process.pid}`;
-    nodesWatch.start();
-    const natsWatch = new ProcWatch(nats.pid);
-    natsWatch.start();
+    const perAgent = Math.ceil(target / k);
+    const urls = servers.map((s) => s.url);
+    const serversWatch = new ProcWatch(pids);
+    const natsWatch = nats ? new ProcWatch(nats.pid) : undefined;
     const agentsWatch = new ProcWatch(agents.map((a) => a.pid));
+    serversWatch.start();
+    natsWatch?.start();
     agentsWatch.start();
     const tConnect = now();
     let connectDone = false;
-    const statusPorts = cluster.statusPorts;
-    const token = cluster.token;
     let peak = 0;
+    const counts = (): Promise<number[]> => Promise.all(statusPorts.map((p) => getJson<NodeStatus>(p, '/status', token).then((st) => st.connections, () => NaN)));
     const progress = (async () => {
-      while (!connectDone) {
-        await sleep(10_000);
+      for (let tick = 1; !connectDone; tick++) {
+        while (!connectDone && now() - tConnect < tick * 10_000) await sleep(250);
         if (connectDone) break;
-        const held = await Promise.all(statusPorts.map((p) => getJson<NodeStatus>(p, '/status', token).then((s) => s.connections, () => NaN)));
-        const total = sum(held);
-        if (total > peak) peak = total;
-        say(`  ${((now() - tConnect) / 1000).toFixed(0)} s: ${fmt(total)} connections held (${held.map(fmt).join(', ')}); nodes RSS ${fmt(sum(pids.map(rssBytes)) / 2 ** 20)} MiB`);
+        const c = await counts();
+        peak = Math.max(peak, sum(c));
+        say(`  ${((now() - tConnect) / 1000).toFixed(0)} s: ${fmt(sum(c))} connections held (${c.map(fmt).join(', ')}); RSS ${fmt(sum(pids.map(rssBytes)) / 2 ** 20)} MiB`);
       }
     })();
     const deadlineMs = flagNum(flags, 'deadline', 900) * 1000;
@@ -536,79 +546,134 @@ async function capacity(): Promise<void> {
       return a.call<{ held: number; failed: number; ms: number; firstError: string }>('capConnect', args, deadlineMs + 120_000)
         .catch((e: Error) => ({ held: 0, failed: args.count, ms: now() - tConnect, firstError: `agent ${i}: ${e.message.split('\n')[0]}` }));
     }));
+    const connectMs = now() - tConnect;
+    const cpu = serversWatch.stop();
+    const natsCpu = natsWatch?.stop();
+    const agentsCpu = agentsWatch.stop();
     connectDone = true;
     await progress;
-    const connectMs = now() - tConnect;
-    const cpu = nodesWatch.stop();
-    const natsCpu = natsWatch.stop();
-    const agentsCpu = agentsWatch.stop();
-    const heldConnect = sum(parts.map((p) => p.held));
     const failed = sum(parts.map((p) => p.failed));
-    const errs = parts.filter((p) => p.firstError).map((p) => p.firstError);
-    if (failed > 0) notes.push(`${fmt(failed)} connects or sign-ins failed; first errors: ${[...new Set(errs)].slice(0, 3).join(' | ')}`);
-    say(`  connected ${fmt(heldConnect)} of ${fmt(target)} in ${(connectMs / 1000).toFixed(0)} s (${fmt(failed)} failed)`);
+    say(`  connected ${fmt(sum(parts.map((p) => p.held)))} of ${fmt(target)} in ${(connectMs / 1000).toFixed(0)} s (${fmt(failed)} failed)`);
     await sleep(5000);
     const rssHeld = pids.map(rssBytes);
-    const natsHeld = rssBytes(nats.pid);
-    const perNodeConns = await Promise.all(statusPorts.map((p) => getJson<NodeStatus>(p, '/status', token).then((s) => s.connections, () => NaN)));
+    const natsHeld = nats ? rssBytes(nats.pid) : NaN;
+    const held = await counts();
     const verify = await Promise.all(agents.map((a) => a.call<{ sent: number; ok: number }>('capVerify', 25, 60_000).catch(() => ({ sent: 25, ok: 0 }))));
     const status = await Promise.all(agents.map((a) => a.call<{ open: number; errors: number }>('capStatus', null, 60_000).catch(() => ({ open: 0, errors: 0 }))));
-    const open = sum(status.map((s) => s.open));
-    const vSent = sum(verify.map((v) => v.sent));
-    const vOk = sum(verify.map((v) => v.ok));
-    if (vOk < vSent) notes.push(`only ${vOk} of ${vSent} probe messages (between held clients, mostly across nodes) arrived within 5 s`);
     const agentRss = sum(agents.map((a) => rssBytes(a.pid)));
-    const dead = cluster.nodes.filter((s) => s.child.exitCode !== null || s.child.signalCode !== null);
-    if (dead.length > 0) notes.push(`${dead.length} node(s) exited: ${readTail(dead[0]!.logPath, 300)}`);
-    const perConn = (sum(rssHeld) - sum(rssIdle)) / Math.max(1, open);
-    const reached = open >= target;
-    say(`  held ${fmt(open)} (nodes count ${fmt(sum(perNodeConns))}); RSS per connection ${fmt(perConn / 1024)} KiB; probes ${vOk}/${vSent}`);
-    const rows: Array<[string, string]> = [
-      ['target', fmt(target)],
-      ['connections held (open at the clients after the connect phase)', `${fmt(open)}${reached ? ' (reached)' : ' (NOT reached)'}`],
-      ['connections counted by the nodes (/status)', `${fmt(sum(perNodeConns))} (${perNodeConns.map(fmt).join(', ')})`],
-      ['highest count seen while connecting', fmt(Math.max(peak, sum(perNodeConns)))],
-      ['connects + sign-ins failed', fmt(failed)],
-      ['connect + sign-in phase', `${(connectMs / 1000).toFixed(0)} s (${fmt(heldConnect / (connectMs / 1000))}/s)`],
-      ['nodes\' CPU during the connect phase (sum, % of one core)', fmt(cpu.cpuPct)],
-      ['nats-server CPU during the connect phase (% of one core)', fmt(natsCpu.cpuPct)],
-      ['load generators\' CPU during the connect phase (sum, % of one core)', fmt(agentsCpu.cpuPct)],
-      ['other processes\' CPU during the connect phase (% of one core)', fmt(Math.max(0, cpu.machinePct - cpu.cpuPct - natsCpu.cpuPct - agentsCpu.cpuPct))],
-      ['nodes\' RSS idle (sum)', `${fmt(sum(rssIdle) / 2 ** 20)} MiB`],
-      ['nodes\' RSS holding the connections (sum)', `${fmt(sum(rssHeld) / 2 ** 20)} MiB (${rssHeld.map((r) => fmt(r / 2 ** 20)).join(', ')})`],
-      ['**RSS per connection** (held − idle) / connections', `**${fmt(perConn / 1024)} KiB**`],
-      ['nats-server RSS idle → holding', `${fmt(natsIdle / 2 ** 20)} → ${fmt(natsHeld / 2 ** 20)} MiB`],
-      ['load generators\' RSS (sum, client ends)', `${fmt(agentRss / 2 ** 20)} MiB`],
-      ['probe messages between held clients', `${vOk} of ${vSent} arrived`],
-    ];
-    md = [
-      '## Capacity: concurrent signed-in sockets on a cluster of node processes',
-      '',
-      `Written by \`bench/cluster.ts --capacity\`. ${fmt(target)} idle sockets signed in with \`--auth open\` on a cluster of ${n} node`,
-      `processes (\`--workers ${workers}\`, \`--max-connections\` and \`--max-connections-per-ip\` raised to ${fmt(Math.min(19_500, perNode + 1000))}) and one`,
-      `nats-server, opened by ${k} load-generator processes of up to ${fmt(perAgent)} sockets each (every process may hold 20,000 open files);`,
-      `agent k binds its sockets to 127.0.0.(2+k), so each source address has its own ${fmt(ephemeralPorts())} ephemeral ports. Client i connects to`,
-      `node i mod ${n}; ${concurrency} sign-ins in flight per agent.`,
-      '',
-      `Machine and run: ${machine()}.`,
-      '',
-      `Reproduce: \`npm run build && node dist/bench/cluster.js ${process.argv.slice(2).join(' ')}\``,
-      '',
-      '| figure | value |',
-      '|---|---:|',
-      ...rows.map(([a, b]) => `| ${a} | ${b} |`),
-      '',
-      ...(notes.length > 0 ? notes.map((x) => `- ${x}`) : []),
-    ].join('\n');
     await Promise.all(agents.map((a) => a.call('capClose', null, 120_000).catch(() => undefined)));
+    const r: Held = {
+      target, open: sum(status.map((x) => x.open)), counts: held, peak: Math.max(peak, sum(held)), failed,
+      errors: [...new Set(parts.filter((p) => p.firstError).map((p) => p.firstError))].slice(0, 3), connectMs,
+      serversCpu: cpu.cpuPct, natsCpu: natsCpu?.cpuPct ?? NaN, agentsCpu: agentsCpu.cpuPct,
+      otherCpu: Math.max(0, cpu.machinePct - cpu.cpuPct - (natsCpu?.cpuPct ?? 0) - agentsCpu.cpuPct),
+      rssIdle, rssHeld, natsIdle, natsHeld, agentRss,
+      probesOk: sum(verify.map((v) => v.ok)), probesSent: sum(verify.map((v) => v.sent)),
+      dead: servers.filter((x) => x.child.exitCode !== null || x.child.signalCode !== null).map((x) => readTail(x.logPath, 300)),
+    };
+    say(`  held ${fmt(r.open)} (servers count ${fmt(sum(held))}); RSS per connection ${fmt(perConnKiB(r))} KiB; probes ${r.probesOk}/${r.probesSent}`);
+    return r;
   } finally {
     for (const a of agents) a.stop();
+  }
+}
+
+const perConnKiB = (h: Held): number => (sum(h.rssHeld) - sum(h.rssIdle)) / Math.max(1, h.open) / 1024;
+
+async function capacity(): Promise<void> {
+  const target = flagNum(flags, 'target', 100_000);
+  const n = flagNum(flags, 'nodes', 7);
+  const k = flagNum(flags, 'agents', 8);
+  const concurrency = flagNum(flags, 'concurrency', 50);
+  const perNode = Math.ceil(target / n);
+  const perAgent = Math.ceil(target / k);
+  const limit = Math.min(19_500, perNode + 1000);
+  const notes: string[] = [];
+  if (perNode > 19_000) notes.push(`${perNode} connections per node is near the 20,000 open files of a process: use more nodes`);
+  if (perAgent > 19_000) notes.push(`${perAgent} sockets per agent is near the 20,000 open files of a process: use more agents`);
+  const baseAgents = Math.max(1, Math.ceil(perNode / perAgent));
+  say(`bench:cluster --capacity: first the embedded service holding ${fmt(perNode)} (one node's share), then ${fmt(target)} sockets on ${n} nodes (~${fmt(perNode)} each), ${k} agents (~${fmt(perAgent)} each, from 127.0.0.2..127.0.0.${k + 1})`);
+  const token = randomBytes(16).toString('hex');
+  const limits = ['--max-connections', String(limit), '--max-connections-per-ip', String(limit)];
+  // The baseline: one embedded process (no NATS) with one node's share, measured the same way in the same run.
+  let base: Held | undefined;
+  {
+    const sp = await pickPort();
+    const single = await startServer({ kind: 'service', workers, auth: 'open', extra: ['--status-port', String(sp), '--status-token', token, ...limits] });
+    try {
+      say('  embedded service up');
+      base = await hold([single], [sp], token, undefined, perNode, baseAgents, concurrency, `capb${process.pid}`);
+    } catch (e) {
+      problems.push(`embedded baseline: ${(e as Error).message}`);
+    } finally {
+      await stopServer(single);
+    }
+  }
+  const nats = await startNats();
+  let cluster: Cluster | undefined;
+  let held: Held | undefined;
+  try {
+    const tUp = now();
+    cluster = await startCluster(nats, n, limits);
+    say(`  cluster of ${n} up and placed in ${((now() - tUp) / 1000).toFixed(1)} s`);
+    held = await hold(cluster.nodes, cluster.statusPorts, cluster.token, nats, target, k, concurrency, `cap${process.pid}`);
+  } finally {
     if (cluster) await stopCluster(cluster);
     await stopNats(nats);
   }
+  const h = held;
+  const b = base;
+  const mib = (x: number): string => fmt(x / 2 ** 20);
+  const both = (f: (x: Held) => string): string => `${b ? f(b) : '–'} | ${f(h)}`;
+  if (h.failed > 0) notes.push(`cluster: ${fmt(h.failed)} connects or sign-ins failed; first errors: ${h.errors.join(' | ')}`);
+  if (b && b.failed > 0) notes.push(`embedded: ${fmt(b.failed)} connects or sign-ins failed; first errors: ${b.errors.join(' | ')}`);
+  if (h.probesOk < h.probesSent) notes.push(`cluster: only ${h.probesOk} of ${h.probesSent} probe messages arrived within 5 s`);
+  for (const d of h.dead) notes.push(`a node exited: ${d}`);
+  const reached = h.open >= target;
+  const ratio = b ? ` (${(perConnKiB(h) / perConnKiB(b)).toFixed(2)}× embedded)` : '';
+  const rows: Array<[string, string]> = [
+    ['processes holding the sockets', `1 | ${n}`],
+    ['target', both((x) => fmt(x.target))],
+    ['sockets held (open at the clients after the connect phase)', both((x) => `${fmt(x.open)}${x.open >= x.target ? ' (reached)' : ' (NOT reached)'}`)],
+    ['connections counted by the servers (/status)', both((x) => `${fmt(sum(x.counts))}${x.counts.length > 1 ? ` (${x.counts.map(fmt).join(', ')})` : ''}`)],
+    ['connects + sign-ins failed', both((x) => fmt(x.failed))],
+    ['connect + sign-in phase', both((x) => `${(x.connectMs / 1000).toFixed(0)} s (${fmt(x.open / (x.connectMs / 1000))}/s)`)],
+    ['CPU during it: servers (sum, % of one core)', both((x) => fmt(x.serversCpu))],
+    ['CPU during it: nats-server', both((x) => fmt(x.natsCpu))],
+    ['CPU during it: load generators (sum)', both((x) => fmt(x.agentsCpu))],
+    ['CPU during it: other processes', both((x) => fmt(x.otherCpu))],
+    ['RSS idle (sum over the servers)', both((x) => `${mib(sum(x.rssIdle))} MiB`)],
+    ['RSS holding the sockets (sum)', both((x) => `${mib(sum(x.rssHeld))} MiB${x.rssHeld.length > 1 ? ` (${x.rssHeld.map(mib).join(', ')})` : ''}`)],
+    ['**RSS per connection** (held − idle) / sockets', `${b ? `${fmt(perConnKiB(b))} KiB` : '–'} | **${fmt(perConnKiB(h))} KiB**${ratio}`],
+    ['nats-server RSS idle → holding', both((x) => (Number.isFinite(x.natsIdle) ? `${mib(x.natsIdle)} → ${mib(x.natsHeld)} MiB` : '–'))],
+    ['load generators\' RSS (sum, the client ends)', both((x) => `${mib(x.agentRss)} MiB`)],
+    ['probe messages between held clients', both((x) => `${x.probesOk} of ${x.probesSent}`)],
+  ];
+  const md = [
+    '## Capacity: concurrent signed-in sockets on a cluster of node processes',
+    '',
+    `Written by \`bench/cluster.ts --capacity\`. **${fmt(target)} idle sockets${reached ? '' : ' NOT'} held** (signed in with \`--auth open\`) by a cluster of ${n} node`,
+    `processes and one nats-server, after the embedded service (one process, no NATS) held one node's share, ${fmt(perNode)}, in the same run`,
+    `as the baseline. Every server runs \`--workers ${workers}\` with \`--max-connections\` and \`--max-connections-per-ip\` raised to ${fmt(limit)}`,
+    `(a process may hold 20,000 open files). The sockets come from load-generator processes of up to ${fmt(perAgent)} each (${k} for the cluster,`,
+    `${baseAgents} for the baseline), agent j binding its sockets to 127.0.0.(2+j), so that each source address has its own ${fmt(ephemeralPorts())}`,
+    `ephemeral ports; client i connects to server i mod ${n}; ${concurrency} sign-ins in flight per agent. The servers\' connection counts`,
+    'come from their /status; the probes are direct messages between held clients (in the cluster mostly across nodes).',
+    '',
+    `Machine and run: ${machine()}.`,
+    '',
+    `Reproduce: \`npm run build && node dist/bench/cluster.js ${process.argv.slice(2).join(' ')}\``,
+    '',
+    '| figure | embedded | cluster |',
+    '|---|---:|---:|',
+    ...rows.map(([x, y]) => `| ${x} | ${y} |`),
+    '',
+    ...notes.map((x) => `- ${x}`),
+    ...(problems.length > 0 ? ['', ...problems.map((p) => `- problem: ${p}`)] : []),
+  ].join('\n');
   say('');
   say(md);
-  if (flags.has('write') && md) writeSection('clustercap', md);
+  if (flags.has('write')) writeSection('clustercap', md);
 }
 
 function ephemeralPorts(): number {
