@@ -88,11 +88,13 @@ export class BenchClient {
 /**
  * Connects and signs in one account. Resolves on Welcome; frames after the Welcome
  * (stored messages included) go to `handler`. Rejects on error frame, close or timeout.
+ * `localAddress` binds the client's end (e.g. 127.0.0.5: each loopback source address has its own
+ * ephemeral ports, so one machine can open more than ~28,000 connections to a server).
  */
 export function signIn(url: string, acc: string, handler: FrameHandler | undefined,
-  signer?: Signer, timeoutMs = 15_000, resume?: string): Promise<BenchClient> {
+  signer?: Signer, timeoutMs = 15_000, resume?: string, localAddress?: string): Promise<BenchClient> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: timeoutMs });
+    const ws = new WebSocket(url, { perMessageDeflate: false, skipUTF8Validation: true, handshakeTimeout: timeoutMs, ...(localAddress !== undefined ? { localAddress } : {}) });
     const c = new BenchClient(ws, acc);
     c.handler = handler;
     let settled = false;
@@ -187,7 +189,13 @@ export interface ManyResult {
  * Failures are counted, not retried.
  */
 export async function signInMany(url: string, accounts: string[], handler: FrameHandler | undefined,
-  opts: { concurrency: number; deadlineMs: number; signers?: Signer[]; tokens?: (string | undefined)[]; onEach?: (c: BenchClient, i: number) => void }): Promise<ManyResult> {
+  opts: {
+    concurrency: number; deadlineMs: number; signers?: Signer[]; tokens?: (string | undefined)[]; onEach?: (c: BenchClient, i: number) => void;
+    /** The server of account `i` (several nodes of a cluster); default `url` for all. */
+    urlOf?: (i: number) => string;
+    /** Source address of every client socket (see signIn). */
+    localAddress?: string;
+  }): Promise<ManyResult> {
   const t0 = now();
   const clients: BenchClient[] = new Array<BenchClient>(accounts.length);
   let next = 0;
@@ -198,7 +206,7 @@ export async function signInMany(url: string, accounts: string[], handler: Frame
     while (next < accounts.length && now() < deadline) {
       const i = next++;
       try {
-        const c = await signIn(url, accounts[i], handler, opts.signers?.[i], Math.max(1000, Math.min(15_000, deadline - now())), opts.tokens?.[i]);
+        const c = await signIn(opts.urlOf?.(i) ?? url, accounts[i], handler, opts.signers?.[i], Math.max(1000, Math.min(15_000, deadline - now())), opts.tokens?.[i], opts.localAddress);
         c.idx = i;
         clients[i] = c;
         opts.onEach?.(c, i);

@@ -168,17 +168,25 @@ export function machineTicks(): { busy: number; total: number } {
   }
 }
 
-/** Resource view of a server: CPU ticks and RSS summed over its process tree. */
+/**
+ * Resource view of a server: CPU ticks and RSS summed over its process tree. Given several pids (the
+ * nodes of a cluster, nats-server), over all their trees.
+ */
 export class ProcWatch {
   private pids: number[];
+  private readonly roots: number[];
+  /** The first root (-1: none, nothing is measured). */
+  readonly pid: number;
   private t0 = 0;
   private ticks0 = 0;
   private m0 = { busy: 0, total: 0 };
   peakRss = 0;
   private timer: NodeJS.Timeout | undefined;
 
-  constructor(readonly pid: number) {
-    this.pids = pid > 0 ? processTree(pid) : [];
+  constructor(pid: number | number[]) {
+    this.roots = (Array.isArray(pid) ? pid : [pid]).filter((p) => p > 0);
+    this.pid = this.roots[0] ?? -1;
+    this.pids = this.roots.flatMap((p) => processTree(p));
   }
 
   ticks(): number {
@@ -202,7 +210,7 @@ export class ProcWatch {
   /** Starts a CPU window and RSS peak sampling (every 250 ms). */
   start(): void {
     if (this.pid <= 0) return;
-    this.pids = processTree(this.pid);
+    this.pids = this.roots.flatMap((p) => processTree(p));
     this.t0 = now();
     this.ticks0 = this.ticks();
     this.m0 = machineTicks();

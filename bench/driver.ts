@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { flagNum, now, parseFlags, ProcWatch, sleep } from './common';
-import type { CapConnectArgs, FlowArgs, OfflineArgs, SigninArgs } from './loadgen';
+import type { CapConnectArgs, ClusterTarget, FlowArgs, OfflineArgs, SigninArgs } from './loadgen';
 import type { StormSetupArgs } from './storm';
 import { track } from './server';
 import { fmt, type RunResult } from './stats';
@@ -112,6 +112,8 @@ export interface FlowOpts {
   away?: boolean;
   /** Fan-out with presence subscriptions, typing and presence churn on (see FlowArgs.ephemeral). */
   ephemeral?: { presence: boolean; typingPerS: number; churnEveryMs: number };
+  /** The nodes of a cluster (clients spread over them; CPU summed over them and nats-server). */
+  cluster?: ClusterTarget;
 }
 
 export function flow(t: Target, o: FlowOpts): Promise<RunResult> {
@@ -120,7 +122,7 @@ export function flow(t: Target, o: FlowOpts): Promise<RunResult> {
     url: t.url, serverPid: t.pid, label: t.label, mode: o.mode,
     pairs: o.pairs ?? 500, group, groups: Math.max(1, Math.floor((o.clients ?? 2000) / group)),
     duration: o.duration, warmup: o.warmup, window: o.window, rate: o.rate,
-    ...(o.away ? { away: true } : {}), ...(o.ephemeral ? { ephemeral: o.ephemeral } : {}), ...(o.away && t.dataDir !== undefined ? { dataDir: t.dataDir } : {}),
+    ...(o.away ? { away: true } : {}), ...(o.ephemeral ? { ephemeral: o.ephemeral } : {}), ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.away && t.dataDir !== undefined ? { dataDir: t.dataDir } : {}),
   };
   return oneAgent<RunResult>('flow', args, (o.duration + o.warmup) * 1000 + 180_000);
 }

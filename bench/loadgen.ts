@@ -50,6 +50,53 @@ export interface FlowArgs extends Common {
    * `typingPerS` per member on average (0: none). Off and on differ only in `presence` and typing.
    */
   ephemeral?: { presence: boolean; typingPerS: number; churnEveryMs: number };
+  /** Against the nodes of a cluster instead of one server (`url` is then the first node's). */
+  cluster?: ClusterTarget;
+}
+
+/**
+ * The nodes of a cluster: account i signs in on `urls[nodeOf(i)]` (see `nodeOf`), CPU and RSS are
+ * summed over `pids`, and nats-server's CPU and the growth of the JetStream streams over the measured
+ * window are reported when its pid and monitoring URL (`http://host:port`, nats-server -m) are given.
+ */
+export interface ClusterTarget {
+  urls: string[];
+  pids: number[];
+  natsPid?: number;
+  natsMonitor?: string;
+  /** The ledger's stream (`IMGC_<cluster name>`); the other streams of the account are the key-value buckets. */
+  stream?: string;
+}
+
+/**
+ * The node of account `i` among `nodes`: in pairs the two accounts of pair p (2p, 2p+1) on nodes p
+ * and p+1 (mod nodes), so with two nodes or more every message crosses nodes and every node holds as
+ * many senders as receivers; in fan-out member j of group g on node j+g, so every group spans the
+ * nodes and the creators (who send) rotate over them.
+ */
+export function nodeOf(mode: 'pairs' | 'fanout', i: number, group: number, nodes: number): number {
+  if (nodes <= 1) return 0;
+  return mode === 'pairs' ? ((i >> 1) + (i & 1)) % nodes : ((i % group) + Math.floor(i / group)) % nodes;
+}
+
+interface StreamCounts { ledgerSeq: number; ledgerBytes: number; otherSeq: number; inMsgs: number; outMsgs: number; inBytes: number; outBytes: number }
+
+/** Last sequences and bytes of the JetStream streams, and nats-server's message counters, from its monitoring port. */
+async function streamCounts(monitor: string, ledger: string): Promise<StreamCounts | undefined> {
+  try {
+    const [r, v] = await Promise.all([fetch(`${monitor}/jsz?streams=true`, { signal: AbortSignal.timeout(3000) }), fetch(`${monitor}/varz`, { signal: AbortSignal.timeout(3000) })]);
+    const j = await r.json() as { account_details?: Array<{ stream_detail?: Array<{ name: string; state: { last_seq: number; bytes: number } }> }> };
+    const vz = await v.json() as { in_msgs: number; out_msgs: number; in_bytes: number; out_bytes: number };
+    const out: StreamCounts = { ledgerSeq: 0, ledgerBytes: 0, otherSeq: 0, inMsgs: vz.in_msgs, outMsgs: vz.out_msgs, inBytes: vz.in_bytes, outBytes: vz.out_bytes };
+    for (const acc of j.account_details ?? []) {
+      for (const st of acc.stream_detail ?? []) {
+        if (st.name === ledger) { out.ledgerSeq += st.state.last_seq; out.ledgerBytes += st.state.bytes; } else out.otherSeq += st.state.last_seq;
+      }
+    }
+    return out;
+  } catch {
+    return undefined;
+  }
 }
 
 export interface SigninArgs extends Common {
@@ -77,6 +124,10 @@ export interface CapConnectArgs {
   count: number;
   concurrency: number;
   deadlineMs: number;
+  /** Several servers (the nodes of a cluster): client `offset + i` connects to `urls[(offset + i) % urls.length]`. */
+  urls?: string[];
+  /** Source address of this agent's sockets (127.0.0.x: its own ephemeral ports). */
+  localAddress?: string;
 }
 
 const SIGNIN_CONCURRENCY = 100;
@@ -222,7 +273,9 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
   };
 
   const onlineIdx = accs.map((_, i) => i).filter((i) => !isAway(i));
-  const signed = await signInMany(a.url, onlineIdx.map((i) => accs[i]), handler, { concurrency: SIGNIN_CONCURRENCY, deadlineMs: 120_000 });
+  const cl = a.cluster;
+  const urlOf = cl ? (k: number): string => cl.urls[nodeOf(a.mode, onlineIdx[k]!, a.group, cl.urls.length)]! : undefined;
+  const signed = await signInMany(a.url, onlineIdx.map((i) => accs[i]), handler, { concurrency: SIGNIN_CONCURRENCY, deadlineMs: 120_000, ...(urlOf ? { urlOf } : {}) });
   const byIdx = new Map<number, BenchClient>();
   for (const c of signed.clients) {
     c.idx = onlineIdx[c.idx];
@@ -317,8 +370,17 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
     };
   }
 
-  const watch = new ProcWatch(a.serverPid);
+  const watch = new ProcWatch(cl ? cl.pids : a.serverPid);
+  const natsWatch = cl?.natsPid !== undefined ? new ProcWatch(cl.natsPid) : undefined;
+  let js0: Promise<StreamCounts | undefined> = Promise.resolve(undefined);
   const self = new SelfCpu();
+  /** The measured window starts: CPU of the server(s), of nats-server and of this process; the streams' counts. */
+  const startWindow = (): void => {
+    watch.start();
+    natsWatch?.start();
+    if (cl?.natsMonitor !== undefined) js0 = streamCounts(cl.natsMonitor, cl.stream ?? '');
+    self.reset();
+  };
   // Disk: bytes the server process caused to be written, and the data directory's growth, over
   // the whole sending (warm-up included), per message sent.
   const io0 = writeBytes(a.serverPid);
@@ -339,8 +401,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
       if (!started && t >= tStart) {
         started = true;
         measuring = true;
-        watch.start();
-        self.reset();
+        startWindow();
       }
       while (k < total && t0 + k * period <= t) {
         const due = t0 + k * period;
@@ -358,10 +419,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
       }
       await sleep(1);
     }
-    if (!started) {
-      watch.start();
-      self.reset();
-    }
+    if (!started) startWindow();
   } else {
     for (const st of streams) pump(st);
     const stallTimer = setInterval(() => {
@@ -379,8 +437,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
     await sleep(a.warmup * 1000);
     tStart = now();
     measuring = true;
-    watch.start();
-    self.reset();
+    startWindow();
     await sleep(a.duration * 1000);
     tEnd = now();
     clearInterval(stallTimer);
@@ -389,8 +446,27 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
   sending = false;
   ephStop?.();
   const res = watch.stop();
+  const natsRes = natsWatch?.stop();
+  const js1 = cl?.natsMonitor !== undefined ? streamCounts(cl.natsMonitor, cl.stream ?? '') : Promise.resolve(undefined);
   const selfPct = self.pct();
   const win = (Math.min(now(), tEnd) - tStart) / 1000;
+  let clusterFigures: Record<string, number> = {};
+  if (cl) {
+    const [c0, c1] = await Promise.all([js0, js1]);
+    const entries = c0 && c1 ? c1.ledgerSeq - c0.ledgerSeq : NaN;
+    clusterFigures = natsRes === undefined ? {} : { 'nats CPU %': natsRes.cpuPct, 'nats RSS MB': natsRes.peakRss / 1048576 };
+    if (cl.natsMonitor !== undefined) clusterFigures = {
+      ...clusterFigures,
+      'ledger entries/s': entries / win,
+      'ledger B/entry': c0 && c1 && entries > 0 ? (c1.ledgerBytes - c0.ledgerBytes) / entries : NaN,
+      'KV writes/s': c0 && c1 ? (c1.otherSeq - c0.otherSeq) / win : NaN,
+      // Everything through nats-server: publishes, requests and replies in; deliveries to subscribers and consumers out.
+      'nats msgs in/s': c0 && c1 ? (c1.inMsgs - c0.inMsgs) / win : NaN,
+      'nats msgs out/s': c0 && c1 ? (c1.outMsgs - c0.outMsgs) / win : NaN,
+      'nats MB in/s': c0 && c1 ? (c1.inBytes - c0.inBytes) / win / 1e6 : NaN,
+      'nats MB out/s': c0 && c1 ? (c1.outBytes - c0.outBytes) / win / 1e6 : NaN,
+    };
+  }
   // Drain: wait for what is in flight, bounded.
   const drainEnd = now() + 5000;
   while (delivered < expected && now() < drainEnd) await sleep(50);
@@ -429,7 +505,8 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
       'server CPU %': res.cpuPct,
       'server RSS MB': res.peakRss / 1048576,
       'loadgen CPU %': selfPct,
-      'other CPU %': Math.max(0, res.machinePct - res.cpuPct - selfPct),
+      'other CPU %': Math.max(0, res.machinePct - res.cpuPct - selfPct - (natsRes?.cpuPct ?? 0)),
+      ...clusterFigures,
       lost: lostWin,
       errors: ef.errors,
       ...disk,
@@ -612,7 +689,12 @@ export async function capConnect(a: CapConnectArgs): Promise<{ held: number; fai
   resetCounters();
   capLabel = a.label;
   const accs = Array.from({ length: a.count }, (_, i) => openAccount(`${a.label}/cap`, a.offset + i));
-  const r = await signInMany(a.url, accs, undefined, { concurrency: a.concurrency, deadlineMs: a.deadlineMs });
+  const urls = a.urls;
+  const r = await signInMany(a.url, accs, undefined, {
+    concurrency: a.concurrency, deadlineMs: a.deadlineMs,
+    ...(urls && urls.length > 0 ? { urlOf: (i: number) => urls[(a.offset + i) % urls.length]! } : {}),
+    ...(a.localAddress !== undefined ? { localAddress: a.localAddress } : {}),
+  });
   held = r.clients;
   return { held: held.length, failed: r.failed, ms: r.ms, firstError: r.firstError };
 }

@@ -97,7 +97,8 @@ function portFree(port: number): Promise<boolean> {
   });
 }
 
-async function pickPort(): Promise<number> {
+/** A port below the ephemeral range that was free a moment ago. */
+export async function pickPort(): Promise<number> {
   for (let k = 0; k < 200; k++) {
     const p = nextPort++;
     if (nextPort > 32000) nextPort = 21000;
