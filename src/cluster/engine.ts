@@ -73,7 +73,7 @@ export class Engine {
     const names = clusterNames(opts.name);
     // Reconnects forever: a node cut off from NATS stops writing (its publishes fail) and comes back
     // when NATS does; it never serves writes from its caches alone.
-    const nc = await connect({ servers: opts.url, name: `imgc-${opts.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2000, maxPingOut: 2 });
+    const nc = await connect({ servers: opts.url, name: `imgc-${opts.name}`, maxReconnectAttempts: -1, reconnectTimeWait: 250, pingInterval: 2000, maxPingOut: 2, noAsyncTraces: true });
     try {
       // A NATS cluster that has just started answers 503 until JetStream has elected its leader.
       return await retrying(async () => {

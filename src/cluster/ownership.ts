@@ -216,7 +216,10 @@ export class Ownership {
       const o = this.owners.get(p);
       const owner = o?.rec.node ?? null;
       const ownerLive = owner !== null && this.live.has(owner);
-      if (want === this.nodeId && !this.serving.has(p) && (owner === this.nodeId || !ownerLive)) {
+      // Recorded here (handed over to this node, even where this node would now place it elsewhere:
+      // it claims and then hands over again, so a partition is never left with no one serving it),
+      // or placed here with its recorded owner gone.
+      if (!this.serving.has(p) && (owner === this.nodeId || (want === this.nodeId && !ownerLive))) {
         void this.claim(p, o, owner !== null && owner !== this.nodeId);
       } else if (this.serving.has(p) && want !== undefined && want !== this.nodeId) {
         void this.handOver(p, want);
