@@ -85,7 +85,16 @@ export class Delivery {
     this.lastOffset = store.stats().lastOffset;
   }
 
-  start(): void { this.retention.start(); }
+  /**
+   * Starts the age sweep. With `ageTrims` (cluster mode) the sweep only proposes trims; they are
+   * applied by `trimApplied`, in the ledger's order, on every replica.
+   */
+  start(ageTrims?: (conv: ConvId, upTo: number) => void): void {
+    this.retention.ageTrims = ageTrims;
+    this.retention.start();
+  }
+
+  trimApplied(conv: ConvId, upTo: number): void { this.retention.trimApplied(conv, upTo); }
 
   // ---- what the deciding actors post ----
 

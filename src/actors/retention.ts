@@ -61,15 +61,28 @@ export class Retention {
   }
 
   private trimOld(conv: ConvId, cutoff: number): void {
-    for (;;) {
-      const page = this.store.read({ conv, limit: 1000, direction: 'forward' });
-      let upTo = 0;
-      for (const e of page) { if (e.at >= cutoff) break; upTo = e.offset; }
-      if (upTo === 0) return;
-      if (!this.trim(conv, upTo, 'age')) return;
-      if (upTo !== page.at(-1)!.offset) return;
+    // The newest record older than the cutoff, read page by page (records are in time order).
+    let upTo = 0;
+    for (let after: number | undefined; ;) {
+      const page = this.store.read({ conv, ...(after !== undefined ? { after } : {}), limit: 1000, direction: 'forward' });
+      let young = false;
+      for (const e of page) { if (e.at >= cutoff) { young = true; break; } upTo = e.offset; }
+      if (young || page.length < 1000) break;
+      after = page.at(-1)!.offset;
     }
+    if (upTo === 0) return;
+    if (this.ageTrims) this.ageTrims(conv, upTo);
+    else this.trim(conv, upTo, 'age');
   }
+
+  /**
+   * Cluster mode: what the age sweep finds is handed here instead of trimmed (every replica must
+   * trim alike, so the trim goes into the ledger and comes back through `trimApplied`).
+   */
+  ageTrims: ((conv: ConvId, upTo: number) => void) | undefined;
+
+  /** An age trim decided by the sweep (cluster mode: applied from the ledger on every replica). */
+  trimApplied(conv: ConvId, upTo: number): void { this.trim(conv, upTo, 'age'); }
 
   /** False when the store was full and nothing was trimmed. */
   private trim(conv: ConvId, upTo: number, reason: string): boolean {

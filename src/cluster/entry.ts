@@ -23,6 +23,8 @@ export type Op =
   | { t: 'append'; entry: NewEntry }
   /** Moved in with its records: `account` reads `conv` from offset `since` on. */
   | { t: 'join'; account: string; conv: ConvId; since: number }
+  /** Retention by age: the records of `conv` through `upTo` go (proposed by the sweep of the node serving partition 0). */
+  | { t: 'trim'; conv: ConvId; upTo: number }
   /** `node` owns `partition` from this entry on: entries of an earlier owner after it are refused. */
   | { t: 'claim'; partition: number; node: string };
 

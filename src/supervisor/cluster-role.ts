@@ -262,7 +262,7 @@ export class ClusterRole {
         case 'reply': this.host.sendTo(op.conn, refusedAnswer(op.frame, Code.UNAVAILABLE, text)); break;
         case 'change': this.host.sendTo(op.conn, errorFrame(Code.UNAVAILABLE, text, op.request)); break;
         case 'state': this.statePublished(op.state.address); break;
-        case 'append': case 'join': case 'claim': break;
+        case 'append': case 'join': case 'trim': case 'claim': break;
       }
     }
     this.counters.refusedMoved += ops.length;

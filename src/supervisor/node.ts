@@ -204,9 +204,10 @@ export class Node implements Router {
     this.deliveryActor = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, maxBuffered: s.maxBuffered });
     this.deliveryActor.onFatal = (err) => this.onFatal(err);
     this.deliveryActor.replica = this.cluster !== undefined;
-    // The age sweep trims on its own clock: in a cluster every replica must trim alike, so it is
-    // left to the count bound there (docs/scaling.md).
-    if (!this.cluster) this.deliveryActor.start();
+    // The age sweep runs on each node's clock; in a cluster every replica must trim alike, so the
+    // node serving partition 0 puts what its sweep finds into the ledger, and every node applies it.
+    const c = this.cluster;
+    this.deliveryActor.start(c ? (conv, upTo) => { if (c.ownership.serves(0)) c.submit([{ t: 'trim', conv, upTo }]); } : undefined);
     this.groupMembers = new GroupMembers(store.states);
     // In a cluster an account is online while it has a socket on any node (cluster/presence-sync.ts).
     const cluster = this.cluster;
@@ -596,6 +597,7 @@ export class Node implements Router {
           break;
         case 'append': this.delivery.importRecord(op.entry); break;
         case 'join': this.db.positions.join(op.account, op.conv, op.since); break;
+        case 'trim': this.delivery.trimApplied(op.conv, op.upTo); break;
         case 'claim': break;
       }
     }
