@@ -22,8 +22,16 @@
  * 127.0.0.(2+k) so that every source address has its own ephemeral ports; RSS per connection = (sum of
  * the nodes' RSS holding them − their RSS before) / connections.
  *
+ *   node dist/bench/cluster.js --replay [--messages 100000] [--accounts 200] [--write]
+ *
+ * Replay: what a new node costs. One node takes `--messages` direct messages (closed loop, each
+ * acknowledged, i.e. stored in the ledger); then a node with an empty data directory joins and
+ * replays the whole ledger before it listens. Its replay rate is quoted against the rate at which
+ * the ledger was written in the same run; then the first node restarts on its replica (replaying
+ * only what it had not applied).
+ *
  * `--write` puts the results into docs/benchmarks.md between `<!-- cluster:begin -->` and
- * `<!-- cluster:end -->` (capacity: `clustercap`), leaving the rest of the file as it is.
+ * `<!-- cluster:end -->` (capacity: `clustercap`; replay: `clusterreplay`), leaving the rest of the file as it is.
  */
 import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -34,15 +42,17 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
-import { flagNum, now, parseFlags, ProcWatch, rssBytes, sleep } from './common';
+import { flagNum, now, openAccount, parseFlags, ProcWatch, rssBytes, sleep } from './common';
 import * as driver from './driver';
 import type { CapConnectArgs, ClusterTarget } from './loadgen';
-import { pickPort, readTail, startServer, stopServer, track, type Running } from './server';
+import { pickPort, readTail, restartServer, startServer, stopServer, track, type Running } from './server';
+import { closeAll, signInMany, type BenchClient } from './clients';
 import { fmt, type RunResult } from './stats';
 
 const ROOT = path.resolve(__dirname, '..', '..');
 const flags = parseFlags(process.argv.slice(2));
 const capacityMode = flags.has('capacity');
+const replayMode = flags.has('replay');
 const duration = flagNum(flags, 'duration', 8);
 const warmup = flagNum(flags, 'warmup', 2);
 const workers = flagNum(flags, 'workers', 1);
@@ -699,8 +709,84 @@ function writeSection(marker: string, markdown: string): void {
   say(`wrote the ${marker} section of ${path.relative(process.cwd(), file)}`);
 }
 
+// ---- replay: what a new node costs ----
+
+async function replay(): Promise<void> {
+  const total = flagNum(flags, 'messages', 100_000);
+  const nAcc = flagNum(flags, 'accounts', 200);
+  const window = 16;
+  const nats = await startNats();
+  try {
+    const c = await startCluster(nats, 1);
+    const accounts = Array.from({ length: nAcc }, (_, i) => openAccount('replay', i));
+    let answered = 0;
+    let sent = 0;
+    const per = Math.ceil(total / nAcc);
+    const pump = (cl: BenchClient): void => {
+      while (cl.inflight < window && cl.got + cl.inflight < per) {
+        cl.inflight++;
+        sent++;
+        cl.sendRaw(`{"cat":"chat","act":"chat","to":${JSON.stringify(accounts[(cl.idx + 1) % nAcc])},"msg":"replay ${sent} ${'x'.repeat(40)}","callback":"r"`);
+      }
+    };
+    const handler = (cl: BenchClient, data: Buffer): void => {
+      if (!data.includes('"callback":"r"')) return;
+      cl.inflight--; cl.got++; answered++;
+      pump(cl);
+    };
+    const many = await signInMany(c.nodes[0]!.url, accounts, handler, { concurrency: 50, deadlineMs: 60_000 });
+    say(`· replay: ${fmt(total)} direct messages into a 1-node cluster …`);
+    const tw = now();
+    for (const cl of many.clients) pump(cl);
+    while (answered < per * many.clients.length && now() - tw < 300_000) await sleep(50);
+    const writeMs = now() - tw;
+    await closeAll(many.clients);
+    const nc = await connect({ servers: nats.url });
+    const info = await (await jetstreamManager(nc)).streams.info(`IMGC_${c.name}`);
+    await nc.close();
+    const entries = info.state.messages;
+    const bytes = info.state.bytes;
+    say(`  written in ${(writeMs / 1000).toFixed(1)} s: ${fmt(entries)} ledger entries, ${(bytes / 1048576).toFixed(1)} MiB; a new node joins …`);
+    const sp = await pickPort();
+    const tj = now();
+    const fresh = await startServer({ kind: 'service', workers, auth: 'open', extra: ['--cluster', nats.url, '--cluster-name', c.name, '--status-port', String(sp), '--status-token', c.token] }, 600_000);
+    const joinMs = now() - tj;
+    c.nodes.push(fresh);
+    c.statusPorts.push(sp);
+    await settled(c, 60_000);
+    say(`  a new node replayed it and listened in ${(joinMs / 1000).toFixed(1)} s; the first node restarts on its replica …`);
+    const restarted = await restartServer(c.nodes[0]!, 120_000);
+    c.nodes[0] = restarted.running;
+    await stopCluster(c);
+    const writeRate = (per * many.clients.length) / (writeMs / 1000);
+    const replayRate = (per * many.clients.length) / (joinMs / 1000);
+    const md = [
+      '## Cluster: what a new node costs (replaying the ledger)',
+      '',
+      `Written by \`bench/cluster.ts --replay\` on ${machine()}. One node of a cluster took`,
+      `${fmt(per * many.clients.length)} direct messages from ${fmt(many.clients.length)} accounts (closed loop, ${window} in flight each, every one acknowledged: stored in the ledger);`,
+      'then a node with an empty data directory joined: it replays the whole ledger into its replica before it listens.',
+      '',
+      '| figure | value |',
+      '|---|---:|',
+      `| messages written | ${fmt(per * many.clients.length)} in ${(writeMs / 1000).toFixed(1)} s (${fmt(writeRate)}/s) |`,
+      `| ledger | ${fmt(entries)} entries, ${(bytes / 1048576).toFixed(1)} MiB (${fmt(bytes / (per * many.clients.length))} B per message) |`,
+      `| new node: start to listening (replay included) | ${(joinMs / 1000).toFixed(1)} s (${fmt(replayRate)} messages/s, ${(replayRate / writeRate).toFixed(2)}× the rate they were written) |`,
+      `| first node: restart on its replica (stop + start) | ${(restarted.stopMs / 1000).toFixed(1)} s + ${(restarted.startMs / 1000).toFixed(1)} s |`,
+      '',
+      'A new node\'s start grows with the ledger (nothing trims it yet: no snapshots); a node that restarts on its own replica',
+      'replays only what it missed.',
+    ].join('\n');
+    say(md);
+    if (flags.has('write')) writeSection('clusterreplay', md);
+  } finally {
+    await stopNats(nats);
+  }
+}
+
 async function main(): Promise<void> {
-  if (capacityMode) await capacity(); else await throughput();
+  if (replayMode) await replay();
+  else if (capacityMode) await capacity(); else await throughput();
   say(`bench:cluster: done in ${((now() - t0) / 1000).toFixed(0)} s`);
   process.exit(0);
 }
