@@ -4,7 +4,7 @@
  * which ledger entries are refused as unreadable.
  */
 import { expect } from 'chai';
-import { chunkOps, decodeEntry, encodeEntry, ENTRY_BYTES, type Op } from '../src/cluster/entry';
+import { chunkOps, decodeEntry, encodeChunk, encodeEntry, ENTRY_BYTES, takeChunk, type Op } from '../src/cluster/entry';
 import { connIdBase, nodeOfConn } from '../src/cluster/links';
 import { placeOf } from '../src/cluster/ownership';
 import { mergePositions } from '../src/cluster/positions';
@@ -32,10 +32,13 @@ describe('cluster: placement, entries, merges', () => {
     const big = 'x'.repeat(200 * 1024);
     const ops: Op[] = Array.from({ length: 9 }, (_, i) => ({ t: 'reply', conn: i, frame: big }));
     const chunks = chunkOps(ops);
-    expect(chunks.flat()).to.deep.equal(ops);
-    for (const c of chunks) expect(JSON.stringify(c).length).to.be.below(ENTRY_BYTES + 1024);
+    expect(chunks.flatMap((c) => c.ops)).to.deep.equal(ops);
+    for (const c of chunks) expect(encodeChunk('n', 1, 1, c).byteLength).to.be.below(ENTRY_BYTES + 1024);
     expect(chunks.length).to.be.greaterThan(1);
     expect(chunkOps([])).to.deep.equal([]);
+    // The first chunk alone, without serializing the rest; an entry of a chunk decodes to its ops.
+    expect(takeChunk(ops).ops).to.deep.equal(chunks[0]!.ops);
+    expect(decodeEntry(encodeChunk('n1', 5, 7, chunks[1]!))).to.deep.equal({ node: 'n1', at: 5, id: 7, ops: chunks[1]!.ops });
   });
 
   it('decodeEntry round-trips and refuses what is not an entry', () => {

@@ -59,17 +59,35 @@ export function decodeEntry(data: Uint8Array): Entry {
   return e;
 }
 
-/** Splits a turn's operations into entries under ENTRY_BYTES (an operation never splits). */
-export function chunkOps(ops: Op[]): Op[][] {
-  const out: Op[][] = [];
-  let cur: Op[] = [];
+/** Operations for one entry, each already serialized (so an entry is encoded without serializing them again). */
+export interface Chunk { ops: Op[]; json: string[] }
+
+/** The first entry's worth of `ops`, under ENTRY_BYTES (an operation never splits; one too large goes alone). */
+export function takeChunk(ops: readonly Op[]): Chunk {
+  const out: Chunk = { ops: [], json: [] };
   let bytes = 0;
   for (const op of ops) {
-    const n = JSON.stringify(op).length;
-    if (cur.length > 0 && bytes + n > ENTRY_BYTES) { out.push(cur); cur = []; bytes = 0; }
-    cur.push(op);
-    bytes += n;
+    const json = JSON.stringify(op);
+    if (out.ops.length > 0 && bytes + json.length > ENTRY_BYTES) break;
+    out.ops.push(op);
+    out.json.push(json);
+    bytes += json.length + 1;
   }
-  if (cur.length > 0) out.push(cur);
   return out;
+}
+
+/** Splits a turn's operations into entries under ENTRY_BYTES, in order. */
+export function chunkOps(ops: readonly Op[]): Chunk[] {
+  const out: Chunk[] = [];
+  for (let i = 0; i < ops.length;) {
+    const c = takeChunk(ops.slice(i, i + 4096));
+    out.push(c);
+    i += c.ops.length;
+  }
+  return out;
+}
+
+/** The entry of a chunk, as bytes (the same JSON as `encodeEntry` would give). */
+export function encodeChunk(node: string, at: number, id: number, chunk: Chunk): Uint8Array {
+  return Buffer.from(`{"node":${JSON.stringify(node)},"at":${at},"id":${id},"ops":[${chunk.json.join(',')}]}`);
 }

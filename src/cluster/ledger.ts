@@ -15,7 +15,7 @@
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
 import type { Engine } from './engine';
-import { chunkOps, decodeEntry, encodeEntry, VOID_AFTER_MS, type Entry, type Op } from './entry';
+import { chunkOps, decodeEntry, encodeChunk, encodeEntry, takeChunk, VOID_AFTER_MS, type Chunk, type Entry, type Op } from './entry';
 
 /** How often the ledger's consumer is checked for progress. */
 const WATCHDOG_MS = 2000;
@@ -222,8 +222,8 @@ export class Ledger {
   private pump(partition: number, r: PartitionRoute): void {
     if (r.busy || r.queue.length === 0) return;
     r.busy = true;
-    const chunk = chunkOps(r.queue)[0]!;
-    r.queue.splice(0, chunk.length);
+    const chunk = takeChunk(r.queue);
+    r.queue.splice(0, chunk.ops.length);
     const done = this.publish(this.engine.names.partition(partition), chunk, r.last, partition).then((seq) => {
       r.busy = false;
       if (seq !== null) r.last = seq;
@@ -239,9 +239,10 @@ export class Ledger {
     if (m.size > REMEMBERED) m.delete(m.keys().next().value!);
   }
 
-  private async publish(subject: string, ops: Op[], expectLast: number | undefined, partition?: number): Promise<number | null> {
+  private async publish(subject: string, chunk: Chunk, expectLast: number | undefined, partition?: number): Promise<number | null> {
     const id = this.nextId++;
-    const data = encodeEntry({ node: this.nodeId, at: Date.now(), id, ops });
+    const ops = chunk.ops;
+    const data = encodeChunk(this.nodeId, Date.now(), id, chunk);
     try {
       const ack = await this.engine.js.publish(subject, data, expectLast === undefined ? undefined : { expect: { lastSubjectSequence: expectLast } });
       this.counters.published++;
