@@ -184,4 +184,20 @@ describe('cluster: every function across three nodes', function () {
     await on(1, bob, 'bob-again@1');
     expect((await a.next(live, 5000, 'online frame')).msg.online).to.equal(true);
   });
+
+  it('positions follow the account: acknowledged on node 0, not delivered again at sign-in on node 1', async () => {
+    const [alice, bob] = newAccounts(2);
+    const a = await on(2, alice, 'alice@2');
+    const b0 = await on(0, bob, 'bob@0');
+    for (let i = 0; i < 5; i++) await ask(a, { cat: 'chat', act: 'chat', to: bob.address, msg: `old${i}` });
+    const old = await b0.nextN(5, isMessage(), 5000);
+    b0.request({ cat: 'chat', act: 'ack', seq: old[4]!.seq });
+    await sleep(300);
+    await b0.close();
+    for (let i = 0; i < 2; i++) await ask(a, { cat: 'chat', act: 'chat', to: bob.address, msg: `new${i}` });
+    const b1 = await on(1, bob, 'bob@1');
+    const got = await b1.nextN(2, isMessage(), 5000);
+    expect(got.map((f) => f.msg)).to.deep.equal(['new0', 'new1']);
+    expect(await b1.none(isMessage(), 500), 'nothing acknowledged comes again').to.deep.equal([]);
+  });
 });

@@ -12,11 +12,16 @@
  * (at least once, as after a crash), never a frame skipped.
  */
 import type { KV } from '@nats-io/kv';
+import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
 import type { AccountPositions, Membership, Positions } from '../store/ports';
 
 /** Keys of the bucket: the account itself (SS58 addresses are valid key tokens). */
 const keyOf = (account: string): string => `a.${account}`;
+
+function samePositions(a: AccountPositions, b: AccountPositions): boolean {
+  return a.delivered === b.delivered && a.acked === b.acked && a.ackMode === b.ackMode;
+}
 
 export function mergePositions(a: AccountPositions | undefined, b: AccountPositions | undefined): AccountPositions | undefined {
   if (!a) return b;
@@ -37,6 +42,8 @@ export class EnginePositions implements Positions {
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly acked = new Map<string, number>();
+  /** What the engine holds for an account as this node last wrote or read it, with its revision (bounded). */
+  private readonly known = new LRUCache<string, { revision: number; p: AccountPositions }>({ max: 100_000 });
 
   constructor(private readonly local: Positions, private readonly kv: KV, private readonly log: Logger) {}
 
@@ -72,14 +79,28 @@ export class EnginePositions implements Positions {
 
   private async write(account: string, p: AccountPositions): Promise<void> {
     const k = keyOf(account);
+    // The common case (this node alone writes the account): an update at the revision it last
+    // wrote or read, no read first. Another node having written since makes it fail: read, merge.
+    const known = this.known.get(account);
+    if (known) {
+      const merged = mergePositions(p, known.p)!;
+      if (samePositions(merged, known.p)) return;
+      try {
+        this.known.set(account, { revision: await this.kv.update(k, JSON.stringify(merged), known.revision), p: merged });
+        this.counters.written++;
+        return;
+      } catch {
+        this.known.delete(account);
+      }
+    }
     for (let attempt = 0; attempt < 5; attempt++) {
       try {
         const e = await this.kv.get(k);
         const stored = e && e.operation === 'PUT' ? e.json<AccountPositions>() : undefined;
         const merged = mergePositions(p, stored)!;
-        if (stored && merged.delivered === stored.delivered && merged.acked === stored.acked && merged.ackMode === stored.ackMode) return;
-        if (e) await this.kv.update(k, JSON.stringify(merged), e.revision);
-        else await this.kv.create(k, JSON.stringify(merged));
+        if (e && stored && samePositions(merged, stored)) { this.known.set(account, { revision: e.revision, p: stored }); return; }
+        const revision = e ? await this.kv.update(k, JSON.stringify(merged), e.revision) : await this.kv.create(k, JSON.stringify(merged));
+        this.known.set(account, { revision, p: merged });
         this.counters.written++;
         return;
       } catch {
@@ -105,6 +126,7 @@ export class EnginePositions implements Positions {
     this.counters.fetched++;
     const e = await this.kv.get(keyOf(account));
     const stored = e && e.operation === 'PUT' ? e.json<AccountPositions>() : undefined;
+    if (e && stored) this.known.set(account, { revision: e.revision, p: stored });
     const merged = mergePositions(this.local.get(account), stored);
     if (merged) this.local.set(account, merged);
     return merged;
