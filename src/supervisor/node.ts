@@ -8,6 +8,11 @@
  * (its offset is every recipient's `seq`) and writes it to the sockets of the members online;
  * members away read it from the log when they sign in. A direct message skips the shard:
  * connection → direct decision → delivery.
+ *
+ * In cluster mode (--cluster) the same actors run on every node; what changes is where the
+ * switches lead (supervisor/cluster-role.ts): a group call may go to the node that owns its
+ * partition, and what the actors decide goes into the ledger (cluster/ledger.ts) instead of
+ * straight to the delivery actor, which applies every node's entries in the ledger's order.
  */
 import { existsSync, realpathSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -44,8 +49,6 @@ import { importLegacy, legacyProof, type ImportTarget } from './legacy-import';
 import { Registry } from './registry';
 import { DetailOnline } from './detail-online';
 import { checkDataDir, StartupError } from './startup';
-
-export { StartupError };
 import type { InFlight } from './mailbox';
 import { ShardHost } from './shard-host';
 import { RestartBudget } from './restart-budget';
@@ -53,6 +56,8 @@ import { Verification } from './verification';
 import { Limits, type LimitsView } from './limits';
 import type { ClusterView, SignInView } from '../status/source';
 import { errorsTotal } from '../status/instruments';
+
+export { StartupError };
 
 /** A crash loop within the restart budget writes one `shard restarted` line per 10 s, with the count. */
 const warnRestarted = every('shard restarted', 10_000);
@@ -204,13 +209,12 @@ export class Node implements Router {
     this.deliveryActor = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, maxBuffered: s.maxBuffered });
     this.deliveryActor.onFatal = (err) => this.onFatal(err);
     this.deliveryActor.replica = this.cluster !== undefined;
+    const cluster = this.cluster;
     // The age sweep runs on each node's clock; in a cluster every replica must trim alike, so the
     // node serving partition 0 puts what its sweep finds into the ledger, and every node applies it.
-    const c = this.cluster;
-    this.deliveryActor.start(c ? (conv, upTo) => { if (c.ownership.serves(0)) c.submit([{ t: 'trim', conv, upTo }]); } : undefined);
+    this.deliveryActor.start(cluster ? (conv, upTo) => { if (cluster.ownership.serves(0)) cluster.submit([{ t: 'trim', conv, upTo }]); } : undefined);
     this.groupMembers = new GroupMembers(store.states);
     // In a cluster an account is online while it has a socket on any node (cluster/presence-sync.ts).
-    const cluster = this.cluster;
     const peers = cluster ? { peer: (id: number) => this.registry.peer(id), peersOf: (a: string) => this.registry.peersOf(a), isOnline: (a: string) => cluster.presence.isOnline(a) } : this.registry;
     this.presenceActor = new Presence(peers, store.positions, this.ephemeralOut);
     this.registry.onPresence = cluster
