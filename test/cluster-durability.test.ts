@@ -13,7 +13,7 @@ import { ClientPool, isMessage, sleep, type Frame } from './support/client';
 import { startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
 import { ask, device, makeGroup } from './support/devices';
 import { natsAvailable, startNats } from './support/nats';
-import { freePort, getStatus, startServer, statusFetch, type ServerHandle } from './support/server';
+import { freePort, getStatus, runToExit, startServer, statusFetch, tempDir, type ServerHandle } from './support/server';
 import { partitionOf } from '../src/hash';
 
 const PARTITIONS = 8;
@@ -170,3 +170,25 @@ async function restartCluster(url: string, name: string, dirs: string[]): Promis
     await sleep(100);
   }
 }
+
+describe('cluster: start-up refusals', function () {
+  this.timeout(60_000);
+
+  it('no NATS at --cluster: exit 2 with one line naming the cluster; a node with other partitions than the cluster: exit 2', async function () {
+    const closed = await freePort();
+    const r = await runToExit(['--port', String(await freePort()), '--status-port', '0', '--data', tempDir(), '--cluster', `nats://127.0.0.1:${closed}`, '--cluster-name', 'nowhere']);
+    expect(r.code, r.output).to.equal(2);
+    expect(r.output).to.match(/cluster nowhere at nats:\/\/127\.0\.0\.1:\d+ cannot be joined/);
+    if (!natsAvailable()) return;
+    const nats = await startNats();
+    const cluster = await startCluster(1, { nats, args: ['--partitions', '8'] });
+    try {
+      const other = await runToExit(['--port', String(await freePort()), '--status-port', '0', '--data', tempDir(), '--cluster', nats.url, '--cluster-name', cluster.name, '--partitions', '16']);
+      expect(other.code, other.output).to.equal(2);
+      expect(other.output).to.match(/this cluster runs with \{\\?"partitions\\?":8\}/);
+    } finally {
+      await cluster.stop();
+      await nats.stop();
+    }
+  });
+});
