@@ -4,7 +4,7 @@
  * from another node, and /status showing the cluster (resume tokens across nodes: cluster-failover).
  */
 import { expect } from 'chai';
-import { accountsReady, newAccount, newAccounts, type Account } from './support/accounts';
+import { accountsReady, newAccounts, type Account } from './support/accounts';
 import { ClientPool, isMessage, isNotice, sleep, type Client, type Frame } from './support/client';
 import { startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
 import { natsAvailable } from './support/nats';
