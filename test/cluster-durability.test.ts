@@ -7,6 +7,8 @@
  */
 import { expect } from 'chai';
 import { rmSync } from 'node:fs';
+import { connect as connectNats } from '@nats-io/transport-node';
+import { jetstream } from '@nats-io/jetstream';
 import { createServer, connect as netConnect, type Server, type Socket } from 'node:net';
 import { accountsReady, newAccounts, type Account } from './support/accounts';
 import { ClientPool, isMessage, sleep, type Frame } from './support/client';
@@ -186,6 +188,39 @@ describe('cluster: start-up refusals', function () {
       const other = await runToExit(['--port', String(await freePort()), '--status-port', '0', '--data', tempDir(), '--cluster', nats.url, '--cluster-name', cluster.name, '--partitions', '16']);
       expect(other.code, other.output).to.equal(2);
       expect(other.output).to.match(/this cluster runs with \{\\?"partitions\\?":8\}/);
+    } finally {
+      await cluster.stop();
+      await nats.stop();
+    }
+  });
+});
+
+describe('cluster: a poison ledger entry', function () {
+  this.timeout(60_000);
+  const pool = new ClientPool();
+  afterEach(() => pool.closeAll());
+
+  it('an unreadable message and an entry that fails to apply are skipped by every node, which go on serving', async function () {
+    if (!natsAvailable()) return this.skip();
+    await accountsReady();
+    const nats = await startNats();
+    const cluster = await startCluster(2, { nats });
+    try {
+      const nc = await connectNats({ servers: nats.url });
+      const js = jetstream(nc);
+      await js.publish(`imgc.${cluster.name}.ledger.n.evil`, 'not json');
+      await js.publish(`imgc.${cluster.name}.ledger.n.evil`, JSON.stringify({ node: 'evil', at: Date.now(), ops: [{ t: 'post', post: null, at: 1 }] }));
+      await nc.close();
+      const [alice, bob] = newAccounts(2) as [Account, Account];
+      const a = await device(pool, cluster.nodes[0]!.url, alice, 'alice@0', false);
+      const b = await device(pool, cluster.nodes[1]!.url, bob, 'bob@1', false);
+      expect((await ask(a, { cat: 'chat', act: 'chat', to: bob.address, msg: 'after the poison' })).type).to.equal('notice');
+      expect((await b.next(isMessage(), 5000)).msg).to.equal('after the poison');
+      for (const n of cluster.nodes) {
+        const st = await getStatus<{ cluster: { ledger: { applyFailed: number } } }>(n);
+        expect(st.cluster.ledger.applyFailed).to.equal(1);
+        expect(n.proc.exitCode).to.equal(null);
+      }
     } finally {
       await cluster.stop();
       await nats.stop();

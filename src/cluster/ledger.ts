@@ -66,7 +66,7 @@ export class Ledger {
   /** Own entries applied lately (id → sequence), and own entries given up on: a publish that timed out. */
   private readonly appliedOwn = new Map<number, number>();
   private readonly givenUp = new Map<number, number>();
-  readonly counters = { published: 0, applied: 0, voided: 0, fenced: 0, failed: 0, bytesOut: 0, refollows: 0 };
+  readonly counters = { published: 0, applied: 0, applyFailed: 0, voided: 0, fenced: 0, failed: 0, bytesOut: 0, refollows: 0 };
 
   constructor(private readonly engine: Engine, private readonly nodeId: string, private readonly hooks: LedgerHooks, private readonly log: Logger) {}
 
@@ -143,8 +143,16 @@ export class Ledger {
       } else {
         const own = entry.node === this.nodeId && entry.id !== undefined;
         if (own) this.remember(this.appliedOwn, entry.id!, m.seq);
-        this.hooks.apply(entry, m.seq, own && this.givenUp.has(entry.id!));
-        this.counters.applied++;
+        try {
+          this.hooks.apply(entry, m.seq, own && this.givenUp.has(entry.id!));
+          this.counters.applied++;
+        } catch (err) {
+          // A poison entry (a bug, or a hand-made message on our subjects) fails alike on every
+          // replica, since applying is deterministic: each skips the rest of it and goes on, rather
+          // than every node of the cluster stopping on it, again at every replay.
+          this.counters.applyFailed++;
+          this.log.error({ err, seq: m.seq, node: entry.node }, 'ledger entry failed to apply: the rest of it is skipped');
+        }
       }
       this.advance(m.seq);
     }
