@@ -55,9 +55,14 @@ export class Links {
         this.counters.parcelsIn++;
         // Calls are confirmed as taken: a sender whose parcel is not confirmed sends them elsewhere.
         if (msg.reply) msg.respond('');
-        if (p.calls) this.hooks.calls(p.calls);
-        if (p.verify) this.hooks.verify(p.verify);
-        for (const [conn, frame] of p.frames ?? []) this.hooks.frame(conn, frame);
+        try {
+          if (p.calls) this.hooks.calls(p.calls);
+          if (p.verify) this.hooks.verify(p.verify);
+          for (const [conn, frame] of p.frames ?? []) this.hooks.frame(conn, frame);
+        } catch (e) {
+          // Parcels come from other nodes (trusted, but a bug there must not stop this node).
+          this.log.error({ err: e }, 'node mailbox: a parcel failed; the rest of it is dropped');
+        }
       },
     });
     this.ephSub = this.engine.nc.subscribe(this.engine.names.ephemeral, {
