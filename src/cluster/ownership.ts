@@ -95,7 +95,8 @@ export class Ownership {
    * starts the heartbeat.
    */
   async start(): Promise<void> {
-    await this.nodes.create(`n.${this.nodeId}`, encode(this.info()));
+    // The key was created when the node took its number (ClusterRole.number); from now on it beats.
+    await this.nodes.put(`n.${this.nodeId}`, encode(this.info()));
     const nodes = await this.nodes.watch({ key: 'n.*' });
     const owners = await this.ownersKv.watch({ key: 'p.*' });
     this.watches.push(nodes, owners);
@@ -118,7 +119,9 @@ export class Ownership {
   private nodeSeen(e: KvWatchEntry): void {
     const id = e.key.slice(2);
     if (e.operation !== 'PUT') return this.gone(id);
-    const info = decode<NodeInfo>(e.value);
+    const info = decode<NodeInfo & { starting?: boolean }>(e.value);
+    // A node that has taken its number but is still replaying the ledger is not in the cluster yet.
+    if (info.starting === true) return;
     this.heard.set(id, Date.now());
     // A node reported unreachable is back only with a heartbeat written after that.
     if (this.unreachable.has(id)) {

@@ -100,9 +100,9 @@ export class ClusterRole {
     private readonly settings: Settings,
     private readonly host: ClusterHost,
     private readonly log: Logger,
+    n: number,
   ) {
     // The node's number: its connection ids lie above it (cluster/links.ts), unique among live nodes.
-    const n = randomInt(1, 2 ** 20);
     this.nodeId = n.toString(36);
     this.firstConnId = connIdBase(n) + 1;
     this.ledger = new Ledger(engine, this.nodeId, {
@@ -146,7 +146,23 @@ export class ClusterRole {
       epoch: engine.epoch,
       positions: (local) => (positions = new EnginePositions(local.positions, engine.positions, log.child({ component: 'positions' }))),
     });
-    return new ClusterRole(engine, replica, applied, positions!, settings, host, log);
+    return new ClusterRole(engine, replica, applied, positions!, settings, host, log, await ClusterRole.number(engine));
+  }
+
+  /**
+   * A number no live node has: drawn at random and taken by creating its key in the nodes bucket
+   * (create fails for a key that exists). The heartbeat keeps the key from then on.
+   */
+  private static async number(engine: Engine): Promise<number> {
+    for (let attempt = 0; ; attempt++) {
+      const n = randomInt(1, 2 ** 20);
+      try {
+        await engine.nodes.create(`n.${n.toString(36)}`, JSON.stringify({ id: n.toString(36), starting: true, at: Date.now() }));
+        return n;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+      }
+    }
   }
 
   /** The resume-token key, the same on every node. */
