@@ -17,6 +17,7 @@
  */
 import { LRUCache } from 'lru-cache';
 import { logger } from '../log';
+import { EndOfTurn } from '../turn';
 import { Code } from '../protocol/codes';
 import { errorFrame, refusedAnswer, renderFrame, STORAGE_FULL_TEXT, type Request, type Template } from '../protocol/frames';
 import { accountConv, StoreError, type AccountPositions, type ConvId, type NewEntry, type Store } from '../store/ports';
@@ -66,7 +67,7 @@ export class Delivery {
   private readonly knownConvs = new LRUCache<string, true>({ max: 100_000 });
   private lastOffset: number;
   private durableQueue: Array<{ done: () => void; lost: (() => void) | undefined }> = [];
-  private flushScheduled = false;
+  private readonly durableFlush = new EndOfTurn(() => this.flushTurn());
   private released: Promise<void> = Promise.resolve();
   private readonly log = logger({ part: 'delivery' });
   readonly counters = { appended: 0, duplicates: 0, pushed: 0, backlogFrames: 0, lostFull: 0 };
@@ -198,31 +199,31 @@ export class Delivery {
    */
   afterDurable(fn: () => void, lost?: () => void): void {
     this.durableQueue.push({ done: fn, lost });
-    if (this.flushScheduled) return;
-    this.flushScheduled = true;
-    setImmediate(() => {
-      this.flushScheduled = false;
-      const queue = this.durableQueue;
-      this.durableQueue = [];
-      const requested = clock();
-      const durable = this.store.flush();
-      durable.then(() => storeFlushSeconds.observe(secondsSince(requested)), () => { /* handled below */ });
-      this.released = this.released
-        .then(() => durable)
-        .then(() => { for (const f of queue) f.done(); }, (err: unknown) => {
-          if (!(err instanceof StoreError) || err.code !== 'full' || this.replica) throw err;
-          // The disk is full: that turn's writes are lost, the process goes on (the node refuses
-          // writes until the store's probe succeeds). Who waited is told; nothing is acknowledged.
-          this.counters.lostFull++;
-          this.knownConvs.clear();
-          for (const f of queue) f.lost?.();
-        })
-        .catch((err: unknown) => {
-          // Output that cannot be made durable must not leave; a restart starts from what is on disk.
-          this.log.fatal({ err }, 'store write failed');
-          this.onFatal(err);
-        });
-    });
+    this.durableFlush.request();
+  }
+
+  /** One flush per turn for everything that waits on it (see afterDurable). */
+  private flushTurn(): void {
+    const queue = this.durableQueue;
+    this.durableQueue = [];
+    const requested = clock();
+    const durable = this.store.flush();
+    durable.then(() => storeFlushSeconds.observe(secondsSince(requested)), () => { /* handled below */ });
+    this.released = this.released
+      .then(() => durable)
+      .then(() => { for (const f of queue) f.done(); }, (err: unknown) => {
+        if (!(err instanceof StoreError) || err.code !== 'full' || this.replica) throw err;
+        // The disk is full: that turn's writes are lost, the process goes on (the node refuses
+        // writes until the store's probe succeeds). Who waited is told; nothing is acknowledged.
+        this.counters.lostFull++;
+        this.knownConvs.clear();
+        for (const f of queue) f.lost?.();
+      })
+      .catch((err: unknown) => {
+        // Output that cannot be made durable must not leave; a restart starts from what is on disk.
+        this.log.fatal({ err }, 'store write failed');
+        this.onFatal(err);
+      });
   }
 
   private append(conv: ConvId, p: Post, now: number): number {

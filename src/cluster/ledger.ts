@@ -14,6 +14,7 @@
  */
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
 import type { Logger } from 'pino';
+import { EndOfTurn } from '../turn';
 import type { Engine } from './engine';
 import { chunkOps, decodeEntry, encodeChunk, encodeEntry, takeChunk, VOID_AFTER_MS, type Chunk, type Entry, type Op } from './entry';
 
@@ -52,7 +53,7 @@ interface PartitionRoute {
 export class Ledger {
   private readonly routes = new Map<number, PartitionRoute>();
   private nodeQueue: Op[] = [];
-  private nodeScheduled = false;
+  private readonly nodeTurn = new EndOfTurn(() => this.publishNodeQueue());
   /** Publishes under way: each settles with its sequence (null: not stored). */
   private readonly outstanding = new Set<Promise<number | null>>();
   private applying: ConsumerMessages | undefined;
@@ -177,14 +178,13 @@ export class Ledger {
   /** The node's own operations: published with this turn's others, in order. */
   submit(ops: Op[]): void {
     this.nodeQueue.push(...ops);
-    if (this.nodeScheduled) return;
-    this.nodeScheduled = true;
-    setImmediate(() => {
-      this.nodeScheduled = false;
-      const queue = this.nodeQueue;
-      this.nodeQueue = [];
-      for (const chunk of chunkOps(queue)) this.track(this.publish(this.engine.names.node(this.nodeId), chunk, undefined));
-    });
+    this.nodeTurn.request();
+  }
+
+  private publishNodeQueue(): void {
+    const queue = this.nodeQueue;
+    this.nodeQueue = [];
+    for (const chunk of chunkOps(queue)) this.track(this.publish(this.engine.names.node(this.nodeId), chunk, undefined));
   }
 
   /** Operations of a partition's group actors; refused (fenced) unless this node still owns it. */
@@ -287,7 +287,7 @@ export class Ledger {
   after(fn: () => void, lost?: () => void): void {
     const pending = [...this.outstanding];
     // Operations still waiting for their turn's publish join the wait through a fresh turn.
-    const queued = this.nodeScheduled ? new Promise<void>((res) => setImmediate(res)).then(() => [...this.outstanding]) : Promise.resolve([]);
+    const queued = this.nodeTurn.pending ? new Promise<void>((res) => setImmediate(res)).then(() => [...this.outstanding]) : Promise.resolve([]);
     void queued.then((more) => Promise.all([...pending, ...more])).then(async (seqs) => {
       if (seqs.some((s) => s === null)) return lost?.();
       const top = Math.max(0, ...seqs as number[]);

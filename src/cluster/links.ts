@@ -6,6 +6,7 @@
  */
 import type { Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { EndOfTurn } from '../turn';
 import type { GroupCall, VerifyCall } from '../actors/envelopes';
 import type { Engine } from './engine';
 
@@ -38,7 +39,7 @@ export function nodeOfConn(conn: number): string { return Math.floor(conn / CONN
 
 export class Links {
   private readonly out = new Map<string, Parcel>();
-  private scheduled = false;
+  private readonly turn = new EndOfTurn(() => this.flush());
   private sub: Subscription | undefined;
   private ephSub: Subscription | undefined;
   private ephOut: Array<[string, string]> = [];
@@ -80,7 +81,7 @@ export class Links {
   /** Typing, live read receipts: for the account's sockets on every other node (one broadcast per turn). */
   ephemeral(account: string, frame: string): void {
     this.ephOut.push([account, frame]);
-    if (!this.scheduled) { this.scheduled = true; setImmediate(() => this.flush()); }
+    this.turn.request();
   }
 
   call(node: string, call: GroupCall): void { (this.parcel(node).calls ??= []).push(call); this.counters.callsOut++; }
@@ -92,12 +93,11 @@ export class Links {
   private parcel(node: string): Parcel {
     let p = this.out.get(node);
     if (!p) { p = {}; this.out.set(node, p); }
-    if (!this.scheduled) { this.scheduled = true; setImmediate(() => this.flush()); }
+    this.turn.request();
     return p;
   }
 
   private flush(): void {
-    this.scheduled = false;
     if (this.ephOut.length > 0) {
       try { this.engine.nc.publish(this.engine.names.ephemeral, JSON.stringify({ node: this.nodeId, frames: this.ephOut })); } catch (err) { this.log.debug({ err }, 'ephemeral frames not sent'); }
       this.counters.ephemeralOut += this.ephOut.length;

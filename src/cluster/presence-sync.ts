@@ -6,6 +6,7 @@
  */
 import type { Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
+import { EndOfTurn } from '../turn';
 import type { Engine } from './engine';
 
 interface Change { node: string; on?: string[]; off?: string[]; hello?: boolean; full?: boolean }
@@ -27,7 +28,7 @@ export class PresenceSync {
   private readonly byNode = new Map<string, Set<string>>();
   private on = new Set<string>();
   private off = new Set<string>();
-  private scheduled = false;
+  private readonly turn = new EndOfTurn(() => this.flush());
   private sub: Subscription | undefined;
   readonly counters = { sent: 0, received: 0 };
 
@@ -57,7 +58,7 @@ export class PresenceSync {
   /** An account came to (or left) this node: the others hear of it with this turn's other changes. */
   localChanged(account: string, online: boolean): void {
     if (online) { this.off.delete(account); this.on.add(account); } else { this.on.delete(account); this.off.add(account); }
-    if (!this.scheduled) { this.scheduled = true; setImmediate(() => this.flush()); }
+    this.turn.request();
     if (!this.remote.has(account)) this.local.changed(account, online);
   }
 
@@ -90,7 +91,6 @@ export class PresenceSync {
   }
 
   private flush(): void {
-    this.scheduled = false;
     if (this.on.size === 0 && this.off.size === 0) return;
     this.publish({ node: this.nodeId, on: [...this.on], off: [...this.off] });
     this.on = new Set();

@@ -8,6 +8,7 @@
  * batch was being processed: its items count one more crash, later batches were never started.
  * An item posted `alone` leaves in a batch of its own, so a crash names it and nothing else.
  */
+import { EndOfTurn } from '../turn';
 import type { Batch } from '../actors/envelopes';
 
 export interface Port { postMessage(value: unknown): void }
@@ -19,7 +20,8 @@ interface Entry<T> { item: T; crashes: number; alone: boolean }
 
 export class Mailbox<T> {
   private queue: Entry<T>[] = [];
-  private scheduled = false;
+  /** One postMessage per turn: everything the sockets delivered in this I/O phase joins the batch. */
+  private readonly turn = new EndOfTurn(() => this.flush());
   private nextId = 1;
   private readonly inFlight = new Map<number, Entry<T>[]>();
   private port: Port | undefined;
@@ -27,24 +29,16 @@ export class Mailbox<T> {
   /** Items stay queued while there is no port (the shard is starting or restarting). */
   attach(port: Port | undefined): void {
     this.port = port;
-    if (port && this.queue.length > 0) this.schedule();
+    if (port && this.queue.length > 0) this.turn.request();
   }
 
   /** Queues `item`; `crashes` it was in flight at before, `alone` to send it in a batch of its own. */
   post(item: T, opts: { crashes?: number; alone?: boolean } = {}): void {
     this.queue.push({ item, crashes: opts.crashes ?? 0, alone: opts.alone ?? false });
-    if (this.port) this.schedule();
-  }
-
-  private schedule(): void {
-    if (this.scheduled) return;
-    this.scheduled = true;
-    // setImmediate, not a microtask: everything the sockets delivered in this I/O phase joins the batch.
-    setImmediate(() => this.flush());
+    if (this.port) this.turn.request();
   }
 
   flush(): void {
-    this.scheduled = false;
     if (!this.port || this.queue.length === 0) return;
     const queue = this.queue;
     this.queue = [];
