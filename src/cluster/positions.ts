@@ -41,7 +41,8 @@ export class EnginePositions implements Positions {
   private readonly urgent = new Set<string>();
   private inFlight = 0;
   private timer: NodeJS.Timeout | undefined;
-  private readonly acked = new Map<string, number>();
+  /** The acknowledged offset last handed to the engine per account (bounded): a higher one is urgent. */
+  private readonly acked = new LRUCache<string, number>({ max: 100_000 });
   /** What the engine holds for an account as this node last wrote or read it, with its revision (bounded). */
   private readonly known = new LRUCache<string, { revision: number; p: AccountPositions }>({ max: 100_000 });
 
@@ -61,7 +62,6 @@ export class EnginePositions implements Positions {
 
   /** Sends what is pending (only the urgent unless `all`), at most IN_FLIGHT at a time. */
   private drain(all = false): void {
-    if (this.acked.size > 100_000) this.acked.clear();
     const order = [...this.urgent, ...(all ? this.pending.keys() : [])];
     for (const account of order) {
       if (this.inFlight >= IN_FLIGHT) break;
