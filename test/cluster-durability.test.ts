@@ -15,7 +15,7 @@ import { ClientPool, isMessage, sleep, type Frame } from './support/client';
 import { startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
 import { ask, device, makeGroup } from './support/devices';
 import { natsAvailable, startNats } from './support/nats';
-import { freePort, getStatus, runToExit, startServer, statusFetch, tempDir, type ServerHandle } from './support/server';
+import { freePort, getStatus, runToExit, statusFetch, tempDir, type ServerHandle } from './support/server';
 import { partitionOf } from '../src/hash';
 
 const PARTITIONS = 8;
@@ -68,7 +68,11 @@ describe('cluster: restarts and partitions', function () {
     await Promise.all(cluster.nodes.map((n) => n.stop({ keepData: true })));
     await nats.stop({ keepStore: true });
     const nats2 = await startNats({ port: nats.port, storeDir: nats.storeDir });
-    const again = await restartCluster(nats2.url, cluster.name, dirs);
+    // The same cluster again: its nodes on their data directories, and one new node with an empty one.
+    const again = await startCluster(0, { nats: nats2, name: cluster.name, args: ['--partitions', String(PARTITIONS)] });
+    for (const d of dirs) await again.addNode({ dataDir: d });
+    await again.addNode();
+    await again.ready();
     try {
       for (const node of again.nodes) {
         const c = await device(pool, node.url, carol, `carol@${node.port}`, false);
@@ -81,7 +85,7 @@ describe('cluster: restarts and partitions', function () {
         await c.close();
       }
     } finally {
-      await Promise.all(again.nodes.map((n) => n.stop()));
+      await again.stop();
       for (const d of dirs) rmSync(d, { recursive: true, force: true });
       await nats2.stop();
       rmSync(nats.storeDir, { recursive: true, force: true });
@@ -156,22 +160,6 @@ describe('cluster: restarts and partitions', function () {
     }
   });
 });
-
-/** The nodes of `old` started again on their data directories, plus one new node with an empty one. */
-async function restartCluster(url: string, name: string, dirs: string[]): Promise<{ nodes: ServerHandle[] }> {
-  const args = ['--cluster', url, '--cluster-name', name, '--cluster-heartbeat-ms', '250', '--partitions', String(PARTITIONS)];
-  const nodes: ServerHandle[] = [];
-  for (const d of dirs) nodes.push(await startServer(args, { status: true, dataDir: d, readyTimeoutMs: 30_000 }));
-  nodes.push(await startServer(args, { status: true, readyTimeoutMs: 30_000 }));
-  const deadline = Date.now() + 20_000;
-  for (;;) {
-    const st = await Promise.all(nodes.map((n) => getStatus<ClusterStatus>(n)));
-    const served = st.reduce((k, s) => k + s.cluster.serving.length, 0);
-    if (served === PARTITIONS && st.every((s) => s.cluster.nodes.length === nodes.length && s.cluster.settled)) return { nodes };
-    if (Date.now() > deadline) throw new Error('restarted cluster not ready');
-    await sleep(100);
-  }
-}
 
 describe('cluster: start-up refusals', function () {
   this.timeout(60_000);
