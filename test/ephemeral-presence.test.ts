@@ -17,13 +17,8 @@ describe('ephemeral: presence', function () {
   this.timeout(60_000);
   let srv: ServerHandle;
   const clients = new ClientPool();
-  const connect = (name: string, server = srv): Promise<Client> => clients.connect(server.url, name);
 
-  async function signedIn(account: string, name: string, server = srv): Promise<Client> {
-    const c = await connect(name, server);
-    await c.signIn(account);
-    return c;
-  }
+  const signedIn = (account: string, name: string, server = srv): Promise<Client> => clients.signedIn(server.url, account, name);
 
   /** `a` and `b` become direct contacts: one message from a to b, taken by b when given. */
   async function befriend(a: Client, b: string, bClient?: Client): Promise<void> {

@@ -10,6 +10,7 @@ import { expect } from 'chai';
 import { accountsReady, randomAddresses } from './support/accounts';
 import { Client, ClientPool, isMessage, isNotice, type Frame } from './support/client';
 import { startServer, type ServerHandle } from './support/server';
+import { ask } from './support/devices';
 
 const isRead = isNotice('chat', 'read');
 const live = (f: Frame): boolean => isRead(f) && f.method.callback === undefined;
@@ -19,17 +20,7 @@ describe('ephemeral: read receipts', function () {
   let srv: ServerHandle;
   const clients = new ClientPool();
 
-  async function signedIn(account: string, name: string, server = srv): Promise<Client> {
-    const c = await clients.connect(server.url, name);
-    await c.signIn(account);
-    return c;
-  }
-
-  async function ask(c: Client, r: Frame): Promise<Frame> {
-    const cb = `k${Math.random()}`;
-    c.request({ ...r, callback: cb });
-    return c.next((f) => f.method?.callback === cb || f.request?.callback === cb, 5000, `answer to ${r.act}`);
-  }
+  const signedIn = (account: string, name: string, server = srv): Promise<Client> => clients.signedIn(server.url, account, name);
 
   before(async () => {
     await accountsReady();

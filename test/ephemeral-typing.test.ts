@@ -31,11 +31,7 @@ describe('ephemeral: typing', function () {
   let srv: ServerHandle;
   const clients = new ClientPool();
 
-  async function signedIn(account: string, name: string, server = srv): Promise<Client> {
-    const c = await clients.connect(server.url, name);
-    await c.signIn(account);
-    return c;
-  }
+  const signedIn = (account: string, name: string, server = srv): Promise<Client> => clients.signedIn(server.url, account, name);
 
   before(async () => {
     await accountsReady();

@@ -202,6 +202,13 @@ export class ClientPool {
     return c;
   }
 
+  /** Connects and signs in `account` (without a signature: the server runs --auth open). */
+  async signedIn(url: string, account: Account | string, name?: string): Promise<Client> {
+    const c = await this.connect(url, name);
+    await c.signIn(account);
+    return c;
+  }
+
   async closeAll(): Promise<void> {
     await Promise.all(this.open.splice(0).map((c) => c.close()));
   }
