@@ -7,6 +7,7 @@ import { ConfigError, loadSettings, usage } from './config';
 import { logger, setLogLevel } from './log';
 import { flushAggregated } from './log-aggregate';
 import { Node, StartupError } from './supervisor/node';
+import { openCarrier } from './supervisor/open-carrier';
 import { startStatusServer, type StatusServer } from './status/server';
 import { resolveStatusToken } from './status/token';
 
@@ -58,7 +59,7 @@ async function main(): Promise<void> {
     log.child({}, { level: 'info' }).info({ settings: { ...effective, statusToken } }, 'settings are valid');
     return;
   }
-  const node = new Node(settings);
+  const node = new Node(settings, openCarrier);
   let status: StatusServer | undefined;
   let stopping = false;
   const stop = async (code: number): Promise<void> => {
@@ -92,7 +93,7 @@ async function main(): Promise<void> {
       throw new StartupError(`status token in ${settings.data} is not usable: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
     try {
-      status = await startStatusServer(node, { host: settings.statusHost, port: settings.statusPort, token });
+      status = await startStatusServer(node.status, { host: settings.statusHost, port: settings.statusPort, token });
     } catch (err) {
       throw StartupError.fromListen(err, 'status-port', settings.statusHost, settings.statusPort);
     }

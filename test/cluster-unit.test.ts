@@ -11,7 +11,7 @@ import { mergePositions } from '../src/cluster/positions';
 import { clusterNames } from '../src/cluster/names';
 import { mergeRevoked } from '../src/net/sessions';
 import { ConfigError, loadSettings } from '../src/config';
-import { silenced } from '../src/supervisor/cluster-role';
+import { silenced } from '../src/cluster/replay';
 
 describe('cluster: placement, entries, merges', () => {
   it('placeOf: the same answer everywhere, spread over the nodes, and a joining node takes partitions only for itself', () => {

@@ -15,7 +15,7 @@ import type { Node } from '../src/supervisor/node';
 import type { Verification } from '../src/supervisor/verification';
 
 /** Compile-time checks: the node as it stands is a status source; verification feeds its hooks. */
-export function nodeIsASource(n: Node): StatusSource { return n; }
+export function nodeIsASource(n: Node): StatusSource { return n.status; }
 export function verificationFeedsStatus(v: Verification): Pick<StatusSource, 'chainState' | 'verificationState'> {
   return { chainState: () => v.chainState(), verificationState: () => v.state() };
 }

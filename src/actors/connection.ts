@@ -12,6 +12,7 @@ import { sanitize, validate } from '../protocol/schema';
 import type { Logger } from '../log';
 import type { Issued, ResumeCheck } from '../net/sessions';
 import { QueueFull } from '../net/signatures';
+import type { SocketSession } from '../net/endpoint';
 import { now as clock, secondsSince, signinSeconds } from '../status/instruments';
 import { SYNC_OWN } from './own';
 import type { Peer } from './peer';
@@ -76,10 +77,6 @@ export function newGroupId(): string {
   return id;
 }
 
-/** The spam token: 24 random bytes in base64url, unguessable (the first service used 12 letters). */
-export function newSpam(): string {
-  return randomBytes(24).toString('base64url');
-}
 
 /** The group a request is for: chat and notice name it in `to`, the rest in `id`; create makes one. */
 function groupIdOf(r: Request): string {
@@ -99,7 +96,7 @@ function uncorkAll(): void {
   corked.length = 0;
 }
 
-export class Connection implements Peer {
+export class Connection implements Peer, SocketSession {
   account: string | undefined;
   alive = true;
   /** Own-device sync asked for at sign-in (own.ts). */

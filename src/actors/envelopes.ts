@@ -5,6 +5,7 @@
  */
 import type { Request, Template } from '../protocol/frames';
 import type { ConvId } from '../store/ports';
+import type { ShardStats } from '../status/source';
 
 /** The connection a request came from, so an answer (or an error) can find its way back. */
 export interface Origin {
@@ -102,16 +103,8 @@ export interface StateOut { t: 'state'; address: string; state: unknown; conv?: 
 /** shard → main: an actor's state is wanted (it is not resident); answered with `Loaded`, carrying `calls` back. */
 export interface Load { t: 'load'; address: string; calls: GroupCall[] }
 
-export interface ShardStats {
-  t: 'stats';
-  /** Resident group actors. */
-  groups: number;
-  processed: number;
-  /** Groups whose stored state or decision failed: they answer an error until retried. */
-  brokenGroups?: number;
-  /** Their ids (the first few). */
-  broken?: string[];
-}
+/** shard → main: the shard's figures (the shape is the status server's, src/status/source.ts). */
+export type { ShardStats };
 
 /** shard → main: the verification actor's cursor, so the chain watcher resumes after it. */
 export interface Cursor { t: 'cursor'; lastProcessed: number | null }

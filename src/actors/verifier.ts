@@ -9,8 +9,9 @@ import { formatUnits } from '../chain/units';
 import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, vertifyTemplate } from '../protocol/frames';
 import type { FromShard, Post, VerifyCall } from './envelopes';
+import { VERIFY_ADDRESS } from './address';
 
-export const VERIFY_ADDRESS = 'verify:book';
+export { VERIFY_ADDRESS };
 
 export interface VerifierState {
   book: RegState | null;

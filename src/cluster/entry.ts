@@ -6,27 +6,9 @@
  * every record the same offset. Connection ids are unique in the cluster (see connIdBase), so an
  * operation that answers a connection is acted on by the one node that holds it.
  */
-import type { Post, StateOut } from '../actors/envelopes';
-import type { Request } from '../protocol/frames';
-import type { ConvId, NewEntry } from '../store/ports';
+import type { Op } from '../carrier/ops';
 
-export type Op =
-  /** A message or notice: stored once in its conversation's log, pushed to who is online. */
-  | { t: 'post'; post: Post; at: number }
-  /** An actor's new state (and who joined or left its conversation). */
-  | { t: 'state'; state: StateOut }
-  /** An edit or delete, decided by every replica at this point of the ledger (so against everything stored before it). */
-  | { t: 'change'; account: string; conn: number; request: Request; at: number }
-  /** An answer to a connection, released in order with the state it confirms. */
-  | { t: 'reply'; conn: number; frame: string }
-  /** A record moved in from elsewhere (an embedded data directory, `imgc-cluster import`): stored, pushed to no one. */
-  | { t: 'append'; entry: NewEntry }
-  /** Moved in with its records: `account` reads `conv` from offset `since` on. */
-  | { t: 'join'; account: string; conv: ConvId; since: number }
-  /** Retention by age: the records of `conv` through `upTo` go (proposed by the sweep of the node serving partition 0). */
-  | { t: 'trim'; conv: ConvId; upTo: number }
-  /** `node` owns `partition` from this entry on: entries of an earlier owner after it are refused. */
-  | { t: 'claim'; partition: number; node: string };
+export type { Op };
 
 /**
  * `at`: when its node published it (ms since the epoch, the node's clock). An entry JetStream

@@ -8,20 +8,14 @@ import type { Subscription } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { EndOfTurn } from '../turn';
 import type { Engine } from './engine';
+import type { PresenceLocal } from '../carrier/port';
+
+export type { PresenceLocal };
 
 interface Change { node: string; on?: string[]; off?: string[]; hello?: boolean; full?: boolean }
 
 /** Accounts per message when a node sends its whole list. */
 const LIST_CHUNK = 5000;
-
-export interface PresenceLocal {
-  /** Whether the account has a socket on this node. */
-  isOnline(account: string): boolean;
-  /** Every account with a socket on this node. */
-  accounts(): Iterable<string>;
-  /** The account went online or offline in the whole cluster. */
-  changed(account: string, online: boolean): void;
-}
 
 export class PresenceSync {
   private readonly remote = new Map<string, Set<string>>();

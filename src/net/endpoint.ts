@@ -2,6 +2,7 @@
  * The WebSocket endpoint: accepts sockets (wss when a certificate is configured), sends each the
  * spam handshake, hands frames to its connection actor, and drops dead sockets by heartbeat.
  */
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttp, type IncomingMessage, type Server } from 'node:http';
 import { createServer as createHttps } from 'node:https';
 import { readFile, readFileSync, readdirSync } from 'node:fs';
@@ -10,8 +11,40 @@ import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 import { initFrame } from '../protocol/frames';
 import { logger } from '../log';
-import { Connection, newSpam, type Router } from '../actors/connection';
-import { ACCEPT_BACKOFF_MS, type Limits } from '../supervisor/limits';
+import type { Logger } from '../log';
+
+/** After a connection was dropped or accept failed for lack of descriptors, upgrades are answered 503 for this long. */
+export const ACCEPT_BACKOFF_MS = 1000;
+
+/**
+ * What the endpoint needs of the session that owns a socket (the connection actor,
+ * src/actors/connection.ts): the endpoint only accepts, feeds frames in and checks liveness.
+ */
+export interface SocketSession {
+  readonly id: number;
+  readonly spam: string;
+  readonly log: Logger;
+  /** Cleared at each heartbeat, set by the socket's pong. */
+  alive: boolean;
+  receive(data: Buffer, isBinary: boolean): void;
+  refuse(code: number, text: string, request: null): void;
+  send(frame: string): unknown;
+  ping(): void;
+  terminate(): void;
+  close(code: number, reason: string): void;
+}
+
+/** The connection limits the endpoint enforces, counted where the rest of the limits are (supervisor/limits.ts). */
+export interface ConnectionLimits {
+  hit(name: 'maxConnections' | 'maxConnectionsPerIp' | 'descriptors', msg: string, detail?: Record<string, unknown>): void;
+  /** TCP connections the open-file limit leaves room for; set here once listening. */
+  descriptorCap: number;
+}
+
+/** A fresh spam token for a new socket: 24 random bytes in base64url, unguessable (the first service used 12 letters). */
+export function newSpam(): string {
+  return randomBytes(24).toString('base64url');
+}
 
 export interface EndpointOptions {
   host: string;
@@ -27,11 +60,12 @@ export interface EndpointOptions {
   firstConnId?: number;
 }
 
-export interface EndpointHooks {
-  opened(c: Connection): void;
-  closed(c: Connection): void;
+export interface EndpointHooks<S extends SocketSession> {
+  /** A socket was accepted: its session (the connection actor), made and registered by the node. */
+  open(id: number, socket: WebSocket, spam: string, log: Logger): S;
+  closed(c: S): void;
   /** Where refusals and accept failures are counted and logged (aggregated). */
-  limits: Limits;
+  limits: ConnectionLimits;
 }
 
 /** The demo page's files (dist/web, next to dist/src): path → [file, content type]. */
@@ -78,19 +112,19 @@ function remoteOf(req: IncomingMessage): string {
   return req.socket.remoteAddress ?? 'unknown';
 }
 
-export class Endpoint {
+export class Endpoint<S extends SocketSession = SocketSession> {
   private readonly server: Server;
   private readonly wss: WebSocketServer;
   private heartbeat: NodeJS.Timeout | undefined;
   private nextId = 1;
-  private readonly connections = new Set<Connection>();
+  private readonly connections = new Set<S>();
   /** Open WebSocket connections per remote address (the socket's; behind a proxy, the proxy's). */
   private readonly perIp = new Map<string, number>();
   /** Until then (ms since the epoch) upgrades are refused: accept failed for lack of descriptors. */
   private backoffUntil = 0;
   private readonly log = logger({ part: 'endpoint' });
 
-  constructor(private readonly opts: EndpointOptions, private readonly router: Router, private readonly hooks: EndpointHooks) {
+  constructor(private readonly opts: EndpointOptions, private readonly hooks: EndpointHooks<S>) {
     this.nextId = opts.firstConnId ?? 1;
     this.server = opts.tlsCert && opts.tlsKey
       ? createHttps({ cert: readFileSync(opts.tlsCert), key: readFileSync(opts.tlsKey) })
@@ -187,9 +221,8 @@ export class Endpoint {
   private accept(socket: WebSocket, ip: string): void {
     const id = this.nextId++;
     this.perIp.set(ip, (this.perIp.get(ip) ?? 0) + 1);
-    const c = new Connection(id, socket, newSpam(), this.router, this.log.child({ conn: id }));
+    const c = this.hooks.open(id, socket, newSpam(), this.log.child({ conn: id }));
     this.connections.add(c);
-    this.hooks.opened(c);
     socket.on('message', (data: Buffer, isBinary: boolean) => {
       try {
         c.receive(data, isBinary);

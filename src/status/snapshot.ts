@@ -4,9 +4,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
-import type { ShardStats } from '../actors/envelopes';
-import type { ChainView, ClusterView, SignInView, StatusSource } from './source';
-import type { LimitsView } from '../supervisor/limits';
+import type { ChainView, ClusterView, LimitsView, ShardStats, SignInView, StatusSource } from './source';
 
 export interface WorkerStatus {
   index: number;

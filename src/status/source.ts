@@ -1,10 +1,35 @@
 /**
- * What the status server needs of the node, and nothing more. `Node` (src/supervisor/node.ts)
+ * What the status server needs of the node, and nothing more, with the shapes of the views it
+ * reports (shard figures, limits), which the parts that produce them import from here. `Node` (src/supervisor/node.ts)
  * satisfies the required members as it stands; the optional ones are hooks the node may grow
  * (the status server reports them when present and leaves them out otherwise).
  */
-import type { ShardStats } from '../actors/envelopes';
-import type { LimitsView } from '../supervisor/limits';
+
+/** A shard's figures, as it answers a stats query (the group actors resident, the requests processed). */
+export interface ShardStats {
+  t: 'stats';
+  /** Resident group actors. */
+  groups: number;
+  processed: number;
+  /** Groups whose stored state or decision failed: they answer an error until retried. */
+  brokenGroups?: number;
+  /** Their ids (the first few). */
+  broken?: string[];
+}
+
+/** The names under which limits are reported (`limits.<name>` in /status, `limit="<name>"` in /metrics). */
+export type LimitName =
+  | 'maxConnections'
+  | 'maxConnectionsPerIp'
+  | 'descriptors'
+  | 'groupsPerHour'
+  | 'maxGroups'
+  | 'maxGroupSize'
+  | 'maxBlocked'
+  | 'detailBytes';
+
+export interface LimitView { value: number; hits: number }
+export type LimitsView = Record<LimitName, LimitView> & { groups: number };
 
 /** One worker thread as its host shows it (ShardHost). */
 export interface ShardView {

@@ -8,7 +8,10 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Template } from '../protocol/frames';
+import { groupAddress } from '../actors/address';
+import type { StateOut, VerifyCall } from '../actors/envelopes';
 import type { GroupRecord } from '../actors/group-state';
+import { groupConv } from '../store/ports';
 import { legacyRowToFrame, readLegacyBackup } from '../migrate/legacy';
 import { logger } from '../log';
 import type { Proof } from '../chain/registrations';
@@ -21,6 +24,29 @@ export interface ImportTarget {
   importVerification?(account: string, proof: Record<string, unknown>): void;
   /** Resolves once everything handed over so far is durable. */
   settle(): Promise<void>;
+}
+
+/** Where an import lands: the store's states, the delivery actor, the verification actor. */
+export interface ImportInto {
+  stateOf(address: string): unknown;
+  state(s: StateOut): void;
+  importOwn(account: string, tpl: Template, at: number): void;
+  verify(call: VerifyCall): void;
+  /** Resolves once everything handed over so far is decided and durable. */
+  settle(): Promise<void>;
+}
+
+export function importTarget(into: ImportInto, now = Date.now()): ImportTarget {
+  return {
+    // Imported groups never overwrite a live one.
+    importGroup: (group) => {
+      const address = groupAddress(group.id);
+      if (into.stateOf(address) === undefined) into.state({ t: 'state', address, state: group, conv: groupConv(group.id), joined: group.group });
+    },
+    importHistory: (account, frames) => { for (const tpl of frames) into.importOwn(account, tpl, now); },
+    importVerification: (account, proof) => into.verify({ t: 'verify', op: 'import', proof: legacyProof(account, proof) }),
+    settle: () => into.settle(),
+  };
 }
 
 /** A stored frame as a template: the recipient and sequence number are added when it is sent. */

@@ -6,25 +6,15 @@
  */
 import { LRUCache } from 'lru-cache';
 import type { Logger } from '../log';
+import type { StateOut } from '../actors/envelopes';
+import type { GroupRecord } from '../actors/group-state';
+import type { ActorStates } from '../store/ports';
+import type { LimitName, LimitView, LimitsView } from '../status/source';
 
-/** The names under which limits are reported (`limits.<name>` in /status, `limit="<name>"` in /metrics). */
-export type LimitName =
-  | 'maxConnections'
-  | 'maxConnectionsPerIp'
-  | 'descriptors'
-  | 'groupsPerHour'
-  | 'maxGroups'
-  | 'maxGroupSize'
-  | 'maxBlocked'
-  | 'detailBytes';
+export type { LimitName, LimitsView };
 
-export interface LimitView { value: number; hits: number }
-export type LimitsView = Record<LimitName, LimitView> & { groups: number };
 
 const HOUR_MS = 3600_000;
-
-/** After a connection was dropped or accept failed for lack of descriptors, upgrades are answered 503 for this long. */
-export const ACCEPT_BACKOFF_MS = 1000;
 
 /** Accounts whose hourly create count is remembered (LRU; an account pushed out starts afresh). */
 const QUOTA_ACCOUNTS = 100_000;
@@ -123,6 +113,30 @@ export class Limits {
     if (w.count >= this.values.groupsPerHour) return Math.max(1, w.start + HOUR_MS - now);
     w.count++;
     return undefined;
+  }
+
+  /**
+   * A group's new state: a create (every member joined) counts +1, a destroy (no state) -1. A
+   * group always keeps at least one member, so no other change has every member joined.
+   */
+  groupChanged(item: StateOut): void {
+    if (!item.address.startsWith('group:')) return;
+    const g = item.state as GroupRecord | undefined;
+    if (g === undefined) this.groups = Math.max(0, this.groups - 1);
+    else if (item.joined !== undefined && item.joined.length === g.group.length && (item.left?.length ?? 0) === 0) this.groups++;
+  }
+
+  /** Counts the groups in the store, page by page (once, at start; kept by `groupChanged` from then on). */
+  countStored(states: ActorStates): void {
+    let n = 0;
+    let after: string | undefined;
+    for (;;) {
+      const page = states.list('group:', after, 10_000);
+      n += page.length;
+      if (page.length < 10_000) break;
+      after = page[page.length - 1];
+    }
+    this.groups = n;
   }
 
   view(): LimitsView {

@@ -2,7 +2,7 @@
 export class RestartBudget {
   private readonly times: number[] = [];
 
-  constructor(private readonly max: number, private readonly windowMs: number) {}
+  constructor(readonly max: number, readonly windowMs: number) {}
 
   /** Records a restart; false when it would exceed the budget. */
   allow(now = Date.now()): boolean {

@@ -26,11 +26,6 @@ export interface VerificationOptions {
   target: string | undefined;
   dataDir: string;
   tokenTtlMs: number;
-  /**
-   * Cluster mode: the server key's seed is the cluster's, and the chain is watched only while this
-   * node leads (it owns the verification actor's partition): one watcher for the whole cluster.
-   */
-  cluster?: { keySeed: () => Promise<string> };
 }
 
 const SWEEP_MS = 30_000;
@@ -40,6 +35,11 @@ export class Verification {
   private key: KeyringPair | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private leading = false;
+  /**
+   * The server key's seed is shared by several nodes (a cluster): the chain is then watched only
+   * while this node leads (it owns the verification actor's partition), one watcher for them all.
+   */
+  private shared = false;
   private readonly log = logger({ part: 'verification' });
 
   constructor(private readonly opts: VerificationOptions, private readonly host: VerificationHost) {}
@@ -47,10 +47,11 @@ export class Verification {
   get enabled(): boolean { return this.opts.endpoint !== undefined && this.opts.target !== undefined; }
   get issuer(): string | undefined { return this.key?.address; }
 
-  /** Loads the server key; with a chain configured, asks the verifier where to resume and starts watching. */
-  async start(): Promise<void> {
-    this.key = this.opts.cluster ? await serverKeyFromSeed(await this.opts.cluster.keySeed()) : await loadOrCreateServerKey(this.opts.dataDir);
-    if (!this.enabled || this.opts.cluster) return;
+  /** Loads the server key (the node's own, or `sharedKeySeed`'s); with a chain configured, asks the verifier where to resume and starts watching. */
+  async start(sharedKeySeed?: () => Promise<string>): Promise<void> {
+    this.shared = sharedKeySeed !== undefined;
+    this.key = sharedKeySeed ? await serverKeyFromSeed(await sharedKeySeed()) : await loadOrCreateServerKey(this.opts.dataDir);
+    if (!this.enabled || this.shared) return;
     this.watch();
   }
 
@@ -77,7 +78,7 @@ export class Verification {
 
   /** The verifier's cursor arrived: watch from the block after it (never blocks chat: retries run in the background). */
   onCursor(c: Cursor): void {
-    if (this.watcher || !this.enabled || (this.opts.cluster && !this.leading)) return;
+    if (this.watcher || !this.enabled || (this.shared && !this.leading)) return;
     const w = new ChainWatcher({ endpoint: this.opts.endpoint!, startAfter: c.lastProcessed, log: this.log });
     w.on('transfer', (t: Transfer) => this.onTransfer(t));
     w.on('processed', (block: number) => this.host.toVerifier({ t: 'verify', op: 'processed', block }));
@@ -103,8 +104,8 @@ export class Verification {
     if (r.account !== peer.account) return peer.refuse(Code.NOT_PERMITTED, 'only the signed-in account itself may register', r);
     if (!this.enabled) return peer.refuse(Code.VERIFY_DISABLED, 'verification by payment is not enabled on this server', r);
     const decimals = this.watcher?.decimals();
-    // In a cluster another node may watch the chain: it fills in the decimals (NaN: not known here).
-    if (decimals === undefined && !this.opts.cluster) return peer.refuse(Code.UNAVAILABLE, 'the chain node is not reachable yet, try again later', r);
+    // With a shared key (a cluster) another node may watch the chain: it fills in the decimals (NaN: not known here).
+    if (decimals === undefined && !this.shared) return peer.refuse(Code.UNAVAILABLE, 'the chain node is not reachable yet, try again later', r);
     this.host.toVerifier({ t: 'verify', op: 'reg', conn: peer.id, account: peer.account!, request: r, decimals: decimals ?? Number.NaN, now: Date.now() });
   }
 

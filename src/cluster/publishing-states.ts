@@ -4,14 +4,14 @@
  * reaches every replica, this one included, when the ledger applies it.
  */
 import type { ActorStates, Store } from '../store/ports';
-import type { ClusterRole } from './cluster-role';
+import type { Op } from './entry';
 
-export function publishingStates(store: Store, cluster: ClusterRole): Store {
+export function publishingStates(store: Store, publish: (ops: Op[]) => void): Store {
   const states: ActorStates = {
     get: (address) => store.states.get(address),
     put: (address, state) => {
       store.states.put(address, state);
-      cluster.submit([{ t: 'state', state: { t: 'state', address, state } }]);
+      publish([{ t: 'state', state: { t: 'state', address, state } }]);
     },
     list: (prefix, after, limit) => store.states.list(prefix, after, limit),
   };

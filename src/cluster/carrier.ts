@@ -1,0 +1,235 @@
+/**
+ * The cluster carrier (`--cluster nats://…`): the node's output goes into the ledger on NATS
+ * JetStream and is applied, on every node, as the ledger is replayed; a call goes to the node that
+ * owns its actor's partition; a frame to the node that holds its socket. Its parts, one file each:
+ * joining and shared secrets (join.ts), replay (replay.ts), routing and the owner-wait queue
+ * (routing.ts), status (status.ts), and the engine's pieces they use (ledger, ownership, links,
+ * presence-sync, positions).
+ */
+import type { Logger } from 'pino';
+import type { GroupCall, VerifyCall } from '../actors/envelopes';
+import { VERIFY_ADDRESS } from '../actors/address';
+import type { Carrier, Local } from '../carrier/port';
+import { routeDecided, type Decided } from '../carrier/ops';
+import type { Settings } from '../config';
+import { partitionOf } from '../hash';
+import { Code } from '../protocol/codes';
+import { errorFrame } from '../protocol/frames';
+import type { AccountPositions, Store } from '../store/ports';
+import type { Engine } from './engine';
+import type { Op } from './entry';
+import { joinCluster, Secrets, type Joined } from './join';
+import { Ledger } from './ledger';
+import { connIdBase, Links, nodeOfConn } from './links';
+import { Ownership } from './ownership';
+import type { EnginePositions } from './positions';
+import { PresenceSync } from './presence-sync';
+import { publishingStates } from './publishing-states';
+import type { Replica } from './replica';
+import { Replay } from './replay';
+import { Routing } from './routing';
+import { clusterStatus } from './status';
+
+const CUT_OFF_TEXT = 'this server is cut off from the cluster\'s store, please retry (or connect to another server)';
+
+export class ClusterCarrier implements Carrier {
+  readonly replica = true;
+  readonly nodeId: string;
+  readonly firstConnId: number;
+  readonly store: Replica;
+  readonly sharedStore: Store;
+  readonly serverKeySeed: () => Promise<string>;
+  private readonly engine: Engine;
+  private readonly positions: EnginePositions;
+  private readonly secrets: Secrets;
+  private readonly ledger: Ledger;
+  private readonly ownership: Ownership;
+  private readonly links: Links;
+  private readonly presence: PresenceSync;
+  private readonly routing: Routing;
+  private readonly replay: Replay;
+  private local: Local | undefined;
+  private sweep: NodeJS.Timeout | undefined;
+  private caughtUp = false;
+  private framesForwarded = 0;
+
+  /** Joins the cluster named in `settings` (engine, replica, node number); replay waits for `start`. */
+  static async open(settings: Settings, log: Logger): Promise<ClusterCarrier> {
+    return new ClusterCarrier(await joinCluster(settings, log), settings, log);
+  }
+
+  private constructor(private readonly joined: Joined, private readonly settings: Settings, private readonly log: Logger) {
+    const { engine, replica, positions, n } = joined;
+    this.engine = engine;
+    this.store = replica;
+    this.positions = positions;
+    // The node's number: its connection ids lie above it (links.ts), unique among live nodes.
+    this.nodeId = n.toString(36);
+    this.firstConnId = connIdBase(n) + 1;
+    this.secrets = new Secrets(engine, settings.partitions);
+    this.serverKeySeed = () => this.secrets.serverKeySeed();
+    this.replay = new Replay({
+      nodeId: this.nodeId, replica, log,
+      local: () => this.here,
+      sendTo: (conn, frame) => this.sendTo(conn, frame),
+      fenced: (p) => this.ownership.fenced(p),
+    });
+    this.ledger = new Ledger(engine, this.nodeId, this.replay.hooks(), log.child({ component: 'ledger' }));
+    this.sharedStore = publishingStates(replica, (ops) => this.ledger.submit(ops));
+    this.ownership = new Ownership(this.nodeId, settings.partitions, engine.nodes, engine.owners, this.ledger, {
+      gained: (p) => { void this.here.evict([p]); this.here.leads(p, true); },
+      lost: (p) => { this.here.leads(p, false); return this.here.evict([p]); },
+      ownerKnown: (p) => this.routing.release(p),
+      nodeGone: (node) => this.presence.nodeGone(node),
+      info: () => ({ host: settings.host, port: settings.port, statusPort: settings.statusPort, connections: this.here.connections() }),
+    }, settings.clusterHeartbeatMs, log.child({ component: 'ownership' }));
+    this.presence = new PresenceSync(engine, this.nodeId, {
+      isOnline: (a) => this.here.presence.isOnline(a),
+      accounts: () => this.here.presence.accounts(),
+      changed: (a, online) => this.here.presence.changed(a, online),
+    }, log.child({ component: 'presence' }));
+    this.routing = new Routing({
+      self: this.nodeId,
+      partitions: settings.partitions,
+      ownerOf: (p) => this.ownership.ownerOf(p),
+      decide: (call) => this.here.decide(call),
+      verify: (call) => this.verifyHere(call),
+      forward: (node, call) => this.links.call(node, call),
+      forwardVerify: (node, call) => this.links.verify(node, call),
+      sendTo: (conn, frame) => this.sendTo(conn, frame),
+    });
+    this.links = new Links(engine, this.nodeId, {
+      calls: (calls) => { for (const c of calls) this.routing.group(c); },
+      verify: (calls) => { for (const c of calls) this.routing.verify(c); },
+      frame: (conn, frame) => this.here.send(conn, frame),
+      ephemeral: (frames) => this.here.ephemeralIn(frames),
+      undelivered: (node, calls, verify) => {
+        // The node is gone (or stuck): its calls wait for whoever takes its partitions over.
+        this.ownership.unreachableNode(node);
+        for (const c of calls) this.routing.group(c);
+        for (const v of verify) this.routing.verify(v);
+      },
+    }, log.child({ component: 'links' }));
+  }
+
+  resumeKey(): Promise<Buffer> { return this.secrets.resumeKey(); }
+
+  /**
+   * Replays the ledger from where the replica stopped until it is current, then joins: heartbeat,
+   * partitions, mailbox. Resolves when this node can serve.
+   */
+  async start(local: Local): Promise<void> {
+    this.local = local;
+    await this.catchUp().catch((err: unknown) => { throw new Error(`cluster ${this.settings.clusterName}: ${(err as Error).message}`); });
+    // From here on the node serves: mailbox, presence, heartbeat and partitions.
+    this.links.start();
+    this.presence.start();
+    await this.ownership.start();
+    this.sweep = setInterval(() => this.routing.expire(), 1000);
+    this.sweep.unref();
+  }
+
+  private async catchUp(): Promise<void> {
+    await this.secrets.checkShared();
+    const target = await this.engine.lastSeq();
+    const t0 = Date.now();
+    await this.ledger.start(this.joined.applied);
+    await this.ledger.appliedThrough(target);
+    await this.store.flush();
+    this.caughtUp = true;
+    this.log.info({ from: this.joined.applied, to: target, ms: Date.now() - t0, node: this.nodeId }, 'replica current');
+  }
+
+  async stop(): Promise<void> {
+    clearInterval(this.sweep);
+    await this.ownership.stop();
+    await this.ledger.stop();
+    await this.positions.settle().catch((err: unknown) => this.log.warn({ err }, 'positions not all written to the engine at stop'));
+    this.links.stop();
+    this.presence.stop();
+    await this.engine.close();
+  }
+
+  /** Ready: connected to the engine and current. */
+  get ready(): boolean { return this.caughtUp && this.engine.health().connected; }
+
+  cutOff(): string | undefined { return this.engine.health().connected ? undefined : CUT_OFF_TEXT; }
+
+  // ---- routes ----
+
+  group(call: GroupCall): void { this.routing.group(call); }
+  verify(call: VerifyCall): void { this.routing.verify(call); }
+
+  /** A `reg` forwarded from a node that does not watch the chain gets this (watching) node's decimals. */
+  private verifyHere(call: VerifyCall): void {
+    if (call.op === 'reg' && !Number.isFinite(call.decimals)) {
+      const decimals = this.here.decimals();
+      if (decimals === undefined) return this.sendTo(call.conn, errorFrame(Code.UNAVAILABLE, 'the chain node is not reachable yet, try again later', call.request));
+      call = { ...call, decimals };
+    }
+    this.here.verify(call);
+  }
+
+  sendTo(conn: number, frame: string): void {
+    // Connection ids below 2^32 are never a node's (see links.ts): they are this node's.
+    if (conn < 2 ** 32 || nodeOfConn(conn) === this.nodeId) return this.here.send(conn, frame);
+    this.framesForwarded++;
+    this.links.frame(nodeOfConn(conn), conn, frame);
+  }
+
+  ephemeral(account: string, frame: string): void { this.links.ephemeral(account, frame); }
+  isOnline(account: string): boolean { return this.presence.isOnline(account); }
+  localChanged(account: string, online: boolean): void { this.presence.localChanged(account, online); }
+
+  // ---- output ----
+
+  /**
+   * A shard's batch, by partition onto each partition's route: an answer goes with its partition's
+   * entry when that entry changes something (it leaves once the change is stored), otherwise at once.
+   */
+  decided(items: readonly Decided[], now: number): void {
+    const { routes, immediate } = routeDecided(items, now);
+    for (const r of immediate) this.sendTo(r.conn, r.frame);
+    for (const { part, ops } of routes) {
+      this.replay.pending.published(ops);
+      if (part < 0) this.ledger.submit(ops);
+      else this.ledger.submitPartition(part, ops);
+    }
+  }
+
+  submit(ops: Op[]): void { this.ledger.submit(ops); }
+
+  /** Stored in JetStream, then applied here, then durable in the replica. */
+  afterDurable(fn: () => void, lost?: () => void): void {
+    this.ledger.after(() => this.here.afterDurable(fn, lost), lost);
+  }
+
+  stateOf(address: string): unknown {
+    const pending = this.replay.pending.get(address);
+    return pending ? pending.state : this.store.states.get(address);
+  }
+
+  /** The age sweep runs on each node's clock; every replica must trim alike, so the node serving partition 0 proposes. */
+  readonly ageTrim = (conv: string, upTo: number): void => {
+    if (this.ownership.serves(0)) this.submit([{ t: 'trim', conv, upTo }]);
+  };
+
+  positionsOf(account: string): Promise<AccountPositions | undefined> { return this.positions.fetch(account); }
+
+  /** The verification actor's partition (the chain watcher follows it). */
+  get verifierPartition(): number { return partitionOf(VERIFY_ADDRESS, this.settings.partitions); }
+
+  status(): Record<string, unknown> {
+    return clusterStatus({
+      name: this.settings.clusterName, nodeId: this.nodeId, partitions: this.settings.partitions, ready: this.ready,
+      engine: this.engine, ownership: this.ownership, ledger: this.ledger, links: this.links, positions: this.positions, presence: this.presence,
+      waitingCalls: this.routing.waitingCalls,
+      counters: { forwarded: this.routing.counters.forwarded, refusedMoved: this.routing.counters.refusedMoved + this.replay.refused, framesForwarded: this.framesForwarded },
+    });
+  }
+
+  private get here(): Local {
+    if (!this.local) throw new Error('cluster carrier not started');
+    return this.local;
+  }
+}

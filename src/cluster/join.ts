@@ -1,0 +1,81 @@
+/**
+ * Joining a cluster: the engine connection, this node's replica of the ledger, a node number no
+ * live node has, and the secrets every node shares (the resume-token key, the verification
+ * issuer's key seed, the settings placement depends on).
+ */
+import { randomBytes, randomInt } from 'node:crypto';
+import { join } from 'node:path';
+import type { Logger } from 'pino';
+import type { Settings } from '../config';
+import { newServerKeySeed } from '../chain/token';
+import { Engine } from './engine';
+import { HEARTBEATS_TO_EXPIRE } from './ownership';
+import { EnginePositions } from './positions';
+import { Replica } from './replica';
+
+export interface Joined {
+  engine: Engine;
+  replica: Replica;
+  /** The last ledger sequence the replica holds (replay goes on after it). */
+  applied: number;
+  positions: EnginePositions;
+  /** This node's number (its id is the number in base 36). */
+  n: number;
+}
+
+/** Connects to the engine, opens this node's replica (not applying yet) and takes a node number. */
+export async function joinCluster(settings: Settings, log: Logger): Promise<Joined> {
+  const engine = await Engine.open({ url: settings.cluster!, name: settings.clusterName, replicas: settings.clusterReplicas, nodeTtlMs: settings.clusterHeartbeatMs * HEARTBEATS_TO_EXPIRE, log: log.child({ component: 'engine' }) });
+  let positions: EnginePositions | undefined;
+  const { replica, applied } = await Replica.open({
+    dir: join(settings.data, `cluster-${settings.clusterName}`),
+    backend: settings.store,
+    epoch: engine.epoch,
+    positions: (local) => (positions = new EnginePositions(local.positions, engine.positions, log.child({ component: 'positions' }))),
+  });
+  return { engine, replica, applied, positions: positions!, n: await nodeNumber(engine) };
+}
+
+/**
+ * A number no live node has: drawn at random and taken by creating its key in the nodes bucket
+ * (create fails for a key that exists). The heartbeat keeps the key from then on.
+ */
+async function nodeNumber(engine: Engine): Promise<number> {
+  for (let attempt = 0; ; attempt++) {
+    const n = randomInt(1, 2 ** 20);
+    try {
+      await engine.nodes.create(`n.${n.toString(36)}`, JSON.stringify({ id: n.toString(36), starting: true, at: Date.now() }));
+      return n;
+    } catch (err) {
+      if (attempt >= 5) throw err;
+    }
+  }
+}
+
+/** The cluster's shared secrets and settings, in its meta bucket: made once, by whichever node asks first. */
+export class Secrets {
+  constructor(private readonly engine: Engine, private readonly partitions: number) {}
+
+  /** The resume-token key, the same on every node. */
+  async resumeKey(): Promise<Buffer> {
+    return Buffer.from(await this.secret('resume-key', () => randomBytes(32).toString('hex')), 'hex');
+  }
+
+  /** The server key's seed (verification tokens), the same on every node: one issuer for the cluster. */
+  serverKeySeed(): Promise<string> { return this.secret('server-key-seed', newServerKeySeed); }
+
+  /** Settings every node must share (placement depends on them): recorded by the first node; a node started with others does not join. */
+  async checkShared(): Promise<void> {
+    const mine = JSON.stringify({ partitions: this.partitions });
+    const theirs = await this.secret('shared-settings', () => mine);
+    if (theirs !== mine) throw new Error(`this cluster runs with ${theirs}, this node with ${mine}: start it with the cluster's settings`);
+  }
+
+  /** A secret of the cluster (create fails for every node but the first). */
+  private async secret(name: string, make: () => string): Promise<string> {
+    await this.engine.meta.create(name, make()).catch(() => undefined);
+    const e = await this.engine.meta.get(name);
+    if (!e || e.operation !== 'PUT') throw new Error(`the cluster's ${name} cannot be read`);
+    return e.string();
+  }
+}
