@@ -1,26 +1,10 @@
 /**
- * `Store` on LMDB (lmdb-js): one environment at `<dir>/store`, seven named databases, keys in
- * lmdb-js ordered-binary encoding (arrays compare element by element), so range reads come out in
- * order:
- *
- * - log:       [conv, offset]      → [at, from, mid|null, head, tail]
- * - convs:     conv                → ConvTop {first, last, count}
- * - mids:      [conv, from, mid]   → offset
- * - positions: account             → AccountPositions
- * - members:   [account, conv]     → since
- * - states:    address             → JSON value
- * - meta:      'epoch' | 'lastOffset'
+ * `Store` on LMDB (lmdb-js): one environment at `<dir>/store`, seven named databases (their
+ * layout: schema.ts). What the port implementations share (databases, turn writer and overlay,
+ * guards, probe) is in core.ts.
  *
  * Nothing of the data is kept in process memory beyond the queued writes of the current turn and
  * a bounded cache of conversation tops: reads go to the memory-mapped file.
- *
- * Writes are queued and committed in one transaction per event-loop turn (turn-writer.ts). Point
- * reads (`top`, `findMid`, `positions.get`, `membership`, `states.get`) and `append` do not commit:
- * they see the turn's queued writes in the overlay (overlay.ts) and otherwise the committed data,
- * so the delivery actor's reads between its appends cost no transaction. Range reads (`read`,
- * `conversations`, `memberships`, `states.list`, `backup`) commit the queued writes first, and
- * `trimThrough` runs in a transaction of its own with them. This process must be the only writer
- * of the environment (the offset counter and the top cache assume it).
  *
  * Durability (see `flush`): 'always' fsyncs inside every commit (one per turn with writes);
  * 'grouped' commits without fsync (MDB_NOSYNC) and runs one shared `mdb_env_sync` on a worker
@@ -29,22 +13,22 @@
  * 'grouped' and 'off' a power loss can lose the unsynced tail, and, as LMDB documents for NOSYNC,
  * may leave that tail torn; 'always' keeps LMDB's full crash safety.
  */
-import { mkdirSync, statSync, statfsSync } from 'node:fs';
+import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
 import * as path from 'node:path';
-import { open, type Database, type RootDatabase } from 'lmdb';
-import { LRUCache } from 'lru-cache';
+import { open, type RootDatabase } from 'lmdb';
 import type {
-  AccountPositions, ActorStates, ConvId, ConvTop, ConversationLog, LogEntry, Membership, NewEntry, Positions,
+  ActorStates, AccountPositions, ConvId, ConvTop, ConversationLog, LogEntry, Membership, NewEntry, Positions,
   ReadQuery, Store, StoreHealth, StoreStats,
 } from '../ports';
 import { StoreError } from '../ports';
 import { closedError, hasMidKey, jsonCopy, newEpoch, toLogEntry } from '../common';
 import { logger } from '../../log';
+import { Core } from './core';
 import { toStoreError } from './errors';
 import { GroupSync } from './group-sync';
-import { Overlay, memberKey, midKey } from './overlay';
-import { TurnWriter } from './turn-writer';
+import { memberKey, midKey } from './overlay';
+import { MAX_CONV, MAX_OFFSET, openDbs, type Dbs, type LogValue } from './schema';
 
 export type LmdbFsync = 'always' | 'grouped' | 'off';
 
@@ -58,55 +42,11 @@ export interface LmdbOpenOptions {
 /** Default size of the top cache: the conversations active at once on a busy node. */
 const TOP_CACHE = 10_000;
 
-/** Above every offset: the open end of a range within one conversation. */
-const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
-/** Above every conversation id (they are ASCII: `d:`, `g:`, `a:`): the open end of an account's memberships. */
-const MAX_CONV = '\uffff';
-
 /**
  * 'grouped': longest time a commit nobody flushed stays without fsync. Bounds what a power loss
  * can take (and the window in which LMDB without sync-on-commit is exposed to a torn write).
  */
 const BACKGROUND_SYNC_MS = 100;
-
-/**
- * Free bytes the file system keeps beyond what a commit writes: below that the commit is not tried
- * and counts as failed for lack of space. lmdb-js must not meet a failed write: lmdb-js 3.5.6
- * formats the message of a write that fails with an errno (ENOSPC) into a 100-byte heap buffer it
- * overruns (mdb.c, mdb_page_flush: `last_error = malloc(100); sprintf(...)`), and the process then
- * aborts ("munmap_chunk(): invalid pointer") or carries a corrupt heap. A short write is reported
- * as EIO without that message; an I/O error with less than this free also counts as full.
- */
-const FREE_RESERVE = 1024 * 1024;
-/** Free bytes the probe wants before it turns writing back on (more than the reserve: no flapping). */
-const PROBE_FREE = 4 * FREE_RESERVE;
-/** What the probe writes (and removes again): a write of some pages, not only of the meta page. */
-const PROBE_BYTES = 64 * 1024;
-
-/** Free bytes for an unprivileged writer on the file system holding `dir` (Infinity if unknown). */
-function freeBytes(dir: string): number {
-  try {
-    const f = statfsSync(dir);
-    return f.bavail * f.bsize;
-  } catch {
-    return Infinity;
-  }
-}
-
-type LogValue = [at: number, from: string | null, mid: string | null, head: string, tail: string];
-type LogKey = [ConvId, number];
-type MidKey = [ConvId, string, string];
-type MemberKey = [string, ConvId];
-
-interface Dbs {
-  log: Database<LogValue, LogKey>;
-  convs: Database<ConvTop, ConvId>;
-  mids: Database<number, MidKey>;
-  positions: Database<AccountPositions, string>;
-  members: Database<number, MemberKey>;
-  states: Database<unknown, string>;
-  meta: Database<string | number, string>;
-}
 
 function toEntry(conv: ConvId, offset: number, v: LogValue): LogEntry {
   const e: LogEntry = { conv, offset, at: v[0], from: v[1], head: v[3], tail: v[4] };
@@ -114,154 +54,8 @@ function toEntry(conv: ConvId, offset: number, v: LogValue): LogEntry {
   return e;
 }
 
-/** What the store classes share: the databases, the writer, and the guard every call passes. */
-class Core {
-  lastOffset: number;
-  private savedOffset: number;
-  appended = 0;
-  trimmed = 0;
-  closed = false;
-  readonly writer: TurnWriter;
-  /** The queued writes by key, for the reads that do not commit. */
-  readonly overlay = new Overlay();
-  /**
-   * Tops of recently used conversations as they are with the queued writes (the overlay, looked
-   * at first, is what is exact while queued; an entry evicted is read again from the data).
-   */
-  readonly tops: LRUCache<ConvId, ConvTop> | undefined;
-
-  private readonly healthNow: StoreHealth = { writable: true, since: Date.now(), reason: null, failedCommits: 0 };
-  private readonly listeners: ((h: StoreHealth) => void)[] = [];
-
-  constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void, topCache: number, private readonly envDir: string) {
-    this.tops = topCache > 0 ? new LRUCache<ConvId, ConvTop>({ max: topCache }) : undefined;
-    this.lastOffset = this.savedOffset = Number(dbs.meta.get('lastOffset') ?? 0);
-    // The counter goes into the transaction that holds the records it numbered, so a restart
-    // continues after the last committed offset and never hands one out twice.
-    this.writer = new TurnWriter(root, () => {
-      if (this.lastOffset !== this.savedOffset) {
-        dbs.meta.putSync('lastOffset', this.lastOffset);
-        this.savedOffset = this.lastOffset;
-      }
-    }, onCommit, (committed) => {
-      this.overlay.clear();
-      // The cache may hold tops of writes that were lost.
-      if (!committed) this.tops?.clear();
-    }, (err, lost) => this.commitFailed(err, lost), (bytes) => this.spaceFor(bytes));
-  }
-
-  /** Before a commit of about `bytes`: the file system has room for them and the reserve (statfs, about 1 µs). */
-  private spaceFor(bytes: number): void {
-    const free = freeBytes(this.envDir);
-    if (free < FREE_RESERVE + 2 * bytes) {
-      throw new StoreError(`commit: store full (${free} bytes free on the file system, ${bytes} to write and ${FREE_RESERVE} kept in reserve)`, 'full');
-    }
-  }
-
-  /** A commit failed: a full disk (or map) turns writing off until the probe succeeds. */
-  private commitFailed(err: StoreError, lost: number): StoreError {
-    // The counter of that transaction was not written: the next commit writes it (offsets never go back).
-    this.savedOffset = -1;
-    let e = err;
-    if (e.code === 'io' && freeBytes(this.envDir) < FREE_RESERVE) {
-      e = new StoreError(`commit: store full (${err.message}; the file system has no space left)`, 'full', { cause: err });
-    }
-    if (e.code !== 'full') return e;
-    this.healthNow.failedCommits++;
-    if (this.healthNow.writable) {
-      this.healthNow.writable = false;
-      this.healthNow.since = Date.now();
-      this.healthNow.reason = e.message;
-      logger({ mod: 'lmdb-store' }).debug({ lost }, 'store commit failed for lack of space');
-      this.emit();
-    }
-    return e;
-  }
-
-  health(): StoreHealth { return { ...this.healthNow }; }
-
-  onHealth(listener: (h: StoreHealth) => void): void { this.listeners.push(listener); }
-
-  private emit(): void {
-    const h = this.health();
-    for (const l of this.listeners) l(h);
-  }
-
-  /**
-   * While not writable: enough space free again and a write of some pages (removed again) commits,
-   * then writing is on again. The counter goes into the same transaction.
-   */
-  probe(): boolean {
-    if (this.closed) return false;
-    if (this.healthNow.writable) return true;
-    if (this.writer.failure !== undefined) return false;
-    if (freeBytes(this.envDir) < PROBE_FREE) return false;
-    const { meta } = this.dbs;
-    try {
-      this.writer.runNow(() => meta.putSync('probe', '0'.repeat(PROBE_BYTES)));
-      this.writer.runNow(() => meta.removeSync('probe'));
-    } catch {
-      return false;
-    }
-    this.writer.forgetLoss();
-    this.healthNow.writable = true;
-    this.healthNow.since = Date.now();
-    this.healthNow.reason = null;
-    this.emit();
-    return true;
-  }
-
-  /** Before a write: the store must be open and not failed. */
-  writable(): void {
-    if (this.closed) throw closedError();
-    if (this.writer.failure !== undefined) throw this.writer.failure;
-  }
-
-  /**
-   * Before a read: commits this process's queued writes, so the read sees them. If they are lost
-   * to a full disk the read still answers, from the committed data (reads go on while full).
-   */
-  readable(): void {
-    if (this.closed) throw closedError();
-    try {
-      this.writer.commitNow();
-    } catch (e) {
-      if (!(e instanceof StoreError) || e.code !== 'full') throw e;
-    }
-  }
-
-  /** Runs a read, reporting lmdb-js errors as StoreErrors. */
-  read<T>(what: string, fn: () => T): T {
-    this.readable();
-    return this.peek(what, fn);
-  }
-
-  /**
-   * Runs a point read without committing: `fn` looks at the overlay first and at the committed
-   * data otherwise.
-   */
-  peek<T>(what: string, fn: () => T): T {
-    if (this.closed) throw closedError();
-    try {
-      return fn();
-    } catch (e) {
-      throw toStoreError(e, what);
-    }
-  }
-
-  /** A conversation's top with the queued writes (the caller must not change it). */
-  top(conv: ConvId): ConvTop | undefined {
-    const pending = this.overlay.tops.get(conv);
-    if (pending !== undefined) return pending;
-    const cached = this.tops?.get(conv);
-    if (cached !== undefined) return cached;
-    // Nothing queued for it: the committed top is the current one.
-    const t = this.dbs.convs.get(conv);
-    if (t === undefined) return undefined;
-    const top: ConvTop = { first: t.first, last: t.last, count: t.count };
-    this.tops?.set(conv, top);
-    return top;
-  }
+function copyTop(t: ConvTop): ConvTop {
+  return { first: t.first, last: t.last, count: t.count };
 }
 
 class LmdbLog implements ConversationLog {
@@ -272,31 +66,56 @@ class LmdbLog implements ConversationLog {
     const c = this.c;
     const conv = entry.conv;
     // Before the offset is taken: a failed read of the top gives no offset away.
-    const prev = c.peek('append', () => c.top(conv));
+    const prev = c.peek('append', () => this.currentTop(conv));
     const e = toLogEntry(entry, ++c.lastOffset);
     c.appended++;
-    const { log, convs, mids } = c.dbs;
-    const { overlay } = c;
-    const value: LogValue = [e.at, e.from, e.mid ?? null, e.head, e.tail];
     const top: ConvTop = prev === undefined
       ? { first: e.offset, last: e.offset, count: 1 }
       : { first: prev.first, last: e.offset, count: prev.count + 1 };
-    // The conversation's top is written once per transaction, with its value when it runs.
-    const topQueued = overlay.tops.has(conv);
+    this.queueRecord(e);
+    this.queueTop(conv, top);
+    return { ...e };
+  }
+
+  /** Queues the record (and its mid key, if it has one) for the turn's commit. */
+  private queueRecord(e: LogEntry): void {
+    const c = this.c;
+    const { log, mids } = c.dbs;
+    const conv = e.conv;
+    const value: LogValue = [e.at, e.from, e.mid ?? null, e.head, e.tail];
     if (hasMidKey(e)) {
       const { from, mid, offset } = e;
       c.writer.queue(() => {
         log.putSync([conv, offset], value);
         mids.putSync([conv, from, mid], offset);
       }, e.head.length + e.tail.length + conv.length + from.length + mid.length + 64);
-      overlay.mids.set(midKey(conv, from, mid), offset);
+      c.overlay.mids.set(midKey(conv, from, mid), offset);
     } else {
       c.writer.queue(() => log.putSync([conv, e.offset], value), e.head.length + e.tail.length + conv.length + 64);
     }
-    if (!topQueued) c.writer.queue(() => convs.putSync(conv, overlay.tops.get(conv)!));
+  }
+
+  /** The conversation's top is written once per transaction, with its value when it runs. */
+  private queueTop(conv: ConvId, top: ConvTop): void {
+    const { overlay } = this.c;
+    const { convs } = this.c.dbs;
+    if (!overlay.tops.has(conv)) this.c.writer.queue(() => convs.putSync(conv, overlay.tops.get(conv)!));
     overlay.tops.set(conv, top);
-    c.tops?.set(conv, top);
-    return { ...e };
+    this.c.tops?.set(conv, top);
+  }
+
+  /** A conversation's top with the queued writes (the caller must not change it). */
+  private currentTop(conv: ConvId): ConvTop | undefined {
+    const pending = this.c.overlay.tops.get(conv);
+    if (pending !== undefined) return pending;
+    const cached = this.c.tops?.get(conv);
+    if (cached !== undefined) return cached;
+    // Nothing queued for it: the committed top is the current one.
+    const t = this.c.dbs.convs.get(conv);
+    if (t === undefined) return undefined;
+    const top = copyTop(t);
+    this.c.tops?.set(conv, top);
+    return top;
   }
 
   read(q: ReadQuery): LogEntry[] {
@@ -305,62 +124,69 @@ class LmdbLog implements ConversationLog {
       const lo = q.after ?? 0;
       const hi = q.before ?? MAX_OFFSET;
       if (hi - lo <= 1) return [];
-      const { log } = this.c.dbs;
-      const out: LogEntry[] = [];
-      if (q.direction === 'forward') {
-        for (const { key, value } of log.getRange({ start: [q.conv, lo + 1], end: [q.conv, hi], limit: q.limit })) {
-          out.push(toEntry(q.conv, key[1], value));
-        }
-      } else {
-        // Reverse ranges run from `start` down to `end` (exclusive).
-        for (const { key, value } of log.getRange({ start: [q.conv, hi - 1], end: [q.conv, lo], reverse: true, limit: q.limit })) {
-          out.push(toEntry(q.conv, key[1], value));
-        }
-        out.reverse();
-      }
-      return out;
+      return q.direction === 'forward' ? this.readForward(q.conv, lo, hi, q.limit) : this.readBackward(q.conv, lo, hi, q.limit);
     });
+  }
+
+  private readForward(conv: ConvId, lo: number, hi: number, limit: number): LogEntry[] {
+    const out: LogEntry[] = [];
+    for (const { key, value } of this.c.dbs.log.getRange({ start: [conv, lo + 1], end: [conv, hi], limit })) {
+      out.push(toEntry(conv, key[1], value));
+    }
+    return out;
+  }
+
+  private readBackward(conv: ConvId, lo: number, hi: number, limit: number): LogEntry[] {
+    const out: LogEntry[] = [];
+    // Reverse ranges run from `start` down to `end` (exclusive).
+    for (const { key, value } of this.c.dbs.log.getRange({ start: [conv, hi - 1], end: [conv, lo], reverse: true, limit })) {
+      out.push(toEntry(conv, key[1], value));
+    }
+    return out.reverse();
   }
 
   top(conv: ConvId): ConvTop | undefined {
     return this.c.peek('top', () => {
-      const t = this.c.top(conv);
-      return t === undefined ? undefined : { first: t.first, last: t.last, count: t.count };
+      const t = this.currentTop(conv);
+      return t === undefined ? undefined : copyTop(t);
     });
   }
 
   trimThrough(conv: ConvId, upTo: number): number {
     this.c.writable();
-    const { log, convs, mids } = this.c.dbs;
     // In one transaction with the queued writes: the count returned must be of the data as this
     // process last wrote it.
-    const [n, after] = this.c.writer.runNow((): [number, ConvTop | undefined] => {
-      const top = convs.get(conv);
-      if (top === undefined || top.first > upTo) return [0, top];
-      // Collected first (offset and mid key only, not the frames): a cursor is not walked while
-      // the tree under it changes.
-      const gone: [offset: number, from: string | null, mid: string | null][] = [];
-      for (const { key, value } of log.getRange({ start: [conv, 0], end: [conv, upTo + 1] })) gone.push([key[1], value[1], value[2]]);
-      for (const [offset, from, mid] of gone) {
-        log.removeSync([conv, offset]);
-        if (from !== null && mid !== null && mids.get([conv, from, mid]) === offset) mids.removeSync([conv, from, mid]);
-      }
-      const count = top.count - gone.length;
-      if (count <= 0) {
-        convs.removeSync(conv);
-        return [gone.length, undefined];
-      }
-      let first = top.last;
-      for (const k of log.getKeys({ start: [conv, upTo + 1], end: [conv, MAX_OFFSET], limit: 1 })) first = k[1];
-      const left: ConvTop = { first, last: top.last, count };
-      convs.putSync(conv, left);
-      return [gone.length, left];
-    });
+    const [n, after] = this.c.writer.runNow(() => this.trimInTxn(conv, upTo));
     // Committed: the cache follows.
     if (after === undefined) this.c.tops?.delete(conv);
-    else this.c.tops?.set(conv, { first: after.first, last: after.last, count: after.count });
+    else this.c.tops?.set(conv, copyTop(after));
     this.c.trimmed += n;
     return n;
+  }
+
+  /** Inside the transaction: removes the records and returns how many went and the top left. */
+  private trimInTxn(conv: ConvId, upTo: number): [number, ConvTop | undefined] {
+    const { log, convs, mids } = this.c.dbs;
+    const top = convs.get(conv);
+    if (top === undefined || top.first > upTo) return [0, top];
+    // Collected first (offset and mid key only, not the frames): a cursor is not walked while
+    // the tree under it changes.
+    const gone: [offset: number, from: string | null, mid: string | null][] = [];
+    for (const { key, value } of log.getRange({ start: [conv, 0], end: [conv, upTo + 1] })) gone.push([key[1], value[1], value[2]]);
+    for (const [offset, from, mid] of gone) {
+      log.removeSync([conv, offset]);
+      if (from !== null && mid !== null && mids.get([conv, from, mid]) === offset) mids.removeSync([conv, from, mid]);
+    }
+    const count = top.count - gone.length;
+    if (count <= 0) {
+      convs.removeSync(conv);
+      return [gone.length, undefined];
+    }
+    let first = top.last;
+    for (const k of log.getKeys({ start: [conv, upTo + 1], end: [conv, MAX_OFFSET], limit: 1 })) first = k[1];
+    const left: ConvTop = { first, last: top.last, count };
+    convs.putSync(conv, left);
+    return [gone.length, left];
   }
 
   redact(conv: ConvId, offset: number, replacement: { head: string; tail: string }): boolean {
@@ -506,6 +332,15 @@ class LmdbStates implements ActorStates {
   }
 }
 
+/** The environment's epoch, made and kept at its first open. */
+function epochOf(root: RootDatabase, dbs: Dbs): string {
+  const epoch = dbs.meta.get('epoch');
+  if (typeof epoch === 'string') return epoch;
+  const made = newEpoch();
+  root.transactionSync(() => dbs.meta.putSync('epoch', made));
+  return made;
+}
+
 export class LmdbStore implements Store {
   readonly epoch: string;
   readonly log: ConversationLog;
@@ -516,14 +351,7 @@ export class LmdbStore implements Store {
 
   private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs, topCache: number) {
     this.core = new Core(root, dbs, () => this.afterCommit(), topCache, envDir);
-    let epoch = dbs.meta.get('epoch');
-    if (typeof epoch !== 'string') {
-      // First open of this environment: its epoch is made once and kept.
-      const made = newEpoch();
-      root.transactionSync(() => dbs.meta.putSync('epoch', made));
-      epoch = made;
-    }
-    this.epoch = epoch;
+    this.epoch = epochOf(root, dbs);
     this.log = new LmdbLog(this.core);
     this.positions = new LmdbPositions(this.core);
     this.states = new LmdbStates(this.core);
@@ -564,16 +392,7 @@ export class LmdbStore implements Store {
         noSync: opts.fsync !== 'always',
         overlappingSync: false,
       });
-      const dbs: Dbs = {
-        log: root.openDB<LogValue, LogKey>({ name: 'log', encoding: 'msgpack' }),
-        convs: root.openDB<ConvTop, ConvId>({ name: 'convs', encoding: 'msgpack' }),
-        mids: root.openDB<number, MidKey>({ name: 'mids', encoding: 'msgpack' }),
-        positions: root.openDB<AccountPositions, string>({ name: 'positions', encoding: 'msgpack' }),
-        members: root.openDB<number, MemberKey>({ name: 'members', encoding: 'msgpack' }),
-        states: root.openDB<unknown, string>({ name: 'states', encoding: 'json' }),
-        meta: root.openDB<string | number, string>({ name: 'meta', encoding: 'msgpack' }),
-      };
-      return new LmdbStore(envDir, opts.fsync, root, dbs, opts.topCache ?? TOP_CACHE);
+      return new LmdbStore(envDir, opts.fsync, root, openDbs(root), opts.topCache ?? TOP_CACHE);
     } catch (e) {
       throw toStoreError(e, `open ${envDir}`);
     }
@@ -608,24 +427,14 @@ export class LmdbStore implements Store {
     }
   }
 
-  health(): StoreHealth { return this.core.health(); }
+  health(): StoreHealth { return this.core.health.snapshot(); }
 
-  onHealth(listener: (h: StoreHealth) => void): void { this.core.onHealth(listener); }
+  onHealth(listener: (h: StoreHealth) => void): void { this.core.health.onChange(listener); }
 
   probe(): boolean { return this.core.probe(); }
 
   stats(): StoreStats {
     if (this.core.closed) throw closedError();
-    let bytes = 0;
-    try {
-      bytes = statSync(path.join(this.envDir, 'data.mdb')).size;
-    } catch {
-      // Not there yet (nothing committed): 0 bytes.
-    }
-    const entries: Record<string, number> = {};
-    for (const [name, db] of Object.entries(this.core.dbs)) {
-      entries[name] = (db.getStats() as { entryCount?: number }).entryCount ?? 0;
-    }
     const env = this.core.root.getStats() as { mapSize?: number };
     return {
       backend: 'lmdb',
@@ -633,13 +442,31 @@ export class LmdbStore implements Store {
       lastOffset: this.core.lastOffset,
       appended: this.core.appended,
       trimmed: this.core.trimmed,
-      bytes,
+      bytes: this.dataBytes(),
       fsync: this.fsync,
-      entries,
+      entries: this.entryCounts(),
       mapSize: env.mapSize ?? 0,
       commits: this.core.writer.commits,
       pendingWrites: this.core.writer.pending,
     };
+  }
+
+  /** Size of the data file (0 while nothing was committed: it is not there yet). */
+  private dataBytes(): number {
+    try {
+      return statSync(path.join(this.envDir, 'data.mdb')).size;
+    } catch {
+      return 0;
+    }
+  }
+
+  /** Records in each database, by name. */
+  private entryCounts(): Record<string, number> {
+    const entries: Record<string, number> = {};
+    for (const [name, db] of Object.entries(this.core.dbs)) {
+      entries[name] = (db.getStats() as { entryCount?: number }).entryCount ?? 0;
+    }
+    return entries;
   }
 
   /** Commits and syncs what is queued, then closes the environment. Later calls fail with 'closed'. */
