@@ -1,17 +1,17 @@
 /**
- * `Store` on LMDB (lmdb-js): one environment at `<dir>/store`, seven named databases (their
- * layout: schema.ts). Each port has a file of its own (log.ts, positions.ts, states.ts); what
- * they share (databases, turn writer and overlay, guards, probe) is in core.ts.
+ * `Store` on LMDB (lmdb-js): one environment at `<dir>/store`. This file composes the backend and
+ * holds what belongs to the store as a whole (opening, epoch, flush, backup, stats, health, close);
+ * each port it implements has a file of its own, so a change to one port touches one file:
+ *
+ * - log.ts:       ConversationLog (records, conversation tops, client message ids);
+ * - positions.ts: Positions (account offsets and memberships);
+ * - states.ts:    ActorStates;
+ * - core.ts:      what the three share (databases, turn writer and overlay, guards, probe);
+ * - schema.ts:    the databases and their key and value formats;
+ * - durability.ts: the fsync policies (LmdbFsync) and the 'grouped' sync.
  *
  * Nothing of the data is kept in process memory beyond the queued writes of the current turn and
  * a bounded cache of conversation tops: reads go to the memory-mapped file.
- *
- * Durability (see `flush`): 'always' fsyncs inside every commit (one per turn with writes);
- * 'grouped' commits without fsync (MDB_NOSYNC) and runs one shared `mdb_env_sync` on a worker
- * thread per group of flushes, and at most BACKGROUND_SYNC_MS after any commit; 'off' never fsyncs.
- * Under all three a killed process loses nothing committed (the pages are in the OS cache). Under
- * 'grouped' and 'off' a power loss can lose the unsynced tail, and, as LMDB documents for NOSYNC,
- * may leave that tail torn; 'always' keeps LMDB's full crash safety.
  */
 import { mkdirSync, statSync } from 'node:fs';
 import { mkdir, readdir } from 'node:fs/promises';
@@ -20,16 +20,15 @@ import { open, type RootDatabase } from 'lmdb';
 import type { ActorStates, ConversationLog, Positions, Store, StoreHealth, StoreStats } from '../ports';
 import { StoreError } from '../ports';
 import { closedError, newEpoch } from '../common';
-import { logger } from '../../log';
 import { Core } from './core';
+import { GroupedSync, type LmdbFsync } from './durability';
 import { toStoreError } from './errors';
-import { GroupSync } from './group-sync';
 import { LmdbLog } from './log';
 import { LmdbPositions } from './positions';
 import { openDbs, type Dbs } from './schema';
 import { LmdbStates } from './states';
 
-export type LmdbFsync = 'always' | 'grouped' | 'off';
+export type { LmdbFsync } from './durability';
 
 export interface LmdbOpenOptions {
   dir: string;
@@ -40,12 +39,6 @@ export interface LmdbOpenOptions {
 
 /** Default size of the top cache: the conversations active at once on a busy node. */
 const TOP_CACHE = 10_000;
-
-/**
- * 'grouped': longest time a commit nobody flushed stays without fsync. Bounds what a power loss
- * can take (and the window in which LMDB without sync-on-commit is exposed to a torn write).
- */
-const BACKGROUND_SYNC_MS = 100;
 
 /** The environment's epoch, made and kept at its first open. */
 function epochOf(root: RootDatabase, dbs: Dbs): string {
@@ -62,35 +55,16 @@ export class LmdbStore implements Store {
   readonly positions: Positions;
   readonly states: ActorStates;
   private readonly core: Core;
-  private readonly groupSync: GroupSync | undefined;
+  /** Set under 'grouped' only (see durability.ts). */
+  private readonly groupSync: GroupedSync | undefined;
 
   private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs, topCache: number) {
-    this.core = new Core(root, dbs, () => this.afterCommit(), topCache, envDir);
+    this.core = new Core(root, dbs, () => this.groupSync?.afterCommit(), topCache, envDir);
     this.epoch = epochOf(root, dbs);
     this.log = new LmdbLog(this.core);
     this.positions = new LmdbPositions(this.core);
     this.states = new LmdbStates(this.core);
-    if (fsync === 'grouped') {
-      // `sync(cb)` exists on the lmdb-js root (mdb_env_sync(force) on a libuv worker thread, so
-      // the event loop goes on) but is missing from its typings.
-      const syncable = root as unknown as { sync(cb: (err?: unknown) => void): void };
-      this.groupSync = new GroupSync((done) => syncable.sync(done));
-    }
-  }
-
-  private backgroundSync: NodeJS.Timeout | undefined;
-
-  /** 'grouped': a commit is fsync'd within BACKGROUND_SYNC_MS even if nobody flushes. */
-  private afterCommit(): void {
-    if (this.groupSync === undefined || this.backgroundSync !== undefined) return;
-    this.backgroundSync = setTimeout(() => {
-      this.backgroundSync = undefined;
-      if (this.core.closed) return;
-      this.groupSync!.request().catch((e: unknown) => {
-        logger({ mod: 'lmdb-store' }).error({ err: e }, 'background sync failed');
-      });
-    }, BACKGROUND_SYNC_MS);
-    this.backgroundSync.unref();
+    if (fsync === 'grouped') this.groupSync = new GroupedSync(root, () => this.core.closed);
   }
 
   /** Opens (creating if needed) the environment at `<dir>/store`. */
@@ -194,8 +168,7 @@ export class LmdbStore implements Store {
       failure = e;
     }
     this.core.closed = true;
-    if (this.backgroundSync !== undefined) clearTimeout(this.backgroundSync);
-    await this.groupSync?.idle();
+    await this.groupSync?.stop();
     await this.core.root.close();
     if (failure !== undefined) throw failure;
   }
