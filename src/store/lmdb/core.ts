@@ -1,0 +1,139 @@
+/**
+ * What the port implementations (the log, positions and states) share: the databases, the
+ * turn's writer with its overlay, the offset counter, the cache of conversation tops, the health,
+ * and the guard every call passes. One object, so the three ports see one turn's writes alike.
+ *
+ * Writes are queued and committed in one transaction per event-loop turn (turn-writer.ts). Point
+ * reads (`top`, `findMid`, `positions.get`, `membership`, `states.get`) and `append` do not commit:
+ * they see the turn's queued writes in the overlay (overlay.ts) and otherwise the committed data,
+ * so the delivery actor's reads between its appends cost no transaction. Range reads (`read`,
+ * `conversations`, `memberships`, `states.list`, `backup`) commit the queued writes first, and
+ * `trimThrough` runs in a transaction of its own with them. This process must be the only writer
+ * of the environment (the offset counter and the top cache assume it).
+ */
+import type { RootDatabase } from 'lmdb';
+import { LRUCache } from 'lru-cache';
+import type { ConvId, ConvTop } from '../ports';
+import { StoreError } from '../ports';
+import { closedError } from '../common';
+import { toStoreError } from './errors';
+import { Health } from './health';
+import { Overlay } from './overlay';
+import type { Dbs } from './schema';
+import { PROBE_BYTES, PROBE_FREE, ensureSpace, freeBytes, fullIfNoSpace } from './space';
+import { TurnWriter } from './turn-writer';
+
+export class Core {
+  lastOffset: number;
+  private savedOffset: number;
+  appended = 0;
+  trimmed = 0;
+  closed = false;
+  readonly writer: TurnWriter;
+  /** The queued writes by key, for the reads that do not commit. */
+  readonly overlay = new Overlay();
+  /**
+   * Tops of recently used conversations as they are with the queued writes (the overlay, looked
+   * at first, is what is exact while queued; an entry evicted is read again from the data).
+   */
+  readonly tops: LRUCache<ConvId, ConvTop> | undefined;
+  readonly health = new Health();
+
+  constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void, topCache: number, private readonly envDir: string) {
+    this.tops = topCache > 0 ? new LRUCache<ConvId, ConvTop>({ max: topCache }) : undefined;
+    this.lastOffset = this.savedOffset = Number(dbs.meta.get('lastOffset') ?? 0);
+    this.writer = new TurnWriter(root, () => this.saveOffset(), onCommit, (committed) => this.afterTurn(committed),
+      (err, lost) => this.commitFailed(err, lost), (bytes) => ensureSpace(this.envDir, bytes));
+  }
+
+  /**
+   * Inside each commit: the counter goes into the transaction that holds the records it numbered,
+   * so a restart continues after the last committed offset and never hands one out twice.
+   */
+  private saveOffset(): void {
+    if (this.lastOffset === this.savedOffset) return;
+    this.dbs.meta.putSync('lastOffset', this.lastOffset);
+    this.savedOffset = this.lastOffset;
+  }
+
+  /** After a turn's transaction, committed or lost. */
+  private afterTurn(committed: boolean): void {
+    this.overlay.clear();
+    // The cache may hold tops of writes that were lost.
+    if (!committed) this.tops?.clear();
+  }
+
+  /** A commit failed: a full disk (or map) turns writing off until the probe succeeds. */
+  private commitFailed(err: StoreError, lost: number): StoreError {
+    // The counter of that transaction was not written: the next commit writes it (offsets never go back).
+    this.savedOffset = -1;
+    const e = fullIfNoSpace(err, this.envDir);
+    if (e.code === 'full') this.health.lostToFull(e, lost);
+    return e;
+  }
+
+  /**
+   * While not writable: enough space free again and a write of some pages (removed again) commits,
+   * then writing is on again. The counter goes into the same transaction.
+   */
+  probe(): boolean {
+    if (this.closed) return false;
+    if (this.health.writable) return true;
+    if (this.writer.failure !== undefined) return false;
+    if (freeBytes(this.envDir) < PROBE_FREE) return false;
+    if (!this.probeWrite()) return false;
+    this.writer.forgetLoss();
+    this.health.restored();
+    return true;
+  }
+
+  /** The probe's test write, and its removal: true if both committed. */
+  private probeWrite(): boolean {
+    const { meta } = this.dbs;
+    try {
+      this.writer.runNow(() => meta.putSync('probe', '0'.repeat(PROBE_BYTES)));
+      this.writer.runNow(() => meta.removeSync('probe'));
+      return true;
+    } catch {
+      return false;
+    }
+  }
+
+  /** Before a write: the store must be open and not failed. */
+  writable(): void {
+    if (this.closed) throw closedError();
+    if (this.writer.failure !== undefined) throw this.writer.failure;
+  }
+
+  /**
+   * Before a read: commits this process's queued writes, so the read sees them. If they are lost
+   * to a full disk the read still answers, from the committed data (reads go on while full).
+   */
+  readable(): void {
+    if (this.closed) throw closedError();
+    try {
+      this.writer.commitNow();
+    } catch (e) {
+      if (!(e instanceof StoreError) || e.code !== 'full') throw e;
+    }
+  }
+
+  /** Runs a read, reporting lmdb-js errors as StoreErrors. */
+  read<T>(what: string, fn: () => T): T {
+    this.readable();
+    return this.peek(what, fn);
+  }
+
+  /**
+   * Runs a point read without committing: `fn` looks at the overlay first and at the committed
+   * data otherwise.
+   */
+  peek<T>(what: string, fn: () => T): T {
+    if (this.closed) throw closedError();
+    try {
+      return fn();
+    } catch (e) {
+      throw toStoreError(e, what);
+    }
+  }
+}

@@ -1,0 +1,57 @@
+/**
+ * The 'grouped' fsync policy: commits do not fsync (MDB_NOSYNC); one shared `mdb_env_sync` on a
+ * worker thread serves each group of flushes (group-sync.ts), and a background timer syncs at most
+ * BACKGROUND_SYNC_MS after any commit nobody flushed. Kept apart from the store so the store only
+ * asks "is this durable yet", whatever the policy.
+ *
+ * The policies: 'always' fsyncs inside every commit (one per turn with writes); 'grouped' as above;
+ * 'off' never fsyncs. Under all three a killed process loses nothing committed (the pages are in
+ * the OS cache). Under 'grouped' and 'off' a power loss can lose the unsynced tail, and, as LMDB
+ * documents for NOSYNC, may leave that tail torn; 'always' keeps LMDB's full crash safety.
+ */
+import type { RootDatabase } from 'lmdb';
+import { logger } from '../../log';
+import { GroupSync } from './group-sync';
+
+export type LmdbFsync = 'always' | 'grouped' | 'off';
+
+/**
+ * 'grouped': longest time a commit nobody flushed stays without fsync. Bounds what a power loss
+ * can take (and the window in which LMDB without sync-on-commit is exposed to a torn write).
+ */
+const BACKGROUND_SYNC_MS = 100;
+
+export class GroupedSync {
+  private readonly group: GroupSync;
+  private backgroundSync: NodeJS.Timeout | undefined;
+
+  /** `isClosed`: the store is closed, so a background sync that comes due is skipped. */
+  constructor(root: RootDatabase, private readonly isClosed: () => boolean) {
+    // `sync(cb)` exists on the lmdb-js root (mdb_env_sync(force) on a libuv worker thread, so
+    // the event loop goes on) but is missing from its typings.
+    const syncable = root as unknown as { sync(cb: (err?: unknown) => void): void };
+    this.group = new GroupSync((done) => syncable.sync(done));
+  }
+
+  /** Resolves once everything committed before the call is synced. */
+  request(): Promise<void> { return this.group.request(); }
+
+  /** A commit is fsync'd within BACKGROUND_SYNC_MS even if nobody flushes. */
+  afterCommit(): void {
+    if (this.backgroundSync !== undefined) return;
+    this.backgroundSync = setTimeout(() => {
+      this.backgroundSync = undefined;
+      if (this.isClosed()) return;
+      this.group.request().catch((e: unknown) => {
+        logger({ mod: 'lmdb-store' }).error({ err: e }, 'background sync failed');
+      });
+    }, BACKGROUND_SYNC_MS);
+    this.backgroundSync.unref();
+  }
+
+  /** Before the environment closes: no timer left, and no sync waiting or running. */
+  async stop(): Promise<void> {
+    if (this.backgroundSync !== undefined) clearTimeout(this.backgroundSync);
+    await this.group.idle();
+  }
+}

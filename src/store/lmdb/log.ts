@@ -1,0 +1,185 @@
+/**
+ * `ConversationLog` on LMDB: the records (`log`), the conversation tops (`convs`) and the client
+ * message ids (`mids`) of schema.ts. Appends are queued for the turn's commit and seen by point
+ * reads through the overlay and the top cache (core.ts); trimming and redaction run in a
+ * transaction of their own with the queued writes, since they return what they found in the data.
+ */
+import type { ConvId, ConvTop, ConversationLog, LogEntry, NewEntry, ReadQuery } from '../ports';
+import { hasMidKey, toLogEntry } from '../common';
+import type { Core } from './core';
+import { midKey } from './overlay';
+import { MAX_OFFSET, type LogValue } from './schema';
+
+function toEntry(conv: ConvId, offset: number, v: LogValue): LogEntry {
+  const e: LogEntry = { conv, offset, at: v[0], from: v[1], head: v[3], tail: v[4] };
+  if (v[2] !== null) e.mid = v[2];
+  return e;
+}
+
+function copyTop(t: ConvTop): ConvTop {
+  return { first: t.first, last: t.last, count: t.count };
+}
+
+export class LmdbLog implements ConversationLog {
+  constructor(private readonly c: Core) {}
+
+  append(entry: NewEntry): LogEntry {
+    this.c.writable();
+    const c = this.c;
+    const conv = entry.conv;
+    // Before the offset is taken: a failed read of the top gives no offset away.
+    const prev = c.peek('append', () => this.currentTop(conv));
+    const e = toLogEntry(entry, ++c.lastOffset);
+    c.appended++;
+    const top: ConvTop = prev === undefined
+      ? { first: e.offset, last: e.offset, count: 1 }
+      : { first: prev.first, last: e.offset, count: prev.count + 1 };
+    this.queueRecord(e);
+    this.queueTop(conv, top);
+    return { ...e };
+  }
+
+  /** Queues the record (and its mid key, if it has one) for the turn's commit. */
+  private queueRecord(e: LogEntry): void {
+    const c = this.c;
+    const { log, mids } = c.dbs;
+    const conv = e.conv;
+    const value: LogValue = [e.at, e.from, e.mid ?? null, e.head, e.tail];
+    if (hasMidKey(e)) {
+      const { from, mid, offset } = e;
+      c.writer.queue(() => {
+        log.putSync([conv, offset], value);
+        mids.putSync([conv, from, mid], offset);
+      }, e.head.length + e.tail.length + conv.length + from.length + mid.length + 64);
+      c.overlay.mids.set(midKey(conv, from, mid), offset);
+    } else {
+      c.writer.queue(() => log.putSync([conv, e.offset], value), e.head.length + e.tail.length + conv.length + 64);
+    }
+  }
+
+  /** The conversation's top is written once per transaction, with its value when it runs. */
+  private queueTop(conv: ConvId, top: ConvTop): void {
+    const { overlay } = this.c;
+    const { convs } = this.c.dbs;
+    if (!overlay.tops.has(conv)) this.c.writer.queue(() => convs.putSync(conv, overlay.tops.get(conv)!));
+    overlay.tops.set(conv, top);
+    this.c.tops?.set(conv, top);
+  }
+
+  /** A conversation's top with the queued writes (the caller must not change it). */
+  private currentTop(conv: ConvId): ConvTop | undefined {
+    const pending = this.c.overlay.tops.get(conv);
+    if (pending !== undefined) return pending;
+    const cached = this.c.tops?.get(conv);
+    if (cached !== undefined) return cached;
+    // Nothing queued for it: the committed top is the current one.
+    const t = this.c.dbs.convs.get(conv);
+    if (t === undefined) return undefined;
+    const top = copyTop(t);
+    this.c.tops?.set(conv, top);
+    return top;
+  }
+
+  read(q: ReadQuery): LogEntry[] {
+    return this.c.read('read', () => {
+      if (q.limit <= 0) return [];
+      const lo = q.after ?? 0;
+      const hi = q.before ?? MAX_OFFSET;
+      if (hi - lo <= 1) return [];
+      return q.direction === 'forward' ? this.readForward(q.conv, lo, hi, q.limit) : this.readBackward(q.conv, lo, hi, q.limit);
+    });
+  }
+
+  private readForward(conv: ConvId, lo: number, hi: number, limit: number): LogEntry[] {
+    const out: LogEntry[] = [];
+    for (const { key, value } of this.c.dbs.log.getRange({ start: [conv, lo + 1], end: [conv, hi], limit })) {
+      out.push(toEntry(conv, key[1], value));
+    }
+    return out;
+  }
+
+  private readBackward(conv: ConvId, lo: number, hi: number, limit: number): LogEntry[] {
+    const out: LogEntry[] = [];
+    // Reverse ranges run from `start` down to `end` (exclusive).
+    for (const { key, value } of this.c.dbs.log.getRange({ start: [conv, hi - 1], end: [conv, lo], reverse: true, limit })) {
+      out.push(toEntry(conv, key[1], value));
+    }
+    return out.reverse();
+  }
+
+  top(conv: ConvId): ConvTop | undefined {
+    return this.c.peek('top', () => {
+      const t = this.currentTop(conv);
+      return t === undefined ? undefined : copyTop(t);
+    });
+  }
+
+  trimThrough(conv: ConvId, upTo: number): number {
+    this.c.writable();
+    // In one transaction with the queued writes: the count returned must be of the data as this
+    // process last wrote it.
+    const [n, after] = this.c.writer.runNow(() => this.trimInTxn(conv, upTo));
+    // Committed: the cache follows.
+    if (after === undefined) this.c.tops?.delete(conv);
+    else this.c.tops?.set(conv, copyTop(after));
+    this.c.trimmed += n;
+    return n;
+  }
+
+  /** Inside the transaction: removes the records and returns how many went and the top left. */
+  private trimInTxn(conv: ConvId, upTo: number): [number, ConvTop | undefined] {
+    const { log, convs, mids } = this.c.dbs;
+    const top = convs.get(conv);
+    if (top === undefined || top.first > upTo) return [0, top];
+    // Collected first (offset and mid key only, not the frames): a cursor is not walked while
+    // the tree under it changes.
+    const gone: [offset: number, from: string | null, mid: string | null][] = [];
+    for (const { key, value } of log.getRange({ start: [conv, 0], end: [conv, upTo + 1] })) gone.push([key[1], value[1], value[2]]);
+    for (const [offset, from, mid] of gone) {
+      log.removeSync([conv, offset]);
+      if (from !== null && mid !== null && mids.get([conv, from, mid]) === offset) mids.removeSync([conv, from, mid]);
+    }
+    const count = top.count - gone.length;
+    if (count <= 0) {
+      convs.removeSync(conv);
+      return [gone.length, undefined];
+    }
+    let first = top.last;
+    for (const k of log.getKeys({ start: [conv, upTo + 1], end: [conv, MAX_OFFSET], limit: 1 })) first = k[1];
+    const left: ConvTop = { first, last: top.last, count };
+    convs.putSync(conv, left);
+    return [gone.length, left];
+  }
+
+  redact(conv: ConvId, offset: number, replacement: { head: string; tail: string }): boolean {
+    this.c.writable();
+    const { log } = this.c.dbs;
+    // In one transaction with the queued writes (the record may have been appended this turn).
+    // LMDB copies the page on write: the old page with the content goes to the free list and is
+    // overwritten when a later commit reuses it; a compacting backup never copies it.
+    return this.c.writer.runNow(() => {
+      const v = log.get([conv, offset]);
+      if (v === undefined) return false;
+      log.putSync([conv, offset], [v[0], v[1], v[2], replacement.head, replacement.tail]);
+      return true;
+    });
+  }
+
+  findMid(conv: ConvId, from: string, mid: string): number | undefined {
+    return this.c.peek('findMid', () => this.c.overlay.mids.get(midKey(conv, from, mid)) ?? this.c.dbs.mids.get([conv, from, mid]));
+  }
+
+  conversations(afterConv: ConvId | undefined, limit: number): ConvId[] {
+    return this.c.read('conversations', () => {
+      if (limit <= 0) return [];
+      const out: ConvId[] = [];
+      const opts = afterConv === undefined ? {} : { start: afterConv };
+      for (const k of this.c.dbs.convs.getKeys(opts)) {
+        if (afterConv !== undefined && k <= afterConv) continue;
+        out.push(k);
+        if (out.length >= limit) break;
+      }
+      return out;
+    });
+  }
+}

@@ -1,0 +1,71 @@
+/**
+ * `Positions` on LMDB: how far each account has got (`positions`) and the conversations it takes
+ * part in (`members`) of schema.ts. Writes are queued once per key and turn, with the last value
+ * set (overlay.ts), so a delivery that moves an account's offset many times in a turn writes once.
+ */
+import type { AccountPositions, ConvId, Membership, Positions } from '../ports';
+import type { Core } from './core';
+import { memberKey } from './overlay';
+import { MAX_CONV } from './schema';
+
+export class LmdbPositions implements Positions {
+  constructor(private readonly c: Core) {}
+
+  get(account: string): AccountPositions | undefined {
+    return this.c.peek('positions.get', () => {
+      const p = this.c.overlay.positions.get(account) ?? this.c.dbs.positions.get(account);
+      return p === undefined ? undefined : { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode };
+    });
+  }
+
+  set(account: string, p: AccountPositions): void {
+    this.c.writable();
+    const { overlay } = this.c;
+    const { positions } = this.c.dbs;
+    // Once per transaction, with the last value set.
+    if (!overlay.positions.has(account)) this.c.writer.queue(() => positions.putSync(account, overlay.positions.get(account)!));
+    overlay.positions.set(account, { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode });
+  }
+
+  join(account: string, conv: ConvId, since: number): void {
+    this.member(account, conv, since);
+  }
+
+  leave(account: string, conv: ConvId): void {
+    this.member(account, conv, null);
+  }
+
+  /** Queues a join (`since`) or a leave (null): written once per transaction, the last one. */
+  private member(account: string, conv: ConvId, since: number | null): void {
+    this.c.writable();
+    const { overlay } = this.c;
+    const { members } = this.c.dbs;
+    const key = memberKey(account, conv);
+    if (!overlay.members.has(key)) {
+      this.c.writer.queue(() => {
+        const v = overlay.members.get(key)!;
+        if (v === null) members.removeSync([account, conv]);
+        else members.putSync([account, conv], v);
+      });
+    }
+    overlay.members.set(key, since);
+  }
+
+  membership(account: string, conv: ConvId): Membership | undefined {
+    return this.c.peek('membership', () => {
+      const pending = this.c.overlay.members.get(memberKey(account, conv));
+      const since = pending === undefined ? this.c.dbs.members.get([account, conv]) : pending;
+      return since === undefined || since === null ? undefined : { conv, since };
+    });
+  }
+
+  memberships(account: string): Membership[] {
+    return this.c.read('memberships', () => {
+      const out: Membership[] = [];
+      for (const { key, value } of this.c.dbs.members.getRange({ start: [account, ''], end: [account, MAX_CONV] })) {
+        if (key[0] === account) out.push({ conv: key[1], since: value });
+      }
+      return out;
+    });
+  }
+}
