@@ -25,11 +25,16 @@
 import { Code } from '../protocol/codes.js';
 import { Emitter } from './emitter.js';
 import { ClientCode, ImgcError } from './errors.js';
+import { groupCalls, type GroupCalls } from './groups.js';
+import { historyMessages, historyPages, historyRequest, type HistoryOptions } from './history.js';
+import { jittered, randomId } from './random.js';
 import { signFn, signerAddress, type SignFn, type Signer } from './signer.js';
 import type {
-  ErrorFrame, GroupRecord, GroupUpdateKey, HistoryPage, LimitedNotice, MessageFrame, NoticeFrame,
-  RegAnswer, Request, ServerFrame, TokenAnswer,
+  ErrorFrame, HistoryPage, LimitedNotice, MessageFrame, NoticeFrame, RegAnswer, Request, ServerFrame, TokenAnswer,
 } from './types.js';
+import * as verification from './verification.js';
+
+export type { HistoryOptions } from './history.js';
 
 /** The part of a WebSocket the client uses (the browser's and `ws`'s both have it). */
 export interface WebSocketLike {
@@ -104,34 +109,9 @@ interface Pending {
 
 export interface SendResult { mid: string; to: string }
 
-export interface HistoryOptions {
-  /** The other account of a direct conversation. */
-  with?: string;
-  /** A group id. */
-  group?: string;
-  /** Records per page (1 to 100; server default 50). */
-  limit?: number;
-  /** 'backward' (default): newest first, from `before` or the newest; 'forward': oldest first, from `after` (default: the oldest). */
-  direction?: 'backward' | 'forward';
-  before?: number;
-  after?: number;
-}
-
 const OPEN = 1;
 /** How many times a request refused with 45003/41401 (not executed) is tried again. */
 const MAX_RETRIES = 20;
-
-function randomId(): string {
-  const b = new Uint8Array(9);
-  globalThis.crypto.getRandomValues(b);
-  let s = '';
-  for (const x of b) s += x.toString(36).padStart(2, '0');
-  return `${Date.now().toString(36)}-${s}`;
-}
-
-function jittered(ms: number): number {
-  return Math.round(ms / 2 + Math.random() * ms / 2);
-}
 
 export class ImgcClient extends Emitter<ClientEvents> {
   readonly url: string;
@@ -247,36 +227,18 @@ export class ImgcClient extends Emitter<ClientEvents> {
    * History of a conversation as an async iterator of messages: newest first by default
    * (`direction: 'forward'`: oldest first). Pages are fetched as the loop goes on.
    */
-  async *history(opts: HistoryOptions): AsyncGenerator<MessageFrame | NoticeFrame> {
-    const backward = (opts.direction ?? 'backward') === 'backward';
-    for await (const page of this.historyPages(opts)) {
-      const list = backward ? [...page.messages].reverse() : page.messages;
-      yield* list;
-    }
+  history(opts: HistoryOptions): AsyncGenerator<MessageFrame | NoticeFrame> {
+    return historyMessages(opts, () => this.historyPages(opts));
   }
 
   /** History page by page (each page's messages oldest first). */
-  async *historyPages(opts: HistoryOptions): AsyncGenerator<HistoryPage> {
-    const backward = (opts.direction ?? 'backward') === 'backward';
-    // Forwards starts at the oldest retained record (`after: 0`); backwards at the newest.
-    let cursor: number | undefined = backward ? opts.before : (opts.after ?? 0);
-    for (;;) {
-      const page = await this.historyPage({ ...opts, ...(backward ? { before: cursor, after: undefined } : { after: cursor, before: undefined }) });
-      yield page;
-      if (!page.more || page.messages.length === 0) return;
-      cursor = backward ? page.first : page.last;
-    }
+  historyPages(opts: HistoryOptions): AsyncGenerator<HistoryPage> {
+    return historyPages(opts, (o) => this.historyPage(o));
   }
 
   /** One `history` request. */
   async historyPage(opts: HistoryOptions): Promise<HistoryPage> {
-    const r: Request = { cat: 'chat', act: 'history' };
-    if (opts.with !== undefined) r.with = opts.with;
-    if (opts.group !== undefined) r.group = opts.group;
-    if (opts.before !== undefined) r.before = opts.before;
-    if (opts.after !== undefined) r.after = opts.after;
-    if (opts.limit !== undefined) r.limit = opts.limit;
-    const page = (await this.request(r, true)).msg as HistoryPage;
+    const page = (await this.request(historyRequest(opts), true)).msg as HistoryPage;
     this.seeEpoch(page.epoch);
     return page;
   }
@@ -290,47 +252,18 @@ export class ImgcClient extends Emitter<ClientEvents> {
 
   // ---- groups ----
 
-  readonly group = {
-    /** A new group of `list` plus this account (manager and founder); resolves with its id. */
-    create: async (list: string[]): Promise<string> => {
-      const n = await this.request({ cat: 'group', act: 'create', list }, false);
-      const id = (n.msg as { id?: unknown } | null)?.id;
-      if (typeof id !== 'string') throw new ImgcError(ClientCode.BAD_ANSWER, `create answered without an id: ${JSON.stringify(n)}`);
-      return id;
-    },
-    detail: async (id: string): Promise<GroupRecord> => (await this.request({ cat: 'group', act: 'detail', id }, true)).msg as GroupRecord,
-    /** Joins `account` (default: this one) to the group. */
-    join: async (id: string, account = this.account): Promise<unknown> => (await this.request({ cat: 'group', act: 'join', id, account }, false)).msg,
-    /** Sets the membership to `members` (the manager stays). */
-    members: async (id: string, members: string[]): Promise<unknown> => (await this.request({ cat: 'group', act: 'members', id, members: members.join('_') }, false)).msg,
-    leave: async (id: string, account = this.account): Promise<unknown> => (await this.request({ cat: 'group', act: 'leave', id, account }, false)).msg,
-    divert: async (id: string, manager: string): Promise<unknown> => (await this.request({ cat: 'group', act: 'divert', id, manager }, false)).msg,
-    deport: async (id: string, account: string): Promise<unknown> => (await this.request({ cat: 'group', act: 'deport', id, account }, false)).msg,
-    recover: async (id: string, account: string): Promise<unknown> => (await this.request({ cat: 'group', act: 'recover', id, account }, false)).msg,
-    destory: async (id: string): Promise<unknown> => (await this.request({ cat: 'group', act: 'destory', id }, false)).msg,
-    /** A group message; resolves once it is in the group's log. */
-    chat: async (id: string, msg: unknown, mid = randomId()): Promise<{ mid: string; id: string }> => {
-      await this.request({ cat: 'group', act: 'chat', to: id, msg, mid }, true);
-      return { mid, id };
-    },
-    /** A group notice (manager, or members with `permit.announce`). */
-    notice: async (id: string, msg: unknown, mid = randomId()): Promise<{ mid: string; id: string }> => {
-      await this.request({ cat: 'group', act: 'notice', to: id, msg, mid }, true);
-      return { mid, id };
-    },
-    update: async (id: string, key: GroupUpdateKey, val: unknown): Promise<unknown> => (await this.request({ cat: 'group', act: 'update', id, key, val }, false)).msg,
-  };
+  readonly group: GroupCalls = groupCalls(this);
 
   // ---- verification ----
 
   /** `reg`: what to pay to be verified (or the proof, `done: true`). */
-  async reg(account = this.account): Promise<RegAnswer> {
-    return (await this.request({ cat: 'vertify', act: 'reg', account }, true)).msg as RegAnswer;
+  reg(account = this.account): Promise<RegAnswer> {
+    return verification.reg(this, account);
   }
 
   /** `token`: the verification token of a verified account. */
-  async token(): Promise<TokenAnswer> {
-    return (await this.request({ cat: 'vertify', act: 'token' }, true)).msg as TokenAnswer;
+  token(): Promise<TokenAnswer> {
+    return verification.token(this);
   }
 
   /**
