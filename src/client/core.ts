@@ -21,38 +21,31 @@
  *   and `notice`) carry a `mid` and are repeated after a reconnect until answered (the server does
  *   not store a repeated `mid` twice). Reads are repeated too; changes that are not safe to repeat
  *   reject with ClientCode.CONNECTION_LOST when the socket drops before their answer.
+ *
+ * This class holds the connection's state and routes frames; each concern is in its own file, so
+ * that each can be read (and changed) alone: transport.ts (the socket, reconnect backoff),
+ * signin.ts (sign-in, the resume token), requests.ts (the outbox: answers, retries, timeouts),
+ * acks.ts (seq dedupe, acks, the store epoch), history.ts (paging), groups.ts (`group.*`),
+ * verification.ts (`reg`, `token`).
  */
 import { Code } from '../protocol/codes.js';
+import { Acks } from './acks.js';
 import { Emitter } from './emitter.js';
 import { ClientCode, ImgcError } from './errors.js';
-import { signFn, signerAddress, type SignFn, type Signer } from './signer.js';
-import type {
-  ErrorFrame, GroupRecord, GroupUpdateKey, HistoryPage, LimitedNotice, MessageFrame, NoticeFrame,
-  RegAnswer, Request, ServerFrame, TokenAnswer,
-} from './types.js';
+import { groupCalls, type GroupCalls } from './groups.js';
+import { historyMessages, historyPages, historyRequest, type HistoryOptions } from './history.js';
+import { randomId } from './random.js';
+import { Outbox, type Refusal } from './requests.js';
+import { SignIn } from './signin.js';
+import { signFn, signerAddress, type Signer } from './signer.js';
+import { Transport, backoffOf, type BackoffOptions, type WebSocketCtor, type Wire } from './transport.js';
+import type { HistoryPage, LimitedNotice, MessageFrame, NoticeFrame, RegAnswer, Request, ServerFrame, TokenAnswer } from './types.js';
+import * as verification from './verification.js';
 
-/** The part of a WebSocket the client uses (the browser's and `ws`'s both have it). */
-export interface WebSocketLike {
-  readonly readyState: number;
-  send(data: string): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((ev: unknown) => void) | null;
-  onmessage: ((ev: { data: unknown }) => void) | null;
-  onclose: ((ev: { code: number; reason: string }) => void) | null;
-  onerror: ((ev: unknown) => void) | null;
-}
-export type WebSocketCtor = new (url: string) => WebSocketLike;
+export type { HistoryOptions } from './history.js';
+export type { BackoffOptions, WebSocketCtor, WebSocketLike } from './transport.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'signing-in' | 'ready' | 'reconnecting' | 'closed';
-
-export interface BackoffOptions {
-  /** First delay (ms), default 250. */
-  initialMs?: number;
-  /** Largest delay (ms), default 10,000. */
-  maxMs?: number;
-  /** Growth per attempt, default 2. */
-  factor?: number;
-}
 
 export interface ClientOptions {
   url: string;
@@ -90,103 +83,75 @@ export interface ClientEvents {
   frame: [ServerFrame];
 }
 
-interface Pending {
-  key: string;
-  frame: Request;
-  /** Repeat after a reconnect when unanswered (reads and `mid` sends). */
-  repeat: boolean;
-  sent: boolean;
-  retries: number;
-  resolve(n: NoticeFrame): void;
-  reject(e: ImgcError): void;
-  timer?: ReturnType<typeof setTimeout>;
-}
-
 export interface SendResult { mid: string; to: string }
 
-export interface HistoryOptions {
-  /** The other account of a direct conversation. */
-  with?: string;
-  /** A group id. */
-  group?: string;
-  /** Records per page (1 to 100; server default 50). */
-  limit?: number;
-  /** 'backward' (default): newest first, from `before` or the newest; 'forward': oldest first, from `after` (default: the oldest). */
-  direction?: 'backward' | 'forward';
-  before?: number;
-  after?: number;
+function closedError(): ImgcError {
+  return new ImgcError(ClientCode.CLOSED, 'client closed');
 }
 
-const OPEN = 1;
-/** How many times a request refused with 45003/41401 (not executed) is tried again. */
-const MAX_RETRIES = 20;
-
-function randomId(): string {
-  const b = new Uint8Array(9);
-  globalThis.crypto.getRandomValues(b);
-  let s = '';
-  for (const x of b) s += x.toString(36).padStart(2, '0');
-  return `${Date.now().toString(36)}-${s}`;
+/** The parsed frame, or undefined for text that is not a JSON object. */
+function parseFrame(text: string): ServerFrame | undefined {
+  let f: ServerFrame;
+  try { f = JSON.parse(text) as ServerFrame; } catch { return undefined; }
+  return f === null || typeof f !== 'object' ? undefined : f;
 }
 
-function jittered(ms: number): number {
-  return Math.round(ms / 2 + Math.random() * ms / 2);
+/** The spam of an `init` frame, if `f` is one. */
+function initSpam(f: ServerFrame): string | undefined {
+  const spam = 'act' in f && f.act === 'init' ? (f as { spam?: unknown }).spam : undefined;
+  return typeof spam === 'string' ? spam : undefined;
+}
+
+/** The `limited` notice a notice carries, if any. */
+function limitedOf(n: NoticeFrame): LimitedNotice | undefined {
+  const m = n.msg as Partial<LimitedNotice> | null;
+  return n.method?.act === 'limited' && m && typeof m === 'object' && m.limited === true ? m as LimitedNotice : undefined;
 }
 
 export class ImgcClient extends Emitter<ClientEvents> {
   readonly url: string;
   readonly account: string;
-  private readonly sign: SignFn | undefined;
-  private readonly Ctor: WebSocketCtor;
-  private readonly ackMode: boolean;
-  private readonly backoff: Required<BackoffOptions> | undefined;
-  private readonly requestTimeoutMs: number;
-
-  private ws: WebSocketLike | undefined;
-  private spam: string | undefined;
+  private readonly transport: Transport;
+  private readonly signIn: SignIn;
+  private readonly acks: Acks;
+  private readonly requests: Outbox;
   private stateNow: ConnectionState = 'idle';
-  private attempt = 0;
-  private reconnectTimer: ReturnType<typeof setTimeout> | undefined;
-  private resumeToken: string | undefined;
-  private highest: number;
-  private acked: number;
-  private ackTimer: ReturnType<typeof setTimeout> | undefined;
-  private epoch: string | undefined;
-  private nextKey = 1;
-  private readonly pending = new Map<string, Pending>();
   private readyWaiters: Array<{ resolve(): void; reject(e: ImgcError): void }> = [];
-  /** Every socket ever opened (tests count them); the current is `ws`. */
+  /** Every socket ever opened (tests count them). */
   connects = 0;
 
   constructor(opts: ClientOptions) {
     super();
     this.url = opts.url;
-    this.sign = opts.signer === undefined ? undefined : signFn(opts.signer);
+    const sign = opts.signer === undefined ? undefined : signFn(opts.signer);
     const account = opts.account ?? (opts.signer === undefined ? undefined : signerAddress(opts.signer));
     if (account === undefined) throw new ImgcError(Code.MISSING_PARAMS, 'ImgcClient: give `account` (or a keyring pair as `signer`)');
     this.account = account;
     const Ctor = opts.WebSocket ?? (globalThis as { WebSocket?: WebSocketCtor }).WebSocket;
     if (Ctor === undefined) throw new ImgcError(Code.MISSING_PARAMS, 'ImgcClient: no WebSocket here: give the `WebSocket` option');
-    this.Ctor = Ctor;
-    this.ackMode = opts.ack ?? true;
-    this.backoff = opts.reconnect === false ? undefined : { initialMs: 250, maxMs: 10_000, factor: 2, ...opts.reconnect };
-    this.requestTimeoutMs = opts.requestTimeoutMs ?? 0;
-    this.resumeToken = opts.resume;
-    this.highest = opts.lastSeq ?? 0;
-    this.acked = this.highest;
+    this.transport = new Transport(this.url, Ctor, backoffOf(opts.reconnect), { text: (t) => this.onFrame(t), closed: () => this.onClose() });
+    const wire: Wire = { send: (f) => this.transport.send(f), ready: () => this.stateNow === 'ready', closed: () => this.stateNow === 'closed' };
+    this.acks = new Acks(opts.ack ?? true, opts.lastSeq ?? 0, wire);
+    this.requests = new Outbox(opts.requestTimeoutMs ?? 0, wire);
+    this.signIn = new SignIn(sign, opts.resume, this.transport, {
+      account,
+      signingIn: () => this.setState('signing-in'),
+      isSigningIn: () => this.stateNow === 'signing-in',
+      fail: (e) => this.fail(e),
+    });
   }
 
   get state(): ConnectionState { return this.stateNow; }
   /** The highest `seq` processed (keep it with the resume token to carry on in a later session). */
-  get highestSeq(): number { return this.highest; }
+  get highestSeq(): number { return this.acks.highest; }
   /** The resume token of the last signed sign-in, if any. */
-  get resume(): string | undefined { return this.resumeToken; }
+  get resume(): string | undefined { return this.signIn.token; }
   /** Requests not answered yet (the outbox). */
-  get outbox(): number { return this.pending.size; }
+  get outbox(): number { return this.requests.size; }
 
   /** Opens the connection and resolves once signed in (rejects if the sign-in is refused for good). */
   connect(): Promise<void> {
-    if (this.stateNow === 'closed') return Promise.reject(new ImgcError(ClientCode.CLOSED, 'client closed'));
+    if (this.stateNow === 'closed') return Promise.reject(closedError());
     const ready = this.ready();
     if (this.stateNow === 'idle') this.open();
     return ready;
@@ -195,7 +160,7 @@ export class ImgcClient extends Emitter<ClientEvents> {
   /** Resolves when signed in (at once if it is now). */
   ready(): Promise<void> {
     if (this.stateNow === 'ready') return Promise.resolve();
-    if (this.stateNow === 'closed') return Promise.reject(new ImgcError(ClientCode.CLOSED, 'client closed'));
+    if (this.stateNow === 'closed') return Promise.reject(closedError());
     return new Promise((resolve, reject) => this.readyWaiters.push({ resolve, reject }));
   }
 
@@ -208,31 +173,16 @@ export class ImgcClient extends Emitter<ClientEvents> {
     if (this.stateNow === 'closed') return;
     const wasReady = this.stateNow === 'ready';
     this.setState('closed');
-    clearTimeout(this.reconnectTimer);
-    clearTimeout(this.ackTimer);
-    const ws = this.ws;
-    const spam = this.spam;
-    this.ws = undefined;
-    if (ws) {
-      this.detach(ws);
-      queueMicrotask(() => {
-        if (wasReady && this.ackMode && this.highest > this.acked && ws.readyState === OPEN && spam !== undefined) {
-          ws.send(JSON.stringify({ cat: 'chat', act: 'ack', seq: this.highest, spam }));
-          this.acked = this.highest;
-        }
-        try { ws.close(1000, 'client closed'); } catch { /* already closing */ }
-      });
-    }
-    const err = new ImgcError(ClientCode.CLOSED, 'client closed');
-    for (const p of this.pending.values()) { clearTimeout(p.timer); p.reject(err); }
-    this.pending.clear();
+    this.acks.stop();
+    this.transport.shut(() => this.acks.last(wasReady));
+    const err = closedError();
+    this.requests.rejectAll(err);
     for (const w of this.readyWaiters.splice(0)) w.reject(err);
   }
 
   /** Drops the socket as a network failure would (the client reconnects); for tests and "reconnect now". */
   drop(): void {
-    const ws = this.ws;
-    if (ws) { try { ws.close(4000, 'dropped by client'); } catch { /* closing */ } }
+    this.transport.drop();
   }
 
   // ---- messaging ----
@@ -247,90 +197,43 @@ export class ImgcClient extends Emitter<ClientEvents> {
    * History of a conversation as an async iterator of messages: newest first by default
    * (`direction: 'forward'`: oldest first). Pages are fetched as the loop goes on.
    */
-  async *history(opts: HistoryOptions): AsyncGenerator<MessageFrame | NoticeFrame> {
-    const backward = (opts.direction ?? 'backward') === 'backward';
-    for await (const page of this.historyPages(opts)) {
-      const list = backward ? [...page.messages].reverse() : page.messages;
-      yield* list;
-    }
+  history(opts: HistoryOptions): AsyncGenerator<MessageFrame | NoticeFrame> {
+    return historyMessages(opts, () => this.historyPages(opts));
   }
 
   /** History page by page (each page's messages oldest first). */
-  async *historyPages(opts: HistoryOptions): AsyncGenerator<HistoryPage> {
-    const backward = (opts.direction ?? 'backward') === 'backward';
-    // Forwards starts at the oldest retained record (`after: 0`); backwards at the newest.
-    let cursor: number | undefined = backward ? opts.before : (opts.after ?? 0);
-    for (;;) {
-      const page = await this.historyPage({ ...opts, ...(backward ? { before: cursor, after: undefined } : { after: cursor, before: undefined }) });
-      yield page;
-      if (!page.more || page.messages.length === 0) return;
-      cursor = backward ? page.first : page.last;
-    }
+  historyPages(opts: HistoryOptions): AsyncGenerator<HistoryPage> {
+    return historyPages(opts, (o) => this.historyPage(o));
   }
 
   /** One `history` request. */
   async historyPage(opts: HistoryOptions): Promise<HistoryPage> {
-    const r: Request = { cat: 'chat', act: 'history' };
-    if (opts.with !== undefined) r.with = opts.with;
-    if (opts.group !== undefined) r.group = opts.group;
-    if (opts.before !== undefined) r.before = opts.before;
-    if (opts.after !== undefined) r.after = opts.after;
-    if (opts.limit !== undefined) r.limit = opts.limit;
-    const page = (await this.request(r, true)).msg as HistoryPage;
-    this.seeEpoch(page.epoch);
+    const page = (await this.request(historyRequest(opts), true)).msg as HistoryPage;
+    this.acks.seeEpoch(page.epoch);
     return page;
   }
 
   /** Signs this device out and revokes its resume token (every token of the account with `all`), then closes. */
   async logout(all = false): Promise<void> {
     await this.request({ cat: 'chat', act: 'logout', ...(all ? { all: true } : {}) }, false);
-    this.resumeToken = undefined;
+    this.signIn.token = undefined;
     this.close();
   }
 
   // ---- groups ----
 
-  readonly group = {
-    /** A new group of `list` plus this account (manager and founder); resolves with its id. */
-    create: async (list: string[]): Promise<string> => {
-      const n = await this.request({ cat: 'group', act: 'create', list }, false);
-      const id = (n.msg as { id?: unknown } | null)?.id;
-      if (typeof id !== 'string') throw new ImgcError(ClientCode.BAD_ANSWER, `create answered without an id: ${JSON.stringify(n)}`);
-      return id;
-    },
-    detail: async (id: string): Promise<GroupRecord> => (await this.request({ cat: 'group', act: 'detail', id }, true)).msg as GroupRecord,
-    /** Joins `account` (default: this one) to the group. */
-    join: async (id: string, account = this.account): Promise<unknown> => (await this.request({ cat: 'group', act: 'join', id, account }, false)).msg,
-    /** Sets the membership to `members` (the manager stays). */
-    members: async (id: string, members: string[]): Promise<unknown> => (await this.request({ cat: 'group', act: 'members', id, members: members.join('_') }, false)).msg,
-    leave: async (id: string, account = this.account): Promise<unknown> => (await this.request({ cat: 'group', act: 'leave', id, account }, false)).msg,
-    divert: async (id: string, manager: string): Promise<unknown> => (await this.request({ cat: 'group', act: 'divert', id, manager }, false)).msg,
-    deport: async (id: string, account: string): Promise<unknown> => (await this.request({ cat: 'group', act: 'deport', id, account }, false)).msg,
-    recover: async (id: string, account: string): Promise<unknown> => (await this.request({ cat: 'group', act: 'recover', id, account }, false)).msg,
-    destory: async (id: string): Promise<unknown> => (await this.request({ cat: 'group', act: 'destory', id }, false)).msg,
-    /** A group message; resolves once it is in the group's log. */
-    chat: async (id: string, msg: unknown, mid = randomId()): Promise<{ mid: string; id: string }> => {
-      await this.request({ cat: 'group', act: 'chat', to: id, msg, mid }, true);
-      return { mid, id };
-    },
-    /** A group notice (manager, or members with `permit.announce`). */
-    notice: async (id: string, msg: unknown, mid = randomId()): Promise<{ mid: string; id: string }> => {
-      await this.request({ cat: 'group', act: 'notice', to: id, msg, mid }, true);
-      return { mid, id };
-    },
-    update: async (id: string, key: GroupUpdateKey, val: unknown): Promise<unknown> => (await this.request({ cat: 'group', act: 'update', id, key, val }, false)).msg,
-  };
+  readonly group: GroupCalls = groupCalls(this);
 
   // ---- verification ----
 
   /** `reg`: what to pay to be verified (or the proof, `done: true`). */
-  async reg(account = this.account): Promise<RegAnswer> {
-    return (await this.request({ cat: 'vertify', act: 'reg', account }, true)).msg as RegAnswer;
+  reg(account = this.account): Promise<RegAnswer> {
+    return verification.reg(this, account);
   }
 
   /** `token`: the verification token of a verified account. */
-  async token(): Promise<TokenAnswer> {
-    return (await this.request({ cat: 'vertify', act: 'token' }, true)).msg as TokenAnswer;
+  token(): Promise<TokenAnswer> {
+    return verification.token(this);
   }
 
   /**
@@ -338,19 +241,8 @@ export class ImgcClient extends Emitter<ClientEvents> {
    * an ImgcError carrying the server's code. `repeat`: send it again after a reconnect if unanswered.
    */
   request(frame: Request, repeat: boolean): Promise<NoticeFrame> {
-    if (this.stateNow === 'closed') return Promise.reject(new ImgcError(ClientCode.CLOSED, 'client closed'));
-    return new Promise<NoticeFrame>((resolve, reject) => {
-      const key = `k${this.nextKey++}`;
-      const p: Pending = { key, frame: { ...frame, callback: key }, repeat, sent: false, retries: 0, resolve, reject };
-      if (this.requestTimeoutMs > 0) {
-        p.timer = setTimeout(() => {
-          this.pending.delete(key);
-          reject(new ImgcError(ClientCode.TIMEOUT, `no answer to ${frame.cat ?? 'chat'}/${frame.act} within ${this.requestTimeoutMs} ms`));
-        }, this.requestTimeoutMs);
-      }
-      this.pending.set(key, p);
-      if (this.stateNow === 'ready') this.transmit(p);
-    });
+    if (this.stateNow === 'closed') return Promise.reject(closedError());
+    return this.requests.add(frame, repeat);
   }
 
   // ---- connection ----
@@ -363,86 +255,26 @@ export class ImgcClient extends Emitter<ClientEvents> {
 
   private open(): void {
     this.setState('connecting');
-    this.spam = undefined;
     this.connects++;
-    let ws: WebSocketLike;
-    try {
-      ws = new this.Ctor(this.url);
-    } catch (e) {
-      this.emit('error', new ImgcError(Code.INVALID_REQUEST, `cannot open ${this.url}: ${(e as Error).message}`));
-      this.scheduleReconnect();
-      return;
-    }
-    this.ws = ws;
-    ws.onmessage = (ev) => this.onFrame(String(ev.data));
-    ws.onclose = () => { if (this.ws === ws) this.onClose(); };
-    ws.onerror = () => { /* a close follows */ };
-  }
-
-  private detach(ws: WebSocketLike): void {
-    ws.onmessage = null;
-    ws.onclose = null;
-    ws.onerror = null;
+    const e = this.transport.open();
+    if (e === undefined) return;
+    this.emit('error', new ImgcError(Code.INVALID_REQUEST, `cannot open ${this.url}: ${e.message}`));
+    this.scheduleReconnect();
   }
 
   private onClose(): void {
-    const ws = this.ws;
-    if (ws) this.detach(ws);
-    this.ws = undefined;
-    this.spam = undefined;
+    this.transport.forget();
     if (this.stateNow === 'closed') return;
-    clearTimeout(this.ackTimer);
-    this.ackTimer = undefined;
-    for (const p of [...this.pending.values()]) {
-      if (p.sent && !p.repeat) {
-        clearTimeout(p.timer);
-        this.pending.delete(p.key);
-        p.reject(new ImgcError(ClientCode.CONNECTION_LOST, `connection lost before the answer to ${p.frame.cat ?? 'chat'}/${p.frame.act}; it may or may not have been done`));
-      } else p.sent = false;
-    }
-    if (!this.backoff) { this.close(); return; }
+    this.acks.stop();
+    this.requests.connectionLost();
+    if (!this.transport.reconnects) { this.close(); return; }
     this.scheduleReconnect();
   }
 
   private scheduleReconnect(): void {
-    if (this.stateNow === 'closed' || !this.backoff) return;
+    if (this.stateNow === 'closed' || !this.transport.reconnects) return;
     this.setState('reconnecting');
-    const b = this.backoff;
-    const delay = jittered(Math.min(b.maxMs, b.initialMs * b.factor ** this.attempt));
-    this.attempt++;
-    clearTimeout(this.reconnectTimer);
-    this.reconnectTimer = setTimeout(() => { if (this.stateNow === 'reconnecting') this.open(); }, delay);
-  }
-
-  private sendRaw(obj: Request): boolean {
-    const ws = this.ws;
-    if (!ws || ws.readyState !== OPEN || this.spam === undefined) return false;
-    ws.send(JSON.stringify({ ...obj, spam: this.spam }));
-    return true;
-  }
-
-  private transmit(p: Pending): void {
-    if (this.sendRaw(p.frame)) p.sent = true;
-  }
-
-  private async signIn(useResume: boolean): Promise<void> {
-    const ws = this.ws;
-    this.setState('signing-in');
-    const r: Request = { cat: 'chat', act: 'active', acc: this.account, callback: 'active' };
-    if (this.sign) {
-      if (useResume && this.resumeToken !== undefined) r.resume = this.resumeToken;
-      else {
-        const spam = this.spam!;
-        try {
-          r.sig = await this.sign(spam);
-        } catch (e) {
-          this.fail(new ImgcError(Code.BAD_SIGNATURE, `the signer failed: ${(e as Error).message}`));
-          return;
-        }
-        if (this.ws !== ws || this.spam !== spam) return; // the socket changed meanwhile
-      }
-    }
-    this.sendRaw(r);
+    this.transport.retryLater(() => { if (this.stateNow === 'reconnecting') this.open(); });
   }
 
   /** A sign-in refused for good: report it, close. */
@@ -453,104 +285,58 @@ export class ImgcClient extends Emitter<ClientEvents> {
     this.close();
   }
 
-  private onSignInError(f: ErrorFrame & { retryAfterMs?: number }, req: Request): void {
-    if (f.code === Code.BAD_SIGNATURE && req.resume !== undefined) {
-      // The token was refused (expired, revoked, another server's key): sign with the signer.
-      this.resumeToken = undefined;
-      void this.signIn(false);
-      return;
-    }
-    if (f.code === Code.UNAVAILABLE || f.code === Code.INTERNAL) {
-      const ws = this.ws;
-      setTimeout(() => { if (this.ws === ws && this.stateNow === 'signing-in') void this.signIn(req.resume !== undefined); }, jittered(2 * (f.retryAfterMs ?? 500)));
-      return;
-    }
-    this.fail(ImgcError.fromFrame(f));
-  }
-
   private onWelcome(n: NoticeFrame & { resume?: string }): void {
     if (typeof n.resume === 'string') {
-      this.resumeToken = n.resume;
+      this.signIn.token = n.resume;
       this.emit('resume', n.resume);
     }
-    this.attempt = 0;
+    this.transport.resetBackoff();
     this.setState('ready');
-    // Acknowledging mode from the first frame on: the server keeps what is not acknowledged.
-    if (this.ackMode) { this.sendRaw({ cat: 'chat', act: 'ack', seq: this.highest }); this.acked = this.highest; }
-    for (const p of this.pending.values()) if (!p.sent) this.transmit(p);
+    this.acks.welcomed();
+    this.requests.transmitUnsent();
     for (const w of this.readyWaiters.splice(0)) w.resolve();
   }
 
-  private seeEpoch(epoch: unknown): void {
-    if (typeof epoch !== 'string') return;
-    if (this.epoch !== undefined && this.epoch !== epoch) { this.highest = 0; this.acked = 0; }
-    this.epoch = epoch;
-  }
+  // ---- frames ----
 
   private onFrame(text: string): void {
-    let f: ServerFrame;
-    try { f = JSON.parse(text) as ServerFrame; } catch { return; }
-    if (f === null || typeof f !== 'object') return;
+    const f = parseFrame(text);
+    if (f === undefined) return;
     this.emit('frame', f);
-    if ('act' in f && f.act === 'init' && typeof (f as { spam?: unknown }).spam === 'string') {
-      this.spam = (f as { spam: string }).spam;
-      void this.signIn(true);
+    const spam = initSpam(f);
+    if (spam !== undefined) {
+      this.transport.spam = spam;
+      void this.signIn.start(true);
       return;
     }
     const type = (f as { type?: unknown }).type;
-    if (type === 'error') return this.onError(f as ErrorFrame);
-    if (type !== 'notice' && type !== 'message') return;
-    const n = f as NoticeFrame | MessageFrame;
-    if (n.method?.cat === 'chat' && n.method.act === 'active' && type === 'notice') return this.onWelcome(n as NoticeFrame);
-    const key = n.method?.callback;
-    const p = key === undefined ? undefined : this.pending.get(key);
-    if (p) {
-      this.pending.delete(p.key);
-      clearTimeout(p.timer);
-      p.resolve(n as NoticeFrame);
-      if (typeof n.seq === 'number' && n.seq > this.highest) { this.highest = n.seq; this.scheduleAck(); }
-      return;
-    }
-    if (typeof n.seq === 'number') {
-      if (n.seq <= this.highest) return; // seen before (delivered again after a reconnect)
-    }
-    if (type === 'message') this.emit('message', n as MessageFrame);
-    else {
-      const m = n.msg as Partial<LimitedNotice> | null;
-      if (n.method?.act === 'limited' && m && typeof m === 'object' && m.limited === true) {
-        this.seeEpoch(m.epoch);
-        this.emit('limited', m as LimitedNotice);
-      }
-      this.emit('notice', n as NoticeFrame);
-    }
+    if (type === 'error') return this.onError(f as Refusal);
+    if (type === 'notice' || type === 'message') this.onNotice(f as NoticeFrame | MessageFrame);
+  }
+
+  /** A notice or message: the welcome, an answer, or (unless seen before) one for the listeners. */
+  private onNotice(n: NoticeFrame | MessageFrame): void {
+    if (n.method?.cat === 'chat' && n.method.act === 'active' && n.type === 'notice') return this.onWelcome(n);
+    if (this.requests.answer(n)) { this.acks.answered(n.seq); return; }
+    if (this.acks.seen(n.seq)) return; // seen before (delivered again after a reconnect)
+    if (n.type === 'message') this.emit('message', n);
+    else this.onOtherNotice(n);
     // Processed (the listeners returned): it may be acknowledged.
-    if (typeof n.seq === 'number') { this.highest = n.seq; this.scheduleAck(); }
+    this.acks.processed(n.seq);
   }
 
-  private onError(f: ErrorFrame & { retryAfterMs?: number }): void {
-    const req = (f.request ?? null) as Request | null;
-    if (req && req.act === 'active' && req.callback === 'active') return this.onSignInError(f, req);
-    const p = typeof req?.callback === 'string' ? this.pending.get(req.callback) : undefined;
-    if (!p) { this.emit('error', ImgcError.fromFrame(f)); return; }
-    if ((f.code === Code.UNAVAILABLE || f.code === Code.INTERNAL) && p.retries < MAX_RETRIES) {
-      // Not executed: try again a little later.
-      p.retries++;
-      p.sent = false;
-      setTimeout(() => { if (this.pending.get(p.key) === p && !p.sent && this.stateNow === 'ready') this.transmit(p); }, jittered(2 * (f.retryAfterMs ?? 200 * p.retries)));
-      return;
+  private onOtherNotice(n: NoticeFrame): void {
+    const limited = limitedOf(n);
+    if (limited) {
+      this.acks.seeEpoch(limited.epoch);
+      this.emit('limited', limited);
     }
-    this.pending.delete(p.key);
-    clearTimeout(p.timer);
-    p.reject(ImgcError.fromFrame(f));
+    this.emit('notice', n);
   }
 
-  private scheduleAck(): void {
-    if (!this.ackMode || this.ackTimer !== undefined || this.stateNow === 'closed') return;
-    this.ackTimer = setTimeout(() => { this.ackTimer = undefined; this.flushAck(); }, 20);
-  }
-
-  private flushAck(): void {
-    if (!this.ackMode || this.highest <= this.acked || this.stateNow !== 'ready') return;
-    if (this.sendRaw({ cat: 'chat', act: 'ack', seq: this.highest })) this.acked = this.highest;
+  private onError(f: Refusal): void {
+    const req = (f.request ?? null) as Request | null;
+    if (req && req.act === 'active' && req.callback === 'active') return this.signIn.refused(f, req);
+    if (!this.requests.refused(f, req)) this.emit('error', ImgcError.fromFrame(f));
   }
 }
