@@ -71,7 +71,11 @@ export class Delivery {
   private released: Promise<void> = Promise.resolve();
   private readonly log = logger({ part: 'delivery' });
   readonly counters = { appended: 0, duplicates: 0, pushed: 0, backlogFrames: 0, lostFull: 0 };
-  onFatal: (err: unknown) => void = () => process.exit(1);
+  /**
+   * A store write failed for good: the output waiting on it never leaves. The owner sets this and
+   * decides what stops; an actor never ends the process.
+   */
+  onFatal: (err: unknown) => void = (err) => this.log.error({ err }, 'fatal store error, and no owner was told (onFatal not set)');
   /**
    * The store is a replica of a ledger (cluster mode): a lost write would make it differ from the
    * others for good, so a full disk is fatal too (the node restarts and replays from its mark).
