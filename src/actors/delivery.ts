@@ -17,13 +17,13 @@
  */
 import { LRUCache } from 'lru-cache';
 import { logger } from '../log';
-import { EndOfTurn } from '../turn';
 import { Code } from '../protocol/codes';
 import { errorFrame, refusedAnswer, renderFrame, STORAGE_FULL_TEXT, type Request, type Template } from '../protocol/frames';
-import { accountConv, StoreError, type AccountPositions, type ConvId, type NewEntry, type Store } from '../store/ports';
-import { deliveryLatencySeconds, now as clock, secondsSince, storeFlushSeconds } from '../status/instruments';
+import { accountConv, type AccountPositions, type ConvId, type NewEntry, type Store } from '../store/ports';
+import { deliveryLatencySeconds, now as clock, secondsSince } from '../status/instruments';
 import { PositionBook } from './account-positions';
 import { Backlog } from './backlog';
+import { DurableGate } from './durable-gate';
 import type { Post, StateOut } from './envelopes';
 import { applyChange, changeAnswer, decideChange, type ChangeDecision } from './edits';
 import { readHistory, type HistoryAnnotate } from './history';
@@ -66,13 +66,11 @@ export class Delivery {
   /** Direct conversations known to be in both accounts' membership lists. */
   private readonly knownConvs = new LRUCache<string, true>({ max: 100_000 });
   private lastOffset: number;
-  private durableQueue: Array<{ done: () => void; lost: (() => void) | undefined }> = [];
-  private readonly durableFlush = new EndOfTurn(() => this.flushTurn());
-  private released: Promise<void> = Promise.resolve();
+  private readonly gate: DurableGate;
   private readonly log = logger({ part: 'delivery' });
   readonly counters = { appended: 0, duplicates: 0, pushed: 0, backlogFrames: 0, lostFull: 0 };
   /**
-   * A store write failed for good: the output waiting on it never leaves. The owner sets this and
+   * A store write failed for good (see durable-gate.ts): the output waiting on it never leaves. The owner sets this and
    * decides what stops; an actor never ends the process.
    */
   onFatal: (err: unknown) => void = (err) => this.log.error({ err }, 'fatal store error, and no owner was told (onFatal not set)');
@@ -88,6 +86,7 @@ export class Delivery {
     this.positions = new PositionBook(store.positions);
     this.retention = new Retention(store.log, limits);
     this.lastOffset = store.stats().lastOffset;
+    this.gate = new DurableGate(store, { replica: () => this.replica, lost: () => this.lostFull(), fatal: (err) => this.onFatal(err) });
   }
 
   /**
@@ -202,32 +201,13 @@ export class Delivery {
    * the writes were lost instead, `lost` runs (when given) and `fn` never does.
    */
   afterDurable(fn: () => void, lost?: () => void): void {
-    this.durableQueue.push({ done: fn, lost });
-    this.durableFlush.request();
+    this.gate.after(fn, lost);
   }
 
-  /** One flush per turn for everything that waits on it (see afterDurable). */
-  private flushTurn(): void {
-    const queue = this.durableQueue;
-    this.durableQueue = [];
-    const requested = clock();
-    const durable = this.store.flush();
-    durable.then(() => storeFlushSeconds.observe(secondsSince(requested)), () => { /* handled below */ });
-    this.released = this.released
-      .then(() => durable)
-      .then(() => { for (const f of queue) f.done(); }, (err: unknown) => {
-        if (!(err instanceof StoreError) || err.code !== 'full' || this.replica) throw err;
-        // The disk is full: that turn's writes are lost, the process goes on (the node refuses
-        // writes until the store's probe succeeds). Who waited is told; nothing is acknowledged.
-        this.counters.lostFull++;
-        this.knownConvs.clear();
-        for (const f of queue) f.lost?.();
-      })
-      .catch((err: unknown) => {
-        // Output that cannot be made durable must not leave; a restart starts from what is on disk.
-        this.log.fatal({ err }, 'store write failed');
-        this.onFatal(err);
-      });
+  /** A turn's writes were lost to a full disk: the direct conversations it joined may be lost too. */
+  private lostFull(): void {
+    this.counters.lostFull++;
+    this.knownConvs.clear();
   }
 
   private append(conv: ConvId, p: Post, now: number): number {
@@ -386,8 +366,7 @@ export class Delivery {
   /** Writes what is pending and waits until it is durable and released. */
   async settle(): Promise<void> {
     this.positions.write();
-    await new Promise<void>((resolve) => this.afterDurable(resolve, resolve));
-    await this.released;
+    await this.gate.settle();
   }
 
   async close(): Promise<void> {
