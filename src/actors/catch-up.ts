@@ -1,0 +1,166 @@
+/**
+ * Sign-in catch-up: a connection that signs in is sent what its account missed, read from the
+ * logs in offset order as its socket drains, while live frames for it are held behind the backlog
+ * (or, past a bound, dropped and read from the log on one more pass).
+ *
+ * A file of its own because it is the one part of delivery with state per connection that lasts
+ * across turns (a backlog, timers, held frames); the fan-out only asks it whether a connection is
+ * still catching up, so frames reach an account in offset order.
+ */
+import { logger } from '../log';
+import { accountConv, type AccountPositions, type Store } from '../store/ports';
+import type { PositionBook } from './account-positions';
+import { Backlog } from './backlog';
+import type { Peer, Peers } from './peer';
+
+export interface CatchUpLimits {
+  /** Newest records of a group delivered at sign-in. */
+  groupBacklog: number;
+  /** Bytes a socket may have waiting before it is dropped (see Connection.send). */
+  maxBuffered: number;
+}
+
+/** Backlog frames written per turn to one connection. */
+const SYNC_TURN = 256;
+/** Live frames a connection still reading its backlog may hold; past this it reads them from the log. */
+const HELD_MAX = 5000;
+const HELD_BYTES = 4 * 1024 * 1024;
+
+interface Sync {
+  peer: Peer;
+  backlog: Backlog;
+  /** The backlog covers offsets up to here; anything later arrives live (held meanwhile). */
+  upTo: number;
+  held: string[];
+  heldBytes: number;
+  /** Offset of the newest frame held. */
+  heldLast: number;
+  /** Held frames overflowed and were dropped: read them from the log after this pass. */
+  overflow: boolean;
+}
+
+export class CatchUp {
+  private readonly syncs = new Map<number, Sync>();
+  private readonly log = logger({ part: 'delivery' });
+
+  /**
+   * `lastOffset` is the newest record stored; backlog frames sent are counted in `counters`.
+   */
+  constructor(
+    private readonly store: Store,
+    private readonly peers: Peers,
+    private readonly positions: PositionBook,
+    private readonly limits: CatchUpLimits,
+    private readonly lastOffset: () => number,
+    private readonly counters: { backlogFrames: number },
+  ) {}
+
+  /** Connections still reading their backlog. */
+  get size(): number { return this.syncs.size; }
+
+  /** Sends the connection what its account missed, in offset order; live frames wait behind it. */
+  sync(peer: Peer, positions?: Promise<AccountPositions | undefined>): void {
+    // A sync already under way covers a repeated `online`: the backlog is not sent twice.
+    if (this.syncs.has(peer.id) || peer.account === undefined) return;
+    const account = peer.account;
+    const s = this.open(peer, account);
+    if (positions === undefined) return this.start(s, account);
+    // The account's positions come from elsewhere (cluster mode): live frames wait meanwhile, and
+    // are dropped when the backlog starts, which covers them (it reads through the newest record).
+    positions.then((p) => {
+      if (p) this.positions.merge(account, p);
+    }, (err: unknown) => this.log.warn({ err, account }, 'positions not read from the engine: the backlog starts from the cached ones')).finally(() => {
+      if (this.syncs.get(peer.id) !== s) return;
+      dropHeld(s);
+      s.overflow = false;
+      this.start(s, account);
+    });
+  }
+
+  /** Holds a live frame for `peer` if it is still catching up (true); false: it may be written now. */
+  held(peer: Peer, frame: string, offset: number): boolean {
+    const s = this.syncs.get(peer.id);
+    if (!s) return false;
+    if (!s.overflow) hold(s, frame, offset);
+    return true;
+  }
+
+  /** A connection closed: its backlog stops. */
+  closed(peer: Peer): void {
+    if (this.syncs.get(peer.id)?.peer === peer) this.syncs.delete(peer.id);
+  }
+
+  /** A sync with an empty backlog: it holds live frames until its positions are known. */
+  private open(peer: Peer, account: string): Sync {
+    const last = this.lastOffset();
+    const empty = new Backlog(this.store.log, { account, after: last, upTo: last, groupBacklog: 0, epoch: this.store.epoch }, []);
+    const s: Sync = { peer, backlog: empty, upTo: last, held: [], heldBytes: 0, heldLast: 0, overflow: false };
+    this.syncs.set(peer.id, s);
+    return s;
+  }
+
+  private start(s: Sync, account: string): void {
+    const p = this.positions.get(account);
+    this.readFrom(s, account, p.ackMode ? p.acked : p.delivered);
+    this.pump(s);
+  }
+
+  /** The backlog of `account` after `after`, through the newest record stored now. */
+  private readFrom(s: Sync, account: string, after: number): void {
+    const memberships = [{ conv: accountConv(account), since: 0 }, ...this.store.positions.memberships(account)];
+    const upTo = this.lastOffset();
+    s.backlog = new Backlog(this.store.log, { account, after, upTo, groupBacklog: this.limits.groupBacklog, epoch: this.store.epoch, own: s.peer.syncOwn === true }, memberships);
+    s.upTo = upTo;
+  }
+
+  private pump(s: Sync): void {
+    const { peer } = s;
+    const account = peer.account;
+    if (account === undefined || this.peers.peer(peer.id) !== peer || this.syncs.get(peer.id) !== s) {
+      if (this.syncs.get(peer.id) === s) this.syncs.delete(peer.id);
+      return;
+    }
+    const ackMode = this.positions.get(account).ackMode;
+    // The backlog goes out as the socket drains: a quarter of what would get the socket dropped may
+    // wait at a time, checked before every frame (a frame is at most an eighth of it, see config).
+    const pause = this.limits.maxBuffered / 4;
+    for (let sent = 0; sent < SYNC_TURN; sent++) {
+      if (peer.bufferedAmount > pause) { setTimeout(() => this.pump(s), 10); return; }
+      const { frames, last } = s.backlog.next(1);
+      if (last === 0) return this.caughtUp(s, account);
+      for (const f of frames) peer.send(f);
+      this.counters.backlogFrames += frames.length;
+      if (!ackMode) this.positions.delivered(account, last);
+    }
+    setImmediate(() => this.pump(s));
+  }
+
+  private caughtUp(s: Sync, account: string): void {
+    if (s.overflow) {
+      // What was held and dropped is in the logs: read on from where this pass ended.
+      s.overflow = false;
+      this.readFrom(s, account, s.upTo);
+      return void setImmediate(() => this.pump(s));
+    }
+    this.syncs.delete(s.peer.id);
+    for (const f of s.held) s.peer.send(f);
+    if (s.held.length > 0 && !this.positions.get(account).ackMode) this.positions.delivered(account, s.heldLast);
+  }
+}
+
+/** Keeps a live frame behind the backlog; past the bound all held frames go and the log is read again. */
+function hold(s: Sync, frame: string, offset: number): void {
+  s.held.push(frame);
+  s.heldBytes += frame.length;
+  s.heldLast = offset;
+  if (s.held.length > HELD_MAX || s.heldBytes > HELD_BYTES) {
+    dropHeld(s);
+    s.overflow = true;
+  }
+}
+
+function dropHeld(s: Sync): void {
+  s.held = [];
+  s.heldBytes = 0;
+  s.heldLast = 0;
+}
