@@ -44,7 +44,7 @@ import { connect } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { flagNum, now, openAccount, parseFlags, ProcWatch, rssBytes, sleep } from './common';
 import * as driver from './driver';
-import type { CapConnectArgs, ClusterTarget } from './loadgen';
+import type { CapConnectArgs, ClusterTarget } from './agent-args';
 import { pickPort, readTail, restartServer, startServer, stopServer, track, type Running } from './server';
 import { closeAll, signInMany, type BenchClient } from './clients';
 import { fmt, type RunResult } from './stats';

@@ -6,7 +6,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import * as path from 'node:path';
 import { flagNum, now, parseFlags, ProcWatch, sleep } from './common';
-import type { CapConnectArgs, ClusterTarget, FlowArgs, OfflineArgs, SigninArgs } from './loadgen';
+import type { CapConnectArgs, ClusterTarget, FlowArgs, OfflineArgs, SigninArgs } from './agent-args';
 import type { StormSetupArgs } from './storm';
 import { track } from './server';
 import { fmt, type RunResult } from './stats';

@@ -7,6 +7,7 @@ import { expect } from 'chai';
 import { ImgcClient, ImgcError, Code, ClientCode, type MessageFrame, type NoticeFrame } from '../src/client/index';
 import { accountsReady, newAccount, type Account } from './support/accounts';
 import { startServer, type ServerHandle } from './support/server';
+import { useServer } from './support/suite';
 
 function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
@@ -40,22 +41,17 @@ function clientOf(url: string, account: Account, extra: Partial<ConstructorParam
 
 describe('client SDK against the server', function () {
   this.timeout(60_000);
-  let srv: ServerHandle;
+  const ctx = useServer(['--auth', 'signed']);
   const open: ImgcClient[] = [];
   const track = <T extends { c: ImgcClient }>(x: T): T => { open.push(x.c); return x; };
 
-  before(async () => {
-    await accountsReady();
-    srv = await startServer(['--auth', 'signed']);
-  });
   afterEach(() => { for (const c of open.splice(0)) c.close(); });
-  after(async () => { await srv?.stop(); });
 
   it('signs in with a signer, sends and receives, resolves the send on the server\'s answer', async () => {
     const alice = newAccount();
     const bob = newAccount();
-    const a = track(clientOf(srv.url, alice));
-    const b = track(clientOf(srv.url, bob));
+    const a = track(clientOf(ctx.srv.url, alice));
+    const b = track(clientOf(ctx.srv.url, bob));
     await Promise.all([a.c.connect(), b.c.connect()]);
     expect(a.c.state).to.equal('ready');
     expect(a.c.resume, 'a resume token from the Welcome').to.be.a('string');
@@ -71,7 +67,7 @@ describe('client SDK against the server', function () {
 
   it('accepts a @polkadot/keyring pair as the signer (account taken from it)', async () => {
     const alice = newAccount();
-    const c = new ImgcClient({ url: srv.url, signer: alice.pair });
+    const c = new ImgcClient({ url: ctx.srv.url, signer: alice.pair });
     open.push(c);
     await c.connect();
     expect(c.account).to.equal(alice.address);
@@ -79,7 +75,7 @@ describe('client SDK against the server', function () {
 
   it('resumes with the token after a drop (no new signature), falls back to sig when the token is refused', async () => {
     const alice = newAccount();
-    const a = track(clientOf(srv.url, alice));
+    const a = track(clientOf(ctx.srv.url, alice));
     await a.c.connect();
     expect(a.signs()).to.equal(1);
     const token = a.c.resume!;
@@ -90,7 +86,7 @@ describe('client SDK against the server', function () {
 
     // A tampered token: refused with 44004, then the client signs.
     const tampered = token.slice(0, -2) + (token.endsWith('AA') ? 'BB' : 'AA');
-    const b = track(clientOf(srv.url, alice, { resume: tampered }));
+    const b = track(clientOf(ctx.srv.url, alice, { resume: tampered }));
     await b.c.connect();
     expect(b.errors, 'the tampered token was tried and refused').to.deep.equal([Code.BAD_SIGNATURE]);
     expect(b.signs()).to.equal(1);
@@ -99,7 +95,7 @@ describe('client SDK against the server', function () {
 
   it('rejects with typed errors carrying the server\'s codes', async () => {
     const alice = newAccount();
-    const a = track(clientOf(srv.url, alice));
+    const a = track(clientOf(ctx.srv.url, alice));
     await a.c.connect();
     const bad = await a.c.send('not-an-address', 'x').catch((e: unknown) => e);
     expect(bad).to.be.instanceOf(ImgcError);
@@ -110,7 +106,7 @@ describe('client SDK against the server', function () {
     expect((empty as ImgcError).code).to.equal(Code.MISSING_PARAMS);
 
     // No signer on a signed server: the sign-in is refused for good.
-    const unsigned = new ImgcClient({ url: srv.url, account: newAccount().address, reconnect: { initialMs: 50 } });
+    const unsigned = new ImgcClient({ url: ctx.srv.url, account: newAccount().address, reconnect: { initialMs: 50 } });
     open.push(unsigned);
     const refused = await unsigned.connect().catch((e: unknown) => e);
     expect((refused as ImgcError).code).to.equal(Code.BAD_SIGNATURE);
@@ -122,7 +118,7 @@ describe('client SDK against the server', function () {
   it('iterates history backwards from the newest (default) and forwards, page by page', async () => {
     const alice = newAccount();
     const bob = newAccount();
-    const a = track(clientOf(srv.url, alice));
+    const a = track(clientOf(ctx.srv.url, alice));
     await a.c.connect();
     for (let i = 0; i < 7; i++) await a.c.send(bob.address, `m${i}`);
     const back: unknown[] = [];
@@ -140,9 +136,9 @@ describe('client SDK against the server', function () {
 
   it('every group method, with the events other members see', async () => {
     const [alice, bob, carol] = [newAccount(), newAccount(), newAccount()];
-    const a = track(clientOf(srv.url, alice));
-    const b = track(clientOf(srv.url, bob));
-    const c = track(clientOf(srv.url, carol));
+    const a = track(clientOf(ctx.srv.url, alice));
+    const b = track(clientOf(ctx.srv.url, bob));
+    const c = track(clientOf(ctx.srv.url, carol));
     await Promise.all([a.c.connect(), b.c.connect(), c.c.connect()]);
     const id = await a.c.group.create([bob.address]);
     expect(id).to.match(/^GD[A-Za-z]{10}$/);
@@ -189,7 +185,7 @@ describe('client SDK against the server', function () {
   });
 
   it('verification methods answer 45010 when the server has no chain', async () => {
-    const a = track(clientOf(srv.url, newAccount()));
+    const a = track(clientOf(ctx.srv.url, newAccount()));
     await a.c.connect();
     expect(((await a.c.reg().catch((e: unknown) => e)) as ImgcError).code).to.equal(Code.VERIFY_DISABLED);
     expect(((await a.c.token().catch((e: unknown) => e)) as ImgcError).code).to.be.oneOf([Code.VERIFY_DISABLED, Code.NOT_PERMITTED]);

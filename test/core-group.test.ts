@@ -6,9 +6,10 @@
 import { expect } from 'chai';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { accountsReady, newAccount, newAccounts, type Account } from './support/accounts';
-import { Client, ClientPool, isMessage, isNotice, type Frame } from './support/client';
-import { getStatus, startServer, type ServerHandle } from './support/server';
+import { newAccount, newAccounts, type Account } from './support/accounts';
+import { Client, isMessage, isNotice, type Frame } from './support/client';
+import { getStatus, type ServerHandle } from './support/server';
+import { useServer } from './support/suite';
 import { groupAddress, partitionOf, workerOf } from '../src/supervisor/placement';
 
 const RECORD_KEYS = ['announce', 'block', 'create', 'founder', 'group', 'id', 'manager', 'nick', 'notice', 'permit', 'status', 'update'];
@@ -32,16 +33,16 @@ function expectGroupNotice(f: Frame, act: string, msg: Record<string, unknown>, 
 interface Member { account: Account; client: Client }
 
 describe('core: group chat', function () {
-  let srv: ServerHandle;
-  const clients = new ClientPool();
-  const connect = (name?: string, server = srv): Promise<Client> => clients.connect(server.url, name);
-  const online = async (name: string, account = newAccount(), server = srv): Promise<Member> => {
+  // Four workers: the placement test below needs several, and every other test then runs on them too.
+  const ctx = useServer(['--workers', String(WORKERS), '--partitions', String(PARTITIONS)], { status: true });
+  const { clients, connect } = ctx;
+  const online = async (name: string, account = newAccount(), server = ctx.srv): Promise<Member> => {
     const client = await connect(name, server);
     await client.signIn(account);
     return { account, client };
   };
   /** A manager and members, all signed in; the group is created and every create notice taken. */
-  const makeGroup = async (n: number, server = srv): Promise<{ gid: string; m: Member[] }> => {
+  const makeGroup = async (n: number, server = ctx.srv): Promise<{ gid: string; m: Member[] }> => {
     const m = await Promise.all(Array.from({ length: n }, (_, i) => online(`m${i}`, newAccount(), server)));
     m[0]!.client.request({ cat: 'group', act: 'create', list: m.slice(1).map((x) => x.account.address), callback: 'mk' });
     const created = await m[0]!.client.next(isNotice('group', 'create'), 5000, 'create answer');
@@ -76,14 +77,6 @@ describe('core: group chat', function () {
     expect(f.method).to.deep.equal({ act: req.act, cat: 'group', callback: cb });
     return f;
   };
-
-  before(async () => {
-    await accountsReady();
-    // Four workers: the placement test below needs several, and every other test then runs on them too.
-    srv = await startServer(['--workers', String(WORKERS), '--partitions', String(PARTITIONS)], { status: true });
-  });
-  afterEach(() => clients.closeAll());
-  after(async () => { await srv?.stop(); });
 
   describe('create', () => {
     it('answers the requester with {msg:{id}} and its callback, and tells every member', async () => {
@@ -581,7 +574,7 @@ describe('core: group chat', function () {
   });
 
   describe('placement on worker threads (--workers 4)', () => {
-    const four = (): ServerHandle => srv;
+    const four = (): ServerHandle => ctx.srv;
 
     it('16 groups spread over more than one worker (GET /status agrees with placement), and every group works wherever it lives', async () => {
       const a = await online('alice', newAccount(), four());

@@ -5,9 +5,10 @@
  * connection and the server keep serving.
  */
 import { expect } from 'chai';
-import { accountsReady, newAccount, newAccounts, randomAddresses, type Account } from './support/accounts';
-import { Client, ClientPool, isError, isMessage, isNotice, type Frame } from './support/client';
+import { newAccount, newAccounts, randomAddresses, type Account } from './support/accounts';
+import { Client, isError, isMessage, isNotice, type Frame } from './support/client';
 import { startServer, type ServerHandle } from './support/server';
+import { useServer } from './support/suite';
 
 const KNOWN_CODES = [41400, 41401, 44001, 44002, 44003, 44004, 44009, 44029, 44100, 44501, 44744, 45003, 45010];
 const DEEP = 10_000;
@@ -15,16 +16,15 @@ const deepArray = (n: number): string => '['.repeat(n) + ']'.repeat(n);
 const deepObject = (n: number): string => '{"a":'.repeat(n) + '1' + '}'.repeat(n);
 
 describe('core: hostile input', function () {
-  let srv: ServerHandle;
-  const clients = new ClientPool();
-  const connect = (name?: string, server = srv): Promise<Client> => clients.connect(server.url, name);
-  const online = async (name: string, account: Account = newAccount(), server = srv): Promise<Client> => {
+  const ctx = useServer(['--workers', '2']);
+  const { clients, connect } = ctx;
+  const online = async (name: string, account: Account = newAccount(), server = ctx.srv): Promise<Client> => {
     const c = await connect(name, server);
     await c.signIn(account);
     return c;
   };
   /** The server still serves: a new client signs in and a message reaches another new client. */
-  const stillServing = async (server = srv): Promise<void> => {
+  const stillServing = async (server = ctx.srv): Promise<void> => {
     const [x, y] = newAccounts(2);
     const cx = await online('check-x', x, server);
     const cy = await online('check-y', y, server);
@@ -36,13 +36,6 @@ describe('core: hostile input', function () {
     c.request({ cat: 'chat', act: 'chat', to: me.address, msg: 'ping-self' });
     expect(await c.next(isMessage((f) => f.msg === 'ping-self'), 5000, 'own message')).to.deep.include({ from: me.address, to: me.address });
   };
-
-  before(async () => {
-    await accountsReady();
-    srv = await startServer(['--workers', '2']);
-  });
-  afterEach(() => clients.closeAll());
-  after(async () => { await srv?.stop(); });
 
   describe('malformed frames', () => {
     it('a frame over 64 KiB gets 41400 and the connection keeps working', async () => {
@@ -447,7 +440,7 @@ describe('core: hostile input', function () {
 
   describe('after all of it', () => {
     it('the server is still up and a second client can sign in and chat', async () => {
-      expect(srv.proc.exitCode).to.equal(null);
+      expect(ctx.srv.proc.exitCode).to.equal(null);
       await stillServing();
     });
   });

@@ -4,23 +4,16 @@
  * devices of one account, `offline`, and the per-account bound of stored messages.
  */
 import { expect } from 'chai';
-import { accountsReady, newAccount, newAccounts } from './support/accounts';
-import { Client, ClientPool, isMessage, isNotice, type Frame } from './support/client';
+import { newAccount, newAccounts } from './support/accounts';
+import { isMessage, isNotice, type Frame } from './support/client';
 import { getStatus, startServer, type ServerHandle } from './support/server';
+import { useServer } from './support/suite';
 
 const MESSAGE_KEYS = ['from', 'method', 'msg', 'seq', 'to', 'type'];
 
 describe('core: instant messaging', function () {
-  let srv: ServerHandle;
-  const clients = new ClientPool();
-  const connect = (name?: string, server = srv): Promise<Client> => clients.connect(server.url, name);
-
-  before(async () => {
-    await accountsReady();
-    srv = await startServer(['--workers', '2']);
-  });
-  afterEach(() => clients.closeAll());
-  after(async () => { await srv?.stop(); });
+  const ctx = useServer(['--workers', '2']);
+  const { clients, connect } = ctx;
 
   describe('live delivery', () => {
     for (const act of ['chat', 'to']) {

@@ -5,28 +5,21 @@
  * a tombstone without `msg`). Only the sender edits; the sender or a group's manager deletes.
  */
 import { expect } from 'chai';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
-import { ClientPool, isMessage, isNotice, type Client, type Frame } from './support/client';
-import { startServer, type ServerHandle } from './support/server';
+import { newAccounts, type Account } from './support/accounts';
+import { isMessage, isNotice, type Client, type Frame } from './support/client';
 import { drainQuiet, expectRisingSeq, historyPage } from './support/history';
 import { ask, device, makeGroup } from './support/devices';
+import { useServer } from './support/suite';
 
 const isEdit = isNotice('chat', 'edit');
 const isDelete = isNotice('chat', 'delete');
 
 describe('devices: edit and delete', function () {
   this.timeout(30_000);
-  let srv: ServerHandle;
-  const pool = new ClientPool();
+  const ctx = useServer();
+  const pool = ctx.clients;
   let alice: Account, bob: Account, carol: Account;
-
-  before(async () => {
-    await accountsReady();
-    srv = await startServer();
-  });
   beforeEach(() => { [alice, bob, carol] = newAccounts(3) as [Account, Account, Account]; });
-  afterEach(() => pool.closeAll());
-  after(async () => { await srv?.stop(); });
 
   /** `from` sends `msg` to `to` (direct); resolves with the seq `to`'s socket saw. */
   async function sendDirect(from: Client, to: Client, msg: unknown): Promise<number> {
@@ -36,9 +29,9 @@ describe('devices: edit and delete', function () {
   }
 
   it('direct: edit and delete reach the other side and the author\'s other opted-in device live; history shows the latest version', async () => {
-    const a1 = await device(pool, srv.url, alice, 'a1', false);
-    const a2 = await device(pool, srv.url, alice, 'a2', true);
-    const b1 = await device(pool, srv.url, bob, 'b1', false);
+    const a1 = await device(pool, ctx.srv.url, alice, 'a1', false);
+    const a2 = await device(pool, ctx.srv.url, alice, 'a2', true);
+    const b1 = await device(pool, ctx.srv.url, bob, 'b1', false);
     const s1 = await sendDirect(a1, b1, 'first');
     const s2 = await sendDirect(a1, b1, 'second');
     a2.clear();
@@ -82,12 +75,12 @@ describe('devices: edit and delete', function () {
   });
 
   it('at sign-in: an account that was away gets the latest versions and the changes, never a deleted message\'s content', async () => {
-    const a1 = await device(pool, srv.url, alice, 'a1', false);
-    const b1 = await device(pool, srv.url, bob, 'b1', false);
+    const a1 = await device(pool, ctx.srv.url, alice, 'a1', false);
+    const b1 = await device(pool, ctx.srv.url, bob, 'b1', false);
     await b1.close();
     expect((await ask(a1, { cat: 'chat', act: 'chat', to: bob.address, msg: 'keep me', mid: 'k' })).type).to.equal('notice');
     // Bob reads it on one device, so only what follows is in his next backlog.
-    const b0 = await device(pool, srv.url, bob, 'b-peek', false);
+    const b0 = await device(pool, ctx.srv.url, bob, 'b-peek', false);
     const m1 = await b0.next(isMessage((f) => f.msg === 'keep me'));
     await b0.close();
     await ask(a1, { cat: 'chat', act: 'chat', to: bob.address, msg: 'drop me', mid: 'd' });
@@ -95,7 +88,7 @@ describe('devices: edit and delete', function () {
     const dropSeq = hist.messages.find((f: Frame) => f.msg === 'drop me').seq as number;
     const e = await ask(a1, { cat: 'chat', act: 'edit', with: bob.address, seq: m1.seq, msg: 'kept, edited' });
     const d = await ask(a1, { cat: 'chat', act: 'delete', with: bob.address, seq: dropSeq });
-    const b2 = await device(pool, srv.url, bob, 'b2', false);
+    const b2 = await device(pool, ctx.srv.url, bob, 'b2', false);
     const frames = await drainQuiet(b2, 400);
     expectRisingSeq(frames);
     expect(JSON.stringify(frames)).to.not.include('drop me');
@@ -106,7 +99,7 @@ describe('devices: edit and delete', function () {
     // An opted-in device of Alice's that signs in now gets her own records: the message in its
     // latest version, the deleted one not at all, and both changes, all marked own.
     await a1.close();
-    const a3 = await device(pool, srv.url, alice, 'a3', true);
+    const a3 = await device(pool, ctx.srv.url, alice, 'a3', true);
     const mine = await drainQuiet(a3, 400);
     expect(JSON.stringify(mine)).to.not.include('drop me');
     expect(mine.map((f) => [f.method?.act, f.seq, f.own, f.to, f.msg ?? null, f.edited ?? null])).to.deep.equal([
@@ -117,9 +110,9 @@ describe('devices: edit and delete', function () {
   });
 
   it('group: the author edits, members see it live and in history; the manager may delete anyone\'s message, a member only its own', async () => {
-    const b1 = await device(pool, srv.url, bob, 'b1-manager', false);
-    const a1 = await device(pool, srv.url, alice, 'a1', false);
-    const c1 = await device(pool, srv.url, carol, 'c1', false);
+    const b1 = await device(pool, ctx.srv.url, bob, 'b1-manager', false);
+    const a1 = await device(pool, ctx.srv.url, alice, 'a1', false);
+    const c1 = await device(pool, ctx.srv.url, carol, 'c1', false);
     const gid = await makeGroup(b1, [alice, carol], [a1, c1]);
     a1.request({ cat: 'group', act: 'chat', to: gid, msg: 'alice 1' });
     const g1 = (await c1.next(isMessage((f) => f.msg === 'alice 1'))).seq as number;
@@ -157,9 +150,9 @@ describe('devices: edit and delete', function () {
   });
 
   it('errors: unknown seq, another conversation\'s seq, a server notice, a non-member, missing with/group', async () => {
-    const a1 = await device(pool, srv.url, alice, 'a1', false);
-    const b1 = await device(pool, srv.url, bob, 'b1', false);
-    const c1 = await device(pool, srv.url, carol, 'c1', false);
+    const a1 = await device(pool, ctx.srv.url, alice, 'a1', false);
+    const b1 = await device(pool, ctx.srv.url, bob, 'b1', false);
+    const c1 = await device(pool, ctx.srv.url, carol, 'c1', false);
     const s1 = await sendDirect(a1, b1, 'to bob');
     const gid = await makeGroup(b1, [alice], [a1]);
     b1.request({ cat: 'group', act: 'join', id: gid, account: carol.address });
@@ -169,7 +162,7 @@ describe('devices: edit and delete', function () {
     expect((await ask(b1, { cat: 'chat', act: 'delete', group: gid, seq: join.seq })).code, 'a server notice is no message').to.equal(44744);
     expect((await ask(b1, { cat: 'chat', act: 'edit', with: alice.address, seq: s1, msg: 'x' })).code, 'the receiver does not edit').to.equal(44501);
     expect((await ask(b1, { cat: 'chat', act: 'delete', with: alice.address, seq: s1 })).code, 'the receiver does not delete').to.equal(44501);
-    const outsider = await device(pool, srv.url, newAccounts(1)[0]!, 'x1', false);
+    const outsider = await device(pool, ctx.srv.url, newAccounts(1)[0]!, 'x1', false);
     expect((await ask(outsider, { cat: 'chat', act: 'delete', group: gid, seq: join.seq })).code).to.equal(44501);
     expect((await ask(a1, { cat: 'chat', act: 'delete', seq: s1 })).code).to.equal(44001);
     expect((await ask(a1, { cat: 'chat', act: 'edit', with: bob.address, seq: s1 })).code, 'an edit needs msg').to.equal(44001);

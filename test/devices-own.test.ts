@@ -6,31 +6,24 @@
  * reader's own messages.
  */
 import { expect } from 'chai';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
-import { ClientPool, isMessage, isNotice, type Frame } from './support/client';
-import { startServer, type ServerHandle } from './support/server';
+import { newAccounts, type Account } from './support/accounts';
+import { isMessage, isNotice, type Frame } from './support/client';
 import { drainQuiet, expectRisingSeq, historyPage } from './support/history';
 import { ask, device, makeGroup } from './support/devices';
+import { useServer } from './support/suite';
 
 describe('devices: own-device sync', function () {
   this.timeout(30_000);
-  let srv: ServerHandle;
-  const pool = new ClientPool();
+  const ctx = useServer();
+  const pool = ctx.clients;
   let alice: Account, bob: Account, carol: Account;
-
-  before(async () => {
-    await accountsReady();
-    srv = await startServer();
-  });
   beforeEach(() => { [alice, bob, carol] = newAccounts(3) as [Account, Account, Account]; });
-  afterEach(() => pool.closeAll());
-  after(async () => { await srv?.stop(); });
 
   it('live: a direct message reaches the other opted-in sockets marked own, with the recipient\'s seq and `to`', async () => {
-    const a1 = await device(pool, srv.url, alice, 'a1', true);
-    const a2 = await device(pool, srv.url, alice, 'a2', true);
-    const a3 = await device(pool, srv.url, alice, 'a3-plain', false);
-    const b1 = await device(pool, srv.url, bob, 'b1', false);
+    const a1 = await device(pool, ctx.srv.url, alice, 'a1', true);
+    const a2 = await device(pool, ctx.srv.url, alice, 'a2', true);
+    const a3 = await device(pool, ctx.srv.url, alice, 'a3-plain', false);
+    const b1 = await device(pool, ctx.srv.url, bob, 'b1', false);
     const answer = await ask(a1, { cat: 'chat', act: 'chat', to: bob.address, msg: { t: 'hi' }, mid: 'm1' });
     expect(answer.type).to.equal('notice');
     const got = await b1.next(isMessage(), 5000, 'bob\'s message');
@@ -51,10 +44,10 @@ describe('devices: own-device sync', function () {
   });
 
   it('live: group chat and notice reach the sender\'s other opted-in sockets marked own', async () => {
-    const a1 = await device(pool, srv.url, alice, 'a1', true);
-    const a2 = await device(pool, srv.url, alice, 'a2', true);
-    const a3 = await device(pool, srv.url, alice, 'a3-plain', false);
-    const b1 = await device(pool, srv.url, bob, 'b1', false);
+    const a1 = await device(pool, ctx.srv.url, alice, 'a1', true);
+    const a2 = await device(pool, ctx.srv.url, alice, 'a2', true);
+    const a3 = await device(pool, ctx.srv.url, alice, 'a3-plain', false);
+    const b1 = await device(pool, ctx.srv.url, bob, 'b1', false);
     const gid = await makeGroup(a1, [bob, carol], [b1]);
     a2.clear(); a3.clear();
     a1.request({ cat: 'group', act: 'chat', to: gid, msg: 'group hi' });
@@ -75,15 +68,15 @@ describe('devices: own-device sync', function () {
   });
 
   it('at sign-in: an opted-in device gets its own messages in its backlog, marked own and in seq order', async () => {
-    const a1 = await device(pool, srv.url, alice, 'a1-plain', false);
-    const b1 = await device(pool, srv.url, bob, 'b1', false);
+    const a1 = await device(pool, ctx.srv.url, alice, 'a1-plain', false);
+    const b1 = await device(pool, ctx.srv.url, bob, 'b1', false);
     const gid = await makeGroup(b1, [alice], []);
     await a1.next(isNotice('group', 'create'), 5000, 'create notice');
     await ask(a1, { cat: 'chat', act: 'chat', to: bob.address, msg: 'd1', mid: 'd1' });
     await ask(a1, { cat: 'group', act: 'chat', to: gid, msg: 'g1', mid: 'g1' });
     await b1.nextN(2, (f) => f.msg === 'd1' || f.msg === 'g1');
     await a1.close();
-    const a2 = await device(pool, srv.url, alice, 'a2', true);
+    const a2 = await device(pool, ctx.srv.url, alice, 'a2', true);
     const frames = (await drainQuiet(a2, 400)).filter((f) => f.msg === 'd1' || f.msg === 'g1');
     expect(frames.map((f) => [f.msg, f.own, f.to, f.from])).to.deep.equal([
       ['d1', true, bob.address, alice.address],
@@ -93,8 +86,8 @@ describe('devices: own-device sync', function () {
   });
 
   it('at sign-in: a device that did not opt in gets none of its own messages', async () => {
-    const a1 = await device(pool, srv.url, alice, 'a1-plain', false);
-    const b1 = await device(pool, srv.url, bob, 'b1', false);
+    const a1 = await device(pool, ctx.srv.url, alice, 'a1-plain', false);
+    const b1 = await device(pool, ctx.srv.url, bob, 'b1', false);
     const gid = await makeGroup(b1, [alice], []);
     await ask(a1, { cat: 'chat', act: 'chat', to: bob.address, msg: 'd1', mid: 'd1' });
     await ask(a1, { cat: 'group', act: 'chat', to: gid, msg: 'g1', mid: 'g1' });
@@ -102,7 +95,7 @@ describe('devices: own-device sync', function () {
     await a1.close();
     // After Alice's own messages, while she is away: in her backlog.
     await ask(b1, { cat: 'chat', act: 'chat', to: alice.address, msg: 'from bob', mid: 'fb' });
-    const a2 = await device(pool, srv.url, alice, 'a2-plain', false);
+    const a2 = await device(pool, ctx.srv.url, alice, 'a2-plain', false);
     const frames = await drainQuiet(a2, 400);
     expect(frames.filter((f) => f.from === alice.address || f.own !== undefined), JSON.stringify(frames)).to.deep.equal([]);
     // It is a backlog at all: Bob's message and the create notice came.
@@ -110,8 +103,8 @@ describe('devices: own-device sync', function () {
   });
 
   it('history marks the reader\'s own messages (direct and group); the other side\'s are unmarked', async () => {
-    const a1 = await device(pool, srv.url, alice, 'a1', false);
-    const b1 = await device(pool, srv.url, bob, 'b1', false);
+    const a1 = await device(pool, ctx.srv.url, alice, 'a1', false);
+    const b1 = await device(pool, ctx.srv.url, bob, 'b1', false);
     await ask(a1, { cat: 'chat', act: 'chat', to: bob.address, msg: 'A', mid: 'a' });
     await ask(b1, { cat: 'chat', act: 'chat', to: alice.address, msg: 'B', mid: 'b' });
     const gid = await makeGroup(a1, [bob], [b1]);

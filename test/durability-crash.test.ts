@@ -4,25 +4,22 @@
  * and an acknowledging client must never get a message twice.
  */
 import { expect } from 'chai';
-import { startServer, type ServerHandle } from './support/server';
+import { startServer } from './support/server';
 import { Client, isMessage, isNotice, sleep, type Frame } from './support/client';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
+import { newAccounts, type Account } from './support/accounts';
+import { useServerPerTest } from './support/suite';
 
 describe('durability: SIGKILL mid-stream, restart from the same directory', function () {
   this.timeout(60_000);
-  let srv: ServerHandle | undefined;
+  const ctx = useServerPerTest();
   let accounts: Account[];
 
-  before(async () => {
-    await accountsReady();
-    accounts = newAccounts(4);
-  });
-  afterEach(async () => { if (srv) await srv.stop(); srv = undefined; });
+  before(() => { accounts = newAccounts(4); });
 
   it('delivers every acknowledged message and keeps every acknowledged group change', async () => {
     const [sender, receiver, other] = accounts as [Account, Account, Account];
-    srv = await startServer(['--workers', '2']);
-    const s = await Client.connect(srv.url, { name: 'sender' });
+    ctx.srv = await startServer(['--workers', '2']);
+    const s = await Client.connect(ctx.srv.url, { name: 'sender' });
     await s.signIn(sender);
 
     // A group whose nick we keep changing, and new groups created during the stream.
@@ -50,14 +47,14 @@ describe('durability: SIGKILL mid-stream, restart from the same directory', func
       }
       await sleep(5);
     }
-    const exit = await srv.kill('SIGKILL');
+    const exit = await ctx.srv.kill('SIGKILL');
     expect(exit.signal).to.equal('SIGKILL');
     expect(ackedMsgs.size).to.be.greaterThan(100);
     const sent = i;
     expect(ackedMsgs.size).to.be.at.most(sent);
 
-    srv = await startServer(['--workers', '2'], { dataDir: srv.dataDir });
-    const r = await Client.connect(srv.url, { name: 'receiver' });
+    ctx.srv = await startServer(['--workers', '2'], { dataDir: ctx.srv.dataDir });
+    const r = await Client.connect(ctx.srv.url, { name: 'receiver' });
     await r.signIn(receiver);
     const got: Frame[] = [];
     // Everything acknowledged arrives; collect until the stream goes quiet.
@@ -75,7 +72,7 @@ describe('durability: SIGKILL mid-stream, restart from the same directory', func
     // Sent order is kept: the numbers rise along the sequence.
     expect(delivered).to.deep.equal([...delivered].sort((a, b) => a - b));
 
-    const s2 = await Client.connect(srv.url, { name: 'sender2' });
+    const s2 = await Client.connect(ctx.srv.url, { name: 'sender2' });
     await s2.signIn(sender);
     s2.request({ cat: 'group', act: 'detail', id: gid, callback: 'd' });
     const detail = (await s2.next((f) => f.method?.callback === 'd')).msg;
@@ -92,43 +89,43 @@ describe('durability: SIGKILL mid-stream, restart from the same directory', func
 
   it('an acknowledging client never gets a message twice across crashes', async () => {
     const [sender, receiver] = accounts as [Account, Account];
-    srv = await startServer(['--workers', '2']);
+    ctx.srv = await startServer(['--workers', '2']);
     // The receiver switches to acknowledging mode once (ack of seq 0) and goes away.
-    const r0 = await Client.connect(srv.url);
+    const r0 = await Client.connect(ctx.srv.url);
     await r0.signIn(receiver);
     r0.request({ cat: 'chat', act: 'ack', seq: 0 });
     await sleep(100);
     await r0.close();
-    const s = await Client.connect(srv.url);
+    const s = await Client.connect(ctx.srv.url);
     await s.signIn(sender);
     for (let i = 0; i < 30; i++) s.request({ cat: 'chat', act: 'chat', to: receiver.address, msg: { i }, mid: `a${i}` });
     await s.nextN(30, isNotice('chat', 'chat'));
 
-    let r = await Client.connect(srv.url);
+    let r = await Client.connect(ctx.srv.url);
     await r.signIn(receiver);
     const first = await r.nextN(30, isMessage());
     expect(first.map((f) => f.msg.i)).to.deep.equal([...Array(30).keys()]);
     // Acknowledge the first 20 only, then crash.
     r.request({ cat: 'chat', act: 'ack', seq: first[19]!.seq });
     await sleep(200);
-    await srv.kill('SIGKILL');
+    await ctx.srv.kill('SIGKILL');
 
-    srv = await startServer(['--workers', '2'], { dataDir: srv.dataDir });
-    r = await Client.connect(srv.url);
+    ctx.srv = await startServer(['--workers', '2'], { dataDir: ctx.srv.dataDir });
+    r = await Client.connect(ctx.srv.url);
     await r.signIn(receiver);
     const again = await r.nextN(10, isMessage());
     expect(again.map((f) => f.msg.i)).to.deep.equal([20, 21, 22, 23, 24, 25, 26, 27, 28, 29]);
     expect(await r.none(isMessage(), 300)).to.have.length(0);
     r.request({ cat: 'chat', act: 'ack', seq: again[9]!.seq });
     await sleep(200);
-    await srv.kill('SIGKILL');
+    await ctx.srv.kill('SIGKILL');
 
-    srv = await startServer(['--workers', '2'], { dataDir: srv.dataDir });
-    r = await Client.connect(srv.url);
+    ctx.srv = await startServer(['--workers', '2'], { dataDir: ctx.srv.dataDir });
+    r = await Client.connect(ctx.srv.url);
     await r.signIn(receiver);
     expect(await r.none(isMessage(), 400), 'nothing acknowledged comes back').to.have.length(0);
     // A resend of an already accepted message id is not delivered twice.
-    const s3 = await Client.connect(srv.url);
+    const s3 = await Client.connect(ctx.srv.url);
     await s3.signIn(sender);
     s3.request({ cat: 'chat', act: 'chat', to: receiver.address, msg: { i: 5 }, mid: 'a5' });
     s3.request({ cat: 'chat', act: 'chat', to: receiver.address, msg: { i: 99 }, mid: 'new' });
@@ -140,15 +137,15 @@ describe('durability: SIGKILL mid-stream, restart from the same directory', func
 
   it('a message kept for an absent account without a client message id is written within moments', async () => {
     const [sender, receiver] = accounts as [Account, Account];
-    srv = await startServer(['--workers', '2']);
-    const s = await Client.connect(srv.url);
+    ctx.srv = await startServer(['--workers', '2']);
+    const s = await Client.connect(ctx.srv.url);
     await s.signIn(sender);
     // No mid, no callback: nobody waits for this message, yet it must reach the disk soon.
     s.request({ cat: 'chat', act: 'chat', to: receiver.address, msg: 'kept without an id' });
     await sleep(300);
-    await srv.kill('SIGKILL');
-    srv = await startServer(['--workers', '2'], { dataDir: srv.dataDir });
-    const r = await Client.connect(srv.url);
+    await ctx.srv.kill('SIGKILL');
+    ctx.srv = await startServer(['--workers', '2'], { dataDir: ctx.srv.dataDir });
+    const r = await Client.connect(ctx.srv.url);
     await r.signIn(receiver);
     expect((await r.next(isMessage())).msg).to.equal('kept without an id');
     await r.close();

@@ -5,27 +5,24 @@
 import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
-import { freePort, startServer, statusFetch, tempDir, type ServerHandle } from './support/server';
+import { freePort, startServer, statusFetch, tempDir } from './support/server';
 import { Client, isMessage, sleep } from './support/client';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
+import { newAccounts, type Account } from './support/accounts';
+import { useServerPerTest } from './support/suite';
 
 const BACKUP_TOOL = resolve(__dirname, '..', 'src', 'tools', 'backup.js');
 
 describe('durability: idle groups are evicted and reactivated', function () {
   this.timeout(60_000);
-  let srv: ServerHandle | undefined;
+  const ctx = useServerPerTest();
   let a: Account, b: Account;
 
-  before(async () => {
-    await accountsReady();
-    [a, b] = newAccounts(2) as [Account, Account];
-  });
-  afterEach(async () => { if (srv) await srv.stop(); srv = undefined; });
+  before(() => { [a, b] = newAccounts(2) as [Account, Account]; });
 
   it('an idle group leaves memory and answers its next message with its state', async () => {
     const statusPort = await freePort();
-    srv = await startServer(['--group-idle-ms', '300', '--status-port', String(statusPort)]);
-    const ca = await Client.connect(srv.url);
+    ctx.srv = await startServer(['--group-idle-ms', '300', '--status-port', String(statusPort)]);
+    const ca = await Client.connect(ctx.srv.url);
     await ca.signIn(a);
     const ids: string[] = [];
     for (let i = 0; i < 6; i++) {
@@ -39,13 +36,13 @@ describe('durability: idle groups are evicted and reactivated', function () {
     let st: Record<string, any> = {};
     for (let i = 0; i < 40; i++) {
       await sleep(250);
-      st = await (await statusFetch(srv!, '/status')).json() as Record<string, any>;
+      st = await (await statusFetch(ctx.srv!, '/status')).json() as Record<string, any>;
       if (st.groups.resident === 0) break;
     }
     expect(st.groups).to.deep.equal({ resident: 0 });
 
     // The next message brings it back with its state; a chat still reaches the member.
-    const cb = await Client.connect(srv.url);
+    const cb = await Client.connect(ctx.srv.url);
     await cb.signIn(b);
     cb.clear();
     ca.request({ cat: 'group', act: 'detail', id: ids[0], callback: 'd' });
@@ -62,11 +59,11 @@ describe('durability: idle groups are evicted and reactivated', function () {
 
     // An online backup carries the groups that are not in memory; so does a restart.
     const dest = join(tempDir(), 'idle-backup');
-    execFileSync(process.execPath, [BACKUP_TOOL, dest, '--data', srv.dataDir], { stdio: 'pipe' });
+    execFileSync(process.execPath, [BACKUP_TOOL, dest, '--data', ctx.srv.dataDir], { stdio: 'pipe' });
     await Promise.all([ca.close(), cb.close()]);
-    await srv.stop();
-    srv = await startServer(['--data', dest]);
-    const c2 = await Client.connect(srv.url);
+    await ctx.srv.stop();
+    ctx.srv = await startServer(['--data', dest]);
+    const c2 = await Client.connect(ctx.srv.url);
     await c2.signIn(a);
     for (const [i, id] of ids.entries()) {
       c2.request({ cat: 'group', act: 'detail', id, callback: `r${i}` });

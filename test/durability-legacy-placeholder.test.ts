@@ -7,22 +7,19 @@
 import { expect } from 'chai';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { startServer, tempDir, type ServerHandle } from './support/server';
+import { startServer, tempDir } from './support/server';
 import { Client, type Frame } from './support/client';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
+import { newAccounts, type Account } from './support/accounts';
+import { useServerPerTest } from './support/suite';
 
 const GID = 'GDplacehold';
 
 describe('durability: legacy import of rows with the "GROUP ID" placeholder', function () {
   this.timeout(60_000);
-  let srv: ServerHandle | undefined;
+  const ctx = useServerPerTest();
   let a: Account, b: Account, c: Account;
 
-  before(async () => {
-    await accountsReady();
-    [a, b, c] = newAccounts(3) as [Account, Account, Account];
-  });
-  afterEach(async () => { if (srv) await srv.stop(); srv = undefined; });
+  before(() => { [a, b, c] = newAccounts(3) as [Account, Account, Account]; });
 
   it('every stored row arrives, the placeholder rows too, in the order stored', async () => {
     const now = Date.now();
@@ -54,13 +51,13 @@ describe('durability: legacy import of rows with the "GROUP ID" placeholder', fu
       vertification: null,
     }));
 
-    srv = await startServer(['--import-legacy', file]);
-    const marker = JSON.parse(readFileSync(join(srv.dataDir, 'legacy-import.json'), 'utf8')) as { rows: number; skipped: { rows: number } };
+    ctx.srv = await startServer(['--import-legacy', file]);
+    const marker = JSON.parse(readFileSync(join(ctx.srv.dataDir, 'legacy-import.json'), 'utf8')) as { rows: number; skipped: { rows: number } };
     expect(marker.rows, 'rows imported').to.equal(6);
     expect(marker.skipped.rows, 'rows skipped').to.equal(0);
 
     const stored = (f: Frame): boolean => f.type === 'message' || (f.type === 'notice' && f.msg !== 'Welcome');
-    const cb = await Client.connect(srv.url);
+    const cb = await Client.connect(ctx.srv.url);
     await cb.signIn(b);
     const got = await cb.nextN(5, stored, 5000, "b's stored rows");
     expect(got.map((f) => f.type === 'message' ? f.msg : f.method.act)).to.deep.equal(['create', 'direct', 'update', 'in the group', 'members']);
@@ -74,7 +71,7 @@ describe('durability: legacy import of rows with the "GROUP ID" placeholder', fu
     expect(got.map((f) => f.seq)).to.deep.equal([1, 2, 3, 4, 5].map((k) => got[0]!.seq + k - 1));
     await cb.close();
 
-    const cc = await Client.connect(srv.url);
+    const cc = await Client.connect(ctx.srv.url);
     await cc.signIn(c);
     const [n] = await cc.nextN(1, stored, 5000, "c's stored row");
     expect(n).to.deep.include({ type: 'notice', msg: members.data, method: members.method });

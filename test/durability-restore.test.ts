@@ -6,22 +6,19 @@ import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { cpSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { startServer, tempDir, type ServerHandle } from './support/server';
+import { startServer, tempDir } from './support/server';
 import { Client, isMessage, isNotice, sleep } from './support/client';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
+import { newAccounts, type Account } from './support/accounts';
+import { useServerPerTest } from './support/suite';
 
 const BACKUP_TOOL = resolve(__dirname, '..', 'src', 'tools', 'backup.js');
 
 describe('durability: restore from a backup directory', function () {
   this.timeout(60_000);
-  let srv: ServerHandle | undefined;
+  const ctx = useServerPerTest();
   let a: Account, b: Account, c: Account;
 
-  before(async () => {
-    await accountsReady();
-    [a, b, c] = newAccounts(3) as [Account, Account, Account];
-  });
-  afterEach(async () => { if (srv) await srv.stop(); srv = undefined; });
+  before(() => { [a, b, c] = newAccounts(3) as [Account, Account, Account]; });
 
   /** Creates a group and stores three messages for the absent `b`; returns the group id. */
   async function populate(url: string): Promise<string> {
@@ -50,23 +47,23 @@ describe('durability: restore from a backup directory', function () {
   }
 
   it('a backup directory copied to a new location restores', async () => {
-    srv = await startServer([]);
-    const gid = await populate(srv.url);
-    await srv.stop({ keepData: true });
+    ctx.srv = await startServer([]);
+    const gid = await populate(ctx.srv.url);
+    await ctx.srv.stop({ keepData: true });
     const copy = join(tempDir(), 'moved');
-    cpSync(srv.dataDir, copy, { recursive: true });
-    srv = await startServer(['--data', copy]);
-    await expectRestored(srv.url, gid);
+    cpSync(ctx.srv.dataDir, copy, { recursive: true });
+    ctx.srv = await startServer(['--data', copy]);
+    await expectRestored(ctx.srv.url, gid);
   });
 
   it('an online backup taken while the server runs restores', async () => {
-    srv = await startServer([]);
-    const gid = await populate(srv.url);
+    ctx.srv = await startServer([]);
+    const gid = await populate(ctx.srv.url);
     const dest = join(tempDir(), 'online');
-    execFileSync(process.execPath, [BACKUP_TOOL, dest, '--data', srv.dataDir], { stdio: 'pipe' });
-    await srv.stop();
-    srv = await startServer(['--data', dest]);
-    await expectRestored(srv.url, gid);
+    execFileSync(process.execPath, [BACKUP_TOOL, dest, '--data', ctx.srv.dataDir], { stdio: 'pipe' });
+    await ctx.srv.stop();
+    ctx.srv = await startServer(['--data', dest]);
+    await expectRestored(ctx.srv.url, gid);
   });
 
   it("imports the first service's backup file once", async () => {
@@ -89,8 +86,8 @@ describe('durability: restore from a backup directory', function () {
       },
       vertification: null,
     }));
-    srv = await startServer(['--import-legacy', file]);
-    const cb = await Client.connect(srv.url);
+    ctx.srv = await startServer(['--import-legacy', file]);
+    const cb = await Client.connect(ctx.srv.url);
     await cb.signIn(b);
     const [m1, m2, n] = await cb.nextN(3, (f) => f.type === 'message' || f.type === 'notice');
     expect(m1).to.include({ msg: 'old one', from: a.address, to: b.address, type: 'message' });
@@ -106,9 +103,9 @@ describe('durability: restore from a backup directory', function () {
     await cb.close();
 
     // Restarting with the same flag does not import (and deliver) the history again.
-    await srv.stop({ keepData: true });
-    srv = await startServer(['--import-legacy', file], { dataDir: srv.dataDir });
-    const again = await Client.connect(srv.url);
+    await ctx.srv.stop({ keepData: true });
+    ctx.srv = await startServer(['--import-legacy', file], { dataDir: ctx.srv.dataDir });
+    const again = await Client.connect(ctx.srv.url);
     await again.signIn(b);
     await sleep(300);
     expect(again.queue.filter((f) => f.type === 'message')).to.have.length(0);

@@ -6,19 +6,18 @@
  * with no last-seen time until they reconnect.
  */
 import { expect } from 'chai';
-import { accountsReady, randomAddresses } from './support/accounts';
-import { Client, ClientPool, isError, isMessage, isNotice, sleep, type Frame } from './support/client';
-import { startServer, type ServerHandle } from './support/server';
+import { randomAddresses } from './support/accounts';
+import { Client, isError, isMessage, isNotice, sleep, type Frame } from './support/client';
+import { startServer } from './support/server';
+import { useServer } from './support/suite';
 
 const isPresence = isNotice('chat', 'presence');
 const liveOf = (account: string) => (f: Frame): boolean => isPresence(f) && f.method.callback === undefined && f.msg?.account === account;
 
 describe('ephemeral: presence', function () {
   this.timeout(60_000);
-  let srv: ServerHandle;
-  const clients = new ClientPool();
-
-  const signedIn = (account: string, name: string, server = srv): Promise<Client> => clients.signedIn(server.url, account, name);
+  const ctx = useServer(['--workers', '2']);
+  const { clients, signedIn } = ctx;
 
   /** `a` and `b` become direct contacts: one message from a to b, taken by b when given. */
   async function befriend(a: Client, b: string, bClient?: Client): Promise<void> {
@@ -31,13 +30,6 @@ describe('ephemeral: presence', function () {
     c.request({ cat: 'chat', act: 'presence', subscribe: accounts, callback: cb });
     return c.next((f) => f.method?.callback === cb || f.request?.callback === cb, 5000, 'presence answer');
   }
-
-  before(async () => {
-    await accountsReady();
-    srv = await startServer(['--workers', '2']);
-  });
-  afterEach(() => clients.closeAll());
-  after(async () => { await srv?.stop(); });
 
   it('a contact: state at once; online with its first socket, offline only when its last closes; unsubscribe stops it', async () => {
     const [alice, bob] = randomAddresses(2);

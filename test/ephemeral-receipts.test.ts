@@ -7,27 +7,19 @@
  * is refused.
  */
 import { expect } from 'chai';
-import { accountsReady, randomAddresses } from './support/accounts';
-import { Client, ClientPool, isMessage, isNotice, type Frame } from './support/client';
-import { startServer, type ServerHandle } from './support/server';
+import { randomAddresses } from './support/accounts';
+import { isMessage, isNotice, type Frame } from './support/client';
+import { startServer } from './support/server';
 import { ask } from './support/devices';
+import { useServer } from './support/suite';
 
 const isRead = isNotice('chat', 'read');
 const live = (f: Frame): boolean => isRead(f) && f.method.callback === undefined;
 
 describe('ephemeral: read receipts', function () {
   this.timeout(60_000);
-  let srv: ServerHandle;
-  const clients = new ClientPool();
-
-  const signedIn = (account: string, name: string, server = srv): Promise<Client> => clients.signedIn(server.url, account, name);
-
-  before(async () => {
-    await accountsReady();
-    srv = await startServer(['--workers', '2']);
-  });
-  afterEach(() => clients.closeAll());
-  after(async () => { await srv?.stop(); });
+  const ctx = useServer(['--workers', '2']);
+  const { clients, signedIn } = ctx;
 
   it('direct: live receipt to the other side and the reader\'s other devices; forward only, capped at the newest; in history', async () => {
     const [alice, bob] = randomAddresses(2);

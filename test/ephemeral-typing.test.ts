@@ -8,9 +8,10 @@
 import { expect } from 'chai';
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { accountsReady, randomAddresses } from './support/accounts';
-import { Client, ClientPool, isNotice, sleep } from './support/client';
-import { getStatus, startServer, type ServerHandle } from './support/server';
+import { randomAddresses } from './support/accounts';
+import { isNotice, sleep } from './support/client';
+import { getStatus, startServer } from './support/server';
+import { useServer } from './support/suite';
 
 const isTyping = isNotice('chat', 'typing');
 
@@ -28,17 +29,8 @@ function dirContains(dir: string, needle: string): boolean {
 
 describe('ephemeral: typing', function () {
   this.timeout(60_000);
-  let srv: ServerHandle;
-  const clients = new ClientPool();
-
-  const signedIn = (account: string, name: string, server = srv): Promise<Client> => clients.signedIn(server.url, account, name);
-
-  before(async () => {
-    await accountsReady();
-    srv = await startServer(['--workers', '2'], { status: true });
-  });
-  afterEach(() => clients.closeAll());
-  after(async () => { await srv?.stop(); });
+  const ctx = useServer(['--workers', '2'], { status: true });
+  const { clients, signedIn } = ctx;
 
   it('direct: every device of the other side gets it, the sender none; one per second per conversation, the rest dropped and counted', async () => {
     const [alice, bob, carol] = randomAddresses(3);
@@ -46,7 +38,7 @@ describe('ephemeral: typing', function () {
     const b1 = await signedIn(bob!, 'bob 1');
     const b2 = await signedIn(bob!, 'bob 2');
     const c = await signedIn(carol!, 'carol');
-    const before = (await getStatus(srv)) as { delivery: { typing: { dropped: number; relayed: number } } };
+    const before = (await getStatus(ctx.srv)) as { delivery: { typing: { dropped: number; relayed: number } } };
     for (let i = 0; i < 5; i++) a.request({ cat: 'chat', act: 'typing', with: bob });
     const f = await b1.next(isTyping, 3000, 'typing');
     expect(f).to.deep.equal({ type: 'notice', msg: { account: alice, with: alice }, method: { cat: 'chat', act: 'typing' } });
@@ -55,7 +47,7 @@ describe('ephemeral: typing', function () {
     expect(await b2.none(isTyping, 0)).to.deep.equal([]);
     expect(await a.none(isTyping, 0)).to.deep.equal([], 'not back to the sender');
     expect(await c.none(isTyping, 0)).to.deep.equal([], 'nobody else');
-    const after = (await getStatus(srv)) as typeof before;
+    const after = (await getStatus(ctx.srv)) as typeof before;
     expect(after.delivery.typing.dropped - before.delivery.typing.dropped).to.equal(4);
     expect(after.delivery.typing.relayed - before.delivery.typing.relayed).to.equal(1);
     // Another conversation has its own budget; the same one passes again after a second.

@@ -8,7 +8,8 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { rmSync } from 'node:fs';
 import WebSocket from 'ws';
-import { freePort, getStatus, MAIN, startServer, statusFetch, tempDir, type ServerHandle } from './support/server';
+import { freePort, getStatus, MAIN, statusFetch, tempDir, type ServerHandle } from './support/server';
+import { useServer } from './support/suite';
 import { Client, isError, isNotice, sleep } from './support/client';
 import { accountsReady, newAccounts, randomAddresses, type Account } from './support/accounts';
 import { AggregatedWarnings, Limits } from '../src/supervisor/limits';
@@ -75,54 +76,46 @@ describe('hardening: limits', function () {
   before(async () => { await accountsReady(); });
 
   describe('connections', () => {
-    let srv: ServerHandle;
-    before(async () => {
-      srv = await startServer(['--max-connections', '5', '--max-connections-per-ip', '3', '--workers', '1'], { status: true });
-    });
-    after(async () => { await srv?.stop(); });
+    const ctx = useServer(['--max-connections', '5', '--max-connections-per-ip', '3', '--workers', '1'], { status: true });
 
     it('refuses past the per-address cap and the total cap with 503, counts it, and accepts again once a socket closes', async () => {
       // The readiness probe's socket is gone first.
-      await until('no connection open', () => getStatus<Status>(srv), (s) => s.connections === 0);
-      const a = [await attempt(srv.url), await attempt(srv.url), await attempt(srv.url)];
+      await until('no connection open', () => getStatus<Status>(ctx.srv), (s) => s.connections === 0);
+      const a = [await attempt(ctx.srv.url), await attempt(ctx.srv.url), await attempt(ctx.srv.url)];
       expect(a.every((x) => x.ws !== undefined), JSON.stringify(a.map((x) => x.status ?? x.error))).to.equal(true);
-      expect((await attempt(srv.url)).status, 'a fourth from 127.0.0.1').to.equal(503);
+      expect((await attempt(ctx.srv.url)).status, 'a fourth from 127.0.0.1').to.equal(503);
       // Other addresses still get in, up to the total.
-      const b = [await attempt(srv.url, '127.0.0.2'), await attempt(srv.url, '127.0.0.3')];
+      const b = [await attempt(ctx.srv.url, '127.0.0.2'), await attempt(ctx.srv.url, '127.0.0.3')];
       expect(b.every((x) => x.ws !== undefined)).to.equal(true);
-      expect((await attempt(srv.url, '127.0.0.4')).status, 'a sixth in total').to.equal(503);
+      expect((await attempt(ctx.srv.url, '127.0.0.4')).status, 'a sixth in total').to.equal(503);
 
-      let s = await getStatus<Status>(srv);
+      let s = await getStatus<Status>(ctx.srv);
       expect(s.connections).to.equal(5);
       expect(s.limits.maxConnectionsPerIp).to.deep.equal({ value: 3, hits: 1 });
       expect(s.limits.maxConnections).to.deep.equal({ value: 5, hits: 1 });
-      const metrics = await (await statusFetch(srv, '/metrics')).text();
+      const metrics = await (await statusFetch(ctx.srv, '/metrics')).text();
       expect(metrics).to.match(/^imgc_limit_hits_total\{limit="maxConnectionsPerIp"\} 1$/m);
       expect(metrics).to.match(/^imgc_limit\{limit="maxConnections"\} 5$/m);
 
       // One from 127.0.0.1 closes: 127.0.0.1 gets in again (and that is the total again).
       await closeWs(a[0]!.ws!);
-      await until('the close is seen', () => getStatus<Status>(srv), (x) => x.connections === 4);
-      const again = await attempt(srv.url);
+      await until('the close is seen', () => getStatus<Status>(ctx.srv), (x) => x.connections === 4);
+      const again = await attempt(ctx.srv.url);
       expect(again.ws, `refused: ${again.status ?? again.error}`).to.not.equal(undefined);
-      expect((await attempt(srv.url, '127.0.0.5')).status).to.equal(503);
-      s = await getStatus<Status>(srv);
+      expect((await attempt(ctx.srv.url, '127.0.0.5')).status).to.equal(503);
+      s = await getStatus<Status>(ctx.srv);
       expect(s.limits.maxConnections.hits).to.equal(2);
       for (const x of [...a.slice(1), ...b, again]) await closeWs(x.ws!);
     });
   });
 
   describe('groups', () => {
-    let srv: ServerHandle;
+    const ctx = useServer(['--groups-per-hour', '3', '--max-blocked', '2', '--workers', '1'], { status: true });
     let a: Account, b: Account, c: Account;
-    before(async () => {
-      [a, b, c] = newAccounts(3) as [Account, Account, Account];
-      srv = await startServer(['--groups-per-hour', '3', '--max-blocked', '2', '--workers', '1'], { status: true });
-    });
-    after(async () => { await srv?.stop(); });
+    before(() => { [a, b, c] = newAccounts(3) as [Account, Account, Account]; });
 
     it('groups-per-hour: past the quota a create gets 44029 with retryAfterMs, counted in /status; others still create', async () => {
-      const ca = await Client.connect(srv.url);
+      const ca = await Client.connect(ctx.srv.url);
       await ca.signIn(a);
       for (let i = 0; i < 3; i++) {
         ca.request({ cat: 'group', act: 'create', list: [b.address], callback: `q${i}` });
@@ -132,20 +125,20 @@ describe('hardening: limits', function () {
       expect(refused.code).to.equal(44029);
       expect(refused.retryAfterMs).to.be.a('number').within(1, 3600_000);
       expect(refused.error).to.match(/3 groups per hour/);
-      const s = await getStatus<Status>(srv);
+      const s = await getStatus<Status>(ctx.srv);
       expect(s.limits.groupsPerHour).to.deep.equal({ value: 3, hits: 1 });
       expect(s.limits.groups).to.equal(3);
       // Another account has its own quota.
-      const cc = await Client.connect(srv.url);
+      const cc = await Client.connect(ctx.srv.url);
       await cc.signIn(c);
       cc.request({ cat: 'group', act: 'create', list: [b.address] });
       await cc.next(isNotice('group', 'create'));
-      expect((await getStatus<Status>(srv)).limits.groups).to.equal(4);
+      expect((await getStatus<Status>(ctx.srv)).limits.groups).to.equal(4);
       await Promise.all([ca.close(), cc.close()]);
     });
 
     it('max-blocked: a deport past the block list size gets 44744, counted; the group still answers detail', async () => {
-      const cc = await Client.connect(srv.url);
+      const cc = await Client.connect(ctx.srv.url);
       await cc.signIn(c);
       const others = randomAddresses(3);
       cc.request({ cat: 'group', act: 'create', list: others });
@@ -160,7 +153,7 @@ describe('hardening: limits', function () {
       cc.request({ cat: 'group', act: 'detail', id });
       const detail = await cc.next(isNotice('group', 'detail'));
       expect(detail.msg.block).to.have.length(2);
-      const s = await getStatus<Status>(srv);
+      const s = await getStatus<Status>(ctx.srv);
       expect(s.limits.maxBlocked).to.deep.equal({ value: 2, hits: 1 });
       expect(s.limits.detailBytes.value).to.equal(1024 * 1024);
       await cc.close();
@@ -168,15 +161,11 @@ describe('hardening: limits', function () {
   });
 
   describe('detail size', () => {
-    let srv: ServerHandle;
-    before(async () => {
-      srv = await startServer(['--max-buffered', String(64 * 1024), '--max-frame', String(8 * 1024), '--workers', '1'], { status: true });
-    });
-    after(async () => { await srv?.stop(); });
+    const ctx = useServer(['--max-buffered', String(64 * 1024), '--max-frame', String(8 * 1024), '--workers', '1'], { status: true });
 
     it('a detail answer larger than max-buffered / 8 gets 44744, counted; a smaller group still answers', async () => {
       const [m] = newAccounts(1) as [Account];
-      const c = await Client.connect(srv.url);
+      const c = await Client.connect(ctx.srv.url);
       await c.signIn(m);
       // 150 members (a 7.7 KB create frame) and a 2,000-character announcement: more than 8 KB of detail.
       c.request({ cat: 'group', act: 'create', list: randomAddresses(150) });
@@ -190,7 +179,7 @@ describe('hardening: limits', function () {
       const small = (await c.next(isNotice('group', 'create'))).msg.id as string;
       c.request({ cat: 'group', act: 'detail', id: small });
       expect((await c.next(isNotice('group', 'detail'))).msg.group).to.have.length(4);
-      const s = await getStatus<Status>(srv);
+      const s = await getStatus<Status>(ctx.srv);
       expect(s.limits.detailBytes).to.deep.equal({ value: 8192, hits: 1 });
       await c.close();
     });

@@ -5,29 +5,22 @@
  * bounded inbox.)
  */
 import { expect } from 'chai';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
-import { ClientPool, isMessage, isNotice } from './support/client';
-import { startServer, type ServerHandle } from './support/server';
+import { newAccounts, type Account } from './support/accounts';
+import { isMessage, isNotice } from './support/client';
 import { drainQuiet, expectRisingSeq, isDirectAnswer, sendAcked } from './support/history';
+import { useServer } from './support/suite';
 
 const GROUPS = 2000;
 const DIRECT = 20;
 
 describe('history: added to 2,000 groups while away', function () {
   this.timeout(60_000);
-  let srv: ServerHandle;
-  const clients = new ClientPool();
-
-  before(async () => {
-    await accountsReady();
-    srv = await startServer(['--rate-limit', '100000', '--groups-per-hour', '10000']);
-  });
-  afterEach(() => clients.closeAll());
-  after(async () => { await srv?.stop(); });
+  const ctx = useServer(['--rate-limit', '100000', '--groups-per-hour', '10000']);
+  const clients = ctx.clients;
 
   it('every create notice and every direct message arrive at sign-in, each once, seq rising', async () => {
     const [a, b] = newAccounts(2) as [Account, Account];
-    const ca = await clients.connect(srv.url, 'alice');
+    const ca = await clients.connect(ctx.srv.url, 'alice');
     await ca.signIn(a);
     const ids: string[] = [];
     // Direct messages before, between and after the groups, so they interleave with the notices.
@@ -48,7 +41,7 @@ describe('history: added to 2,000 groups while away', function () {
     expect(Date.now() - t0).to.be.below(40_000);
     await ca.close();
 
-    const cb = await clients.connect(srv.url, 'bob');
+    const cb = await clients.connect(ctx.srv.url, 'bob');
     await cb.signIn(b);
     const frames = await drainQuiet(cb, 500);
     expectRisingSeq(frames, 'sign-in seq');

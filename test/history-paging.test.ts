@@ -6,16 +6,17 @@
  * by count, with the trimmed records counted on /status.
  */
 import { expect } from 'chai';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
-import { Client, ClientPool, isMessage, isNotice, type Frame } from './support/client';
+import { newAccounts, type Account } from './support/accounts';
+import { Client, isMessage, isNotice, type Frame } from './support/client';
 import { getStatus, startServer, type ServerHandle } from './support/server';
 import { drainQuiet, expectRisingSeq, history, historyPage, isDirectAnswer, isGroupChatAnswer, pageAll, sendAcked } from './support/history';
+import { useServer } from './support/suite';
 
 describe('history: paging, permissions, retention', function () {
   this.timeout(60_000);
-  let srv: ServerHandle;
-  const clients = new ClientPool();
-  const online = async (acc: Account, name: string, server = srv): Promise<Client> => {
+  const ctx = useServer(['--rate-limit', '100000']);
+  const clients = ctx.clients;
+  const online = async (acc: Account, name: string, server = ctx.srv): Promise<Client> => {
     const c = await clients.connect(server.url, name);
     await c.signIn(acc);
     return c;
@@ -35,20 +36,13 @@ describe('history: paging, permissions, retention', function () {
     return f;
   };
 
-  before(async () => {
-    await accountsReady();
-    srv = await startServer(['--rate-limit', '100000']);
-  });
-  afterEach(() => clients.closeAll());
-  after(async () => { await srv?.stop(); });
-
   describe('a direct conversation of 250 messages', () => {
     let a: Account, b: Account;
     let ca: Client, cb: Client;
     before(async () => {
       [a, b] = newAccounts(2) as [Account, Account];
-      ca = await Client.connect(srv.url, { name: 'alice' });
-      cb = await Client.connect(srv.url, { name: 'bob' });
+      ca = await Client.connect(ctx.srv.url, { name: 'alice' });
+      cb = await Client.connect(ctx.srv.url, { name: 'bob' });
       await ca.signIn(a);
       await cb.signIn(b);
       // Turns of 25: A then B, so the conversation's order is i = 0..249 and both sides are in it.

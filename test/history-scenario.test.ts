@@ -6,10 +6,10 @@
  * and, after a reconnect, gets exactly the rest.
  */
 import { expect } from 'chai';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
-import { Client, ClientPool, isMessage, isNotice, sleep, type Frame } from './support/client';
-import { startServer, type ServerHandle } from './support/server';
+import { newAccounts, type Account } from './support/accounts';
+import { isMessage, isNotice, sleep, type Frame } from './support/client';
 import { drainQuiet, expectRisingSeq, isDirectAnswer, isGroupChatAnswer, isLimited, pageAll, sendAcked } from './support/history';
+import { useServer } from './support/suite';
 
 const GROUP_MSGS = 3000;
 const DIRECT_MSGS = 50;
@@ -17,26 +17,19 @@ const BACKLOG = 200;
 
 describe('history: the scenario of issue 9 (50 direct messages survive 3,000 group messages)', function () {
   this.timeout(60_000);
-  let srv: ServerHandle;
-  const clients = new ClientPool();
+  const ctx = useServer(['--rate-limit', '100000']);
+  const clients = ctx.clients;
   let a: Account, b: Account, c: Account;
-
-  before(async () => {
-    await accountsReady();
-    srv = await startServer(['--rate-limit', '100000']);
-  });
   beforeEach(() => { [a, b, c] = newAccounts(3) as [Account, Account, Account]; });
-  afterEach(() => clients.closeAll());
-  after(async () => { await srv?.stop(); });
 
   /** C makes the group of A, B and C; A sends B the direct messages; C posts in the group. All acknowledged; everyone leaves. */
   async function whileBIsAway(): Promise<string> {
-    const cc = await clients.connect(srv.url, 'carol');
+    const cc = await clients.connect(ctx.srv.url, 'carol');
     await cc.signIn(c);
     cc.request({ cat: 'group', act: 'create', list: [a.address, b.address], callback: 'mk' });
     const gid = (await cc.next((f) => f.method?.callback === 'mk', 5000, 'create answer')).msg.id as string;
 
-    const ca = await clients.connect(srv.url, 'alice');
+    const ca = await clients.connect(ctx.srv.url, 'alice');
     await ca.signIn(a);
     const directAcks = await sendAcked(ca, DIRECT_MSGS, (i) => ({ cat: 'chat', act: 'chat', to: b.address, msg: { d: i }, mid: `d${i}` }), isDirectAnswer, 10);
     expect(directAcks).to.have.length(DIRECT_MSGS);
@@ -73,7 +66,7 @@ describe('history: the scenario of issue 9 (50 direct messages survive 3,000 gro
 
   it('B gets all 50 direct messages and the group\'s newest 200 after a limited notice; history pages back to the first', async () => {
     const gid = await whileBIsAway();
-    const cb = await clients.connect(srv.url, 'bob');
+    const cb = await clients.connect(ctx.srv.url, 'bob');
     await cb.signIn(b);
     const frames = await drainQuiet(cb);
     const { limited, group } = checkBacklog(frames, gid);
@@ -92,21 +85,21 @@ describe('history: the scenario of issue 9 (50 direct messages survive 3,000 gro
     expect(older.every((f) => f.group === gid && f.from === c.address && f.to === b.address && f.type === 'message')).to.equal(true);
     // Nothing more arrives, and a second sign-in delivers nothing again.
     await cb.close();
-    const again = await clients.connect(srv.url, 'bob-again');
+    const again = await clients.connect(ctx.srv.url, 'bob-again');
     await again.signIn(b);
     expect(await drainQuiet(again, 500)).to.deep.equal([]);
   });
 
   it('acknowledging: B acks half of what came, reconnects, and gets exactly the unacknowledged rest', async () => {
     // B switches to ack mode before it goes away.
-    const b0 = await clients.connect(srv.url, 'bob0');
+    const b0 = await clients.connect(ctx.srv.url, 'bob0');
     await b0.signIn(b);
     b0.request({ cat: 'chat', act: 'ack', seq: 0 });
     await sleep(150);
     await b0.close();
 
     const gid = await whileBIsAway();
-    const b1 = await clients.connect(srv.url, 'bob1');
+    const b1 = await clients.connect(ctx.srv.url, 'bob1');
     await b1.signIn(b);
     const frames = await drainQuiet(b1);
     checkBacklog(frames, gid);
@@ -117,7 +110,7 @@ describe('history: the scenario of issue 9 (50 direct messages survive 3,000 gro
     await sleep(200);
     await b1.close();
 
-    const b2 = await clients.connect(srv.url, 'bob2');
+    const b2 = await clients.connect(ctx.srv.url, 'bob2');
     await b2.signIn(b);
     const rest = await drainQuiet(b2);
     expect(rest.map((f) => f.seq), 'exactly the unacknowledged rest').to.deep.equal(withSeq.slice(half).map((f) => f.seq));
@@ -126,7 +119,7 @@ describe('history: the scenario of issue 9 (50 direct messages survive 3,000 gro
     await sleep(200);
     await b2.close();
 
-    const b3 = await clients.connect(srv.url, 'bob3');
+    const b3 = await clients.connect(ctx.srv.url, 'bob3');
     await b3.signIn(b);
     expect(await drainQuiet(b3, 500), 'nothing acknowledged comes back').to.deep.equal([]);
   });

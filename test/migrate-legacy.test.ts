@@ -2,7 +2,7 @@ import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { legacyRowToFrame, readLegacyBackup, type LegacyGroup } from '../src/migrate/legacy';
-import { captureLogs, rm, tmpDir, type Captured } from './support/store-log';
+import { scratchEachTest, type Captured } from './support/store-log';
 
 // Well-known development accounts (//Alice, //Bob, //Charlie), SS58 prefix 42.
 const ALICE = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
@@ -46,14 +46,7 @@ function sample(): unknown {
 describe('migrate: legacy backup reader', function () {
   let dir: string;
   let logs: Captured;
-  beforeEach(() => {
-    dir = tmpDir('legacy');
-    logs = captureLogs();
-  });
-  afterEach(() => {
-    logs.restore();
-    rm(dir);
-  });
+  scratchEachTest('legacy', (d, l) => { dir = d; logs = l; });
 
   it('reads a realistic backup file, skipping and counting invalid entries', () => {
     const file = path.join(dir, 'backup');

@@ -1,6 +1,6 @@
 import { expect } from 'chai';
 import { PartitionStore } from '../src/migrate/v1/partition';
-import { captureLogs, rm, tmpDir, type Captured } from './support/store-log';
+import { scratchEachTest, type Captured } from './support/store-log';
 import { startWriter } from './support/migrate-v1-child';
 
 interface Rec { p: number; i: number }
@@ -35,14 +35,7 @@ describe('migrate v1: crash safety (child process killed with SIGKILL)', functio
   this.timeout(60_000);
   let dir: string;
   let logs: Captured;
-  beforeEach(() => {
-    dir = tmpDir('crash');
-    logs = captureLogs();
-  });
-  afterEach(() => {
-    logs.restore();
-    rm(dir);
-  });
+  scratchEachTest('crash', (d, l) => { dir = d; logs = l; });
 
   for (const policy of ['always', 'grouped'] as const) {
     it(`fsync '${policy}': every lsn acknowledged before the kill is in the journal`, async () => {

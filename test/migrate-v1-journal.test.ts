@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import fsm = require('node:fs');
 import { Journal, listSegments, segmentName } from '../src/migrate/v1/journal';
 import { HEADER_BYTES } from '../src/migrate/v1/record';
-import { captureLogs, copyDir, rm, tmpDir, type Captured } from './support/store-log';
+import { copyDir, rm, tmpDir, scratchEachTest, type Captured } from './support/store-log';
 
 /** Records of different sizes and characters, so that cuts fall in headers, ASCII and multi-byte UTF-8. */
 const SAMPLE: unknown[] = [
@@ -20,17 +20,20 @@ function seg(dir: string): string {
   return path.join(dir, segs[segs.length - 1]!.name);
 }
 
+/** Journals SAMPLE into `dir` and closes it; `start` and `end` are the segment's size before and after its last record. */
+async function writeSample(dir: string): Promise<{ start: number; end: number }> {
+  const { journal } = Journal.open({ dir, fsync: 'off' });
+  journal.appendSync(SAMPLE.slice(0, -1));
+  const start = fs.statSync(seg(dir)).size;
+  journal.appendSync([SAMPLE[SAMPLE.length - 1]]);
+  await journal.close();
+  return { start, end: fs.statSync(seg(dir)).size };
+}
+
 describe('migrate v1: journal', function () {
   let dir: string;
   let logs: Captured;
-  beforeEach(() => {
-    dir = tmpDir('journal');
-    logs = captureLogs();
-  });
-  afterEach(() => {
-    logs.restore();
-    rm(dir);
-  });
+  scratchEachTest('journal', (d, l) => { dir = d; logs = l; });
 
   it('numbers records from 1 and gives them back in order after reopening', async () => {
     let { journal, records } = Journal.open({ dir, fsync: 'off' });
@@ -61,12 +64,7 @@ describe('migrate v1: journal', function () {
   });
 
   it('opens a journal cut at every byte offset of its last record with every earlier record, and appends after them', async () => {
-    const { journal } = Journal.open({ dir, fsync: 'off' });
-    journal.appendSync(SAMPLE.slice(0, -1));
-    const start = fs.statSync(seg(dir)).size;
-    journal.appendSync([SAMPLE[SAMPLE.length - 1]]);
-    await journal.close();
-    const end = fs.statSync(seg(dir)).size;
+    const { start, end } = await writeSample(dir);
     expect(end - start).to.be.greaterThan(100);
     const want = SAMPLE.slice(0, -1).map((data, i) => ({ lsn: i + 1, data }));
 
@@ -95,12 +93,7 @@ describe('migrate v1: journal', function () {
   });
 
   it('detects a corrupt byte in the middle of the last record by its crc', async () => {
-    const { journal } = Journal.open({ dir, fsync: 'off' });
-    journal.appendSync(SAMPLE.slice(0, -1));
-    const start = fs.statSync(seg(dir)).size;
-    journal.appendSync([SAMPLE[SAMPLE.length - 1]]);
-    await journal.close();
-    const end = fs.statSync(seg(dir)).size;
+    const { start, end } = await writeSample(dir);
     const file = seg(dir);
     const bytes = fs.readFileSync(file);
     // Same length, still valid JSON-looking text: only the crc can tell.

@@ -5,7 +5,7 @@ import { PartitionStore, StoreCorruptError } from '../src/migrate/v1/partition';
 import { fnv1a32, initDataDir, LayoutError, partitionDir, partitionOf, readMeta, stableHash32 } from '../src/migrate/v1/layout';
 import { listSegments, segmentName } from '../src/migrate/v1/journal';
 import { encodeSnapshot, listSnapshots, snapshotName } from '../src/migrate/v1/snapshot';
-import { captureLogs, rm, tmpDir, type Captured } from './support/store-log';
+import { rm, tmpDir, scratchEachTest, type Captured } from './support/store-log';
 
 /** A toy partition: actors by address, each event applied in one place, as the service does. */
 type Event = { a: string; k: 'msg' | 'join' | 'drop'; v: string };
@@ -48,14 +48,7 @@ async function run(store: PartitionStore, state: State, gen: Generator<Event>, n
 describe('migrate v1: partition', function () {
   let dir: string;
   let logs: Captured;
-  beforeEach(() => {
-    dir = tmpDir('part');
-    logs = captureLogs();
-  });
-  afterEach(() => {
-    logs.restore();
-    rm(dir);
-  });
+  scratchEachTest('part', (d, l) => { dir = d; logs = l; });
 
   it('restores snapshot + journal to exactly the state before', async () => {
     const gen = events(7);

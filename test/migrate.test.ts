@@ -5,10 +5,11 @@
 import { expect } from 'chai';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { startServer, tempDir, type ServerHandle } from './support/server';
+import { startServer, tempDir } from './support/server';
 import { Client, isMessage, sleep, type Frame } from './support/client';
 import { accountsReady, newAccounts, type Account } from './support/accounts';
 import { captureLogs, rm, tmpDir, type Captured } from './support/store-log';
+import { useServerPerTest } from './support/suite';
 import { PartitionStore } from '../src/migrate/v1/partition';
 import { initDataDir, partitionDir, partitionOf } from '../src/migrate/v1/layout';
 import type { InboxEvent, InboxState } from '../src/migrate/v1/inbox-state';
@@ -126,23 +127,19 @@ const chats = (c: Client): number[] => c.log.filter(isMessage((f) => f.method?.c
 
 describe('migrate: v1 data directory into the store', function () {
   this.timeout(90_000);
-  let srv: ServerHandle | undefined;
+  const ctx = useServerPerTest();
   let a: Account, b: Account, c: Account, d: Account, away: Account, acker: Account;
 
-  before(async () => {
-    await accountsReady();
-    [a, b, c, d, away, acker] = newAccounts(6) as [Account, Account, Account, Account, Account, Account];
-  });
-  afterEach(async () => { if (srv) await srv.stop(); srv = undefined; });
+  before(() => { [a, b, c, d, away, acker] = newAccounts(6) as [Account, Account, Account, Account, Account, Account]; });
 
   it('a v1 directory is served by the real server after start: kept messages, groups, ack mode; once', async () => {
     const dataDir = tempDir();
     const quiet = captureLogs();
     const f = await writeFixture(dataDir, a, b, c, d, away, acker).finally(() => quiet.restore());
-    srv = await startServer([], { dataDir, env: { IMGC_LOG_LEVEL: 'info' } });
+    ctx.srv = await startServer([], { dataDir, env: { IMGC_LOG_LEVEL: 'info' } });
 
     // The away account gets what it kept, in order, after `active`.
-    const cw = await Client.connect(srv.url, { name: 'away' });
+    const cw = await Client.connect(ctx.srv.url, { name: 'away' });
     await cw.signIn(away);
     const kept = await cw.nextN(3, isMessage((x) => x.method?.cat === 'chat'));
     expect(kept.map((x) => x.msg.i)).to.deep.equal([2, 3, 4]);
@@ -152,7 +149,7 @@ describe('migrate: v1 data directory into the store', function () {
     expect(new Set(seqs).size).to.equal(3);
 
     // The groups answer `detail` with their members (the destroyed one does not exist).
-    const ca = await Client.connect(srv.url, { name: 'a' });
+    const ca = await Client.connect(ctx.srv.url, { name: 'a' });
     await ca.signIn(a);
     const detail = async (id: string): Promise<Frame> => {
       ca.request({ cat: 'group', act: 'detail', id, callback: `d-${id}` });
@@ -168,7 +165,7 @@ describe('migrate: v1 data directory into the store', function () {
     expect((await detail(f.g4)).type).to.equal('error');
 
     // A member gets a new group message live.
-    const cc = await Client.connect(srv.url, { name: 'c' });
+    const cc = await Client.connect(ctx.srv.url, { name: 'c' });
     await cc.signIn(c);
     ca.request({ cat: 'group', act: 'chat', to: f.g1, msg: 'after the move' });
     const live = await cc.next(isMessage((x) => x.group === f.g1));
@@ -176,7 +173,7 @@ describe('migrate: v1 data directory into the store', function () {
     expect(live.from).to.equal(a.address);
 
     // The acknowledging account gets its two unacknowledged messages, and does not acknowledge them.
-    const ck = await Client.connect(srv.url, { name: 'acker' });
+    const ck = await Client.connect(ctx.srv.url, { name: 'acker' });
     await ck.signIn(acker);
     expect((await ck.nextN(2, isMessage((x) => x.method?.cat === 'chat'))).map((x) => x.msg.i)).to.deep.equal([12, 13]);
     await sleep(400); // the delivered positions are written within 250 ms
@@ -190,18 +187,18 @@ describe('migrate: v1 data directory into the store', function () {
     expect(fs.existsSync(path.join(moved, 'meta.json'))).to.equal(true);
     expect(fs.existsSync(path.join(moved, 'accounts', 'meta.json'))).to.equal(true);
     expect(fs.readdirSync(moved).filter((n) => /^p\d+$/.test(n))).to.have.length(P);
-    expect(srv.output()).to.match(/v1 data directory migrated into the store/);
+    expect(ctx.srv.output()).to.match(/v1 data directory migrated into the store/);
 
     // A second start: nothing migrates again, the away account gets nothing again, the acker
     // (ack mode kept) gets its unacknowledged messages again and stops getting them once it acks.
-    await srv.stop({ keepData: true });
-    srv = await startServer([], { dataDir, env: { IMGC_LOG_LEVEL: 'info' } });
-    expect(srv.output()).to.not.match(/migrated into the store/);
-    const again = await Client.connect(srv.url, { name: 'away again' });
+    await ctx.srv.stop({ keepData: true });
+    ctx.srv = await startServer([], { dataDir, env: { IMGC_LOG_LEVEL: 'info' } });
+    expect(ctx.srv.output()).to.not.match(/migrated into the store/);
+    const again = await Client.connect(ctx.srv.url, { name: 'away again' });
     await again.signIn(away);
     await sleep(400);
     expect(chats(again)).to.deep.equal([]);
-    const ck2 = await Client.connect(srv.url, { name: 'acker again' });
+    const ck2 = await Client.connect(ctx.srv.url, { name: 'acker again' });
     await ck2.signIn(acker);
     const redo = await ck2.nextN(2, isMessage((x) => x.method?.cat === 'chat'));
     expect(redo.map((x) => x.msg.i)).to.deep.equal([12, 13]);
@@ -209,15 +206,15 @@ describe('migrate: v1 data directory into the store', function () {
     await sleep(300);
     await again.close();
     await ck2.close();
-    const cd = await Client.connect(srv.url, { name: 'd' });
+    const cd = await Client.connect(ctx.srv.url, { name: 'd' });
     await cd.signIn(d);
     cd.request({ cat: 'group', act: 'detail', id: f.g2, callback: 'd2' });
     expect((await cd.next((x) => x.method?.callback === 'd2')).msg.group).to.have.members([a.address, d.address]);
     await cd.close();
 
-    await srv.stop({ keepData: true });
-    srv = await startServer([], { dataDir });
-    const ck3 = await Client.connect(srv.url, { name: 'acker third' });
+    await ctx.srv.stop({ keepData: true });
+    ctx.srv = await startServer([], { dataDir });
+    const ck3 = await Client.connect(ctx.srv.url, { name: 'acker third' });
     await ck3.signIn(acker);
     await sleep(400);
     expect(chats(ck3)).to.deep.equal([]);

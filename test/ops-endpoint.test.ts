@@ -7,14 +7,14 @@ import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { runToExit, startServer, tempDir, type ServerHandle } from './support/server';
+import { runToExit, startServer, tempDir } from './support/server';
 import { Client } from './support/client';
 import { accountsReady, newAccount } from './support/accounts';
+import { useServerPerTest } from './support/suite';
 
 describe('operations: config check, heartbeats, wss', function () {
   this.timeout(30_000);
-  let srv: ServerHandle | undefined;
-  afterEach(async () => { if (srv) await srv.stop(); srv = undefined; });
+  const ctx = useServerPerTest({ accounts: false });
 
   it('--check-config exits 0 for a valid file and 2 naming the bad setting otherwise', async () => {
     const dir = tempDir();
@@ -29,9 +29,9 @@ describe('operations: config check, heartbeats, wss', function () {
   });
 
   it('drops a socket that stops answering pings, and keeps one that answers', async () => {
-    srv = await startServer(['--heartbeat-ms', '200']);
-    const dead = new WebSocket(srv.url, { autoPong: false });
-    const alive = await Client.connect(srv.url);
+    ctx.srv = await startServer(['--heartbeat-ms', '200']);
+    const dead = new WebSocket(ctx.srv.url, { autoPong: false });
+    const alive = await Client.connect(ctx.srv.url);
     const closed = await new Promise<number>((resolve) => dead.once('close', (code) => resolve(code)));
     expect(closed).to.equal(1006); // terminated by the server, no close handshake
     await new Promise((r) => setTimeout(r, 500));
@@ -45,9 +45,9 @@ describe('operations: config check, heartbeats, wss', function () {
     const cert = join(dir, 'cert.pem');
     const key = join(dir, 'key.pem');
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost'], { stdio: 'ignore' });
-    srv = await startServer(['--tls-cert', cert, '--tls-key', key], { tls: true });
-    expect(srv.url.startsWith('wss://')).to.equal(true);
-    const c = await Client.connect(srv.url, { tls: { rejectUnauthorized: false } });
+    ctx.srv = await startServer(['--tls-cert', cert, '--tls-key', key], { tls: true });
+    expect(ctx.srv.url.startsWith('wss://')).to.equal(true);
+    const c = await Client.connect(ctx.srv.url, { tls: { rejectUnauthorized: false } });
     const acc = newAccount();
     await c.signIn(acc);
     c.request({ cat: 'chat', act: 'chat', to: acc.address, msg: 'over tls' });

@@ -4,7 +4,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { backupDataDir } from '../src/store/backup';
 import { LmdbStore } from '../src/store/lmdb/lmdb-store';
-import { captureLogs, rm, tmpDir, type Captured } from './support/store-log';
+import { scratchEachTest, type Captured } from './support/store-log';
 
 interface Flushed { offset: number; conv: string; head: string }
 
@@ -55,14 +55,7 @@ describe('store online backup', function () {
   this.timeout(60_000);
   let root: string;
   let logs: Captured;
-  beforeEach(() => {
-    root = tmpDir('backup');
-    logs = captureLogs();
-  });
-  afterEach(() => {
-    logs.restore();
-    rm(root);
-  });
+  scratchEachTest('backup', (d, l) => { root = d; logs = l; });
 
   it('copies a data dir while another process writes; each copy opens cleanly elsewhere, the key stays 0600', async () => {
     const src = path.join(root, 'data');

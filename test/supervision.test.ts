@@ -6,7 +6,8 @@
 import { expect } from 'chai';
 import { freePort, startServer, statusFetch, type ServerHandle } from './support/server';
 import { Client, isMessage, isNotice, sleep, type Frame } from './support/client';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
+import { newAccounts, type Account } from './support/accounts';
+import { useServerPerTest } from './support/suite';
 import { workerOf, groupAddress } from '../src/supervisor/placement';
 
 async function status(server: ServerHandle): Promise<Record<string, any>> {
@@ -26,20 +27,16 @@ async function until<T>(f: () => Promise<T | undefined>, ms: number, what: strin
 
 describe('supervision', function () {
   this.timeout(60_000);
-  let srv: ServerHandle | undefined;
+  const ctx = useServerPerTest();
   let accs: Account[];
 
-  before(async () => {
-    await accountsReady();
-    accs = newAccounts(4);
-  });
-  afterEach(async () => { if (srv) await srv.stop(); srv = undefined; });
+  before(() => { accs = newAccounts(4); });
 
   it('restarts a crashed shard mid-traffic; its groups keep their members and stored messages', async () => {
     const [a, b, c] = accs as [Account, Account, Account];
     const statusPort = await freePort();
-    srv = await startServer(['--test-faults', '--status-port', String(statusPort)]);
-    const ca = await Client.connect(srv.url);
+    ctx.srv = await startServer(['--test-faults', '--status-port', String(statusPort)]);
+    const ca = await Client.connect(ctx.srv.url);
     await ca.signIn(a);
     // Groups on both shards, with `c` away so messages are kept for it.
     const groups: string[] = [];
@@ -48,7 +45,7 @@ describe('supervision', function () {
       groups.push((await ca.next((f) => f.method?.callback === `g${i}`)).msg.id);
     }
     expect(new Set(groups.map((g) => workerOf(groupAddress(g), 16, 2))).size).to.equal(2);
-    const cb = await Client.connect(srv.url);
+    const cb = await Client.connect(ctx.srv.url);
     await cb.signIn(b);
     cb.clear();
 
@@ -56,12 +53,12 @@ describe('supervision', function () {
     let sent = 0;
     for (; sent < 40; sent++) {
       ca.request({ cat: 'group', act: 'chat', to: groups[sent % groups.length], msg: { n: sent }, mid: `m${sent}` });
-      if (sent === 20) srv.proc.kill('SIGUSR2');
+      if (sent === 20) ctx.srv.proc.kill('SIGUSR2');
       await sleep(5);
     }
-    const acks = await ca.nextN(sent, isNotice('group', 'chat'), 15_000).catch((e) => { process.stderr.write(srv!.output()); throw e; });
+    const acks = await ca.nextN(sent, isNotice('group', 'chat'), 15_000).catch((e) => { process.stderr.write(ctx.srv!.output()); throw e; });
     expect(acks).to.have.length(sent);
-    const st = await until(async () => { const s = await status(srv!); return s.restarts.total >= 1 && s.workers.every((w: any) => w.up) ? s : undefined; }, 10_000, 'the restart');
+    const st = await until(async () => { const s = await status(ctx.srv!); return s.restarts.total >= 1 && s.workers.every((w: any) => w.up) ? s : undefined; }, 10_000, 'the restart');
     expect(st.restarts.total).to.equal(1);
 
     // Every group still answers with its members; b got every message exactly once.
@@ -77,7 +74,7 @@ describe('supervision', function () {
     expect(ns.sort((x, y) => x - y)).to.deep.equal([...Array(sent).keys()]);
 
     // c was away all along: everything is kept for it, across the crash.
-    const cc = await Client.connect(srv.url);
+    const cc = await Client.connect(ctx.srv.url);
     await cc.signIn(c);
     const kept = [];
     for (;;) { const more = (await cc.collect(300)).filter(isMessage()); if (more.length === 0) break; kept.push(...more); }
@@ -86,35 +83,35 @@ describe('supervision', function () {
   });
 
   it('the restart budget stops a crash loop with a clean shutdown', async () => {
-    srv = await startServer(['--test-faults', '--restart-max', '2', '--restart-window-ms', '60000']);
+    ctx.srv = await startServer(['--test-faults', '--restart-max', '2', '--restart-window-ms', '60000']);
     for (let i = 0; i < 3; i++) {
-      srv.proc.kill('SIGUSR2');
+      ctx.srv.proc.kill('SIGUSR2');
       await sleep(1500);
     }
-    const exit = await Promise.race([srv.exited, sleep(15_000).then(() => null)]);
+    const exit = await Promise.race([ctx.srv.exited, sleep(15_000).then(() => null)]);
     expect(exit, 'the server gave up').to.not.equal(null);
     expect(exit!.code).to.equal(1);
-    expect(srv.output()).to.match(/restart budget exhausted/);
-    srv = undefined;
+    expect(ctx.srv.output()).to.match(/restart budget exhausted/);
+    ctx.srv = undefined;
   });
 
   it('SIGTERM during traffic: clients hear 1001, exit 0, and the directory restores with nothing acknowledged missing', async () => {
     const [a, b] = accs as [Account, Account];
-    srv = await startServer([]);
-    const ca = await Client.connect(srv.url);
+    ctx.srv = await startServer([]);
+    const ca = await Client.connect(ctx.srv.url);
     await ca.signIn(a);
     const acked = new Set<number>();
     ca.ws.on('message', (d) => { const f = JSON.parse(String(d)) as Frame; if (isNotice('chat', 'chat')(f)) acked.add(Number(f.msg.mid)); });
     let i = 0;
     const pump = (async () => { while (ca.open && i < 5000) { ca.request({ cat: 'chat', act: 'chat', to: b.address, msg: { i }, mid: String(i) }); i++; await sleep(1); } })();
     await until(async () => (acked.size > 50 ? true : undefined), 10_000, 'acknowledgements');
-    const exit = await srv.stop({ keepData: true });
+    const exit = await ctx.srv.stop({ keepData: true });
     await pump;
     expect(exit.code).to.equal(0);
     expect(ca.closedWith?.code).to.equal(1001);
 
-    srv = await startServer([], { dataDir: srv.dataDir });
-    const cb = await Client.connect(srv.url);
+    ctx.srv = await startServer([], { dataDir: ctx.srv.dataDir });
+    const cb = await Client.connect(ctx.srv.url);
     await cb.signIn(b);
     const got = new Set<number>();
     for (;;) { const more = (await cb.collect(300)).filter(isMessage()); if (more.length === 0) break; for (const f of more) got.add(f.msg.i); }

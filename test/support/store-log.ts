@@ -42,3 +42,21 @@ export function rm(dir: string): void {
 export function copyDir(from: string, to: string): void {
   fs.cpSync(from, to, { recursive: true });
 }
+
+/**
+ * Registers, around each test of the calling `describe`: beforeEach a fresh temp dir `imgc-<tag>-…`
+ * and the root logger captured, both handed to `use`; afterEach the logger restored and the dir removed.
+ */
+export function scratchEachTest(tag: string, use: (dir: string, logs: Captured) => void): void {
+  let dir: string;
+  let logs: Captured;
+  beforeEach(() => {
+    dir = tmpDir(tag);
+    logs = captureLogs();
+    use(dir, logs);
+  });
+  afterEach(() => {
+    logs.restore();
+    rm(dir);
+  });
+}
