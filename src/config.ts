@@ -8,7 +8,9 @@ import { availableParallelism } from 'node:os';
 import { resolve, sep } from 'node:path';
 import { LOG_LEVELS } from './log';
 import { isSS58 } from './protocol/ss58';
-import { CLUSTER_NAME } from './cluster/names';
+
+/** A cluster's name: it names its stream, buckets and subjects on NATS (cluster/names.ts). */
+export const CLUSTER_NAME = /^[A-Za-z0-9_-]{1,32}$/;
 
 export interface Settings {
   port: number;

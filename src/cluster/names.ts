@@ -3,9 +3,10 @@
  * key-value buckets, and the subjects nodes talk to each other on. Every name derives from the
  * cluster name, so several clusters share one NATS without seeing each other.
  */
+import { CLUSTER_NAME } from '../config';
 
 /** A cluster name: letters, digits, `_` and `-` (it becomes part of stream, bucket and subject names). */
-export const CLUSTER_NAME = /^[A-Za-z0-9_-]{1,32}$/;
+export { CLUSTER_NAME };
 
 export interface ClusterNames {
   /** The JetStream stream holding the ledger. */
