@@ -18,7 +18,7 @@ export class EphemeralOut {
 
   /**
    * Cluster mode: the same frame for the account's sockets on the other nodes (queued and sent with
-   * this turn's others; see supervisor/cluster-role.ts). Unset when embedded.
+   * this turn's others; see cluster/carrier.ts). A no-op when embedded.
    */
   remote: ((account: string, frame: string) => void) | undefined;
 

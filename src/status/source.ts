@@ -1,8 +1,8 @@
 /**
  * What the status server needs of the node, and nothing more, with the shapes of the views it
- * reports (shard figures, limits), which the parts that produce them import from here. `Node` (src/supervisor/node.ts)
- * satisfies the required members as it stands; the optional ones are hooks the node may grow
- * (the status server reports them when present and leaves them out otherwise).
+ * reports (shard figures, limits), which the parts that produce them import from here. The node's
+ * views (src/supervisor/status-views.ts) satisfy it; the optional members are reported when present
+ * and left out otherwise (a stand-in node in the tests has only some).
  */
 
 /** A shard's figures, as it answers a stats query (the group actors resident, the requests processed). */
@@ -131,7 +131,7 @@ export interface StatusSource {
   clusterState?(): ClusterView | null;
 }
 
-/** What a cluster node reports (see supervisor/cluster-role.ts `status()`). */
+/** What a cluster node reports (see cluster/status.ts). */
 export interface ClusterView {
   /** Connected to the engine and its replica is current. */
   ready: boolean;
