@@ -11,7 +11,7 @@ import type { Template } from '../protocol/frames';
 import { groupAddress } from '../actors/address';
 import type { StateOut, VerifyCall } from '../actors/envelopes';
 import type { GroupRecord } from '../actors/group-state';
-import { groupConv } from '../store/ports';
+import { groupConv, type Store } from '../store/ports';
 import { legacyRowToFrame, readLegacyBackup } from '../migrate/legacy';
 import { logger } from '../log';
 import type { Proof } from '../chain/registrations';
@@ -28,9 +28,8 @@ export interface ImportTarget {
 
 /** Where an import lands: the store's states, the delivery actor, the verification actor. */
 export interface ImportInto {
-  stateOf(address: string): unknown;
-  state(s: StateOut): void;
-  importOwn(account: string, tpl: Template, at: number): void;
+  store: Pick<Store, 'states'>;
+  delivery: { state(s: StateOut): void; importOwn(account: string, tpl: Template, at: number): void };
   verify(call: VerifyCall): void;
   /** Resolves once everything handed over so far is decided and durable. */
   settle(): Promise<void>;
@@ -41,9 +40,9 @@ export function importTarget(into: ImportInto, now = Date.now()): ImportTarget {
     // Imported groups never overwrite a live one.
     importGroup: (group) => {
       const address = groupAddress(group.id);
-      if (into.stateOf(address) === undefined) into.state({ t: 'state', address, state: group, conv: groupConv(group.id), joined: group.group });
+      if (into.store.states.get(address) === undefined) into.delivery.state({ t: 'state', address, state: group, conv: groupConv(group.id), joined: group.group });
     },
-    importHistory: (account, frames) => { for (const tpl of frames) into.importOwn(account, tpl, now); },
+    importHistory: (account, frames) => { for (const tpl of frames) into.delivery.importOwn(account, tpl, now); },
     importVerification: (account, proof) => into.verify({ t: 'verify', op: 'import', proof: legacyProof(account, proof) }),
     settle: () => into.settle(),
   };

@@ -13,30 +13,24 @@ import { Code } from '../protocol/codes';
 import { errorFrame, STORAGE_FULL_TEXT, type Request } from '../protocol/frames';
 import { VERIFY_ADDRESS } from '../actors/address';
 import { Connection, type Router, type SignInFailure, type SignInMethod } from '../actors/connection';
-import { Delivery } from '../actors/delivery';
 import { decideDirect } from '../actors/direct';
-import type { FromShard, StateOut } from '../actors/envelopes';
+import type { FromShard } from '../actors/envelopes';
+import type { Delivery } from '../actors/delivery';
 import { EphemeralOut } from '../actors/ephemeral-out';
-import { GroupMembers } from '../actors/group-members';
-import { Presence } from '../actors/presence';
-import { Receipts } from '../actors/receipts';
-import type { ShardConfig } from '../actors/shard-config';
-import { Typing } from '../actors/typing';
-import { Applier } from '../carrier/applier';
 import type { Decided } from '../carrier/ops';
 import type { Carrier, Local } from '../carrier/port';
 import { partitionOf } from '../hash';
 import { Endpoint } from '../net/endpoint';
 import { REVOKED_ADDRESS, type Issued, type ResumeCheck } from '../net/sessions';
-import type { Store } from '../store/ports';
 import { Admission } from './admission';
 import { newCounters } from './counters';
 import { DetailOnline } from './detail-online';
 import { importLegacy, importTarget } from './legacy-import';
 import { Limits } from './limits';
+import { startMainActors, type MainActors } from './main-actors';
 import { Registry } from './registry';
 import { RestartBudget } from './restart-budget';
-import { ShardHost } from './shard-host';
+import { ShardHost, shardConfig } from './shard-host';
 import { Shards } from './shards';
 import { SignIn } from './sign-in';
 import { checkDataDir, StartupError } from './startup';
@@ -47,9 +41,6 @@ export { StartupError };
 
 /** Group requests that only read: answered while the store is full. */
 const READ_GROUP_ACTS: ReadonlySet<string> = new Set(['detail']);
-
-/** The actors on this thread, there from start() on. */
-interface Actors { delivery: Delivery; presence: Presence; typing: Typing; receipts: Receipts; members: GroupMembers }
 
 export class Node implements Router {
   readonly startedAt = Date.now();
@@ -65,8 +56,7 @@ export class Node implements Router {
   private readonly admission: Admission;
   private readonly detailOnline = new DetailOnline(() => this.actors?.presence);
   carrier: Carrier | undefined;
-  actors: Actors | undefined;
-  private applier: Applier | undefined;
+  actors: MainActors | undefined;
   private endpoint: Endpoint<Connection> | undefined;
   onFatal: (err: unknown) => void = () => {};
   ready = false;
@@ -85,7 +75,7 @@ export class Node implements Router {
       { toVerifier: (item) => this.on.verify(item), sendTo: (conn, frame) => this.on.sendTo(conn, frame) },
     );
     this.shards = new Shards(s.workers, {
-      host: (index, events) => new ShardHost(this.shardConfig(index), events),
+      host: (index, events) => new ShardHost(shardConfig(s, index, this.limits.values.detailBytes), events),
       workerOf: (address) => this.registry.workerOf(address),
       stateOf: (address) => this.carrier?.stateOf(address),
       output: (index, items) => this.shardOutput(items),
@@ -102,10 +92,20 @@ export class Node implements Router {
     const s = this.settings;
     checkDataDir(s.data);
     const carrier = (this.carrier = await this.openCarrier(s, this.log));
-    const actors = this.startActors(carrier);
+    const actors = (this.actors = startMainActors(s, carrier, this.registry, this.ephemeralOut, {
+      // A revocation list from any node is merged with the stored one; groups are counted as they come and go.
+      applying: (st) => this.signing.applying(st, (address) => carrier.store.states.get(address)),
+      applied: (st) => this.limits.groupChanged(st),
+      send: (conn, frame) => this.sendHere(conn, frame),
+      fatal: (err) => this.onFatal(err),
+    }));
     this.admission.watch(carrier.store);
     await this.shards.start();
-    if (s.importLegacy) await importLegacy(s.importLegacy, s.data, this.legacyTarget(carrier, actors.delivery));
+    if (s.importLegacy) {
+      // Batches are answered in order: a round of stats comes back after the imports.
+      const settle = (): Promise<void> => this.shards.stats().then(() => actors.delivery.settle());
+      await importLegacy(s.importLegacy, s.data, importTarget({ store: carrier.store, delivery: actors.delivery, verify: (call) => carrier.verify(call), settle }));
+    }
     // A cluster node replays the ledger until its store is current, then takes its partitions.
     await carrier.start(this.local(actors)).catch((err: unknown) => { throw new StartupError((err as Error).message); });
     this.limits.countStored(carrier.store.states);
@@ -142,37 +142,12 @@ export class Node implements Router {
 
   // ---- wiring ----
 
-  /** The actors on the socket thread, on the carrier's store. */
-  private startActors(carrier: Carrier): Actors {
-    const s = this.settings;
-    const store = carrier.store;
-    const delivery = new Delivery(store, this.registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, maxBuffered: s.maxBuffered });
-    delivery.onFatal = (err) => this.onFatal(err);
-    delivery.replica = carrier.replica;
-    delivery.start(carrier.ageTrim);
-    const members = new GroupMembers(store.states);
-    const registry = this.registry;
-    const presence = new Presence({ peer: (id) => registry.peer(id), peersOf: (a) => registry.peersOf(a), isOnline: (a) => carrier.isOnline(a) }, store.positions, this.ephemeralOut);
-    registry.onPresence = (account, online) => carrier.localChanged(account, online);
-    this.ephemeralOut.remote = (account, frame) => carrier.ephemeral(account, frame);
-    const typing = new Typing(registry, members, this.ephemeralOut);
-    const receipts = new Receipts(carrier.sharedStore, registry, members, (fn, lost) => carrier.afterDurable(fn, lost), this.ephemeralOut);
-    delivery.annotateHistory = (conv, offsets) => receipts.annotate(conv, offsets);
-    this.applier = new Applier({
-      delivery, positions: store.positions,
-      state: (st) => this.applyState(store, st),
-      holds: (conn) => registry.peer(conn) !== undefined,
-      send: (conn, frame) => this.sendHere(conn, frame),
-    });
-    return (this.actors = { delivery, presence, typing, receipts, members });
-  }
-
   /** What the carrier is handed: this node's actors, shards and sockets. */
-  private local(a: Actors): Local {
+  private local(a: MainActors): Local {
     const registry = this.registry;
     const verifierPartition = partitionOf(VERIFY_ADDRESS, this.settings.partitions);
     return {
-      apply: (ops) => { this.applier!.apply(ops); this.ephemeralOut.flush(); },
+      apply: (ops) => { a.applier.apply(ops); this.ephemeralOut.flush(); },
       afterDurable: (fn, lost) => a.delivery.afterDurable(fn, lost),
       send: (conn, frame) => this.sendHere(conn, frame),
       decide: (call) => this.shards.decide(call),
@@ -184,27 +159,6 @@ export class Node implements Router {
       leads: (partition, on) => { if (partition === verifierPartition) void this.verification.lead(on); },
       connections: () => registry.connectionCount,
     };
-  }
-
-  private shardConfig(index: number): ShardConfig {
-    const s = this.settings;
-    return {
-      index, workers: s.workers, partitions: s.partitions,
-      limits: { maxGroupSize: s.maxGroupSize, maxBlocked: s.maxBlocked, maxDetailBytes: this.limits.values.detailBytes },
-      testFaults: s.testFaults, logLevel: s.logLevel, verify: { target: s.verifyTarget, ttlMs: s.verifyTtlMs },
-      verifierState: undefined, groupsResident: s.groupsResident, groupIdleMs: s.groupIdleMs,
-    };
-  }
-
-  private legacyTarget(carrier: Carrier, delivery: Delivery): ReturnType<typeof importTarget> {
-    return importTarget({
-      stateOf: (address) => carrier.store.states.get(address),
-      state: (st) => delivery.state(st),
-      importOwn: (account, tpl, at) => delivery.importOwn(account, tpl, at),
-      verify: (call) => carrier.verify(call),
-      // Batches are answered in order: a round of stats comes back after the imports.
-      settle: () => this.shards.stats().then(() => delivery.settle()),
-    });
   }
 
   private opened(c: Connection): Connection { this.registry.add(c); return c; }
@@ -232,14 +186,6 @@ export class Node implements Router {
     if (decided.length > 0) this.on.decided(decided, Date.now());
     // Typing, presence and receipts queued since the last batch join this turn's (corked) writes.
     this.ephemeralOut.flush();
-  }
-
-  /** A new state as it lands in this node's store (revocations merged, group members and count kept). */
-  private applyState(store: Store, s: StateOut): void {
-    const item = this.signing.applying(s, (address) => store.states.get(address));
-    this.actors!.members.changed(item.address);
-    this.limits.groupChanged(item);
-    this.actors!.delivery.state(item);
   }
 
   /** A frame to a socket of this node; a `detail` asked with `online` gets the online members added. */

@@ -8,6 +8,7 @@ import { Worker } from 'node:worker_threads';
 import { join } from 'node:path';
 import type { Batch, FromShard, ToShard } from '../actors/envelopes';
 import type { ShardConfig } from '../actors/shard-config';
+import type { Settings } from '../config';
 import { logger } from '../log';
 import { Mailbox, type InFlight } from './mailbox';
 
@@ -17,6 +18,16 @@ export interface ShardEvents {
   output(index: number, items: FromShard[]): void;
   /** The worker died; `inFlight` is what it had not answered, each with the crashes it was processed at. */
   died(index: number, inFlight: InFlight<ToShard>[], error: unknown): void;
+}
+
+/** Shard `index`'s configuration, from the settings (the verifier's state is added when it starts). */
+export function shardConfig(s: Settings, index: number, maxDetailBytes: number): ShardConfig {
+  return {
+    index, workers: s.workers, partitions: s.partitions,
+    limits: { maxGroupSize: s.maxGroupSize, maxBlocked: s.maxBlocked, maxDetailBytes },
+    testFaults: s.testFaults, logLevel: s.logLevel, verify: { target: s.verifyTarget, ttlMs: s.verifyTtlMs },
+    verifierState: undefined, groupsResident: s.groupsResident, groupIdleMs: s.groupIdleMs,
+  };
 }
 
 export class ShardHost {
