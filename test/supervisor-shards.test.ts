@@ -227,6 +227,16 @@ describe('supervisor: shards', () => {
     expect(await c).to.deep.equal(stats(5));
   });
 
+  it('asks the restarted shard again for figures a dead shard took with it, so their waiters are answered', async () => {
+    const h = harness();
+    const waiting = h.shards.statsOf(0);
+    const query = h.host(0).posts[0]!.item;
+    h.events.died(0, [{ item: query, crashes: 1 }], new Error('boom'));
+    expect(h.host(0).posts.map((p) => p.item)).to.deep.equal([query, { t: 'control', op: 'stats' }]);
+    h.events.output(0, [stats(2)]);
+    expect(await waiting).to.deep.equal(stats(2));
+  });
+
   it("evicts on every shard, handing the verifier's shard its state only when its partition is included, and resolves once all answered", async () => {
     const answerStats = (h: ReturnType<typeof harness>): void => { for (let i = 0; i < 3; i++) h.events.output(i, [stats(i)]); };
     const h = harness();

@@ -142,6 +142,8 @@ export class Shards<H extends Host = Host> {
       return;
     }
     for (const f of inFlight) this.replay(index, f);
+    // A stats query lost with the shard would leave its waiters hanging: the new shard is asked again.
+    if ((this.statsWaiting[index]?.length ?? 0) > 0) this.hosts[index]!.post({ t: 'control', op: 'stats' });
     this.startHost(this.hosts[index]!).then(
       () => warnRestarted(log, { shard: index, restarts: counters.restarts }, 'shard restarted'),
       (e: unknown) => { log.fatal({ err: e, shard: index }, 'shard failed to restart'); this.deps.fatal(e); },
