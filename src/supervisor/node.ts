@@ -11,15 +11,13 @@ import { detailBytesBound, type Settings } from '../config';
 import { logger, type Logger } from '../log';
 import { Code } from '../protocol/codes';
 import { errorFrame, STORAGE_FULL_TEXT, type Request } from '../protocol/frames';
-import { VERIFY_ADDRESS } from '../actors/address';
 import { Connection, type Router, type SignInFailure, type SignInMethod } from '../actors/connection';
 import { decideDirect } from '../actors/direct';
 import type { FromShard } from '../actors/envelopes';
 import type { Delivery } from '../actors/delivery';
 import { EphemeralOut } from '../actors/ephemeral-out';
 import type { Decided } from '../carrier/ops';
-import type { Carrier, Local } from '../carrier/port';
-import { partitionOf } from '../hash';
+import type { Carrier } from '../carrier/port';
 import { Endpoint } from '../net/endpoint';
 import { REVOKED_ADDRESS, type Issued, type ResumeCheck } from '../net/sessions';
 import { Admission } from './admission';
@@ -27,6 +25,7 @@ import { newCounters } from './counters';
 import { DetailOnline } from './detail-online';
 import { importLegacy, importTarget } from './legacy-import';
 import { Limits } from './limits';
+import { localSide } from './local-side';
 import { startMainActors, type MainActors } from './main-actors';
 import { Registry } from './registry';
 import { RestartBudget } from './restart-budget';
@@ -107,7 +106,7 @@ export class Node implements Router {
       await importLegacy(s.importLegacy, s.data, importTarget({ store: carrier.store, delivery: actors.delivery, verify: (call) => carrier.verify(call), settle }));
     }
     // A cluster node replays the ledger until its store is current, then takes its partitions.
-    await carrier.start(this.local(actors)).catch((err: unknown) => { throw new StartupError((err as Error).message); });
+    await carrier.start(localSide({ partitions: s.partitions, registry: this.registry, shards: this.shards, verification: this.verification, ephemeralOut: this.ephemeralOut, actors, send: (conn, frame) => this.sendHere(conn, frame) })).catch((err: unknown) => { throw new StartupError((err as Error).message); });
     this.limits.countStored(carrier.store.states);
     if (detailBytesBound(s.maxGroupSize, s.maxBlocked) > this.limits.values.detailBytes) {
       this.log.warn({ maxGroupSize: s.maxGroupSize, maxBlocked: s.maxBlocked, maxDetailBytes: this.limits.values.detailBytes }, 'a full group\'s detail may exceed max-buffered / 8: such detail requests are refused (44744)');
@@ -141,25 +140,6 @@ export class Node implements Router {
   }
 
   // ---- wiring ----
-
-  /** What the carrier is handed: this node's actors, shards and sockets. */
-  private local(a: MainActors): Local {
-    const registry = this.registry;
-    const verifierPartition = partitionOf(VERIFY_ADDRESS, this.settings.partitions);
-    return {
-      apply: (ops) => { a.applier.apply(ops); this.ephemeralOut.flush(); },
-      afterDurable: (fn, lost) => a.delivery.afterDurable(fn, lost),
-      send: (conn, frame) => this.sendHere(conn, frame),
-      decide: (call) => this.shards.decide(call),
-      verify: (call) => this.shards.verify(call),
-      decimals: () => this.verification.decimals(),
-      presence: { isOnline: (acc) => registry.isOnline(acc), accounts: () => registry.onlineAccounts(), changed: (acc, online) => a.presence.changed(acc, online) },
-      ephemeralIn: (frames) => { for (const [account, frame] of frames) for (const p of registry.peersOf(account) ?? []) this.ephemeralOut.send(p, frame); },
-      evict: (partitions) => this.shards.evict(partitions, verifierPartition),
-      leads: (partition, on) => { if (partition === verifierPartition) void this.verification.lead(on); },
-      connections: () => registry.connectionCount,
-    };
-  }
 
   private opened(c: Connection): Connection { this.registry.add(c); return c; }
 
