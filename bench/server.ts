@@ -43,7 +43,7 @@ export const SERVICE_MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
 
 /**
  * Flags every measured service gets unless the scenario sets them: no status server (two runs must
- * not meet on its port) and connection limits above what any scenario opens from this one address
+ * not meet on its port), connection limits and the per-address group quota above what any scenario uses from this one address
  * (the defaults, 1,000 per address and 15,000 in total, are for production behind a proxy). Another
  * build (`--old`) gets only what its scenario passes: it may not know these flags.
  */
@@ -52,6 +52,8 @@ function serviceDefaults(extra: string[]): string[] {
   if (!extra.includes('--status-port')) out.push('--status-port', '0');
   if (!extra.includes('--max-connections-per-ip')) out.push('--max-connections-per-ip', '20000');
   if (!extra.includes('--max-connections')) out.push('--max-connections', '20000');
+  // Every group of a scenario is created from this one address.
+  if (!extra.includes('--groups-per-hour-per-address')) out.push('--groups-per-hour-per-address', '10000000');
   return out;
 }
 export const FLOOR_MAIN = path.join(ROOT, 'dist', 'bench', 'floor.js');

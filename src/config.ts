@@ -29,6 +29,9 @@ export interface Settings {
   maxGroupSize: number;
   maxBlocked: number;
   groupsPerHour: number;
+  groupsPerHourPerAddress: number;
+  strangerAddsPerHour: number;
+  minFreeMb: number;
   maxGroups: number;
   maxConnections: number;
   maxConnectionsPerIp: number;
@@ -85,6 +88,9 @@ const specs: { [K in keyof Settings]: Spec } = {
   maxGroupSize: { flag: 'max-group-size', kind: 'int', def: 5000, min: 2, max: 100_000, help: 'most members of a group' },
   maxBlocked: { flag: 'max-blocked', kind: 'int', def: 1000, min: 0, max: 100_000, help: 'most accounts on the block list of a group (deport past it is refused with 44744)' },
   groupsPerHour: { flag: 'groups-per-hour', kind: 'int', def: 100, min: 1, max: 1_000_000, help: 'groups one account may create per hour (past it: 44029 with retryAfterMs)' },
+  groupsPerHourPerAddress: { flag: 'groups-per-hour-per-address', kind: 'int', def: 500, min: 1, max: 10_000_000, help: 'groups created per hour from one remote address, whatever the accounts (behind a proxy: the proxy\'s; past it: 44029 with retryAfterMs)' },
+  strangerAddsPerHour: { flag: 'stranger-adds-per-hour', kind: 'int', def: 20, min: 0, max: 1_000_000, help: 'groups an account may be added to per hour by accounts it never wrote to (past it the account is left out and the adder told: `skipped`, or 44029 for a join)' },
+  minFreeMb: { flag: 'min-free-mb', kind: 'int', def: 512, min: 0, max: 1_000_000_000, help: 'free disk space (MB) of the data directory under which new groups and new conversations are refused with 45007 (0: off)' },
   maxGroups: { flag: 'max-groups', kind: 'int', def: 1_000_000, min: 1, max: 1_000_000_000, help: 'groups the server holds in total (a create past it: 44029)' },
   maxConnections: { flag: 'max-connections', kind: 'int', def: 15_000, min: 1, max: 10_000_000, help: 'open WebSocket connections in total; past it the upgrade is answered HTTP 503 (keep it below the open-file limit)' },
   maxConnectionsPerIp: { flag: 'max-connections-per-ip', kind: 'int', def: 1000, min: 1, max: 10_000_000, help: 'open WebSocket connections per remote address (behind a proxy: the proxy\'s); past it HTTP 503' },

@@ -2,29 +2,20 @@
  * Typing over real sockets: relayed to every device of the other side of a direct conversation and
  * to the online members of a group (never back to the sender, never to a non-member's request),
  * throttled to one per conversation per second per sender (the excess dropped and counted in
- * /status), and never stored: after stop, the data directory holds no trace of an account that only
- * typed, while a chat message's marker is found there by the same search.
+ * /status), never stored (nothing appended), and only between accounts that share a conversation.
  */
 import { expect } from 'chai';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { randomAddresses } from './support/accounts';
-import { isNotice, sleep } from './support/client';
-import { getStatus, startServer } from './support/server';
+import { isNotice, sleep, type Client } from './support/client';
+import { getStatus } from './support/server';
 import { useServer } from './support/suite';
 
 const isTyping = isNotice('chat', 'typing');
 
-/** Whether any file under `dir` contains `needle` (its bytes, as UTF-8). */
-function dirContains(dir: string, needle: string): boolean {
-  const n = Buffer.from(needle);
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    const st = statSync(p);
-    if (st.isDirectory()) { if (dirContains(p, needle)) return true; continue; }
-    if (readFileSync(p).indexOf(n) >= 0) return true;
-  }
-  return false;
+/** A direct message from `from` to `to`, once stored: they share a conversation from then on. */
+async function talk(from: Client, to: string): Promise<void> {
+  from.request({ cat: 'chat', act: 'chat', to, msg: 'hi', callback: `talk ${to}` });
+  await from.next((f) => f.method?.callback === `talk ${to}`, 5000, 'the message stored');
 }
 
 describe('ephemeral: typing', function () {
@@ -38,6 +29,8 @@ describe('ephemeral: typing', function () {
     const b1 = await signedIn(bob!, 'bob 1');
     const b2 = await signedIn(bob!, 'bob 2');
     const c = await signedIn(carol!, 'carol');
+    await talk(a, bob!);
+    await talk(a, carol!);
     const before = (await getStatus(ctx.srv)) as { delivery: { typing: { dropped: number; relayed: number } } };
     for (let i = 0; i < 5; i++) a.request({ cat: 'chat', act: 'typing', with: bob });
     const f = await b1.next(isTyping, 3000, 'typing');
@@ -83,27 +76,34 @@ describe('ephemeral: typing', function () {
     expect((await e.next(isTyping, 3000)).msg).to.deep.equal({ account: bob, group: gid });
   });
 
-  it('is never stored: no trace of an account that only typed in the data directory after stop (a chat marker is found)', async () => {
-    const s = await startServer(['--workers', '2']);
-    try {
-      const [typist, reader, writer] = randomAddresses(3);
-      const t = await signedIn(typist!, 'typist', s);
-      const r = await signedIn(reader!, 'reader', s);
-      const w = await signedIn(writer!, 'writer', s);
-      const marker = `marker-${Date.now()}-${Math.random().toString(36).slice(2)}`;
-      w.request({ cat: 'chat', act: 'chat', to: reader, msg: marker, callback: 'm' });
-      await w.next((f) => f.method?.callback === 'm', 5000);
-      for (let i = 0; i < 3; i++) {
-        t.request({ cat: 'chat', act: 'typing', with: reader });
-        await r.next(isTyping, 3000);
-        await sleep(1050);
-      }
-      await clients.closeAll();
-      await s.stop({ keepData: true });
-      expect(dirContains(s.dataDir, marker), 'the search finds a stored message').to.equal(true);
-      expect(dirContains(s.dataDir, typist!), 'typing left a trace').to.equal(false);
-    } finally {
-      s.removeData();
+  it('is never stored: typing appends nothing to any log and leaves no state', async () => {
+    const [typist, reader] = randomAddresses(2);
+    const t = await signedIn(typist!, 'typist');
+    const r = await signedIn(reader!, 'reader');
+    await talk(r, typist!);
+    type Figures = { delivery: { appended: number } };
+    const before = (await getStatus<Figures>(ctx.srv)).delivery.appended;
+    for (let i = 0; i < 3; i++) {
+      t.request({ cat: 'chat', act: 'typing', with: reader });
+      await r.next(isTyping, 3000);
+      await sleep(1050);
     }
+    expect((await getStatus<Figures>(ctx.srv)).delivery.appended).to.equal(before);
+  });
+
+  it('from an account with no shared conversation (no direct message, no common group) is not relayed, and counted as refused', async () => {
+    const [stranger, target] = randomAddresses(2);
+    const s = await signedIn(stranger!, 'stranger');
+    const t = await signedIn(target!, 'target');
+    const before = (await getStatus(ctx.srv)) as { delivery: { typing: { refused: number } } };
+    s.request({ cat: 'chat', act: 'typing', with: target });
+    expect(await t.none(isTyping, 500)).to.deep.equal([], 'a stranger\'s typing is dropped');
+    const after = (await getStatus(ctx.srv)) as typeof before;
+    expect(after.delivery.typing.refused - before.delivery.typing.refused).to.equal(1);
+    // Once they share a conversation, it is relayed.
+    await talk(t, stranger!);
+    await sleep(1050);
+    s.request({ cat: 'chat', act: 'typing', with: target });
+    await t.next(isTyping, 3000, 'typing once they talked');
   });
 });

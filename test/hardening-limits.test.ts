@@ -46,17 +46,44 @@ async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boole
 }
 
 describe('limits: unit', () => {
-  const values = { maxConnections: 1, maxConnectionsPerIp: 1, groupsPerHour: 2, maxGroups: 10, maxGroupSize: 5, maxBlocked: 1, detailBytes: 100 };
+  const values = { maxConnections: 1, maxConnectionsPerIp: 1, groupsPerHour: 2, groupsPerHourPerAddress: 3, strangerAddsPerHour: 1, minFreeMb: 0, maxGroups: 10, maxGroupSize: 5, maxBlocked: 1, detailBytes: 100 };
   const lines: Array<Record<string, unknown>> = [];
   const log = { warn: (o: Record<string, unknown>, msg: string) => lines.push({ ...o, msg }) } as unknown as Logger;
 
   it('the hourly quota counts per account and opens again when the hour is over', () => {
     const l = new Limits(values, log);
-    expect(l.takeGroupQuota('a', 0)).to.equal(undefined);
-    expect(l.takeGroupQuota('a', 1000)).to.equal(undefined);
-    expect(l.takeGroupQuota('a', 2000)).to.equal(3600_000 - 2000);
-    expect(l.takeGroupQuota('b', 2000)).to.equal(undefined);
-    expect(l.takeGroupQuota('a', 3600_000)).to.equal(undefined);
+    expect(l.takeGroupQuota('a', undefined, 0)).to.equal(undefined);
+    expect(l.takeGroupQuota('a', undefined, 1000)).to.equal(undefined);
+    expect(l.takeGroupQuota('a', undefined, 2000)).to.deep.equal({ limit: 'groupsPerHour', retryAfterMs: 3600_000 - 2000 });
+    expect(l.takeGroupQuota('b', undefined, 2000)).to.equal(undefined);
+    expect(l.takeGroupQuota('a', undefined, 3600_000)).to.equal(undefined);
+  });
+
+  it('the hourly quota also counts per remote address, whatever the accounts; a refusal takes nothing', () => {
+    const l = new Limits(values, log);
+    expect(l.takeGroupQuota('a', '10.0.0.1', 0)).to.equal(undefined);
+    expect(l.takeGroupQuota('b', '10.0.0.1', 0)).to.equal(undefined);
+    expect(l.takeGroupQuota('c', '10.0.0.1', 0)).to.equal(undefined);
+    expect(l.takeGroupQuota('d', '10.0.0.1', 1000)).to.deep.equal({ limit: 'groupsPerHourPerAddress', retryAfterMs: 3600_000 - 1000 });
+    expect(l.takeGroupQuota('d', '10.0.0.2', 1000)).to.equal(undefined);
+    // d's refusal from the first address took nothing of its own quota: one more is left.
+    expect(l.takeGroupQuota('d', '10.0.0.3', 1000)).to.equal(undefined);
+    expect(l.takeGroupQuota('d', '10.0.0.4', 1000)?.limit).to.equal('groupsPerHour');
+  });
+
+  it('the quota windows survive a snapshot and restore (a restart), and only open windows are kept', () => {
+    const now = Date.now();
+    const l = new Limits(values, log);
+    l.takeGroupQuota('a', '10.0.0.1', now - 3600_000 - 1);
+    l.takeGroupQuota('b', '10.0.0.2', now);
+    l.takeGroupQuota('b', '10.0.0.2', now);
+    const stored = JSON.parse(JSON.stringify(l.snapshot(now))) as unknown;
+    const again = new Limits(values, log);
+    again.restore(stored, now);
+    expect(again.takeGroupQuota('b', '10.0.0.9', now)?.limit).to.equal('groupsPerHour');
+    expect(again.takeGroupQuota('a', '10.0.0.1', now)).to.equal(undefined);
+    again.restore({ account: { x: 'bad' }, address: 7 }, now);
+    expect(again.takeGroupQuota('x', undefined, now)).to.equal(undefined);
   });
 
   it('repeated warnings: the first at once, the rest summed into one line per interval', async () => {

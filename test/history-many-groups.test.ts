@@ -15,7 +15,7 @@ const DIRECT = 20;
 
 describe('history: added to 2,000 groups while away', function () {
   this.timeout(60_000);
-  const ctx = useServer(['--rate-limit', '100000', '--groups-per-hour', '10000']);
+  const ctx = useServer(['--rate-limit', '100000', '--groups-per-hour', '10000', '--groups-per-hour-per-address', '10000', '--stranger-adds-per-hour', '10000']);
   const clients = ctx.clients;
 
   it('every create notice and every direct message arrive at sign-in, each once, seq rising', async () => {

@@ -64,6 +64,8 @@ export interface Router {
   presence(peer: Connection, r: Request): void;
   typing(peer: Connection, r: Request): void;
   read(peer: Connection, r: Request): void;
+  /** `block`, `unblock` and `blocked`: the account's block list (src/actors/blocks.ts). */
+  blocks(peer: Connection, r: Request): void;
   vertify(peer: Connection, r: Request): void;
 }
 
@@ -269,6 +271,10 @@ export class Connection implements Peer, SocketSession {
         return this.router.typing(this, r);
       case 'read':
         return this.router.read(this, r);
+      case 'block':
+      case 'unblock':
+      case 'blocked':
+        return this.router.blocks(this, r);
     }
   }
 

@@ -20,6 +20,8 @@ export interface GroupCall {
   id: string;
   origin: Origin;
   now: number;
+  /** Accounts this request adds that must stay out (blocks.ts `screen`, decided on the main thread). */
+  screened?: { blocked: string[]; overQuota: string[] };
   /** Crashes of its shard this call was in flight at (set by the supervisor when it replays it). */
   crashes?: number;
 }

@@ -82,6 +82,7 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
 
     case 'join': {
       const account = r.account as string;
+      refuseScreened(call, account);
       if (g.block.includes(account)) refuse(Code.NOT_PERMITTED, 'account is blocked from this group');
       if (g.group.includes(account)) refuse(Code.UNEXPECTED_INPUT, 'account is already a member');
       // Free groups: anyone may join themselves; any group: the manager may add someone.
@@ -94,7 +95,9 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
 
     case 'members': {
       requireManager();
-      const next = dedupe((r.members as string).split('_'));
+      // Screened accounts stay out if they are not members already; overQuota ones are named in the answer.
+      const keepOut = screenedOut(call);
+      const next = dedupe((r.members as string).split('_')).filter((a) => g.group.includes(a) || !keepOut.has(a));
       if (!next.includes(g.manager)) next.unshift(g.manager);
       if (next.length > limits.maxGroupSize) refuse(Code.UNEXPECTED_INPUT, `group is full (${limits.maxGroupSize})`, 'maxGroupSize');
       const blocked = next.filter((a) => g.block.includes(a));
@@ -102,7 +105,10 @@ function decide(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
       const added = next.filter((a) => !g.group.includes(a));
       const removed = g.group.filter((a) => !next.includes(a));
       const msg = { id: g.id, from: me, added, removed };
-      return { events: [{ e: 'members', members: next, at: now }], out: announce(next, msg, removed) };
+      const posts = announce(next, msg, removed);
+      const skipped = call.screened?.overQuota ?? [];
+      if (skipped.length > 0) posts[0] = reply({ ...msg, skipped });
+      return { events: [{ e: 'members', members: next, at: now }], out: posts };
     }
 
     case 'leave': {
@@ -181,18 +187,33 @@ function create(g: GroupRecord | undefined, call: GroupCall, limits: GroupLimits
   const { origin, now, id } = call;
   // Ids are random; a clash is so unlikely that asking the client to retry is enough.
   if (g !== undefined) refuse(Code.INTERNAL, 'group id clash, try again');
-  const members = dedupe([origin.account, ...(origin.request.list as string[])]);
+  const keepOut = screenedOut(call);
+  const members = dedupe([origin.account, ...(origin.request.list as string[])]).filter((a) => !keepOut.has(a));
   if (members.length > limits.maxGroupSize) refuse(Code.UNEXPECTED_INPUT, `group is too large (${limits.maxGroupSize})`, 'maxGroupSize');
   const record = newGroupRecord(id, members, origin.account, now);
   const msg = { id };
+  // Accounts left out for the stranger bound are named to the creator; blocked ones are not (blocking is not revealed).
+  const skipped = call.screened?.overQuota ?? [];
   return {
     events: [{ e: 'created', record }],
     out: [
-      { t: 'reply', conn: origin.conn, frame: noticeFrame('group', 'create', msg, origin.request.callback) },
+      { t: 'reply', conn: origin.conn, frame: noticeFrame('group', 'create', skipped.length > 0 ? { id, skipped } : msg, origin.request.callback) },
       // Being added to a group is news for each member alone: it goes to their own logs.
       { t: 'post', conv: 'own', tpl: eventTemplate('create', msg), from: null, to: members, except: origin.conn },
     ],
   };
+}
+
+/** Every account the main thread screened out of this request (blocks.ts). */
+function screenedOut(call: GroupCall): ReadonlySet<string> {
+  const s = call.screened;
+  return new Set(s === undefined ? [] : [...s.blocked, ...s.overQuota]);
+}
+
+/** A `join` that adds a screened account is refused: 44501 when it blocked the adder, 44029 past its stranger bound. */
+function refuseScreened(call: GroupCall, account: string): void {
+  if (call.screened?.blocked.includes(account)) refuse(Code.NOT_PERMITTED, 'this account cannot be added by you');
+  if (call.screened?.overQuota.includes(account)) refuse(Code.RATE_LIMITED, 'this account was added to enough groups by accounts it never wrote to this hour; retry later');
 }
 
 const UPDATE_KEYS: readonly UpdateKey[] = ['nick', 'announce', 'expired', 'pmt_announce', 'pmt_free'];

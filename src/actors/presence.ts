@@ -13,7 +13,9 @@
  * restart, reads `lastSeen: null`.
  *
  * Bounds: a socket may subscribe only to accounts it shares a conversation with (a direct
- * conversation with it exists, or a common group: the store's membership index decides), to at
+ * conversation with it exists, or a common group: the store's membership index decides, contacts.ts)
+ * and that have not blocked its account (refused alike, so a block is not revealed; a subscription
+ * made before the block gets no more changes of the blocker), to at
  * most PER_REQUEST accounts per request and SUBSCRIPTIONS_MAX in all, and may send at most
  * RATE_BURST presence requests at once, RATE_PER_S a second on average (more: error 44029).
  *
@@ -27,9 +29,11 @@
 import { LRUCache } from 'lru-cache';
 import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
-import { directConv, type Positions } from '../store/ports';
+import type { Positions } from '../store/ports';
+import { groupsOf, sharesConversation } from './contacts';
 import type { EphemeralOut } from './ephemeral-out';
 import type { Peer, Peers } from './peer';
+import type { BlockList } from './typing';
 
 /** Accounts one socket may be subscribed to at once. */
 export const SUBSCRIPTIONS_MAX = 1000;
@@ -65,7 +69,7 @@ export class Presence {
   private readonly lastSeen = new LRUCache<string, number>({ max: LAST_SEEN_MAX });
   readonly counters = { subscribeRequests: 0, refusedNotContact: 0, refusedCap: 0, rateLimited: 0, frames: 0 };
 
-  constructor(private readonly peers: PresenceDeps, private readonly positions: Positions, private readonly out: EphemeralOut) {}
+  constructor(private readonly peers: PresenceDeps, private readonly positions: Positions, private readonly out: EphemeralOut, private readonly blocks: BlockList) {}
 
   /** The registry: `account` got its first socket (online) or lost its last (offline). */
   changed(account: string, online: boolean, now = Date.now()): void {
@@ -76,6 +80,7 @@ export class Presence {
     for (const id of ids) {
       const s = this.subscribers.get(id);
       if (s === undefined || !this.current(s)) { this.drop(id); continue; }
+      if (this.blocks.has(account, s.account)) continue;
       this.out.send(s.peer, frame);
       this.counters.frames++;
     }
@@ -118,8 +123,8 @@ export class Presence {
     const refused: string[] = [];
     const allowed: string[] = [];
     if (wanted.length > 0) {
-      const myGroups = this.positions.memberships(me).filter((m) => m.conv.startsWith('g:')).map((m) => m.conv);
-      for (const a of wanted) (this.contact(me, a, myGroups) ? allowed : refused).push(a);
+      const myGroups = groupsOf(this.positions, me);
+      for (const a of wanted) (!this.blocks.has(a, me) && sharesConversation(this.positions, me, a, myGroups) ? allowed : refused).push(a);
       this.counters.refusedNotContact += refused.length;
     }
     if (s.targets.size + allowed.length > SUBSCRIPTIONS_MAX) {
@@ -135,7 +140,7 @@ export class Presence {
     }
     if (s.targets.size === 0) this.subscribers.delete(peer.id);
     // The current state of every account asked for and allowed (also those already subscribed).
-    const states = [...new Set(subscribe)].filter((a) => s.targets.has(a)).map((a) => this.state(a, now));
+    const states = [...new Set(subscribe)].filter((a) => s.targets.has(a) && !this.blocks.has(a, me)).map((a) => this.state(a, now));
     peer.send(noticeFrame('chat', 'presence', { presence: states, refused, subscribed: s.targets.size }, r.callback));
   }
 
@@ -154,12 +159,6 @@ export class Presence {
 
   stats(): Record<string, number> {
     return { ...this.counters, subscribers: this.subscribers.size, watched: this.watchers.size, lastSeenKept: this.lastSeen.size };
-  }
-
-  /** Shares a conversation: a direct one exists, or a group both are members of. */
-  private contact(me: string, other: string, myGroups: string[]): boolean {
-    if (this.positions.membership(me, directConv(me, other)) !== undefined) return true;
-    return myGroups.some((conv) => this.positions.membership(other, conv) !== undefined);
   }
 
   /** The socket is still open and signed in as the account it subscribed as. */

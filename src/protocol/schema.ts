@@ -49,6 +49,10 @@ export const schemas: Record<string, Record<string, Schema>> = {
     presence: { subscribe: opt('ss58list'), unsubscribe: opt('ss58list') },
     typing: { with: opt('ss58'), group: opt('gid') },
     read: { with: opt('ss58'), group: opt('gid'), seq: req('seq') },
+    // The account's own block list (src/actors/blocks.ts).
+    block: { account: req('ss58') },
+    unblock: { account: req('ss58') },
+    blocked: {},
   },
   group: {
     create: { list: req('ss58list') },

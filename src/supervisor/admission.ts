@@ -1,26 +1,33 @@
 /**
  * Admission: the one gate a request passes before it may write. Refused while this node cannot
  * store (cut off from the cluster's store: 45003; the store full: 45007, with a probe for space
- * every STORE_PROBE_MS until writes succeed again), and a group `create` past the server's group
- * count or the account's hourly quota (44029). Each refusal is answered here, counted and logged.
+ * every STORE_PROBE_MS until writes succeed again); something new (a group, a first direct message
+ * between two accounts) while free disk space is under the watermark (45007, disk-watch.ts); and a
+ * group `create` past the server's group count or the hourly quota of the account or of its remote
+ * address (44029). Each refusal is answered here, counted and logged.
  */
 import type { Logger } from '../log';
 import { Code } from '../protocol/codes';
 import { errorFrame, STORAGE_FULL_TEXT, type Request } from '../protocol/frames';
-import type { Store, StoreHealth } from '../store/ports';
+import { directConv, type Store, type StoreHealth } from '../store/ports';
 import { errorsTotal } from '../status/instruments';
+import type { DiskWatch } from './disk-watch';
 import type { Limits } from './limits';
 
 /** While the store is full: how often it is probed for space (a small write). */
 export const STORE_PROBE_MS = 2000;
 
-/** Where a refusal goes: the requesting socket. */
-export interface Requester { send(frame: string): unknown; readonly account: string | undefined }
+/** What a refusal answers under the free-disk watermark. */
+export const LOW_DISK_TEXT = 'the server is low on disk space: new groups and new conversations are refused for now (messages in existing conversations go on)';
+
+/** Where a refusal goes: the requesting socket (its remote address counts toward the per-address quota). */
+export interface Requester { send(frame: string): unknown; readonly account: string | undefined; readonly remoteAddress?: string | undefined }
 
 export interface AdmissionDeps {
   /** Why this node cannot take writes now (cut off from a cluster's store), or undefined. */
   cutOff(): string | undefined;
   readonly limits: Limits;
+  readonly disk: DiskWatch;
   readonly counters: { storeRefused: number };
   readonly log: Logger;
 }
@@ -46,18 +53,39 @@ export class Admission {
     return this.refuse(peer, r, Code.STORAGE_FULL, STORAGE_FULL_TEXT);
   }
 
-  /** The server's group count and the account's hourly quota; a refusal is answered here (44029). */
+  /** The watermark, the server's group count and the hourly quotas; a refusal is answered here (45007, 44029). */
   create(peer: Requester, r: Request): boolean {
+    if (!this.roomForNew(peer, r)) return false;
     const limits = this.deps.limits;
     if (limits.groups >= limits.values.maxGroups) {
       limits.hit('maxGroups', 'group create refused: max-groups reached', { max: limits.values.maxGroups });
       peer.send(errorFrame(Code.RATE_LIMITED, `the server holds its most groups (${limits.values.maxGroups})`, r));
       return false;
     }
-    const retryAfterMs = limits.takeGroupQuota(peer.account!);
-    if (retryAfterMs === undefined) return true;
-    limits.hit('groupsPerHour', 'group create refused: groups-per-hour reached', { account: peer.account, max: limits.values.groupsPerHour });
-    peer.send(quotaFrame(`at most ${limits.values.groupsPerHour} groups per hour; retry in ${retryAfterMs} ms`, r, retryAfterMs));
+    const refused = limits.takeGroupQuota(peer.account!, peer.remoteAddress);
+    if (refused === undefined) return true;
+    const { limit, retryAfterMs } = refused;
+    const max = limits.values[limit];
+    const perAddress = limit === 'groupsPerHourPerAddress';
+    limits.hit(limit, `group create refused: ${perAddress ? 'groups-per-hour-per-address' : 'groups-per-hour'} reached`, { account: peer.account, address: peer.remoteAddress, max });
+    peer.send(quotaFrame(`at most ${max} groups per hour${perAddress ? ' from one address' : ''}; retry in ${retryAfterMs} ms`, r, retryAfterMs));
+    return false;
+  }
+
+  /** A direct message: one that would start a conversation is refused under the watermark (45007). */
+  direct(peer: Requester, r: Request): boolean {
+    if (!this.deps.disk.low) return true;
+    const from = peer.account!;
+    if (this.store?.positions.membership(from, directConv(from, r.to as string)) !== undefined) return true;
+    return this.roomForNew(peer, r);
+  }
+
+  /** False (answered 45007, counted) while free disk space is under the watermark. */
+  private roomForNew(peer: Requester, r: Request): boolean {
+    if (!this.deps.disk.low) return true;
+    this.deps.limits.hit('minFreeMb', 'refused: free disk space under --min-free-mb', { account: peer.account, act: r.act });
+    errorsTotal.inc({ code: Code.STORAGE_FULL });
+    peer.send(errorFrame(Code.STORAGE_FULL, LOW_DISK_TEXT, r));
     return false;
   }
 

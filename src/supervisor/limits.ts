@@ -1,10 +1,10 @@
 /**
  * The service's limits, on the main thread: each limit's value and how often it was hit (for
  * /status and /metrics), warnings that can repeat per event logged aggregated (one line per limit
- * per interval with the count, never one line per event), the groups-per-hour quota of each account
- * (bounded in memory by an LRU) and the count of groups the server holds.
+ * per interval with the count, never one line per event), the hourly quotas (groups created per
+ * account and per remote address, groups an account is added to by strangers: quotas.ts) and the
+ * count of groups the server holds.
  */
-import { LRUCache } from 'lru-cache';
 import type { Logger } from '../log';
 import type { StateOut } from '../actors/envelopes';
 import type { GroupRecord } from '../actors/group-state';
@@ -13,13 +13,7 @@ import type { LimitName, LimitView, LimitsView } from '../status/source';
 
 export type { LimitName, LimitsView };
 
-
-const HOUR_MS = 3600_000;
-
-/** Accounts whose hourly create count is remembered (LRU; an account pushed out starts afresh). */
-const QUOTA_ACCOUNTS = 100_000;
-
-interface Window { start: number; count: number }
+import { HourlyQuota, type QuotaSnapshot } from './quotas';
 
 /**
  * Counts events and logs them at most once per interval per key: the first event of a quiet key
@@ -71,18 +65,25 @@ export interface LimitValues {
   maxConnections: number;
   maxConnectionsPerIp: number;
   groupsPerHour: number;
+  /** Groups created per hour from one remote address (whatever the accounts). */
+  groupsPerHourPerAddress: number;
+  /** Groups an account may be added to per hour by accounts that are not its contacts. */
+  strangerAddsPerHour: number;
   maxGroups: number;
   maxGroupSize: number;
   maxBlocked: number;
+  /** Free space (MB) under which new groups and conversations are refused (disk-watch.ts). */
+  minFreeMb: number;
   /** Largest `detail` answer in bytes (--max-buffered / 8). */
   detailBytes: number;
 }
 
 export class Limits {
   private readonly hits: Record<LimitName, number> = {
-    maxConnections: 0, maxConnectionsPerIp: 0, descriptors: 0, groupsPerHour: 0, maxGroups: 0, maxGroupSize: 0, maxBlocked: 0, detailBytes: 0,
+    maxConnections: 0, maxConnectionsPerIp: 0, descriptors: 0, groupsPerHour: 0, maxGroups: 0, groupsPerHourPerAddress: 0, strangerAddsPerHour: 0, minFreeMb: 0, maxGroupSize: 0, maxBlocked: 0, detailBytes: 0,
   };
-  private readonly quota: LRUCache<string, Window>;
+  /** The hourly quotas, by name: kept across restarts as one actor state (see `snapshot`). */
+  readonly quotas: { account: HourlyQuota; address: HourlyQuota; strangerAdds: HourlyQuota };
   /** Groups the server holds: counted from the store at start, then +1 per create, -1 per destroy. */
   groups = 0;
   /** TCP connections the open-file limit leaves room for (after the reserve); 0 when unknown. Set by the endpoint. */
@@ -91,7 +92,11 @@ export class Limits {
 
   constructor(readonly values: LimitValues, log: Logger, intervalMs?: number) {
     this.warnings = new AggregatedWarnings(log, intervalMs);
-    this.quota = new LRUCache<string, Window>({ max: QUOTA_ACCOUNTS, ttl: HOUR_MS });
+    this.quotas = {
+      account: new HourlyQuota(values.groupsPerHour),
+      address: new HourlyQuota(values.groupsPerHourPerAddress),
+      strangerAdds: new HourlyQuota(values.strangerAddsPerHour),
+    };
   }
 
   /** Counts one hit of `name` and logs it aggregated. */
@@ -101,18 +106,38 @@ export class Limits {
   }
 
   /**
-   * Takes one group creation from `account`'s hourly quota (a window of one hour from its first
-   * create): undefined when allowed, else the ms until the window ends.
+   * Takes one group creation from the account's hourly quota and the remote address's (each a
+   * window of one hour from its first create): undefined when both allow it (and both are taken),
+   * else the quota that refused and the ms until its window ends (nothing taken).
    */
-  takeGroupQuota(account: string, now = Date.now()): number | undefined {
-    let w = this.quota.get(account);
-    if (w === undefined || now - w.start >= HOUR_MS) {
-      w = { start: now, count: 0 };
-      this.quota.set(account, w, { ttl: HOUR_MS });
-    }
-    if (w.count >= this.values.groupsPerHour) return Math.max(1, w.start + HOUR_MS - now);
-    w.count++;
+  takeGroupQuota(account: string, address: string | undefined, now = Date.now()): { limit: 'groupsPerHour' | 'groupsPerHourPerAddress'; retryAfterMs: number } | undefined {
+    const { account: perAccount, address: perAddress } = this.quotas;
+    if (address !== undefined && !perAddress.left(address, now)) return { limit: 'groupsPerHourPerAddress', retryAfterMs: perAddress.take(address, now)! };
+    const refused = perAccount.take(account, now);
+    if (refused !== undefined) return { limit: 'groupsPerHour', retryAfterMs: refused };
+    if (address !== undefined) perAddress.take(address, now);
     return undefined;
+  }
+
+  /** Takes one of `account`'s hourly adds by strangers (blocks.ts); false (counted, logged aggregated) when none is left. */
+  takeStrangerAdd(account: string, now = Date.now()): boolean {
+    if (this.quotas.strangerAdds.take(account, now) === undefined) return true;
+    this.hit('strangerAddsPerHour', 'group add left out: stranger-adds-per-hour reached', { account, max: this.values.strangerAddsPerHour });
+    return false;
+  }
+
+  /** The quotas' live windows, to be stored (bounded: see quotas.ts). */
+  snapshot(now = Date.now()): Record<string, QuotaSnapshot> {
+    return { account: this.quotas.account.snapshot(now), address: this.quotas.address.snapshot(now), strangerAdds: this.quotas.strangerAdds.snapshot(now) };
+  }
+
+  /** Takes back the windows a previous run stored (anything malformed is ignored). */
+  restore(stored: unknown, now = Date.now()): void {
+    if (stored === null || typeof stored !== 'object') return;
+    const s = stored as Record<string, unknown>;
+    this.quotas.account.restore(s.account, now);
+    this.quotas.address.restore(s.address, now);
+    this.quotas.strangerAdds.restore(s.strangerAdds, now);
   }
 
   /**
@@ -147,6 +172,9 @@ export class Limits {
       maxConnectionsPerIp: at('maxConnectionsPerIp', v.maxConnectionsPerIp),
       descriptors: at('descriptors', this.descriptorCap),
       groupsPerHour: at('groupsPerHour', v.groupsPerHour),
+      groupsPerHourPerAddress: at('groupsPerHourPerAddress', v.groupsPerHourPerAddress),
+      strangerAddsPerHour: at('strangerAddsPerHour', v.strangerAddsPerHour),
+      minFreeMb: at('minFreeMb', v.minFreeMb),
       maxGroups: at('maxGroups', v.maxGroups),
       maxGroupSize: at('maxGroupSize', v.maxGroupSize),
       maxBlocked: at('maxBlocked', v.maxBlocked),

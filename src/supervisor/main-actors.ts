@@ -1,6 +1,6 @@
 /**
  * The actors of the socket thread (beside the connection actors): delivery, presence, typing, read
- * receipts and the group-member index, built on the carrier's store, with the one applier of
+ * receipts, block lists and the group-member index, built on the carrier's store, with the one applier of
  * decided output (carrier/applier.ts) writing through them.
  */
 import type { Settings } from '../config';
@@ -11,6 +11,7 @@ import { GroupMembers } from '../actors/group-members';
 import { Presence } from '../actors/presence';
 import { Receipts } from '../actors/receipts';
 import { Typing } from '../actors/typing';
+import { Blocks } from '../actors/blocks';
 import { Applier } from '../carrier/applier';
 import type { Carrier } from '../carrier/port';
 import type { Registry } from './registry';
@@ -21,6 +22,7 @@ export interface MainActors {
   typing: Typing;
   receipts: Receipts;
   members: GroupMembers;
+  blocks: Blocks;
   applier: Applier;
 }
 
@@ -42,10 +44,17 @@ export function startMainActors(s: Settings, carrier: Carrier, registry: Registr
   delivery.replica = carrier.replica;
   delivery.start(carrier.ageTrim);
   const members = new GroupMembers(store.states);
-  const presence = new Presence({ peer: (id) => registry.peer(id), peersOf: (a) => registry.peersOf(a), isOnline: (a) => carrier.isOnline(a) }, store.positions, out);
+  const blocks = new Blocks({
+    stateOf: (address) => carrier.stateOf(address),
+    submit: (state) => carrier.submit([{ t: 'state', state }]),
+    afterDurable: (fn, lost) => carrier.afterDurable(fn, lost),
+    log: store.log,
+    positions: store.positions,
+  });
+  const presence = new Presence({ peer: (id) => registry.peer(id), peersOf: (a) => registry.peersOf(a), isOnline: (a) => carrier.isOnline(a) }, store.positions, out, blocks);
   registry.onPresence = (account, online) => carrier.localChanged(account, online);
   out.remote = (account, frame) => carrier.ephemeral(account, frame);
-  const typing = new Typing(registry, members, out);
+  const typing = new Typing(registry, members, out, store.positions, blocks);
   const receipts = new Receipts(carrier.sharedStore, registry, members, (fn, lost) => carrier.afterDurable(fn, lost), out);
   delivery.annotateHistory = (conv, offsets) => receipts.annotate(conv, offsets);
   const applier = new Applier({
@@ -54,11 +63,12 @@ export function startMainActors(s: Settings, carrier: Carrier, registry: Registr
     state: (st) => {
       const item = hooks.applying(st);
       members.changed(item.address);
+      blocks.changed(item.address);
       hooks.applied(item);
       delivery.state(item);
     },
     holds: (conn) => registry.peer(conn) !== undefined,
     send: hooks.send,
   });
-  return { delivery, presence, typing, receipts, members, applier };
+  return { delivery, presence, typing, receipts, members, blocks, applier };
 }

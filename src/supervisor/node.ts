@@ -23,10 +23,12 @@ import { REVOKED_ADDRESS, type Issued, type ResumeCheck } from '../net/sessions'
 import { Admission } from './admission';
 import { newCounters } from './counters';
 import { DetailOnline } from './detail-online';
+import { DiskWatch } from './disk-watch';
 import { importLegacy, importTarget } from './legacy-import';
 import { Limits } from './limits';
 import { localSide } from './local-side';
 import { startMainActors, type MainActors } from './main-actors';
+import { QUOTAS_ADDRESS, QuotaStore } from './quota-store';
 import { Registry } from './registry';
 import { RestartBudget } from './restart-budget';
 import { ShardHost, shardConfig } from './shard-host';
@@ -53,6 +55,8 @@ export class Node implements Router {
   readonly ephemeralOut = new EphemeralOut();
   readonly log = logger({ part: 'node' });
   private readonly admission: Admission;
+  private readonly disk: DiskWatch;
+  private readonly quotaStore: QuotaStore;
   private readonly detailOnline = new DetailOnline(() => this.actors?.presence);
   carrier: Carrier | undefined;
   actors: MainActors | undefined;
@@ -65,10 +69,13 @@ export class Node implements Router {
     this.registry = new Registry(s.partitions, s.workers);
     this.limits = new Limits({
       maxConnections: s.maxConnections, maxConnectionsPerIp: s.maxConnectionsPerIp, groupsPerHour: s.groupsPerHour, maxGroups: s.maxGroups,
+      groupsPerHourPerAddress: s.groupsPerHourPerAddress, strangerAddsPerHour: s.strangerAddsPerHour, minFreeMb: s.minFreeMb,
       maxGroupSize: s.maxGroupSize, maxBlocked: s.maxBlocked, detailBytes: Math.floor(s.maxBuffered / 8),
     }, this.log.child({ component: 'limits' }));
     this.signing = new SignIn({ threads: s.signinThreads, queue: s.signinQueue, resumeTtlMs: s.resumeTtlMs, handshakeMs: s.handshakeMs }, this.counters, this.log);
-    this.admission = new Admission({ cutOff: () => this.carrier?.cutOff(), limits: this.limits, counters: this.counters, log: this.log });
+    this.disk = new DiskWatch(s.data, s.minFreeMb, this.log.child({ component: 'disk' }));
+    this.admission = new Admission({ cutOff: () => this.carrier?.cutOff(), limits: this.limits, disk: this.disk, counters: this.counters, log: this.log });
+    this.quotaStore = new QuotaStore(this.limits, (state) => this.on.submit([{ t: 'state', state }]));
     this.verification = new Verification(
       { endpoint: s.chainEndpoint, target: s.verifyTarget, dataDir: s.data, tokenTtlMs: s.tokenTtlMs },
       { toVerifier: (item) => this.on.verify(item), sendTo: (conn, frame) => this.on.sendTo(conn, frame) },
@@ -108,6 +115,8 @@ export class Node implements Router {
     // A cluster node replays the ledger until its store is current, then takes its partitions.
     await carrier.start(localSide({ partitions: s.partitions, registry: this.registry, shards: this.shards, verification: this.verification, ephemeralOut: this.ephemeralOut, actors, send: (conn, frame) => this.sendHere(conn, frame) })).catch((err: unknown) => { throw new StartupError((err as Error).message); });
     this.limits.countStored(carrier.store.states);
+    this.quotaStore.start(carrier.store.states.get(QUOTAS_ADDRESS));
+    this.disk.start();
     if (detailBytesBound(s.maxGroupSize, s.maxBlocked) > this.limits.values.detailBytes) {
       this.log.warn({ maxGroupSize: s.maxGroupSize, maxBlocked: s.maxBlocked, maxDetailBytes: this.limits.values.detailBytes }, 'a full group\'s detail may exceed max-buffered / 8: such detail requests are refused (44744)');
     }
@@ -128,8 +137,11 @@ export class Node implements Router {
     this.ready = false;
     this.admission.stop();
     this.limits.warnings.stop();
+    this.disk.stop();
     await this.verification.stop();
     await this.endpoint?.close();
+    // The quota windows go into the store before the carrier stops (kept across the restart).
+    if (this.carrier) this.quotaStore.stop();
     await this.shards.stop(this.settings.shutdownMs);
     // After the shards: their last output lands in the store (and is handed on) before the carrier closes.
     await this.actors?.delivery.settle();
@@ -227,7 +239,15 @@ export class Node implements Router {
   typing(peer: Connection, r: Request): void { this.actors?.typing.request(peer, r); }
 
   direct(peer: Connection, r: Request): void {
-    if (this.admission.writes(peer, r)) this.on.submit([{ t: 'post', post: decideDirect(peer.account!, peer.id, r), at: Date.now() }]);
+    if (!this.admission.writes(peer, r) || !this.admission.direct(peer, r)) return;
+    const post = decideDirect(peer.account!, peer.id, r);
+    // To an account that blocked the sender: dropped, and acknowledged as usual (a block is not revealed).
+    if (this.actors?.blocks.has(r.to as string, peer.account!)) return void (post.ackTo && peer.send(post.ackTo.frame));
+    this.on.submit([{ t: 'post', post, at: Date.now() }]);
+  }
+
+  blocks(peer: Connection, r: Request): void {
+    if (r.act === 'blocked' || this.admission.writes(peer, r)) this.actors?.blocks.request(peer, r);
   }
 
   change(peer: Connection, r: Request): void {
@@ -242,7 +262,8 @@ export class Node implements Router {
     if (!READ_GROUP_ACTS.has(r.act) && !this.admission.writes(peer, r)) return;
     if (r.act === 'create' && !this.admission.create(peer, r)) return;
     if (r.act === 'detail' && r.online === true) this.detailOnline.asked(peer.id, id);
-    this.on.group({ t: 'group', id, origin: { conn: peer.id, account: peer.account!, request: r }, now: Date.now() });
+    const screened = this.actors?.blocks.screen(peer.account!, r, (a) => this.limits.takeStrangerAdd(a));
+    this.on.group({ t: 'group', id, origin: { conn: peer.id, account: peer.account!, request: r }, now: Date.now(), ...(screened && { screened }) });
   }
 
   vertify(peer: Connection, r: Request): void {
