@@ -9,12 +9,14 @@ import { Code } from '../src/protocol/codes';
 import { STORAGE_FULL_TEXT, type Request } from '../src/protocol/frames';
 import type { Store, StoreHealth } from '../src/store/ports';
 import { Admission, STORE_PROBE_MS, type Requester } from '../src/supervisor/admission';
+import { DiskWatch } from '../src/supervisor/disk-watch';
 import { Limits, type LimitValues } from '../src/supervisor/limits';
 
 const log = pino({ level: 'silent' });
 
 const VALUES: LimitValues = {
   maxConnections: 100, maxConnectionsPerIp: 10, groupsPerHour: 2, maxGroups: 5, maxGroupSize: 50, maxBlocked: 50, detailBytes: 1 << 20,
+  groupsPerHourPerAddress: 100, strangerAddsPerHour: 100, minFreeMb: 0,
 };
 
 /** A store that only reports its health; `set` changes it and tells the listeners. */
@@ -47,7 +49,7 @@ function peer(account = 'A'): Requester & { frames: Array<Record<string, unknown
 function admission(cutOff: () => string | undefined = () => undefined, values = VALUES) {
   const counters = { storeRefused: 0 };
   const limits = new Limits(values, log);
-  const adm = new Admission({ cutOff, limits, counters, log });
+  const adm = new Admission({ cutOff, limits, disk: new DiskWatch('.', 0, log), counters, log });
   const store = fakeStore();
   return { adm, counters, limits, store, watch: () => adm.watch(store as unknown as Store) };
 }
