@@ -45,8 +45,10 @@ function walk(envDir: string): ChildReport {
   let walked = 0;
   let databases = 0;
   let complete = true;
-  // The main database's keys name the named databases (it holds nothing else here).
-  for (const name of root.getKeys({})) {
+  // The main database's keys name the named databases (it holds nothing else here). Read them all
+  // first: opening a database while that iteration is open invalidates its read transaction (MDB_BAD_TXN).
+  const names = [...root.getKeys({})];
+  for (const name of names) {
     if (typeof name !== 'string' || databases >= MAX_DBS) continue;
     let db;
     try {
