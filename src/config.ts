@@ -23,6 +23,7 @@ export interface Settings {
   maxBuffered: number;
   heartbeatMs: number;
   store: 'lmdb' | 'memory';
+  newStore: boolean;
   retainCount: number;
   retainAgeMs: number;
   groupBacklog: number;
@@ -82,6 +83,7 @@ const specs: { [K in keyof Settings]: Spec } = {
   maxBuffered: { flag: 'max-buffered', kind: 'int', def: 8 * 1024 * 1024, min: 64 * 1024, max: 1024 * 1024 * 1024, help: 'bytes a socket may have waiting to be sent; a client that does not read past this is dropped' },
   heartbeatMs: { flag: 'heartbeat-ms', kind: 'int', def: 30_000, min: 100, max: 600_000, help: 'ping interval; a socket that misses one pong is dropped' },
   store: { flag: 'store', kind: ['lmdb', 'memory'], def: 'lmdb', help: 'lmdb: conversation logs in <data>/store (the default); memory: nothing kept across a restart (tests)' },
+  newStore: { flag: 'new-store', kind: 'bool', def: false, help: 'begin a new, empty store in a data directory that holds the service\'s keys but no store (without it such a directory refuses to start: restore the store from a backup instead)' },
   retainCount: { flag: 'retain-count', kind: 'int', def: 10_000, min: 1, max: 100_000_000, help: 'messages kept per conversation (older ones are trimmed, logged and counted)' },
   retainAgeMs: { flag: 'retain-age-ms', kind: 'int', def: 90 * 24 * 3600_000, min: 1000, max: 100 * 365 * 24 * 3600_000, help: 'oldest message kept in a conversation' },
   groupBacklog: { flag: 'group-backlog', kind: 'int', def: 200, min: 1, max: 100_000, help: 'newest messages of a group delivered at sign-in; older ones are announced with a limited notice and read with history' },

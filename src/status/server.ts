@@ -19,6 +19,7 @@ import type { AddressInfo } from 'node:net';
 import { isAbsolute } from 'node:path';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { logger } from '../log';
+import { BackupRefused } from '../store/backup';
 import { isSS58 } from '../protocol/ss58';
 import { collectProcessMetrics, instruments } from './instruments';
 import { METRICS_CONTENT_TYPE, renderMetrics } from './metrics';
@@ -126,6 +127,11 @@ export async function startStatusServer(source: StatusSource, opts: StatusServer
       log.info({ dest: r.dest ?? dest, files: r.files, bytes: r.bytes, pruned: r.pruned, ms }, 'online backup written');
       send(res, 200, { ok: true, dest: r.dest ?? dest, files: r.files, bytes: r.bytes, pruned: r.pruned ?? [], ms });
     } catch (err) {
+      // The operator's mistake (a destination to change) is answered plainly; anything else is ours.
+      if (err instanceof BackupRefused) {
+        log.warn({ dest, reason: err.reason }, err.message);
+        return send(res, err.reason === 'not-empty' ? 409 : 400, { ok: false, error: err.message });
+      }
       log.error({ err, dest }, 'online backup failed');
       send(res, 500, { ok: false, error: (err as Error).message });
     } finally {

@@ -44,9 +44,15 @@ export const BACKUP_MARKER = 'imgc-backup.json';
 export async function backupDataDir(src: string, dest: string, opts: { store?: Store; log?: Logger } = {}): Promise<BackupResult> {
   const log = opts.log ?? logger({ component: 'backup' });
   if (!fs.existsSync(path.join(src, STORE_DIR))) throw new Error(`${src} is not an IMGC data dir (no ${STORE_DIR}/)`);
-  const destAbs = checkDestination(src, dest);
-  const partial = `${destAbs}.partial-${randomBytes(4).toString('hex')}`;
-  fs.mkdirSync(partial, { recursive: true, mode: 0o700 });
+  let destAbs: string;
+  let partial: string;
+  try {
+    destAbs = checkDestination(src, dest);
+    partial = `${destAbs}.partial-${randomBytes(4).toString('hex')}`;
+    await fs.promises.mkdir(partial, { recursive: true, mode: 0o700 });
+  } catch (e) {
+    throw plainBackupError(e, dest);
+  }
   try {
     let files = 0;
     let bytes = 0;
@@ -75,28 +81,71 @@ export async function backupDataDir(src: string, dest: string, opts: { store?: S
     log.info({ src, dest: destAbs, files, bytes }, 'backup written');
     return { files: files + 1, bytes };
   } catch (e) {
-    fs.rmSync(partial, { recursive: true, force: true });
-    throw e;
+    await fs.promises.rm(partial, { recursive: true, force: true });
+    throw plainBackupError(e, dest);
   }
 }
 
 /**
- * The destination must be outside the data dir, also through symlinks (a copy into itself would
- * grow without end), and empty. Both its parent and, when it exists, the destination itself are
- * resolved with realpath before the containment check; a destination that is itself a symlink is
- * refused even when it points outside (the rename at the end would replace the link, not fill its target).
+ * A destination the operator has to change: 'not-empty' for one that holds files (HTTP 409), 'invalid'
+ * for the rest (400). The message is plain: what is wrong with the path, never an errno line.
+ */
+export class BackupRefused extends Error {
+  constructor(message: string, readonly reason: 'invalid' | 'not-empty') {
+    super(message);
+  }
+}
+
+/** Kernel file systems: a backup there is meaningless, and walking them can recurse without end. */
+const SYSTEM_ROOTS = ['/proc', '/sys', '/dev'];
+/** Longest name of one path component, less the `.partial-xxxxxxxx` suffix the copy is assembled under. */
+const MAX_NAME = 255 - 17;
+const MAX_PATH = 4000;
+
+/** Plain words for what the file system said about a path. */
+const ERRNO_WORDS: Record<string, string> = {
+  EACCES: 'permission denied', EPERM: 'permission denied', EROFS: 'the file system is read-only',
+  ENOTDIR: 'a part of the path is not a directory', ENAMETOOLONG: 'the name is too long', ELOOP: 'too many symbolic links',
+  ENOSPC: 'no space left on the device', EDQUOT: 'the disk quota is exceeded', EEXIST: 'it exists already', ENOENT: 'a part of the path does not exist',
+};
+
+/** An error of the file system about the destination, as a refusal in plain words (others pass unchanged). */
+export function plainBackupError(e: unknown, dest: string): unknown {
+  const code = (e as NodeJS.ErrnoException | null)?.code;
+  const words = code !== undefined ? ERRNO_WORDS[code] : undefined;
+  return words === undefined ? e : new BackupRefused(`backup destination ${dest}: ${words}`, 'invalid');
+}
+
+/**
+ * Checked before anything is written, with no recursion that a strange file system could spin: the
+ * destination must be outside /proc, /sys and /dev and outside the data dir, both as given and as
+ * resolved (realpath of its longest existing prefix, the rest appended), so no symlink leads there; it
+ * must not itself be a symlink (the rename at the end would replace the link, not fill its target);
+ * when it exists it must be an empty directory; the nearest existing directory must be writable.
  */
 function checkDestination(src: string, dest: string): string {
   const destAbs = path.resolve(dest);
-  const parent = path.dirname(destAbs);
-  fs.mkdirSync(parent, { recursive: true, mode: 0o700 });
-  const srcReal = fs.realpathSync(src);
-  const inside = (p: string): boolean => p === srcReal || p.startsWith(srcReal + path.sep);
-  const exists = lexists(destAbs);
-  const real = exists ? fs.realpathSync(destAbs) : path.join(fs.realpathSync(parent), path.basename(destAbs));
-  if (inside(real) || inside(path.join(fs.realpathSync(parent), path.basename(destAbs)))) throw new Error('backup destination must be outside the data dir');
-  if (exists && fs.lstatSync(destAbs).isSymbolicLink()) throw new Error(`backup destination ${dest} is a symlink; give the directory itself`);
-  if (exists && fs.readdirSync(destAbs).length > 0) throw new Error(`backup destination ${dest} exists and is not empty`);
+  const refuse = (why: string): never => { throw new BackupRefused(`backup destination ${dest}: ${why}`, 'invalid'); };
+  if (Buffer.byteLength(destAbs) > MAX_PATH || destAbs.split(path.sep).some((c) => Buffer.byteLength(c) > MAX_NAME)) refuse('the name is too long');
+  const rest: string[] = [];
+  let existing = destAbs;
+  while (!lexists(existing)) {
+    rest.unshift(path.basename(existing));
+    existing = path.dirname(existing);
+  }
+  const resolved = path.join(fs.realpathSync(existing), ...rest);
+  const under = (p: string, root: string): boolean => p === root || p.startsWith(root + path.sep);
+  if (SYSTEM_ROOTS.some((r) => under(destAbs, r) || under(resolved, r))) refuse(`${SYSTEM_ROOTS.join(', ')} cannot hold a backup; give a directory on a disk`);
+  if (under(resolved, fs.realpathSync(src))) refuse('must be outside the data dir');
+  const st = fs.lstatSync(existing);
+  if (rest.length === 0) {
+    if (st.isSymbolicLink()) refuse('is a symlink; give the directory itself');
+    if (!st.isDirectory()) refuse('is not a directory');
+    if (fs.readdirSync(destAbs).length > 0) throw new BackupRefused(`backup destination ${dest} exists and is not empty; give a new or empty directory`, 'not-empty');
+  } else if (!fs.statSync(existing).isDirectory()) {
+    refuse(`${existing} is not a directory`);
+  }
+  fs.accessSync(rest.length === 0 ? path.dirname(destAbs) : existing, fs.constants.W_OK);
   return destAbs;
 }
 

@@ -3,7 +3,7 @@
  * The copy is itself a data dir: start the server with `--data DEST` to use it.
  */
 import { logger } from '../log';
-import { backupDataDir } from '../store/backup';
+import { backupDataDir, BackupRefused } from '../store/backup';
 
 const USAGE = 'usage: npm run backup -- DEST [--data DIR]   (DIR defaults to ./backup)';
 
@@ -44,6 +44,11 @@ async function main(): Promise<number> {
     log.info({ data: args.data, dest: args.dest, files, bytes }, `backup done; start with --data ${args.dest}`);
     return 0;
   } catch (e) {
+    // A destination to change is the operator's: one plain line, exit 2, as a bad argument.
+    if (e instanceof BackupRefused) {
+      log.error(e.message);
+      return 2;
+    }
     log.error({ err: e }, 'backup failed');
     return 1;
   }
