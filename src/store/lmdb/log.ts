@@ -108,7 +108,7 @@ export class LmdbLog implements ConversationLog {
     if (t !== undefined) return t;
     this.c.damage.found('convs', conv, { conv });
     let top: ConvTop | undefined;
-    for (const [, offset] of this.c.dbs.log.getKeys({ start: [conv, 0], end: [conv, MAX_OFFSET] })) {
+    for (const { offset } of genuine(this.c, this.c.dbs.log.getRange({ start: [conv, 0], end: [conv, MAX_OFFSET] }), Infinity)) {
       top = top === undefined ? { first: offset, last: offset, count: 1 } : { first: top.first, last: offset, count: top.count + 1 };
     }
     return top;
