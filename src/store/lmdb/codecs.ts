@@ -7,32 +7,67 @@
  * msgpack: the log's frames are strings already, written once into the sealed buffer, and read back
  * with one `toString` each.
  */
+import { crc32 } from 'node:zlib';
 import type { AccountPositions, ConvId, ConvTop } from '../ports';
 import { HEADER, seal, sealable, unseal } from './seal';
 import type { LogValue } from './schema';
 
 export interface Codec<T> {
-  encode(v: T, seed: string): Buffer;
-  decode(buf: Buffer, seed: string): T | undefined;
+  encode(v: T, seed: number): Buffer;
+  decode(buf: Buffer, seed: number): T | undefined;
 }
 
-// ---- the seeds: one string per key, distinct across databases ----
+// ---- the seeds: the CRC-32 of each key, distinct across databases ----
+
+/**
+ * CRC-32s of the strings of one kind, remembered (bounded): the conversations and accounts of the
+ * busy path recur, so a write or read pays for its key's CRC once in a while, not every time.
+ */
+class SeedCache {
+  private readonly base: number;
+  private readonly known = new Map<string, number>();
+  constructor(tag: string) { this.base = crc32(`${tag}\n`); }
+  of(s: string): number {
+    let c = this.known.get(s);
+    if (c === undefined) {
+      if (this.known.size >= 4096) this.known.clear();
+      c = crc32(s, this.base);
+      this.known.set(s, c);
+    }
+    return c;
+  }
+}
+
+const numberScratch = Buffer.allocUnsafe(8);
+
+/** `crc` continued over the number `n` (as float64). */
+function withNumber(crc: number, n: number): number {
+  numberScratch.writeDoubleLE(n, 0);
+  return crc32(numberScratch, crc);
+}
+
+const cached = {
+  log: new SeedCache('log'), convs: new SeedCache('convs'), mids: new SeedCache('mids'),
+  positions: new SeedCache('positions'), members: new SeedCache('members'),
+};
+const STATES = crc32('states\n');
+const META = crc32('meta\n');
 
 export const seeds = {
-  log: (conv: ConvId, offset: number): string => `log\n${conv}\n${offset}`,
-  convs: (conv: ConvId): string => `convs\n${conv}`,
-  mids: (conv: ConvId, from: string, mid: string): string => `mids\n${conv}\n${from}\n${mid}`,
-  positions: (account: string): string => `positions\n${account}`,
-  members: (account: string, conv: ConvId): string => `members\n${account}\n${conv}`,
-  states: (address: string): string => `states\n${address}`,
-  meta: (name: string): string => `meta\n${name}`,
+  log: (conv: ConvId, offset: number): number => withNumber(cached.log.of(conv), offset),
+  convs: (conv: ConvId): number => cached.convs.of(conv),
+  mids: (conv: ConvId, from: string, mid: string): number => crc32(`${from}\n${mid}`, cached.mids.of(conv)),
+  positions: (account: string): number => cached.positions.of(account),
+  members: (account: string, conv: ConvId): number => crc32(conv, cached.members.of(account)),
+  states: (address: string): number => crc32(address, STATES),
+  meta: (name: string): number => crc32(name, META),
 };
 
 /** A string's length field that stands for null. */
 const NULL_LEN = 0xffffffff;
 
 /** Runs a decoder on a payload that passed its checksum; a payload that does not parse is damaged too. */
-function parsed<T>(buf: Buffer, seed: string, read: (p: Buffer) => T | undefined): T | undefined {
+function parsed<T>(buf: Buffer, seed: number, read: (p: Buffer) => T | undefined): T | undefined {
   const p = unseal(buf, seed);
   if (p === undefined) return undefined;
   try {
@@ -42,22 +77,26 @@ function parsed<T>(buf: Buffer, seed: string, read: (p: Buffer) => T | undefined
   }
 }
 
-/** A log record: at (f64), from and mid (u32 length or NULL_LEN, UTF-8), head (u32 length, UTF-8), tail (the rest). */
+/** Where log records are encoded: reused, so a record costs no allocation (LMDB copies it at `putSync`). */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+
+/**
+ * A log record: at (f64), from and mid (u32 length or NULL_LEN, UTF-8), head (u32 length, UTF-8),
+ * tail (the rest). `encode` answers a view of a buffer it reuses: valid until its next call, so it
+ * is put at once (inside the transaction), never kept.
+ */
 export const logCodec: Codec<LogValue> = {
   encode([at, from, mid, head, tail], seed) {
-    const fromLen = from === null ? 0 : Buffer.byteLength(from);
-    const midLen = mid === null ? 0 : Buffer.byteLength(mid);
-    const headLen = Buffer.byteLength(head);
-    const buf = sealable(8 + 12 + fromLen + midLen + headLen + Buffer.byteLength(tail));
-    let o = buf.writeDoubleLE(at, HEADER);
-    o = buf.writeUInt32LE(from === null ? NULL_LEN : fromLen, o);
-    if (from !== null) o += buf.write(from, o);
-    o = buf.writeUInt32LE(mid === null ? NULL_LEN : midLen, o);
-    if (mid !== null) o += buf.write(mid, o);
-    o = buf.writeUInt32LE(headLen, o);
-    o += buf.write(head, o);
-    buf.write(tail, o);
-    return seal(buf, seed);
+    // UTF-8 takes at most 3 bytes per UTF-16 unit.
+    const max = HEADER + 20 + 3 * ((from?.length ?? 0) + (mid?.length ?? 0) + head.length + tail.length);
+    if (scratch.length < max) scratch = Buffer.allocUnsafe(Math.max(max, 2 * scratch.length));
+    const b = scratch;
+    let o = b.writeDoubleLE(at, HEADER);
+    o = putString(b, o, from);
+    o = putString(b, o, mid);
+    o = putString(b, o, head);
+    o += b.write(tail, o);
+    return seal(b.subarray(0, o), seed);
   },
   decode(buf, seed) {
     return parsed(buf, seed, (p) => {
@@ -71,6 +110,14 @@ export const logCodec: Codec<LogValue> = {
     });
   },
 };
+
+/** A length (or NULL_LEN) and the string's UTF-8 at `o`; answers the offset after it. */
+function putString(b: Buffer, o: number, s: string | null): number {
+  if (s === null) return b.writeUInt32LE(NULL_LEN, o);
+  const n = b.write(s, o + 4);
+  b.writeUInt32LE(n, o);
+  return o + 4 + n;
+}
 
 /** Reads the layout of logCodec; throws past the end (a damaged length that the checksum missed). */
 class Reader {
@@ -129,7 +176,7 @@ export const textCodec: Codec<string> = {
 };
 
 /** A state (JSON text), parsed: undefined if damaged, or if it passed its checksum but does not parse. */
-export function decodeState(buf: Buffer, seed: string): { value: unknown } | undefined {
+export function decodeState(buf: Buffer, seed: number): { value: unknown } | undefined {
   const text = textCodec.decode(buf, seed);
   if (text === undefined) return undefined;
   try {

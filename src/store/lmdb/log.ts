@@ -66,16 +66,18 @@ export class LmdbLog implements ConversationLog {
     const c = this.c;
     const { log, mids } = c.dbs;
     const conv = e.conv;
-    const value = logCodec.encode([e.at, e.from, e.mid ?? null, e.head, e.tail], seeds.log(conv, e.offset));
+    const value: LogValue = [e.at, e.from, e.mid ?? null, e.head, e.tail];
+    // Encoded (and checksummed) inside the commit, into a reused buffer that LMDB copies.
+    const put = (): void => log.putSync([conv, e.offset], logCodec.encode(value, seeds.log(conv, e.offset)));
     if (hasMidKey(e)) {
       const { from, mid, offset } = e;
       c.writer.queue(() => {
-        log.putSync([conv, offset], value);
+        put();
         mids.putSync([conv, from, mid], numberCodec.encode(offset, seeds.mids(conv, from, mid)));
-      }, value.length + conv.length + from.length + mid.length + 64);
+      }, e.head.length + e.tail.length + conv.length + from.length + mid.length + 64);
       c.overlay.mids.set(midKey(conv, from, mid), offset);
     } else {
-      c.writer.queue(() => log.putSync([conv, e.offset], value), value.length + conv.length + 64);
+      c.writer.queue(put, e.head.length + e.tail.length + conv.length + 64);
     }
   }
 

@@ -3,8 +3,8 @@
  *
  *   [0xC1][FORMAT][crc32, 4 bytes little-endian][payload]
  *
- * where the CRC-32 covers the record's key (as a seed string, so a value that a flipped bit moves
- * under another key fails too) and the payload. 0xC1 is the one byte msgpack never uses and is no
+ * where the CRC-32 covers the record's key (as a seed: the CRC-32 of the key, codecs.ts, so a value
+ * that a flipped bit moves under another key fails too) and the payload. 0xC1 is the one byte msgpack never uses and is no
  * UTF-8 lead byte, so a value of the format before (msgpack, or JSON text for states) never starts
  * with it: the migration (format.ts) tells old values from new ones by it.
  *
@@ -24,19 +24,18 @@ export function sealable(payload: number): Buffer {
 }
 
 /** Writes the header over the first HEADER bytes of `buf` (the payload is `buf[HEADER..end]`). */
-export function seal(buf: Buffer, seed: string, end = buf.length): Buffer {
-  const body = buf.subarray(HEADER, end);
+export function seal(buf: Buffer, seed: number): Buffer {
   buf[0] = MARKER;
   buf[1] = FORMAT;
-  buf.writeUInt32LE(crc32(body, crc32(seed)), 2);
-  return end === buf.length ? buf : buf.subarray(0, end);
+  buf.writeUInt32LE(crc32(buf.subarray(HEADER), seed), 2);
+  return buf;
 }
 
 /** The payload of a sealed value if its checksum holds for `seed`; undefined: damaged (or not sealed). */
-export function unseal(buf: Buffer, seed: string): Buffer | undefined {
+export function unseal(buf: Buffer, seed: number): Buffer | undefined {
   if (!isSealed(buf)) return undefined;
   const body = buf.subarray(HEADER);
-  return crc32(body, crc32(seed)) === buf.readUInt32LE(2) ? body : undefined;
+  return crc32(body, seed) === buf.readUInt32LE(2) ? body : undefined;
 }
 
 /** Whether the value is of the sealed format (its checksum not looked at). */
