@@ -81,6 +81,8 @@ function contract(name: string, factory: Factory, durable: boolean): void {
       expect(s.lastOffset).to.equal(e4.offset);
       expect(s.appended).to.equal(4);
       expect(s.epoch).to.equal(store.epoch);
+      expect(s.damaged, 'nothing found damaged in a sound store').to.equal(0);
+      expect(s.damagedLast).to.equal(null);
       expect(store.epoch).to.be.a('string').with.length.greaterThan(8);
     });
 

@@ -6,9 +6,14 @@
  *
  * Memory is bounded by the number of conversations with news, not by what they hold: each keeps a
  * small page (fewer records each, the more conversations there are) and reads on as it is drained.
+ *
+ * Damaged records are skipped by the store's reads (counted and logged there); a conversation the
+ * store cannot read at all (a corrupt page) ends where it stops reading, logged here: the rest of
+ * the backlog still goes out, and no read error ends the process.
  */
+import { logger } from '../log';
 import { renderFrame } from '../protocol/frames';
-import type { ConversationLog, ConvTop, LogEntry, Membership } from '../store/ports';
+import { StoreError, type ConversationLog, type ConvTop, type LogEntry, type Membership, type ReadQuery } from '../store/ports';
 import { isTombstone } from './edits';
 import { ownRecipient, renderOwnFrame } from './own';
 
@@ -43,7 +48,7 @@ export class Backlog {
   constructor(private readonly log: ConversationLog, private readonly r: BacklogRange, memberships: Membership[]) {
     const news: Array<[Membership, ConvTop]> = [];
     for (const m of memberships) {
-      const top = log.top(m.conv);
+      const top = this.unlessUnreadable(m.conv, () => log.top(m.conv), undefined);
       if (top !== undefined && top.last > r.after && top.last >= m.since) news.push([m, top]);
     }
     this.page = Math.max(1, Math.min(64, Math.floor(BUFFERED / Math.max(1, news.length))));
@@ -82,7 +87,7 @@ export class Backlog {
     // need no look at their newest records to know they are within the bound.
     const mayExceed = top.count > this.r.groupBacklog && Math.min(this.r.upTo, top.last) - after > this.r.groupBacklog;
     if (m.conv.startsWith('g:') && mayExceed) {
-      const newest = this.log.read({ conv: m.conv, after, before: this.r.upTo + 1, limit: this.r.groupBacklog + 1, direction: 'backward' });
+      const newest = this.read({ conv: m.conv, after, before: this.r.upTo + 1, limit: this.r.groupBacklog + 1, direction: 'backward' });
       if (newest.length > this.r.groupBacklog) {
         after = newest[0]!.offset;
         limited = m.conv.slice(2);
@@ -94,9 +99,24 @@ export class Backlog {
   }
 
   private refill(c: Cursor, after: number): boolean {
-    c.buf = this.log.read({ conv: c.conv, after, before: this.r.upTo + 1, limit: this.page, direction: 'forward' });
+    c.buf = this.read({ conv: c.conv, after, before: this.r.upTo + 1, limit: this.page, direction: 'forward' });
     c.i = 0;
     return c.buf.length > 0;
+  }
+
+  private read(q: ReadQuery): LogEntry[] {
+    return this.unlessUnreadable(q.conv, () => this.log.read(q), []);
+  }
+
+  /** A read of `conv`, or `otherwise` if the store cannot read it (logged: the backlog goes on without it). */
+  private unlessUnreadable<T>(conv: string, fn: () => T, otherwise: T): T {
+    try {
+      return fn();
+    } catch (e) {
+      if (!(e instanceof StoreError) || (e.code !== 'corrupt' && e.code !== 'damaged')) throw e;
+      logger({ part: 'delivery' }).error({ err: e, conv, account: this.r.account }, 'a conversation of a backlog could not be read: the rest of the backlog goes on');
+      return otherwise;
+    }
   }
 
   // A binary min-heap of cursors by the offset of their next record.

@@ -8,7 +8,7 @@
  * still catching up, so frames reach an account in offset order.
  */
 import { logger } from '../log';
-import { accountConv, type AccountPositions, type Store } from '../store/ports';
+import { accountConv, StoreError, type AccountPositions, type Membership, type Store } from '../store/ports';
 import type { PositionBook } from './account-positions';
 import { Backlog } from './backlog';
 import type { Peer, Peers } from './peer';
@@ -107,10 +107,21 @@ export class CatchUp {
 
   /** The backlog of `account` after `after`, through the newest record stored now. */
   private readFrom(s: Sync, account: string, after: number): void {
-    const memberships = [{ conv: accountConv(account), since: 0 }, ...this.store.positions.memberships(account)];
+    const memberships = [{ conv: accountConv(account), since: 0 }, ...this.membershipsOf(account)];
     const upTo = this.lastOffset();
     s.backlog = new Backlog(this.store.log, { account, after, upTo, groupBacklog: this.limits.groupBacklog, epoch: this.store.epoch, own: s.peer.syncOwn === true }, memberships);
     s.upTo = upTo;
+  }
+
+  /** The account's conversations; none but its own log if the store cannot read them (logged, the process goes on). */
+  private membershipsOf(account: string): Membership[] {
+    try {
+      return this.store.positions.memberships(account);
+    } catch (err) {
+      if (!(err instanceof StoreError)) throw err;
+      this.log.error({ err, account }, 'memberships could not be read: the backlog covers the account\'s own log only');
+      return [];
+    }
   }
 
   private pump(s: Sync): void {

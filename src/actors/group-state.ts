@@ -2,6 +2,8 @@
  * A group's state and its events. The state is the record `detail` returns (plain JSON);
  * `applyGroup` is the one place it changes, so a journal of events replays to the same state.
  */
+import { isDamagedState } from '../store/ports';
+
 export interface GroupRecord {
   id: string;
   group: string[];
@@ -101,6 +103,7 @@ const isObject = (x: unknown): x is Record<string, unknown> => typeof x === 'obj
  * Returns what is wrong, or undefined when it is well formed.
  */
 export function groupRecordFault(x: unknown, id: string): string | undefined {
+  if (isDamagedState(x)) return 'its stored bytes are damaged (checksum)';
   if (!isObject(x)) return 'not an object';
   if (x.id !== id) return 'id does not match its address';
   if (!isStrings(x.group)) return '"group" is not a list of accounts';

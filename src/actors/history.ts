@@ -6,7 +6,7 @@
  */
 import { Code, type ErrorCode } from '../protocol/codes';
 import { noticeFrame, renderFrame, type Request } from '../protocol/frames';
-import type { ConvId, ConversationLog, LogEntry, Positions } from '../store/ports';
+import { StoreError, type ConvId, type ConversationLog, type LogEntry, type Positions } from '../store/ports';
 import { conversationOf, refKeys } from './conversation-ref';
 import { isChangeRecord } from './edits';
 import { renderOwnFrame } from './own';
@@ -21,7 +21,20 @@ export type HistoryAnswer = { ok: true; frame: string } | { ok: false; code: Err
 /** Added keys of an answer, from the conversation and the offsets of its page (read receipts: src/actors/receipts.ts). */
 export type HistoryAnnotate = (conv: ConvId, offsets: number[]) => Record<string, unknown>;
 
+/**
+ * Damaged records are not in the page (the store skips them, counts and logs them); a conversation
+ * the store cannot read at all (a corrupt page) answers 41401, and the process goes on.
+ */
 export function readHistory(log: ConversationLog, positions: Positions, epoch: string, account: string, r: Request, maxBytes = HISTORY_BYTES, annotate?: HistoryAnnotate): HistoryAnswer {
+  try {
+    return readPage(log, positions, epoch, account, r, maxBytes, annotate);
+  } catch (e) {
+    if (!(e instanceof StoreError) || (e.code !== 'corrupt' && e.code !== 'damaged')) throw e;
+    return { ok: false, code: Code.INTERNAL, error: 'this conversation could not be read; the operators were told' };
+  }
+}
+
+function readPage(log: ConversationLog, positions: Positions, epoch: string, account: string, r: Request, maxBytes: number, annotate?: HistoryAnnotate): HistoryAnswer {
   const pageBytes = Math.min(HISTORY_BYTES, maxBytes);
   const ref = conversationOf(account, r);
   if (ref === undefined) return { ok: false, code: Code.MISSING_PARAMS, error: 'history needs one of "with" (an account) or "group" (a group id)' };

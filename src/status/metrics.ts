@@ -97,6 +97,12 @@ function addTree(x: Exposition, prefix: string, help: string, value: unknown, la
   }
 }
 
+/** The store's count of damaged records, as the delivery actor's figures carry its stats (null when there are none). */
+function storeDamaged(s: StatusSnapshot): number | null {
+  const store = s.delivery?.store as { damaged?: unknown } | undefined;
+  return typeof store?.damaged === 'number' ? store.damaged : null;
+}
+
 export async function renderMetrics(s: StatusSnapshot, live: Registry[] = []): Promise<string> {
   const x = new Exposition(live);
   x.add('imgc_info', 'gauge', 'Service version (value is always 1).', 1, { version: s.version, node: s.nodeVersion });
@@ -152,6 +158,7 @@ export async function renderMetrics(s: StatusSnapshot, live: Registry[] = []): P
     x.add('imgc_store_failed_commits_total', 'counter', 'Store commits that failed for lack of space (their writes were lost and their senders told).', s.store.failedCommits);
     x.add('imgc_store_writes_refused_total', 'counter', 'Requests refused with error 45007 while the store was full.', s.store.writesRefused);
   }
+  x.add('imgc_store_damaged_records_total', 'counter', 'Stored records found damaged (checksum) since the start: never served, each logged once with where it is.', storeDamaged(s));
   const cl = s.cluster;
   if (cl) {
     const ledger = (cl.ledger ?? {}) as Record<string, number>;

@@ -114,8 +114,26 @@ export interface Positions {
   memberships(account: string): Membership[];
 }
 
+/**
+ * What `ActorStates.get` answers for a state whose stored bytes fail their checksum (or do not
+ * parse): never the bytes as if genuine, never a throw (a reader on the main thread must not end
+ * the process). Plain data, so it crosses to a worker thread; it is no valid state of any actor
+ * (a group reads it as broken and answers 41401; `isDamagedState` tells it apart). Writing a new
+ * state over it replaces it.
+ */
+export interface DamagedState { readonly $damaged: true; readonly address: string }
+
+export function damagedState(address: string): DamagedState {
+  return { $damaged: true, address };
+}
+
+export function isDamagedState(x: unknown): x is DamagedState {
+  return typeof x === 'object' && x !== null && (x as { $damaged?: unknown }).$damaged === true;
+}
+
 /** Actor state by address (`group:<id>`, `verify:book`): plain JSON, replaced whole. */
 export interface ActorStates {
+  /** The state, undefined if none, or a `DamagedState` if its stored bytes are damaged. */
   get(address: string): unknown;
   /** `undefined` deletes. */
   put(address: string, state: unknown): void;
@@ -132,6 +150,14 @@ export interface StoreStats {
   trimmed: number;
   /** Bytes of the database on disk (0 for memory). */
   bytes: number;
+  /**
+   * Stored records found damaged since the open (a checksum that does not hold; 0 for memory, which
+   * keeps no bytes): log records are skipped by reads, damaged states read as `DamagedState`,
+   * damaged positions and memberships as absent. Each is logged once with where it is.
+   */
+  damaged: number;
+  /** The last damaged record found (database and place), or null. */
+  damagedLast: string | null;
   [more: string]: unknown;
 }
 
@@ -173,9 +199,12 @@ export interface Store {
   close(): Promise<void>;
 }
 
-/** The store failed in a way the caller cannot fix by retrying the same call (full disk, corrupt file). */
+/**
+ * The store failed in a way the caller cannot fix by retrying the same call (full disk, corrupt
+ * file; 'damaged': a value the store cannot do without, such as its epoch, fails its checksum).
+ */
 export class StoreError extends Error {
-  constructor(message: string, readonly code: 'full' | 'corrupt' | 'closed' | 'io', options?: { cause?: unknown }) {
+  constructor(message: string, readonly code: 'full' | 'corrupt' | 'closed' | 'io' | 'damaged', options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'StoreError';
   }

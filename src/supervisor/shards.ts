@@ -14,6 +14,7 @@ import { Code } from '../protocol/codes';
 import { errorFrame } from '../protocol/frames';
 import type { FromShard, GroupCall, ShardStats, ToShard, VerifyCall } from '../actors/envelopes';
 import { groupAddress, VERIFY_ADDRESS } from '../actors/address';
+import { damagedState } from '../store/ports';
 import type { InFlight } from './mailbox';
 import type { RestartBudget } from './restart-budget';
 import type { ShardEvents } from './shard-host';
@@ -121,7 +122,17 @@ export class Shards<H extends Host = Host> {
 
   /** A group's stored state back to its shard, with the calls that wait for it (read now: the newest). */
   private loaded(index: number, address: string, calls: GroupCall[], crashes: number): void {
-    this.hosts[index]!.post({ t: 'loaded', address, state: this.deps.stateOf(address), calls }, { crashes, alone: crashes > 0 });
+    this.hosts[index]!.post({ t: 'loaded', address, state: this.storedState(address), calls }, { crashes, alone: crashes > 0 });
+  }
+
+  /** A state the store cannot read (a corrupt page) reaches the shard as damaged (its group answers 41401), never as a throw here. */
+  private storedState(address: string): unknown {
+    try {
+      return this.deps.stateOf(address);
+    } catch (err) {
+      this.deps.log.error({ err, address }, 'stored state could not be read');
+      return damagedState(address);
+    }
   }
 
   private collectStats(index: number, s: ShardStats): void {

@@ -16,6 +16,8 @@ import { LRUCache } from 'lru-cache';
 import type { ConvId, ConvTop } from '../ports';
 import { StoreError } from '../ports';
 import { closedError } from '../common';
+import { numberCodec, positionsCodec, seeds } from './codecs';
+import { Damage } from './damage';
 import { toStoreError } from './errors';
 import { Health } from './health';
 import { Overlay } from './overlay';
@@ -38,10 +40,11 @@ export class Core {
    */
   readonly tops: LRUCache<ConvId, ConvTop> | undefined;
   readonly health = new Health();
+  readonly damage = new Damage();
 
   constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void, topCache: number, private readonly envDir: string) {
     this.tops = topCache > 0 ? new LRUCache<ConvId, ConvTop>({ max: topCache }) : undefined;
-    this.lastOffset = this.savedOffset = Number(dbs.meta.get('lastOffset') ?? 0);
+    this.lastOffset = this.savedOffset = readLastOffset(dbs, this.damage);
     this.writer = new TurnWriter(root, () => this.saveOffset(), onCommit, (committed) => this.afterTurn(committed),
       (err, lost) => this.commitFailed(err, lost), (bytes) => ensureSpace(this.envDir, bytes));
   }
@@ -52,7 +55,7 @@ export class Core {
    */
   private saveOffset(): void {
     if (this.lastOffset === this.savedOffset) return;
-    this.dbs.meta.putSync('lastOffset', this.lastOffset);
+    this.dbs.meta.putSync('lastOffset', numberCodec.encode(this.lastOffset, seeds.meta('lastOffset')));
     this.savedOffset = this.lastOffset;
   }
 
@@ -91,7 +94,7 @@ export class Core {
   private probeWrite(): boolean {
     const { meta } = this.dbs;
     try {
-      this.writer.runNow(() => meta.putSync('probe', '0'.repeat(PROBE_BYTES)));
+      this.writer.runNow(() => meta.putSync('probe', Buffer.alloc(PROBE_BYTES, 0x30)));
       this.writer.runNow(() => meta.removeSync('probe'));
       return true;
     } catch {
@@ -133,7 +136,29 @@ export class Core {
     try {
       return fn();
     } catch (e) {
-      throw toStoreError(e, what);
+      const err = toStoreError(e, what);
+      // A page LMDB finds corrupt is damage too: counted and logged (once per read kind) here.
+      if (err.code === 'corrupt') this.damage.found('pages', what, { err: err.message });
+      throw err;
     }
   }
+}
+
+/**
+ * The offset counter as stored. A damaged one is found again as the highest offset the store
+ * knows of (records, conversation tops, account positions), so no offset is handed out twice.
+ */
+function readLastOffset(dbs: Dbs, damage: Damage): number {
+  const raw = dbs.meta.get('lastOffset');
+  if (raw === undefined) return 0;
+  const n = numberCodec.decode(raw, seeds.meta('lastOffset'));
+  if (n !== undefined) return n;
+  damage.found('meta', 'lastOffset', { key: 'lastOffset' });
+  let max = 0;
+  for (const k of dbs.log.getKeys({})) max = Math.max(max, k[1]);
+  for (const { key, value } of dbs.positions.getRange({})) {
+    const p = positionsCodec.decode(value, seeds.positions(key));
+    if (p !== undefined) max = Math.max(max, p.delivered, p.acked);
+  }
+  return max;
 }

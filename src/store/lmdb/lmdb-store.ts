@@ -22,7 +22,9 @@ import { StoreError } from '../ports';
 import { closedError, newEpoch } from '../common';
 import { Core } from './core';
 import { GroupedSync, type LmdbFsync } from './durability';
+import { seeds, textCodec } from './codecs';
 import { toStoreError } from './errors';
+import { migrateFormat } from './format';
 import { LmdbLog } from './log';
 import { LmdbPositions } from './positions';
 import { openDbs, type Dbs } from './schema';
@@ -40,12 +42,19 @@ export interface LmdbOpenOptions {
 /** Default size of the top cache: the conversations active at once on a busy node. */
 const TOP_CACHE = 10_000;
 
-/** The environment's epoch, made and kept at its first open. */
-function epochOf(root: RootDatabase, dbs: Dbs): string {
-  const epoch = dbs.meta.get('epoch');
-  if (typeof epoch === 'string') return epoch;
+/**
+ * The environment's epoch, made and kept at its first open. A damaged one is not made anew (that
+ * would tell every client its offsets mean nothing while the records are there): the open fails.
+ */
+function epochOf(root: RootDatabase, dbs: Dbs, envDir: string): string {
+  const raw = dbs.meta.get('epoch');
+  if (raw !== undefined) {
+    const epoch = textCodec.decode(raw, seeds.meta('epoch'));
+    if (epoch === undefined) throw new StoreError(`the store ${envDir} is damaged: its epoch (in meta) fails its checksum; restore it from a backup (docs/operations.md)`, 'damaged');
+    return epoch;
+  }
   const made = newEpoch();
-  root.transactionSync(() => dbs.meta.putSync('epoch', made));
+  root.transactionSync(() => dbs.meta.putSync('epoch', textCodec.encode(made, seeds.meta('epoch'))));
   return made;
 }
 
@@ -60,7 +69,7 @@ export class LmdbStore implements Store {
 
   private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs, topCache: number) {
     this.core = new Core(root, dbs, () => this.groupSync?.afterCommit(), topCache, envDir);
-    this.epoch = epochOf(root, dbs);
+    this.epoch = epochOf(root, dbs, envDir);
     this.log = new LmdbLog(this.core);
     this.positions = new LmdbPositions(this.core);
     this.states = new LmdbStates(this.core);
@@ -81,7 +90,9 @@ export class LmdbStore implements Store {
         noSync: opts.fsync !== 'always',
         overlappingSync: false,
       });
-      return new LmdbStore(envDir, opts.fsync, root, openDbs(root), opts.topCache ?? TOP_CACHE);
+      const dbs = openDbs(root);
+      migrateFormat(root, dbs, envDir);
+      return new LmdbStore(envDir, opts.fsync, root, dbs, opts.topCache ?? TOP_CACHE);
     } catch (e) {
       throw toStoreError(e, `open ${envDir}`);
     }
@@ -132,6 +143,8 @@ export class LmdbStore implements Store {
       appended: this.core.appended,
       trimmed: this.core.trimmed,
       bytes: this.dataBytes(),
+      damaged: this.core.damage.count,
+      damagedLast: this.core.damage.last,
       fsync: this.fsync,
       entries: this.entryCounts(),
       mapSize: env.mapSize ?? 0,

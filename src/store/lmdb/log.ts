@@ -3,17 +3,39 @@
  * message ids (`mids`) of schema.ts. Appends are queued for the turn's commit and seen by point
  * reads through the overlay and the top cache (core.ts); trimming and redaction run in a
  * transaction of their own with the queued writes, since they return what they found in the data.
+ *
+ * A record whose checksum fails is skipped by every read (and reported once, damage.ts): a page
+ * still holds `limit` genuine records when there are that many, so a reader paging on never stops
+ * early at it. A damaged top is counted again from the records; a damaged mid key is not found.
  */
 import type { ConvId, ConvTop, ConversationLog, LogEntry, NewEntry, ReadQuery } from '../ports';
 import { hasMidKey, toLogEntry } from '../common';
 import type { Core } from './core';
+import { logCodec, numberCodec, seeds, topCodec } from './codecs';
 import { midKey } from './overlay';
-import { MAX_OFFSET, type LogValue } from './schema';
+import { MAX_OFFSET, type LogKey, type LogValue } from './schema';
 
 function toEntry(conv: ConvId, offset: number, v: LogValue): LogEntry {
   const e: LogEntry = { conv, offset, at: v[0], from: v[1], head: v[3], tail: v[4] };
   if (v[2] !== null) e.mid = v[2];
   return e;
+}
+
+/** Records of `range` that pass their checksum, at most `limit`; the others reported. */
+function genuine(c: Core, range: Iterable<{ key: LogKey; value: Buffer }>, limit: number): LogEntry[] {
+  const out: LogEntry[] = [];
+  if (limit <= 0) return out;
+  for (const { key, value } of range) {
+    const [conv, offset] = key;
+    const v = logCodec.decode(value, seeds.log(conv, offset));
+    if (v === undefined) {
+      c.damage.found('log', `${conv} offset ${offset}`, { conv, offset });
+      continue;
+    }
+    out.push(toEntry(conv, offset, v));
+    if (out.length >= limit) break;
+  }
+  return out;
 }
 
 function copyTop(t: ConvTop): ConvTop {
@@ -45,15 +67,17 @@ export class LmdbLog implements ConversationLog {
     const { log, mids } = c.dbs;
     const conv = e.conv;
     const value: LogValue = [e.at, e.from, e.mid ?? null, e.head, e.tail];
+    // Encoded (and checksummed) inside the commit, into a reused buffer that LMDB copies.
+    const put = (): void => log.putSync([conv, e.offset], logCodec.encode(value, seeds.log(conv, e.offset)));
     if (hasMidKey(e)) {
       const { from, mid, offset } = e;
       c.writer.queue(() => {
-        log.putSync([conv, offset], value);
-        mids.putSync([conv, from, mid], offset);
+        put();
+        mids.putSync([conv, from, mid], numberCodec.encode(offset, seeds.mids(conv, from, mid)));
       }, e.head.length + e.tail.length + conv.length + from.length + mid.length + 64);
       c.overlay.mids.set(midKey(conv, from, mid), offset);
     } else {
-      c.writer.queue(() => log.putSync([conv, e.offset], value), e.head.length + e.tail.length + conv.length + 64);
+      c.writer.queue(put, e.head.length + e.tail.length + conv.length + 64);
     }
   }
 
@@ -61,7 +85,7 @@ export class LmdbLog implements ConversationLog {
   private queueTop(conv: ConvId, top: ConvTop): void {
     const { overlay } = this.c;
     const { convs } = this.c.dbs;
-    if (!overlay.tops.has(conv)) this.c.writer.queue(() => convs.putSync(conv, overlay.tops.get(conv)!));
+    if (!overlay.tops.has(conv)) this.c.writer.queue(() => convs.putSync(conv, topCodec.encode(overlay.tops.get(conv)!, seeds.convs(conv))));
     overlay.tops.set(conv, top);
     this.c.tops?.set(conv, top);
   }
@@ -73,10 +97,22 @@ export class LmdbLog implements ConversationLog {
     const cached = this.c.tops?.get(conv);
     if (cached !== undefined) return cached;
     // Nothing queued for it: the committed top is the current one.
-    const t = this.c.dbs.convs.get(conv);
-    if (t === undefined) return undefined;
-    const top = copyTop(t);
-    this.c.tops?.set(conv, top);
+    const top = this.storedTop(conv);
+    if (top !== undefined) this.c.tops?.set(conv, top);
+    return top;
+  }
+
+  /** The committed top; a damaged one is counted again from the records (and rewritten by the next append or trim). */
+  private storedTop(conv: ConvId): ConvTop | undefined {
+    const raw = this.c.dbs.convs.get(conv);
+    if (raw === undefined) return undefined;
+    const t = topCodec.decode(raw, seeds.convs(conv));
+    if (t !== undefined) return t;
+    this.c.damage.found('convs', conv, { conv });
+    let top: ConvTop | undefined;
+    for (const { offset } of genuine(this.c, this.c.dbs.log.getRange({ start: [conv, 0], end: [conv, MAX_OFFSET] }), Infinity)) {
+      top = top === undefined ? { first: offset, last: offset, count: 1 } : { first: top.first, last: offset, count: top.count + 1 };
+    }
     return top;
   }
 
@@ -91,20 +127,12 @@ export class LmdbLog implements ConversationLog {
   }
 
   private readForward(conv: ConvId, lo: number, hi: number, limit: number): LogEntry[] {
-    const out: LogEntry[] = [];
-    for (const { key, value } of this.c.dbs.log.getRange({ start: [conv, lo + 1], end: [conv, hi], limit })) {
-      out.push(toEntry(conv, key[1], value));
-    }
-    return out;
+    return genuine(this.c, this.c.dbs.log.getRange({ start: [conv, lo + 1], end: [conv, hi] }), limit);
   }
 
   private readBackward(conv: ConvId, lo: number, hi: number, limit: number): LogEntry[] {
-    const out: LogEntry[] = [];
     // Reverse ranges run from `start` down to `end` (exclusive).
-    for (const { key, value } of this.c.dbs.log.getRange({ start: [conv, hi - 1], end: [conv, lo], reverse: true, limit })) {
-      out.push(toEntry(conv, key[1], value));
-    }
-    return out.reverse();
+    return genuine(this.c, this.c.dbs.log.getRange({ start: [conv, hi - 1], end: [conv, lo], reverse: true }), limit).reverse();
   }
 
   top(conv: ConvId): ConvTop | undefined {
@@ -129,15 +157,18 @@ export class LmdbLog implements ConversationLog {
   /** Inside the transaction: removes the records and returns how many went and the top left. */
   private trimInTxn(conv: ConvId, upTo: number): [number, ConvTop | undefined] {
     const { log, convs, mids } = this.c.dbs;
-    const top = convs.get(conv);
+    const top = this.storedTop(conv);
     if (top === undefined || top.first > upTo) return [0, top];
     // Collected first (offset and mid key only, not the frames): a cursor is not walked while
-    // the tree under it changes.
+    // the tree under it changes. A damaged record goes too (its mid key, unknown, stays).
     const gone: [offset: number, from: string | null, mid: string | null][] = [];
-    for (const { key, value } of log.getRange({ start: [conv, 0], end: [conv, upTo + 1] })) gone.push([key[1], value[1], value[2]]);
+    for (const { key, value } of log.getRange({ start: [conv, 0], end: [conv, upTo + 1] })) {
+      const v = logCodec.decode(value, seeds.log(conv, key[1]));
+      gone.push([key[1], v?.[1] ?? null, v?.[2] ?? null]);
+    }
     for (const [offset, from, mid] of gone) {
       log.removeSync([conv, offset]);
-      if (from !== null && mid !== null && mids.get([conv, from, mid]) === offset) mids.removeSync([conv, from, mid]);
+      if (from !== null && mid !== null && this.midOf(conv, from, mid) === offset) mids.removeSync([conv, from, mid]);
     }
     const count = top.count - gone.length;
     if (count <= 0) {
@@ -147,7 +178,7 @@ export class LmdbLog implements ConversationLog {
     let first = top.last;
     for (const k of log.getKeys({ start: [conv, upTo + 1], end: [conv, MAX_OFFSET], limit: 1 })) first = k[1];
     const left: ConvTop = { first, last: top.last, count };
-    convs.putSync(conv, left);
+    convs.putSync(conv, topCodec.encode(left, seeds.convs(conv)));
     return [gone.length, left];
   }
 
@@ -158,15 +189,29 @@ export class LmdbLog implements ConversationLog {
     // LMDB copies the page on write: the old page with the content goes to the free list and is
     // overwritten when a later commit reuses it; a compacting backup never copies it.
     return this.c.writer.runNow(() => {
-      const v = log.get([conv, offset]);
-      if (v === undefined) return false;
-      log.putSync([conv, offset], [v[0], v[1], v[2], replacement.head, replacement.tail]);
+      const raw = log.get([conv, offset]);
+      const seed = seeds.log(conv, offset);
+      const v = raw === undefined ? undefined : logCodec.decode(raw, seed);
+      if (v === undefined) {
+        if (raw !== undefined) this.c.damage.found('log', `${conv} offset ${offset}`, { conv, offset });
+        return false;
+      }
+      log.putSync([conv, offset], logCodec.encode([v[0], v[1], v[2], replacement.head, replacement.tail], seed));
       return true;
     });
   }
 
   findMid(conv: ConvId, from: string, mid: string): number | undefined {
-    return this.c.peek('findMid', () => this.c.overlay.mids.get(midKey(conv, from, mid)) ?? this.c.dbs.mids.get([conv, from, mid]));
+    return this.c.peek('findMid', () => this.c.overlay.mids.get(midKey(conv, from, mid)) ?? this.midOf(conv, from, mid));
+  }
+
+  /** The committed offset of a mid key (a damaged one is not found: at worst a resend is stored again). */
+  private midOf(conv: ConvId, from: string, mid: string): number | undefined {
+    const raw = this.c.dbs.mids.get([conv, from, mid]);
+    if (raw === undefined) return undefined;
+    const offset = numberCodec.decode(raw, seeds.mids(conv, from, mid));
+    if (offset === undefined) this.c.damage.found('mids', `${conv} ${from} ${mid}`, { conv, from, mid });
+    return offset;
   }
 
   conversations(afterConv: ConvId | undefined, limit: number): ConvId[] {

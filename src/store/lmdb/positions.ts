@@ -2,9 +2,14 @@
  * `Positions` on LMDB: how far each account has got (`positions`) and the conversations it takes
  * part in (`members`) of schema.ts. Writes are queued once per key and turn, with the last value
  * set (overlay.ts), so a delivery that moves an account's offset many times in a turn writes once.
+ *
+ * Damaged values (damage.ts) read as absent: a damaged position as none (the account is sent again
+ * what is retained: duplicates, never a loss), a damaged membership as none (no read is granted on
+ * a record that may have moved under another account's key).
  */
 import type { AccountPositions, ConvId, Membership, Positions } from '../ports';
 import type { Core } from './core';
+import { numberCodec, positionsCodec, seeds } from './codecs';
 import { memberKey } from './overlay';
 import { MAX_CONV } from './schema';
 
@@ -13,9 +18,25 @@ export class LmdbPositions implements Positions {
 
   get(account: string): AccountPositions | undefined {
     return this.c.peek('positions.get', () => {
-      const p = this.c.overlay.positions.get(account) ?? this.c.dbs.positions.get(account);
+      const p = this.c.overlay.positions.get(account) ?? this.stored(account);
       return p === undefined ? undefined : { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode };
     });
+  }
+
+  private stored(account: string): AccountPositions | undefined {
+    const raw = this.c.dbs.positions.get(account);
+    if (raw === undefined) return undefined;
+    const p = positionsCodec.decode(raw, seeds.positions(account));
+    if (p === undefined) this.c.damage.found('positions', account, { account });
+    return p;
+  }
+
+  /** A membership's `since` as stored (undefined: none, or damaged and reported). */
+  private since(account: string, conv: ConvId, raw: Buffer | undefined): number | undefined {
+    if (raw === undefined) return undefined;
+    const since = numberCodec.decode(raw, seeds.members(account, conv));
+    if (since === undefined) this.c.damage.found('members', `${account} ${conv}`, { account, conv });
+    return since;
   }
 
   set(account: string, p: AccountPositions): void {
@@ -23,7 +44,7 @@ export class LmdbPositions implements Positions {
     const { overlay } = this.c;
     const { positions } = this.c.dbs;
     // Once per transaction, with the last value set.
-    if (!overlay.positions.has(account)) this.c.writer.queue(() => positions.putSync(account, overlay.positions.get(account)!));
+    if (!overlay.positions.has(account)) this.c.writer.queue(() => positions.putSync(account, positionsCodec.encode(overlay.positions.get(account)!, seeds.positions(account))));
     overlay.positions.set(account, { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode });
   }
 
@@ -45,7 +66,7 @@ export class LmdbPositions implements Positions {
       this.c.writer.queue(() => {
         const v = overlay.members.get(key)!;
         if (v === null) members.removeSync([account, conv]);
-        else members.putSync([account, conv], v);
+        else members.putSync([account, conv], numberCodec.encode(v, seeds.members(account, conv)));
       });
     }
     overlay.members.set(key, since);
@@ -54,7 +75,7 @@ export class LmdbPositions implements Positions {
   membership(account: string, conv: ConvId): Membership | undefined {
     return this.c.peek('membership', () => {
       const pending = this.c.overlay.members.get(memberKey(account, conv));
-      const since = pending === undefined ? this.c.dbs.members.get([account, conv]) : pending;
+      const since = pending === undefined ? this.since(account, conv, this.c.dbs.members.get([account, conv])) : pending;
       return since === undefined || since === null ? undefined : { conv, since };
     });
   }
@@ -63,7 +84,9 @@ export class LmdbPositions implements Positions {
     return this.c.read('memberships', () => {
       const out: Membership[] = [];
       for (const { key, value } of this.c.dbs.members.getRange({ start: [account, ''], end: [account, MAX_CONV] })) {
-        if (key[0] === account) out.push({ conv: key[1], since: value });
+        if (key[0] !== account) continue;
+        const since = this.since(account, key[1], value);
+        if (since !== undefined) out.push({ conv: key[1], since });
       }
       return out;
     });

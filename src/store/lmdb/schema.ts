@@ -8,11 +8,16 @@
  * - mids:      [conv, from, mid]   → offset
  * - positions: account             → AccountPositions
  * - members:   [account, conv]     → since
- * - states:    address             → JSON value
- * - meta:      'epoch' | 'lastOffset'
+ * - states:    address             → JSON text
+ * - meta:      'epoch' (text) | 'lastOffset' | 'format' (numbers)
+ *
+ * Every value is stored sealed with a checksum over its key and payload (seal.ts; the payload
+ * layouts and key seeds are in codecs.ts), so the databases hold raw bytes ('binary'). Stores
+ * of the format before (msgpack and JSON values, no 'format' in meta) are migrated at open
+ * (format.ts).
  */
-import type { Database, RootDatabase } from 'lmdb';
-import type { AccountPositions, ConvId, ConvTop } from '../ports';
+import type { Database, Key, RootDatabase } from 'lmdb';
+import type { ConvId } from '../ports';
 
 export type LogValue = [at: number, from: string | null, mid: string | null, head: string, tail: string];
 export type LogKey = [ConvId, number];
@@ -20,29 +25,28 @@ export type MidKey = [ConvId, string, string];
 export type MemberKey = [string, ConvId];
 
 export interface Dbs {
-  log: Database<LogValue, LogKey>;
-  convs: Database<ConvTop, ConvId>;
-  mids: Database<number, MidKey>;
-  positions: Database<AccountPositions, string>;
-  members: Database<number, MemberKey>;
-  states: Database<unknown, string>;
-  meta: Database<string | number, string>;
+  log: Database<Buffer, LogKey>;
+  convs: Database<Buffer, ConvId>;
+  mids: Database<Buffer, MidKey>;
+  positions: Database<Buffer, string>;
+  members: Database<Buffer, MemberKey>;
+  states: Database<Buffer, string>;
+  meta: Database<Buffer, string>;
 }
+
+export type DbName = keyof Dbs;
+export const DB_NAMES: readonly DbName[] = ['log', 'convs', 'mids', 'positions', 'members', 'states', 'meta'];
 
 /** Above every offset: the open end of a range within one conversation. */
 export const MAX_OFFSET = Number.MAX_SAFE_INTEGER;
 /** Above every conversation id (they are ASCII: `d:`, `g:`, `a:`): the open end of an account's memberships. */
 export const MAX_CONV = '\uffff';
 
-/** Opens (creating if needed) the seven databases of the environment `root`. */
+/** Opens (creating if needed) the seven databases of the environment `root`, as raw bytes. */
 export function openDbs(root: RootDatabase): Dbs {
+  const open = <K extends Key>(name: DbName): Database<Buffer, K> => root.openDB<Buffer, K>({ name, encoding: 'binary' });
   return {
-    log: root.openDB<LogValue, LogKey>({ name: 'log', encoding: 'msgpack' }),
-    convs: root.openDB<ConvTop, ConvId>({ name: 'convs', encoding: 'msgpack' }),
-    mids: root.openDB<number, MidKey>({ name: 'mids', encoding: 'msgpack' }),
-    positions: root.openDB<AccountPositions, string>({ name: 'positions', encoding: 'msgpack' }),
-    members: root.openDB<number, MemberKey>({ name: 'members', encoding: 'msgpack' }),
-    states: root.openDB<unknown, string>({ name: 'states', encoding: 'json' }),
-    meta: root.openDB<string | number, string>({ name: 'meta', encoding: 'msgpack' }),
+    log: open('log'), convs: open('convs'), mids: open('mids'), positions: open('positions'),
+    members: open('members'), states: open('states'), meta: open('meta'),
   };
 }

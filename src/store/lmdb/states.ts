@@ -1,10 +1,12 @@
 /**
- * `ActorStates` on LMDB: each actor's state by address (`states` of schema.ts, JSON encoded).
+ * `ActorStates` on LMDB: each actor's state by address (`states` of schema.ts, JSON text).
  * A state put is copied at once as JSON text into the overlay (the caller may change its object)
- * and written once per turn, with the last state put.
+ * and written once per turn, with the last state put (the text as it is: no second encoding).
+ * A state whose checksum fails reads as a `DamagedState` (ports.ts), reported once.
  */
-import type { ActorStates } from '../ports';
+import { damagedState, type ActorStates } from '../ports';
 import { jsonCopy } from '../common';
+import { decodeState, seeds, textCodec } from './codecs';
 import type { Core } from './core';
 
 export class LmdbStates implements ActorStates {
@@ -13,10 +15,19 @@ export class LmdbStates implements ActorStates {
   get(address: string): unknown {
     return this.c.peek('states.get', () => {
       const pending = this.c.overlay.states.get(address);
-      if (pending === undefined) return this.c.dbs.states.get(address);
+      if (pending === undefined) return this.stored(address);
       // A fresh copy each time, as from the data.
       return pending === null ? undefined : JSON.parse(pending);
     });
+  }
+
+  private stored(address: string): unknown {
+    const raw = this.c.dbs.states.get(address);
+    if (raw === undefined) return undefined;
+    const s = decodeState(raw, seeds.states(address));
+    if (s !== undefined) return s.value;
+    this.c.damage.found('states', address, { address });
+    return damagedState(address);
   }
 
   put(address: string, state: unknown): void {
@@ -30,7 +41,7 @@ export class LmdbStates implements ActorStates {
       this.c.writer.queue(() => {
         const v = overlay.states.get(address)!;
         if (v === null) states.removeSync(address);
-        else states.putSync(address, JSON.parse(v));
+        else states.putSync(address, textCodec.encode(v, seeds.states(address)));
       }, (text?.length ?? 0) + address.length + 64);
     }
     overlay.states.set(address, text);

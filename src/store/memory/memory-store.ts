@@ -281,6 +281,9 @@ export class MemoryStore implements Store {
       appended: this.c.appended,
       trimmed: this.c.trimmed,
       bytes: 0,
+      // No bytes to damage: nothing is ever found damaged here.
+      damaged: 0,
+      damagedLast: null,
       records,
       conversations: this.memLog.logs.size,
     };
