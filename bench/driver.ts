@@ -184,6 +184,7 @@ export async function storm(t: Target, o: StormOpts): Promise<RunResult> {
         'server start ms (→first frame)': rs.startMs,
         'server CPU %, storm': res.cpuPct,
         'server RSS peak MB, storm': res.peakRss / 1e6,
+        'server RSS anon peak MB, storm': watch.peakAnon / 1e6,
         'other CPU %, storm': Math.max(0, res.machinePct - res.cpuPct - (r.figures['loadgen CPU %, storm'] ?? 0)),
         'first sig sign-ins/s': setup.signedIn / (setup.ms / 1000),
         'tokens held': setup.tokens,

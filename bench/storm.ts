@@ -9,9 +9,10 @@
  * ends; closes from now on are the storm), `stormWait` (until every client is back in or the
  * deadline, then a short drain; returns the figures).
  *
- * With `waiting` (the backlog variant, `--waiting N`): at setup every account enters ack mode and its
- * partner sends it N messages it never acknowledges, so after the restart every reconnect reads N
- * records of backlog at once; `stormWait` then also waits for every backlog to arrive.
+ * With `waiting` (the backlog variant, `--waiting N`): at setup every account enters ack mode and gets
+ * N messages, from 16 different senders, that it never acknowledges, so after the restart every
+ * reconnect reads N records of 16 conversations (the most a backlog buffers: 16 × 64 = 1,024 records)
+ * at once; `stormWait` then also waits for every backlog to arrive.
  *
  * Chat: client 2k and 2k+1 are partners. Every 10 ms the due messages go out round-robin over the
  * senders, skipping a sender whose partner or itself is not signed in (so that no latency includes a
@@ -125,23 +126,28 @@ function countWaiting(s: State): void {
   }
 }
 
+/** Senders of the waiting messages of one account: its backlog reads this many conversations. */
+const WAITING_SPREAD = 16;
+
 /**
- * Every account enters ack mode (an `ack` of 0), then gets `n` messages from its partner that it
- * never acknowledges: at its next sign-in all `n` are its backlog. Sent in rounds, at most `window`
- * in flight, until each arrived live.
+ * Every account enters ack mode (an `ack` of 0), then gets `n` messages from WAITING_SPREAD others
+ * that it never acknowledges: at its next sign-in all `n` are its backlog. Sent in rounds, at most
+ * `window` in flight, until each arrived live.
  */
 async function loadWaiting(s: State, n: number): Promise<void> {
   const live = s.clients.filter((c): c is BenchClient => c !== undefined);
+  if (live.length !== s.accs.length) throw new Error('waiting messages: every client must be signed in');
   for (const c of live) c.sendRaw('{"act":"ack","seq":0');
-  const senders = live.filter((c) => s.clients[c.idx ^ 1] !== undefined);
+  const senders = live;
   const total = senders.length * n;
+  const to = (i: number, r: number): string => s.accs[(i + 1 + (r % WAITING_SPREAD)) % s.accs.length]!;
   const window = 20_000;
   let sent = 0;
   const deadline = now() + 600_000;
   for (let r = 0; r < n; r++) {
     for (const c of senders) {
       while (sent - s.waitingLive >= window && now() < deadline) await sleep(5);
-      c.sendRaw(`{"cat":"chat","act":"chat","to":${JSON.stringify(s.accs[c.idx ^ 1])},"msg":{"w":${r}}`);
+      c.sendRaw(`{"cat":"chat","act":"chat","to":${JSON.stringify(to(c.idx, r))},"msg":{"w":${r}}`);
       sent++;
     }
   }
