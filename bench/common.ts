@@ -79,9 +79,18 @@ export function cpuTicks(pid: number): number {
 
 /** VmRSS of one process in bytes, or -1 when it is gone. */
 export function rssBytes(pid: number): number {
+  return statusBytes(pid, 'VmRSS');
+}
+
+/** The resident memory that is not a file's mapping (heap, buffers; the store's LMDB map is file-backed). */
+export function anonBytes(pid: number): number {
+  return statusBytes(pid, 'RssAnon');
+}
+
+function statusBytes(pid: number, field: 'VmRSS' | 'RssAnon'): number {
   try {
     const s = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
-    const m = /VmRSS:\s+(\d+)\s+kB/.exec(s);
+    const m = new RegExp(`${field}:\\s+(\\d+)\\s+kB`).exec(s);
     return m ? Number(m[1]) * 1024 : -1;
   } catch {
     return -1;
@@ -181,6 +190,8 @@ export class ProcWatch {
   private ticks0 = 0;
   private m0 = { busy: 0, total: 0 };
   peakRss = 0;
+  /** Peak of the anonymous part (heap, buffers), without the store's file-backed pages. */
+  peakAnon = 0;
   private timer: NodeJS.Timeout | undefined;
 
   constructor(pid: number | number[]) {
@@ -198,10 +209,10 @@ export class ProcWatch {
     return sum;
   }
 
-  rss(): number {
+  rss(read: (pid: number) => number = rssBytes): number {
     let sum = 0;
     for (const p of this.pids) {
-      const r = rssBytes(p);
+      const r = read(p);
       if (r > 0) sum += r;
     }
     return sum;
@@ -215,9 +226,10 @@ export class ProcWatch {
     this.ticks0 = this.ticks();
     this.m0 = machineTicks();
     this.peakRss = this.rss();
+    this.peakAnon = this.rss(anonBytes);
     this.timer = setInterval(() => {
-      const r = this.rss();
-      if (r > this.peakRss) this.peakRss = r;
+      this.peakRss = Math.max(this.peakRss, this.rss());
+      this.peakAnon = Math.max(this.peakAnon, this.rss(anonBytes));
     }, 250);
     this.timer.unref();
   }

@@ -147,6 +147,8 @@ export interface StormOpts {
   plain: boolean;
   backoffBaseMs: number;
   backoffCapMs: number;
+  /** Unacknowledged messages waiting for every account at the restart (bench/storm.ts). */
+  waiting?: number;
 }
 
 /**
@@ -159,7 +161,7 @@ export async function storm(t: Target, o: StormOpts): Promise<RunResult> {
   try {
     const args: StormSetupArgs = {
       url: t.url, serverPid: t.pid, label: t.label, clients: o.clients, rate: o.rate, useResume: o.useResume, plain: o.plain,
-      backoffBaseMs: o.backoffBaseMs, backoffCapMs: o.backoffCapMs, attemptTimeoutMs: 30_000,
+      backoffBaseMs: o.backoffBaseMs, backoffCapMs: o.backoffCapMs, attemptTimeoutMs: 30_000, waiting: o.waiting,
     };
     const setup = await agent.call<{ signedIn: number; failed: number; ms: number; tokens: number; firstError: string }>('stormSetup', args, 600_000);
     await sleep(1000 + o.quietS * 1000);
@@ -181,6 +183,8 @@ export async function storm(t: Target, o: StormOpts): Promise<RunResult> {
         'server stop ms (SIGTERM→exit)': rs.stopMs,
         'server start ms (→first frame)': rs.startMs,
         'server CPU %, storm': res.cpuPct,
+        'server RSS peak MB, storm': res.peakRss / 1e6,
+        'server RSS anon peak MB, storm': watch.peakAnon / 1e6,
         'other CPU %, storm': Math.max(0, res.machinePct - res.cpuPct - (r.figures['loadgen CPU %, storm'] ?? 0)),
         'first sig sign-ins/s': setup.signedIn / (setup.ms / 1000),
         'tokens held': setup.tokens,

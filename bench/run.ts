@@ -16,6 +16,9 @@
  *       [--backoff-cap 3000] [--storm-deadline 180]
  *       reconnect storm: N signed clients chatting, the server restarted on the same data dir, everyone back
  *       with resume tokens vs with `sig` only vs the floor, in one run
+ *   node dist/bench/run.js --scenario storm --waiting 1000 [--clients 2000] [--signin-backlogs 64]
+ *       the same with 1000 unacknowledged messages waiting for every account at the restart: the service
+ *       with the sign-in backlogs capped (--signin-backlogs) against uncapped (0), server RSS peak
  *   node dist/bench/run.js --scenario fanout-away [--group 20,200,2000] [--old ../old/dist/src/main.js] [--rate R]
  *       fan-out with half of every group's members away (never signed in): deliveries/s and the disk
  *       written per group message, for the floor, this build and (with --old) another build, in one run.
@@ -278,25 +281,35 @@ async function signin(): Promise<Block> {
  * Columns: the floor (plain reconnect), the service with resume tokens, the service with `sig` only.
  */
 async function storm(n: number): Promise<Block> {
-  const rate = flagNum(flags, 'rate', Math.min(1000, n / 3));
+  const waitingFlag = flagNum(flags, 'waiting', 0);
+  // The backlog variant chats not at all by default: its unacknowledged chat would come back in the backlogs.
+  const rate = flagNum(flags, 'rate', waitingFlag > 0 ? 0 : Math.min(1000, n / 3));
   const quiet = flagNum(flags, 'quiet', 5);
   const deadlineMs = flagNum(flags, 'storm-deadline', 180) * 1000;
   const base = flagNum(flags, 'backoff-base', 100);
   const cap = flagNum(flags, 'backoff-cap', 3000);
   const extra = [...serviceArgs, '--status-port', '0', '--max-connections-per-ip', String(n + 2000), '--max-connections', String(Math.max(15_000, n + 2000))];
+  const waiting = waitingFlag;
   const cols: { name: string; spec: ServerSpec; useResume: boolean; plain: boolean }[] = [];
-  if (runFloor) cols.push({ name: 'floor', spec: { kind: 'floor', workers: 1, auth: 'signed' }, useResume: false, plain: true });
-  if (runService) {
+  if (waiting > 0) {
+    // Backlogs: the floor stores nothing; the service capped against uncapped, both resuming.
+    extra.push('--rate-limit', '1000000');
+    const cap = flagNum(flags, 'signin-backlogs', 64);
+    for (const k of [cap, 0]) {
+      cols.push({ name: `service ${k === 0 ? 'no cap' : `cap ${k}`}`, spec: { kind: 'service', workers: defaultWorkers, auth: 'signed', extra: [...extra, '--signin-backlogs', String(k)] }, useResume: true, plain: false });
+    }
+  } else if (runFloor) cols.push({ name: 'floor', spec: { kind: 'floor', workers: 1, auth: 'signed' }, useResume: false, plain: true });
+  if (runService && waiting === 0) {
     const spec: ServerSpec = { kind: 'service', workers: defaultWorkers, auth: 'signed', extra };
     cols.push({ name: `service w${defaultWorkers} resume`, spec, useResume: true, plain: false });
     cols.push({ name: `service w${defaultWorkers} sig only`, spec, useResume: false, plain: false });
   }
   let i = 0;
-  return measureBlock(`storm (${fmt(n)} signed clients chatting in pairs at ${fmt(rate)} msgs/s; restart = SIGTERM + start on the same data dir;`
+  return measureBlock(`storm (${fmt(n)} signed clients chatting in pairs at ${fmt(rate)} msgs/s;${waiting > 0 ? ` ${fmt(waiting)} unacknowledged messages waiting for each at the restart;` : ''} restart = SIGTERM + start on the same data dir;`
     + ` reconnect with full-jitter backoff ${base}·2^k ms capped at ${cap} ms; service run with ${extra.join(' ')})`,
   cols.map((c) => ({ name: c.name, spec: c.spec })), async (t) => {
     const col = cols[i++];
-    return driver.storm(t, { clients: n, rate, quietS: quiet, deadlineMs, useResume: col.useResume, plain: col.plain, backoffBaseMs: base, backoffCapMs: cap });
+    return driver.storm(t, { clients: n, rate, quietS: quiet, deadlineMs, useResume: col.useResume, plain: col.plain, backoffBaseMs: base, backoffCapMs: cap, waiting });
   });
 }
 

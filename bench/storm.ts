@@ -9,6 +9,11 @@
  * ends; closes from now on are the storm), `stormWait` (until every client is back in or the
  * deadline, then a short drain; returns the figures).
  *
+ * With `waiting` (the backlog variant, `--waiting N`): at setup every account enters ack mode and gets
+ * N messages, from 16 different senders, that it never acknowledges, so after the restart every
+ * reconnect reads N records of 16 conversations (the most a backlog buffers: 16 × 64 = 1,024 records)
+ * at once; `stormWait` then also waits for every backlog to arrive.
+ *
  * Chat: client 2k and 2k+1 are partners. Every 10 ms the due messages go out round-robin over the
  * senders, skipping a sender whose partner or itself is not signed in (so that no latency includes a
  * stored message waiting for a reconnect). Each message is stamped with its send time and classed by
@@ -39,6 +44,8 @@ export interface StormSetupArgs {
   plain?: boolean;
   /** Sign-in timeout of one reconnect attempt. */
   attemptTimeoutMs: number;
+  /** Messages waiting (unacknowledged) for every account at the restart; 0 or absent: none. */
+  waiting?: number;
 }
 
 interface State {
@@ -76,6 +83,11 @@ interface State {
   /** The load generator's own event-loop delay over the quiet window and over the storm: its share of the latency. */
   loopQuiet: IntervalHistogram;
   loopStorm: IntervalHistogram;
+  /** Waiting-message frames received: at setup (live), and after the restart (the backlogs). */
+  waitingLive: number;
+  waitingBack: number;
+  /** now() when the last backlog frame arrived. */
+  tBacklogs: number;
 }
 
 let st: State | undefined;
@@ -88,7 +100,10 @@ function onFrame(_c: BenchClient, data: Buffer): void {
   const s = st;
   if (!s) return;
   const m = readMark(data);
-  if (!m) return;
+  if (!m) {
+    if (data.includes(WAITING_MARK)) countWaiting(s);
+    return;
+  }
   const at = m[0];
   const lat = now() - at;
   if (at >= s.quietStart && at < s.tArm) {
@@ -98,6 +113,46 @@ function onFrame(_c: BenchClient, data: Buffer): void {
     s.got.storm++;
     s.storm.add(lat);
   }
+}
+
+/** The `msg` of a waiting message: `{"w":r}`. */
+const WAITING_MARK = Buffer.from('"msg":{"w":');
+
+function countWaiting(s: State): void {
+  if (!s.armed) s.waitingLive++;
+  else {
+    s.waitingBack++;
+    s.tBacklogs = now();
+  }
+}
+
+/** Senders of the waiting messages of one account: its backlog reads this many conversations. */
+const WAITING_SPREAD = 16;
+
+/**
+ * Every account enters ack mode (an `ack` of 0), then gets `n` messages from WAITING_SPREAD others
+ * that it never acknowledges: at its next sign-in all `n` are its backlog. Sent in rounds, at most
+ * `window` in flight, until each arrived live.
+ */
+async function loadWaiting(s: State, n: number): Promise<void> {
+  const live = s.clients.filter((c): c is BenchClient => c !== undefined);
+  if (live.length !== s.accs.length) throw new Error('waiting messages: every client must be signed in');
+  for (const c of live) c.sendRaw('{"act":"ack","seq":0');
+  const senders = live;
+  const total = senders.length * n;
+  const to = (i: number, r: number): string => s.accs[(i + 1 + (r % WAITING_SPREAD)) % s.accs.length]!;
+  const window = 20_000;
+  let sent = 0;
+  const deadline = now() + 600_000;
+  for (let r = 0; r < n; r++) {
+    for (const c of senders) {
+      while (sent - s.waitingLive >= window && now() < deadline) await sleep(5);
+      c.sendRaw(`{"cat":"chat","act":"chat","to":${JSON.stringify(to(c.idx, r))},"msg":{"w":${r}}`);
+      sent++;
+    }
+  }
+  while (s.waitingLive < total && now() < deadline) await sleep(20);
+  if (s.waitingLive < total) throw new Error(`waiting messages: ${s.waitingLive} of ${total} arrived`);
 }
 
 function attach(s: State, i: number, c: BenchClient): void {
@@ -189,10 +244,12 @@ export async function stormSetup(a: StormSetupArgs): Promise<{ signedIn: number;
     quietStart: Infinity, sent: { quiet: 0, storm: 0 }, got: { quiet: 0, storm: 0 },
     quiet: new Latency(), storm: new Latency(), skipped: 0, timer: undefined, rr: 0, due: 0, t0: 0, self: new SelfCpu(),
     loopQuiet: monitorEventLoopDelay({ resolution: 10 }), loopStorm: monitorEventLoopDelay({ resolution: 10 }),
+    waitingLive: 0, waitingBack: 0, tBacklogs: NaN,
   };
   st = s;
   const r = await signInMany(a.url, s.accs, onFrame, { concurrency: 100, deadlineMs: 300_000, signers: s.signers });
   for (const c of r.clients) attach(s, c.idx, c);
+  if ((a.waiting ?? 0) > 0) await loadWaiting(s, a.waiting!);
   s.t0 = now();
   s.quietStart = s.t0 + 1000; // one second to settle before the quiet window
   s.timer = setInterval(() => tick(s), 10);
@@ -218,6 +275,9 @@ export async function stormWait(args: { deadlineMs: number }): Promise<RunResult
   const end = now() + args.deadlineMs;
   while (s.back < n && now() < end) await sleep(20);
   const tAll = now();
+  // The backlog variant: every backlog read to its end (the chat's own messages are not counted).
+  const backlogs = s.waitingLive;
+  while (s.waitingBack < backlogs && now() < end) await sleep(20);
   const selfPct = s.self.pct();
   s.loopStorm.disable();
   // Keep chatting 1 s past the last one back in, then let the messages in flight land.
@@ -235,6 +295,7 @@ export async function stormWait(args: { deadlineMs: number }): Promise<RunResult
   if (s.attemptErrorSamples.length > 0) notes.push(`reconnect errors e.g. ${s.attemptErrorSamples.join(' | ')}`);
   if (counters.errorSamples.length > 0) notes.push(`error frames e.g. ${counters.errorSamples[0]}`);
   if (s.closesUnarmed > 0) notes.push(`${s.closesUnarmed} sockets closed before the restart`);
+  if (s.waitingBack < backlogs) notes.push(`backlogs: ${s.waitingBack} of ${backlogs} waiting messages arrived within ${args.deadlineMs} ms`);
   const stormErrors = s.attemptErrors + s.deadlineCloses + (n - s.back) + s.closesUnarmed
     + Math.max(0, counters.errorFrames - counters.resumeRefused);
   const figures: Record<string, number> = {
@@ -260,8 +321,12 @@ export async function stormWait(args: { deadlineMs: number }): Promise<RunResult
     'loadgen CPU %, storm': selfPct,
     'loadgen loop delay p99 ms, quiet': s.loopQuiet.percentile(99) / 1e6,
     'loadgen loop delay p99 ms, storm': s.loopStorm.percentile(99) / 1e6,
-    errors: stormErrors,
+    errors: stormErrors + Math.max(0, backlogs - s.waitingBack),
   };
+  if (backlogs > 0) {
+    figures['backlog frames'] = s.waitingBack;
+    figures['all backlogs in s'] = (s.tBacklogs - s.tDown) / 1000;
+  }
   void tAll;
   for (const c of s.clients) c?.close();
   st = undefined;

@@ -27,6 +27,7 @@ export interface Settings {
   retainCount: number;
   retainAgeMs: number;
   groupBacklog: number;
+  signinBacklogs: number;
   maxGroupSize: number;
   maxBlocked: number;
   groupsPerHour: number;
@@ -87,6 +88,7 @@ const specs: { [K in keyof Settings]: Spec } = {
   retainCount: { flag: 'retain-count', kind: 'int', def: 10_000, min: 1, max: 100_000_000, help: 'messages kept per conversation (older ones are trimmed, logged and counted)' },
   retainAgeMs: { flag: 'retain-age-ms', kind: 'int', def: 90 * 24 * 3600_000, min: 1000, max: 100 * 365 * 24 * 3600_000, help: 'oldest message kept in a conversation' },
   groupBacklog: { flag: 'group-backlog', kind: 'int', def: 200, min: 1, max: 100_000, help: 'newest messages of a group delivered at sign-in; older ones are announced with a limited notice and read with history' },
+  signinBacklogs: { flag: 'signin-backlogs', kind: 'int', def: 64, min: 0, max: 1_000_000, help: 'sign-in backlogs read at once (each buffers up to about 1,024 records); the rest wait their turn in order; 0: no bound' },
   maxGroupSize: { flag: 'max-group-size', kind: 'int', def: 5000, min: 2, max: 100_000, help: 'most members of a group' },
   maxBlocked: { flag: 'max-blocked', kind: 'int', def: 1000, min: 0, max: 100_000, help: 'most accounts on the block list of a group (deport past it is refused with 44744)' },
   groupsPerHour: { flag: 'groups-per-hour', kind: 'int', def: 100, min: 1, max: 1_000_000, help: 'groups one account may create per hour (past it: 44029 with retryAfterMs)' },

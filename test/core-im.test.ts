@@ -213,37 +213,69 @@ describe('core: instant messaging', function () {
     });
   });
 
-  describe('offline', () => {
-    it('answers a notice; then messages are stored and delivered on the next active', async () => {
+  describe('offline, as the first service: a status, not a sign-out', () => {
+    const isPresence = (account: string) => (f: Frame): boolean => isNotice('chat', 'presence')(f) && f.method.callback === undefined && f.msg?.account === account;
+
+    it('answers a notice; the socket stays signed in and gets messages live; presence shows it offline, then online again', async () => {
       const [alice, bob] = newAccounts(2);
       const a = await connect('alice');
       const b = await connect('bob');
       await a.signIn(alice);
       await b.signIn(bob);
+      a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'hi', callback: 'hi' });
+      await a.next((f) => f.method?.callback === 'hi', 5000);
+      await b.next(isMessage(), 3000, 'hi');
+      a.request({ cat: 'chat', act: 'presence', subscribe: [bob.address], callback: 'sub' });
+      expect((await a.next((f) => f.method?.callback === 'sub', 3000)).msg.presence[0]).to.include({ online: true });
+
       b.request({ cat: 'chat', act: 'offline', callback: 'bye' });
       const n = await b.next(isNotice('chat', 'offline'), 3000);
-      expect(n.type).to.equal('notice');
-      expect(n.method).to.deep.equal({ cat: 'chat', act: 'offline', callback: 'bye' });
-      expect(n).to.have.property('msg');
+      expect(n).to.deep.equal({ type: 'notice', msg: 'Offline', method: { cat: 'chat', act: 'offline', callback: 'bye' } });
+      expect((await a.next(isPresence(bob.address), 3000, 'offline frame')).msg.online).to.equal(false);
 
       for (let i = 0; i < 3; i++) a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: `while away ${i}` });
-      a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'while away 3', callback: 'sent' });
-      await a.next((f) => f.method?.callback === 'sent', 5000);
-      expect(await b.none(isMessage(), 200), 'delivered live after offline').to.deep.equal([]);
+      const live = await b.nextN(3, isMessage(), 3000);
+      expect(live.map((f: Frame) => f.msg), 'delivered live after offline').to.deep.equal([0, 1, 2].map((i) => `while away ${i}`));
+      // Still signed in: a request works (no 44003).
+      b.request({ cat: 'chat', act: 'chat', to: alice.address, msg: 'from away', callback: 'sent' });
+      expect((await b.next((f) => f.method?.callback === 'sent' || f.request?.callback === 'sent', 3000)).type).to.equal('notice');
+      await a.next(isMessage(), 3000, 'from away');
 
-      b.request({ act: 'active', acc: bob.address });
-      const frames = await b.nextN(5, () => true, 3000);
-      expect(frames[0]).to.deep.equal({ type: 'notice', msg: 'Welcome', method: { cat: 'chat', act: 'active' } });
-      expect(frames.slice(1).map((f: Frame) => f.msg)).to.deep.equal([0, 1, 2, 3].map((i) => `while away ${i}`));
+      b.request({ cat: 'chat', act: 'online', callback: 'back' });
+      expect(await b.next(isNotice('chat', 'online'), 3000)).to.deep.equal({ type: 'notice', msg: 'Online', method: { cat: 'chat', act: 'online', callback: 'back' } });
+      expect((await a.next(isPresence(bob.address), 3000, 'online frame')).msg.online).to.equal(true);
+      expect(await b.none(isMessage(), 300), 'nothing delivered twice').to.deep.equal([]);
+      a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'after online' });
+      expect((await b.next(isMessage(), 3000)).msg).to.equal('after online');
     });
 
-    it('after offline, other requests need a new active (44003)', async () => {
-      const bob = newAccount();
+    it('another present device keeps the account online; a second `offline` is no change; `active` again shows it online', async () => {
+      const [alice, bob] = newAccounts(2);
+      const a = await connect('alice');
+      await a.signIn(alice);
       const b = await connect('bob');
       await b.signIn(bob);
+      const desk = await connect('bob desk');
+      await desk.signIn(bob);
+      a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'hi', callback: 'hi' });
+      await a.next((f) => f.method?.callback === 'hi', 5000);
+      a.request({ cat: 'chat', act: 'presence', subscribe: [bob.address], callback: 'sub' });
+      await a.next((f) => f.method?.callback === 'sub', 3000);
       b.request({ cat: 'chat', act: 'offline' });
       await b.next(isNotice('chat', 'offline'), 3000);
-      expect((await b.expectError({ cat: 'chat', act: 'chat', to: newAccount().address, msg: 1 })).code).to.equal(44003);
+      expect(await a.none(isPresence(bob.address), 300), 'the desk is still present').to.deep.equal([]);
+      desk.request({ cat: 'chat', act: 'offline' });
+      expect((await a.next(isPresence(bob.address), 3000)).msg.online).to.equal(false);
+      // `offline` twice is no change; `active` again on the socket shows it online.
+      desk.request({ cat: 'chat', act: 'offline' });
+      await desk.next(isNotice('chat', 'offline'), 3000);
+      expect(await a.none(isPresence(bob.address), 300)).to.deep.equal([]);
+      desk.request({ act: 'active', acc: bob.address });
+      expect((await a.next(isPresence(bob.address), 3000)).msg.online).to.equal(true);
+      await desk.close();
+      expect((await a.next(isPresence(bob.address), 3000)).msg.online, 'b is still away').to.equal(false);
+      await b.close();
+      expect(await a.none(isPresence(bob.address), 300)).to.deep.equal([]);
     });
   });
 

@@ -19,11 +19,11 @@ interface LimitView { value: number; hits: number }
 interface Status { connections: number; limits: Record<string, LimitView> & { groups: number } }
 
 /** Opens a WebSocket from `localAddress`: the socket once the init frame came, or the HTTP status that refused it. */
-function attempt(url: string, localAddress = '127.0.0.1'): Promise<{ ws?: WebSocket; status?: number; error?: string }> {
+function attempt(url: string, localAddress = '127.0.0.1'): Promise<{ ws?: WebSocket; status?: number; retryAfter?: string; error?: string }> {
   return new Promise((resolve) => {
     const ws = new WebSocket(url, { localAddress, perMessageDeflate: false });
     const t = setTimeout(() => { ws.terminate(); resolve({ error: 'timeout' }); }, 5000);
-    ws.once('unexpected-response', (_req, res) => { clearTimeout(t); resolve({ status: res.statusCode ?? 0 }); ws.terminate(); });
+    ws.once('unexpected-response', (_req, res) => { clearTimeout(t); resolve({ status: res.statusCode ?? 0, retryAfter: res.headers['retry-after'] }); ws.terminate(); });
     ws.once('message', () => { clearTimeout(t); resolve({ ws }); });
     ws.once('error', (e) => { clearTimeout(t); resolve({ error: e.message }); });
   });
@@ -43,6 +43,42 @@ async function until<T>(what: string, get: () => Promise<T>, ok: (v: T) => boole
     v = await get();
   }
   return v;
+}
+
+/**
+ * The server in a child under `ulimit -n <n>` (open auth, its own data directory and status port),
+ * once it listens and its status server answers.
+ */
+async function underUlimit(n: number, extra: string[]) {
+  const port = await freePort();
+  const statusPort = await freePort();
+  const data = tempDir();
+  const args = ['--port', String(port), '--host', '127.0.0.1', '--auth', 'open', '--data', data, '--status-port', String(statusPort), ...extra];
+  const quoted = [MAIN, ...args].map((x) => `'${x}'`).join(' ');
+  const proc = spawn('sh', ['-c', `ulimit -n ${n}; exec '${process.execPath}' ${quoted}`], { env: { ...process.env, IMGC_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  proc.stdout.on('data', (d: Buffer) => { out += d.toString(); });
+  proc.stderr.on('data', (d: Buffer) => { out += d.toString(); });
+  let exited: number | null | undefined;
+  proc.once('exit', (code) => { exited = code; });
+  const url = `ws://127.0.0.1:${port}`;
+  const srv = { statusUrl: `http://127.0.0.1:${statusPort}`, dataDir: data } as ServerHandle;
+  const stop = async (): Promise<void> => {
+    if (exited === undefined) {
+      proc.kill('SIGTERM');
+      await new Promise((r) => proc.once('exit', r));
+    }
+    rmSync(data, { recursive: true, force: true });
+  };
+  try {
+    await until('the server listens', () => attempt(url), (r) => r.ws !== undefined || exited !== undefined, 20_000).then((r) => r.ws?.terminate());
+    expect(exited, out).to.equal(undefined);
+    await until('the status server answers', () => getStatus<Status>(srv).catch(() => undefined), (x) => x !== undefined);
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+  return { url, srv, proc, output: () => out, exitCode: () => exited, stop };
 }
 
 describe('limits: unit', () => {
@@ -216,24 +252,10 @@ describe('hardening: limits', function () {
     this.timeout(120_000);
     it('a server under ulimit -n 256 flooded past it stays up (even restarting a worker), accepts again once sockets close, and a group create works', async () => {
       const [a, b] = newAccounts(2) as [Account, Account];
-      const port = await freePort();
-      const statusPort = await freePort();
-      const data = tempDir();
-      const args = ['--port', String(port), '--host', '127.0.0.1', '--auth', 'open', '--workers', '1', '--data', data, '--status-port', String(statusPort), '--test-faults'];
-      const quoted = [MAIN, ...args].map((x) => `'${x}'`).join(' ');
-      const proc = spawn('bash', ['-c', `ulimit -n 256; exec '${process.execPath}' ${quoted}`], { env: { ...process.env, IMGC_LOG_LEVEL: 'warn' }, stdio: ['ignore', 'pipe', 'pipe'] });
-      let out = '';
-      proc.stdout.on('data', (d: Buffer) => { out += d.toString(); });
-      proc.stderr.on('data', (d: Buffer) => { out += d.toString(); });
-      let exited: number | null | undefined;
-      proc.once('exit', (code) => { exited = code; });
-      const url = `ws://127.0.0.1:${port}`;
-      const srv = { statusUrl: `http://127.0.0.1:${statusPort}`, dataDir: data } as ServerHandle;
+      const { url, srv, proc, output, exitCode, stop } = await underUlimit(256, ['--workers', '1', '--test-faults']);
+      const out = (): string => output();
       const held: WebSocket[] = [];
       try {
-        await until('the server listens', () => attempt(url), (r) => r.ws !== undefined || exited !== undefined, 20_000).then((r) => r.ws?.terminate());
-        expect(exited, out).to.equal(undefined);
-        await until('the status server answers', () => getStatus<Status>(srv).catch(() => undefined), (x) => x !== undefined);
         const early = await Client.connect(url);
         await early.signIn(a);
 
@@ -244,7 +266,7 @@ describe('hardening: limits', function () {
         // While flooded, a worker thread dies and must be restarted (it opens files), and a signed-in client creates a group.
         proc.kill('SIGUSR2');
         await sleep(1500);
-        expect(exited, `the server exited:\n${out.slice(-3000)}`).to.equal(undefined);
+        expect(exitCode(), `the server exited:\n${out().slice(-3000)}`).to.equal(undefined);
         early.request({ cat: 'group', act: 'create', list: [b.address] });
         const during = await early.next((f) => isNotice('group', 'create')(f) || isError()(f), 10_000);
         expect(during.type, JSON.stringify(during)).to.equal('notice');
@@ -260,17 +282,47 @@ describe('hardening: limits', function () {
         const s = await getStatus<Status>(srv);
         expect(s.limits.descriptors.hits, 'connections dropped for descriptors, counted').to.be.above(0);
         expect(s.limits.descriptors.value).to.be.above(0).and.below(256);
-        expect(exited).to.equal(undefined);
-        // Aggregated: one line per interval, not one per dropped connection.
-        const lines = out.split('\n').filter((l) => l.includes('connection dropped at accept')).length;
-        expect(lines, out.slice(-2000)).to.be.within(1, 3);
+        expect(exitCode()).to.equal(undefined);
+        // Aggregated: one line per interval, not one per refused or dropped connection.
+        const lines = out().split('\n').filter((l) => l.includes('"limit":"descriptors"')).length;
+        expect(lines, out().slice(-2000)).to.be.within(1, 4);
       } finally {
         for (const ws of held) ws.terminate();
-        if (exited === undefined) {
-          proc.kill('SIGTERM');
-          await new Promise((r) => proc.once('exit', r));
+        await stop();
+      }
+    });
+
+    it('past the descriptor cap a new client gets HTTP 503 with Retry-After, never a reset; once sockets close it gets in', async () => {
+      const { url, srv, output, stop } = await underUlimit(256, ['--workers', '1', '--handshake-ms', '60000']);
+      const held: WebSocket[] = [];
+      try {
+        const cap = (await getStatus<Status>(srv)).limits.descriptors.value;
+        expect(cap, 'the socket cap').to.be.above(20).and.below(256);
+        // A few at a time (fewer than the answering margin), well past the cap.
+        const refused: { status?: number; retryAfter?: string }[] = [];
+        for (let i = 0; i < cap + 60; i += 8) {
+          const batch = await Promise.all(Array.from({ length: 8 }, () => attempt(url)));
+          for (const r of batch) {
+            if (r.ws) held.push(r.ws);
+            else {
+              expect(r.error, `attempt ${i}: ${output().slice(-1500)}`).to.equal(undefined);
+              refused.push(r);
+            }
+          }
         }
-        rmSync(data, { recursive: true, force: true });
+        expect(held.length, 'sockets up to the cap').to.equal(cap);
+        expect(refused.length).to.equal(Math.ceil((cap + 60) / 8) * 8 - cap);
+        for (const r of refused) expect(r).to.deep.equal({ status: 503, retryAfter: '1' });
+        const next = await attempt(url);
+        expect(next, 'the next one').to.deep.include({ status: 503, retryAfter: '1' });
+        const s = await getStatus<Status>(srv);
+        expect(s.limits.descriptors.hits, 'refusals counted').to.be.at.least(refused.length);
+        for (const ws of held.splice(0, 5)) ws.terminate();
+        const again = await until('a client connects again', () => attempt(url), (r) => r.ws !== undefined, 10_000);
+        held.push(again.ws!);
+      } finally {
+        for (const ws of held) ws.terminate();
+        await stop();
       }
     });
   });

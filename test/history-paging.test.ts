@@ -87,9 +87,13 @@ describe('history: paging, permissions, retention', function () {
       expect(start).to.deep.include({ more: false, messages: [] });
     });
 
-    it('respects the limit, clamps it to 100 and defaults to 50', async () => {
+    it('respects the limit, refuses one outside 1-100 with 44744 and defaults to 50', async () => {
       expect((await historyPage(ca, { with: b.address, limit: 7 })).messages).to.have.length(7);
-      expect((await historyPage(ca, { with: b.address, limit: 1000 })).messages).to.have.length(100);
+      expect((await historyPage(ca, { with: b.address, limit: 100 })).messages).to.have.length(100);
+      for (const limit of [0, 101, 1000, 1e9]) {
+        const f = await history(ca, { with: b.address, limit });
+        expect([f.type, f.code], `limit ${limit}`).to.deep.equal(['error', 44744]);
+      }
       expect((await historyPage(ca, { with: b.address })).messages).to.have.length(50);
       const one = await historyPage(ca, { with: b.address, limit: 1, after: 0 });
       expect(one.messages.map((f: Frame) => f.msg.i)).to.deep.equal([0]);

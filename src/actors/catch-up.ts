@@ -12,12 +12,15 @@ import { accountConv, StoreError, type AccountPositions, type Membership, type S
 import type { PositionBook } from './account-positions';
 import { Backlog } from './backlog';
 import type { Peer, Peers } from './peer';
+import { SyncQueue } from './sync-queue';
 
 export interface CatchUpLimits {
   /** Newest records of a group delivered at sign-in. */
   groupBacklog: number;
   /** Bytes a socket may have waiting before it is dropped (see Connection.send). */
   maxBuffered: number;
+  /** Backlogs read at once (sync-queue.ts); the rest wait their turn. 0: no bound; absent: 64. */
+  signinBacklogs?: number;
 }
 
 /** Backlog frames written per turn to one connection. */
@@ -41,6 +44,8 @@ interface Sync {
 
 export class CatchUp {
   private readonly syncs = new Map<number, Sync>();
+  /** Turns to read a backlog: a reconnect storm reads a bounded number at once (sync-queue.ts). */
+  private readonly turns: SyncQueue<Sync>;
   private readonly log = logger({ part: 'delivery' });
 
   /**
@@ -53,10 +58,14 @@ export class CatchUp {
     private readonly limits: CatchUpLimits,
     private readonly lastOffset: () => number,
     private readonly counters: { backlogFrames: number },
-  ) {}
+  ) {
+    this.turns = new SyncQueue(limits.signinBacklogs ?? 64);
+  }
 
-  /** Connections still reading their backlog. */
+  /** Connections still reading their backlog, or waiting for their turn to. */
   get size(): number { return this.syncs.size; }
+  /** Of them, those waiting for their turn. */
+  get waiting(): number { return this.turns.queued; }
 
   /** Sends the connection what its account missed, in offset order; live frames wait behind it. */
   sync(peer: Peer, positions?: Promise<AccountPositions | undefined>): void {
@@ -64,17 +73,33 @@ export class CatchUp {
     if (this.syncs.has(peer.id) || peer.account === undefined) return;
     const account = peer.account;
     const s = this.open(peer, account);
-    if (positions === undefined) return this.start(s, account);
-    // The account's positions come from elsewhere (cluster mode): live frames wait meanwhile, and
-    // are dropped when the backlog starts, which covers them (it reads through the newest record).
+    if (positions === undefined) return this.queue(s, account);
+    // The account's positions come from elsewhere (cluster mode): live frames wait meanwhile, covered
+    // by the backlog when it starts (it reads through the newest record).
     positions.then((p) => {
       if (p) this.positions.merge(account, p);
     }, (err: unknown) => this.log.warn({ err, account }, 'positions not read from the engine: the backlog starts from the cached ones')).finally(() => {
-      if (this.syncs.get(peer.id) !== s) return;
+      if (this.syncs.get(peer.id) === s) this.queue(s, account);
+    });
+  }
+
+  /**
+   * Reads the backlog when its turn comes. Live frames for the connection are not sent meanwhile
+   * (nor kept): the backlog, read through the newest record when it starts, covers them.
+   */
+  private queue(s: Sync, account: string): void {
+    this.turns.enter(s, () => {
+      if (this.syncs.get(s.peer.id) !== s || this.peers.peer(s.peer.id) !== s.peer) return this.end(s);
       dropHeld(s);
       s.overflow = false;
       this.start(s, account);
     });
+  }
+
+  /** The sync is over (caught up or its connection gone): its turn goes to the next. */
+  private end(s: Sync): void {
+    if (this.syncs.get(s.peer.id) === s) this.syncs.delete(s.peer.id);
+    this.turns.leave(s);
   }
 
   /** Holds a live frame for `peer` if it is still catching up (true); false: it may be written now. */
@@ -87,14 +112,17 @@ export class CatchUp {
 
   /** A connection closed: its backlog stops. */
   closed(peer: Peer): void {
-    if (this.syncs.get(peer.id)?.peer === peer) this.syncs.delete(peer.id);
+    const s = this.syncs.get(peer.id);
+    if (s?.peer === peer) this.end(s);
   }
 
-  /** A sync with an empty backlog: it holds live frames until its positions are known. */
+  /** A sync with an empty backlog: live frames wait (unsent) until its positions are known and its turn comes. */
   private open(peer: Peer, account: string): Sync {
     const last = this.lastOffset();
     const empty = new Backlog(this.store.log, { account, after: last, upTo: last, groupBacklog: 0, epoch: this.store.epoch }, []);
-    const s: Sync = { peer, backlog: empty, upTo: last, held: [], heldBytes: 0, heldLast: 0, overflow: false };
+    // Until the backlog starts nothing is held (as if overflowed): it reads through the newest record
+    // then, so it covers every live frame of the wait, and a thousand waiting sockets hold no frames.
+    const s: Sync = { peer, backlog: empty, upTo: last, held: [], heldBytes: 0, heldLast: 0, overflow: true };
     this.syncs.set(peer.id, s);
     return s;
   }
@@ -127,10 +155,7 @@ export class CatchUp {
   private pump(s: Sync): void {
     const { peer } = s;
     const account = peer.account;
-    if (account === undefined || this.peers.peer(peer.id) !== peer || this.syncs.get(peer.id) !== s) {
-      if (this.syncs.get(peer.id) === s) this.syncs.delete(peer.id);
-      return;
-    }
+    if (account === undefined || this.peers.peer(peer.id) !== peer || this.syncs.get(peer.id) !== s) return this.end(s);
     const ackMode = this.positions.get(account).ackMode;
     // The backlog goes out as the socket drains: a quarter of what would get the socket dropped may
     // wait at a time, checked before every frame (a frame is at most an eighth of it, see config).
@@ -153,7 +178,7 @@ export class CatchUp {
       this.readFrom(s, account, s.upTo);
       return void setImmediate(() => this.pump(s));
     }
-    this.syncs.delete(s.peer.id);
+    this.end(s);
     for (const f of s.held) s.peer.send(f);
     if (s.held.length > 0 && !this.positions.get(account).ackMode) this.positions.delivered(account, s.heldLast);
   }

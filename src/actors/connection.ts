@@ -53,6 +53,8 @@ export interface Router {
   handshakeTimedOut(): void;
   signIn(peer: Connection, account: string): void;
   signOut(peer: Connection): void;
+  /** `offline` (true) / `online` (false): shown offline to presence while still signed in and delivered to. */
+  away(peer: Connection, away: boolean): void;
   sync(peer: Connection): void;
   direct(peer: Connection, r: Request): void;
   group(peer: Connection, id: string, r: Request): void;
@@ -250,11 +252,14 @@ export class Connection implements Peer, SocketSession {
       case 'chat':
       case 'to':
         return this.router.direct(this, r);
+      // As in the first service, `offline` only changes what others see: the socket stays signed in and
+      // keeps getting its messages; presence shows the account offline until `online` (docs/protocol.md).
       case 'online':
+        this.router.away(this, false);
         this.send(noticeFrame('chat', 'online', 'Online', r.callback));
         return this.router.sync(this);
       case 'offline':
-        this.router.signOut(this);
+        this.router.away(this, true);
         return void this.send(noticeFrame('chat', 'offline', 'Offline', r.callback));
       case 'logout':
         return this.logout(r);

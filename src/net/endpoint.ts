@@ -37,7 +37,7 @@ export interface SocketSession {
 /** The connection limits the endpoint enforces, counted where the rest of the limits are (supervisor/limits.ts). */
 export interface ConnectionLimits {
   hit(name: 'maxConnections' | 'maxConnectionsPerIp' | 'descriptors', msg: string, detail?: Record<string, unknown>): void;
-  /** TCP connections the open-file limit leaves room for; set here once listening. */
+  /** WebSocket connections the open-file limit leaves room for; set here once listening. */
   descriptorCap: number;
 }
 
@@ -94,6 +94,16 @@ export function openFileLimit(): number | undefined {
   }
 }
 
+/**
+ * Descriptors kept, past the socket cap, to answer the connections that come anyway: each is
+ * accepted, its upgrade answered HTTP 503 with Retry-After and closed, so a client hears "try
+ * again later" instead of a TCP reset. Only a burst of more than this many at once meets the hard
+ * floor (net.Server's maxConnections: closed at accept, a reset).
+ */
+export function answerMargin(limit: number): number {
+  return Math.max(16, Math.ceil(limit * 0.05));
+}
+
 /** Descriptors open now (Linux: entries of /proc/self/fd); undefined elsewhere. */
 function openDescriptors(): number | undefined {
   try { return readdirSync('/proc/self/fd').length; } catch { return undefined; }
@@ -122,6 +132,8 @@ export class Endpoint<S extends SocketSession = SocketSession> {
   private readonly perIp = new Map<string, number>();
   /** Until then (ms since the epoch) upgrades are refused: accept failed for lack of descriptors. */
   private backoffUntil = 0;
+  /** WebSockets the open-file limit leaves room for (answerMargin kept back to answer 503); set at listen. */
+  private socketCap = Infinity;
   private readonly log = logger({ part: 'endpoint' });
 
   constructor(private readonly opts: EndpointOptions, private readonly hooks: EndpointHooks<S>) {
@@ -155,9 +167,10 @@ export class Endpoint<S extends SocketSession = SocketSession> {
     // Raw TCP connections that never upgrade are bounded too (net.Server closes those past this);
     // listen() lowers it to what the open-file limit leaves room for.
     this.server.maxConnections = opts.maxConnections + RAW_MARGIN;
-    // Past it a connection is closed right after accept (Node cannot pause accepting): counted, logged aggregated.
+    // Past it a connection is closed right after accept (Node cannot pause accepting), which the
+    // client sees as a reset: the hard floor, past the margin kept to answer 503. Counted, logged aggregated.
     this.server.on('drop', () => {
-      this.hooks.limits.hit('descriptors', 'connection dropped at accept: the open-file limit (or max-connections plus margin) reached', { connections: this.connections.size, maxConnections: this.server.maxConnections });
+      this.hooks.limits.hit('descriptors', 'connection dropped at accept: the open-file limit\'s answering margin (or max-connections plus margin) reached', { connections: this.connections.size, maxConnections: this.server.maxConnections });
     });
     // accept() failing for lack of descriptors (EMFILE, ENFILE; rare: libuv sheds pending connections
     // itself with a reserve descriptor) is not fatal either: counted, logged aggregated, backed off.
@@ -175,18 +188,22 @@ export class Endpoint<S extends SocketSession = SocketSession> {
   }
 
   /**
-   * Sizes the TCP connection cap to the open-file limit: what is open now (store, threads, logs)
-   * plus a reserve stays free, so no socket flood leaves the rest of the service without descriptors.
+   * Sizes the connection caps to the open-file limit: what is open now (store, threads, logs) plus a
+   * reserve stays free, so no socket flood leaves the rest of the service without descriptors. Of
+   * what is left, WebSockets take all but an answering margin: past the socket cap an upgrade is
+   * answered 503 (admit), and only TCP connections past the whole room are closed at accept.
    */
   private fitDescriptors(): void {
     const limit = openFileLimit();
     const open = openDescriptors();
     if (limit === undefined || open === undefined) return;
-    const cap = Math.max(1, limit - open - descriptorReserve(limit));
+    const room = Math.max(2, limit - open - descriptorReserve(limit));
+    const cap = Math.max(1, room - answerMargin(limit));
+    this.socketCap = cap;
     this.hooks.limits.descriptorCap = cap;
-    if (cap < (this.server.maxConnections ?? Infinity)) this.server.maxConnections = cap;
+    if (room < (this.server.maxConnections ?? Infinity)) this.server.maxConnections = room;
     if (cap < this.opts.maxConnections) {
-      this.log.warn({ openFileLimit: limit, open, reserve: descriptorReserve(limit), cap, maxConnections: this.opts.maxConnections }, 'the open-file limit allows fewer connections than max-connections: connections past the cap are dropped at accept (raise LimitNOFILE / ulimit -n)');
+      this.log.warn({ openFileLimit: limit, open, reserve: descriptorReserve(limit), answerMargin: answerMargin(limit), cap, maxConnections: this.opts.maxConnections }, 'the open-file limit allows fewer connections than max-connections: upgrades past the cap are answered 503 (raise LimitNOFILE / ulimit -n)');
     }
   }
 
@@ -210,6 +227,10 @@ export class Endpoint<S extends SocketSession = SocketSession> {
     if (this.connections.size >= this.opts.maxConnections) {
       limits.hit('maxConnections', 'connection refused: max-connections reached', { max: this.opts.maxConnections });
       return 'Too many connections, try again later';
+    }
+    if (this.connections.size >= this.socketCap) {
+      limits.hit('descriptors', 'connection refused: the open-file limit leaves no room for another socket (raise LimitNOFILE / ulimit -n)', { cap: this.socketCap });
+      return 'Server out of file descriptors, try again later';
     }
     if ((this.perIp.get(ip) ?? 0) >= this.opts.maxConnectionsPerIp) {
       limits.hit('maxConnectionsPerIp', 'connection refused: max-connections-per-ip reached', { ip, max: this.opts.maxConnectionsPerIp });

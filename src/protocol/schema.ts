@@ -17,8 +17,11 @@ type Kind =
   | 'seq'         // non-negative safe integer
   | 'bool';       // true or false
 
-/** `filled`: an empty string counts as missing (44001), as the first service answered for an empty `msg`. */
-interface Param { kind: Kind; optional?: boolean; filled?: boolean }
+/**
+ * `filled`: an empty string counts as missing (44001), as the first service answered for an empty `msg`.
+ * `min`/`max`: the bounds of a `seq` (outside them: 44744).
+ */
+interface Param { kind: Kind; optional?: boolean; filled?: boolean; min?: number; max?: number }
 export type Schema = Record<string, Param>;
 
 const req = (kind: Kind): Param => ({ kind });
@@ -42,7 +45,7 @@ export const schemas: Record<string, Record<string, Schema>> = {
     offline: {},
     logout: { all: opt('bool') },
     ack: { seq: req('seq') },
-    history: { with: opt('ss58'), group: opt('gid'), before: opt('seq'), after: opt('seq'), limit: opt('seq') },
+    history: { with: opt('ss58'), group: opt('gid'), before: opt('seq'), after: opt('seq'), limit: { kind: 'seq', optional: true, min: 1, max: 100 } },
     edit: { with: opt('ss58'), group: opt('gid'), seq: req('seq'), msg: msg() },
     delete: { with: opt('ss58'), group: opt('gid'), seq: req('seq') },
     // Ephemeral acts (src/actors/presence.ts, typing.ts) and read receipts (receipts.ts).
@@ -116,8 +119,11 @@ function checkParam(name: string, p: Param, v: unknown): Invalid | undefined {
       return depthOf(v, Limits.maxDepth) <= Limits.maxDepth ? undefined : bad(`nested at most ${Limits.maxDepth} deep`);
     case 'string':
       return typeof v === 'string' && v.length <= Limits.maxString ? undefined : bad(`a string of at most ${Limits.maxString} characters`);
-    case 'seq':
-      return Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : bad('a non-negative integer');
+    case 'seq': {
+      if (!Number.isSafeInteger(v) || (v as number) < 0) return bad('a non-negative integer');
+      const [min, max] = [p.min ?? 0, p.max ?? Number.MAX_SAFE_INTEGER];
+      return (v as number) >= min && (v as number) <= max ? undefined : bad(`an integer from ${min} to ${max}`);
+    }
     case 'bool':
       return typeof v === 'boolean' ? undefined : bad('true or false');
   }

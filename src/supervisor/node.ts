@@ -231,6 +231,7 @@ export class Node implements Router {
   }
 
   signOut(peer: Connection): void { this.registry.signOut(peer); }
+  away(peer: Connection, away: boolean): void { this.registry.setAway(peer, away); }
   /** The account's positions come from the carrier where another node may have moved them. */
   sync(peer: Connection): void { this.delivery.sync(peer, this.on.positionsOf(peer.account!)); }
   history(peer: Connection, r: Request): void { this.delivery.history(peer, r); }

@@ -2,6 +2,10 @@
  * The registry knows who is where: which connection actors exist, which of them are signed in as
  * which account (one account may have several: phone and desktop), and which worker thread hosts
  * an actor address. It holds no conversation state; actors own that.
+ *
+ * Delivery and presence differ by one case: a socket that said `offline` stays signed in and keeps
+ * getting its messages (as in the first service), but no longer counts for presence. An account is
+ * shown online while at least one of its signed-in sockets is not away.
  */
 import type { Peer, Peers } from '../actors/peer';
 import { groupAddress, workerOf } from './placement';
@@ -11,8 +15,10 @@ export type { Peer };
 export class Registry implements Peers {
   private readonly peers = new Map<number, Peer>();
   private readonly accounts = new Map<string, Set<Peer>>();
+  /** Signed-in sockets that said `offline`: still delivered to, not counted for presence. */
+  private readonly away = new Set<Peer>();
 
-  /** An account got its first signed-in socket (`true`) or lost its last (`false`): presence. */
+  /** An account got its first present socket (`true`) or lost its last (`false`): presence. */
   onPresence: ((account: string, online: boolean) => void) | undefined;
 
   constructor(private readonly partitions: number, private workers: number) {}
@@ -27,36 +33,54 @@ export class Registry implements Peers {
   peer(id: number): Peer | undefined { return this.peers.get(id); }
 
   signIn(peer: Peer, account: string): void {
-    if (peer.account === account) return;
+    if (peer.account === account) return this.setAway(peer, false);
     this.signOut(peer);
+    const was = this.isOnline(account);
     peer.account = account;
     let set = this.accounts.get(account);
-    const first = !set;
     if (!set) { set = new Set(); this.accounts.set(account, set); }
     set.add(peer);
-    if (first) this.onPresence?.(account, true);
+    if (!was) this.onPresence?.(account, true);
   }
 
   signOut(peer: Peer): void {
     const account = peer.account;
     if (account === undefined) return;
+    const was = this.isOnline(account);
     peer.account = undefined;
+    this.away.delete(peer);
     const set = this.accounts.get(account);
     if (!set) return;
     set.delete(peer);
-    if (set.size === 0) {
-      this.accounts.delete(account);
-      this.onPresence?.(account, false);
-    }
+    if (set.size === 0) this.accounts.delete(account);
+    if (was && !this.isOnline(account)) this.onPresence?.(account, false);
+  }
+
+  /** `offline` (true) or `online` (false) on a signed-in socket: presence changes, delivery does not. */
+  setAway(peer: Peer, away: boolean): void {
+    const account = peer.account;
+    if (account === undefined || this.away.has(peer) === away) return;
+    const was = this.isOnline(account);
+    if (away) this.away.add(peer); else this.away.delete(peer);
+    const now = this.isOnline(account);
+    if (was !== now) this.onPresence?.(account, now);
   }
 
   /** The signed-in connections of an account (empty when it is away). */
   peersOf(account: string): ReadonlySet<Peer> | undefined { return this.accounts.get(account); }
 
-  isOnline(account: string): boolean { return this.accounts.has(account); }
+  /** Shown online: a signed-in socket that is not away (an account has a few sockets at most). */
+  isOnline(account: string): boolean {
+    const set = this.accounts.get(account);
+    if (set === undefined) return false;
+    for (const p of set) if (!this.away.has(p)) return true;
+    return false;
+  }
 
-  /** Every account with a signed-in socket here. */
-  onlineAccounts(): IterableIterator<string> { return this.accounts.keys(); }
+  /** Every account shown online here. */
+  *onlineAccounts(): IterableIterator<string> {
+    for (const a of this.accounts.keys()) if (this.isOnline(a)) yield a;
+  }
 
   get connectionCount(): number { return this.peers.size; }
   get accountCount(): number { return this.accounts.size; }
