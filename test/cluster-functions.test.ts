@@ -153,11 +153,12 @@ describe('cluster: every function across three nodes', function () {
     const [alice, bob] = newAccounts(2);
     const a = await on(0, alice, 'alice@0');
     const b = await on(1, bob, 'bob@1');
+    // Typing reaches only an account that shares a conversation: a message first.
+    a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'read me' });
+    const m = await b.next(isMessage(), 5000);
     a.request({ cat: 'chat', act: 'typing', with: bob.address });
     const t = await b.next(isNotice('chat', 'typing'), 5000);
     expect(t.msg).to.deep.equal({ account: alice.address, with: alice.address });
-    a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'read me' });
-    const m = await b.next(isMessage(), 5000);
     const r = await ask(b, { cat: 'chat', act: 'read', with: alice.address, seq: m.seq });
     expect(r.type, JSON.stringify(r)).to.equal('notice');
     const seen = await a.next(isNotice('chat', 'read'), 5000);

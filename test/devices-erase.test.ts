@@ -49,11 +49,17 @@ describe('devices: a delete removes the content from the data directory', functi
         await send({ text: original });
         const seq = (await b1.next((f) => f.msg?.text === original, 5000, 'the message')).seq as number;
         await send({ text: kept });
-        const e = await ask(a1, { cat: 'chat', act: 'edit', ...target, seq, msg: { text: edited } });
-        expect(e.type, JSON.stringify(e)).to.equal('notice');
-        // Stopped and started again: the content is in the files now (the test could see it).
+        // Stopped and started again: the content is in the files now (the test could see it). The
+        // edit may reuse the original's page, so the original is looked for before it.
+        await pool.closeAll();
         await srv.stop({ keepData: true });
-        expect(holding(dataDir, original).length, 'the original is on disk before the delete').to.be.greaterThan(0);
+        expect(holding(dataDir, original).length, 'the original is on disk before the edit').to.be.greaterThan(0);
+        srv = await startServer([], { dataDir });
+        const a1b = await device(pool, srv.url, alice, 'a1b', false);
+        const e = await ask(a1b, { cat: 'chat', act: 'edit', ...target, seq, msg: { text: edited } });
+        expect(e.type, JSON.stringify(e)).to.equal('notice');
+        await pool.closeAll();
+        await srv.stop({ keepData: true });
         expect(holding(dataDir, edited).length, 'the edit is on disk before the delete').to.be.greaterThan(0);
         srv = await startServer([], { dataDir });
         const a2 = await device(pool, srv.url, alice, 'a2', false);

@@ -93,7 +93,7 @@ describe('hardening: a full disk', function () {
     [a, b, d] = newAccounts(3) as [Account, Account, Account];
     const data = join(mount, 'data');
     mkdirSync(data);
-    srv = await startServer(['--workers', '1', '--rate-limit', '100000', '--data', data], { status: true, omit: ['data'], env: { IMGC_LOG_LEVEL: 'info' } });
+    srv = await startServer(['--workers', '1', '--rate-limit', '100000', '--min-free-mb', '0', '--data', data], { status: true, omit: ['data'], env: { IMGC_LOG_LEVEL: 'info' } });
   });
 
   afterEach(function () {

@@ -138,7 +138,7 @@ describe('hardening: operations security', function () {
       for (const dest of [join(outside, 'to-data', 'copy'), join(outside, 'to-data'), join(outside, 'to-empty')]) {
         const r = await statusFetch(srv, `/backup?dest=${encodeURIComponent(dest)}`, { method: 'POST', signal: AbortSignal.timeout(30_000) });
         const body = await r.json() as { ok: boolean; error: string };
-        expect(r.status, `${dest}: ${JSON.stringify(body)}`).to.equal(500);
+        expect(r.status, `${dest}: ${JSON.stringify(body)}`).to.equal(400);
         expect(body.error, dest).to.match(/outside the data dir/);
       }
       expect(fs.readdirSync(srv.dataDir).sort(), 'nothing written into the data dir').to.deep.equal(before);
