@@ -153,8 +153,9 @@ describe('cluster: every function across three nodes', function () {
     const [alice, bob] = newAccounts(2);
     const a = await on(0, alice, 'alice@0');
     const b = await on(1, bob, 'bob@1');
-    // Typing reaches only an account that shares a conversation: a message first.
-    a.request({ cat: 'chat', act: 'chat', to: bob.address, msg: 'read me' });
+    // Typing reaches only an account that shares a conversation: a message first, acknowledged (so
+    // the sender's node has applied it) before the typing.
+    await ask(a, { cat: 'chat', act: 'chat', to: bob.address, msg: 'read me', mid: 'typing-first' });
     const m = await b.next(isMessage(), 5000);
     a.request({ cat: 'chat', act: 'typing', with: bob.address });
     const t = await b.next(isNotice('chat', 'typing'), 5000);

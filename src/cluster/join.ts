@@ -13,6 +13,9 @@ import { HEARTBEATS_TO_EXPIRE } from './ownership';
 import { EnginePositions } from './positions';
 import { Replica } from './replica';
 
+/** How long a node tries to make or read a shared secret before it gives up (exit 2). */
+const SECRET_TRIES_MS = 10_000;
+
 export interface Joined {
   engine: Engine;
   replica: Replica;
@@ -71,11 +74,19 @@ export class Secrets {
     if (theirs !== mine) throw new Error(`this cluster runs with ${theirs}, this node with ${mine}: start it with the cluster's settings`);
   }
 
-  /** A secret of the cluster (create fails for every node but the first). */
+  /**
+   * A secret of the cluster (create fails for every node but the first). While JetStream elects a
+   * leader (a NATS cluster starting, or one of its servers gone) the create and the read may both
+   * fail for a moment: they are tried again, for up to SECRET_TRIES_MS, before the node gives up.
+   */
   private async secret(name: string, make: () => string): Promise<string> {
-    await this.engine.meta.create(name, make()).catch(() => undefined);
-    const e = await this.engine.meta.get(name);
-    if (!e || e.operation !== 'PUT') throw new Error(`the cluster's ${name} cannot be read`);
-    return e.string();
+    const until = Date.now() + SECRET_TRIES_MS;
+    for (let attempt = 1; ; attempt++) {
+      await this.engine.meta.create(name, make()).catch(() => undefined);
+      const e = await this.engine.meta.get(name).catch(() => null);
+      if (e && e.operation === 'PUT') return e.string();
+      if (Date.now() >= until) throw new Error(`the cluster's ${name} cannot be read`);
+      await new Promise((r) => setTimeout(r, Math.min(1000, 100 * attempt)));
+    }
   }
 }
