@@ -4,32 +4,21 @@
  */
 import { logger } from '../log';
 import { backupDataDir, BackupRefused } from '../store/backup';
+import { toolArgs } from './args';
 
 const USAGE = 'usage: npm run backup -- DEST [--data DIR]   (DIR defaults to ./backup)';
 
 function parseArgs(argv: string[]): { dest: string; data: string } | string {
-  let data = './backup';
   let dest: string | undefined;
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--data') {
-      const v = argv[++i];
-      if (v === undefined) return '--data needs a directory';
-      data = v;
-    } else if (a.startsWith('--data=')) {
-      data = a.slice('--data='.length);
-    } else if (a === '-h' || a === '--help') {
-      return USAGE;
-    } else if (a.startsWith('-')) {
-      return `unknown option ${a}`;
-    } else if (dest === undefined) {
-      dest = a;
-    } else {
-      return `unexpected argument ${a}`;
-    }
-  }
+  const args = toolArgs(argv, USAGE, (a) => {
+    if (a.startsWith('-')) return `unknown option ${a}`;
+    if (dest !== undefined) return `unexpected argument ${a}`;
+    dest = a;
+    return undefined;
+  });
+  if (typeof args === 'string') return args;
   if (dest === undefined) return 'DEST is missing';
-  return { dest, data };
+  return { dest, data: args.data };
 }
 
 async function main(): Promise<number> {

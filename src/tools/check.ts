@@ -7,24 +7,14 @@
  * before checksums, a usage mistake); one line says why.
  */
 import { checkStore, CheckRefused, type CheckReport } from '../store/lmdb/check';
+import { toolArgs } from './args';
 
 const USAGE = 'usage: npm run check -- [--data DIR]   (DIR defaults to ./backup)';
 /** Damaged records listed one per line; past this, a count. */
 const LISTED = 200;
 
 function parseArgs(argv: string[]): { data: string } | string {
-  let data = './backup';
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    if (a === '--data') {
-      const v = argv[++i];
-      if (v === undefined) return '--data needs a directory';
-      data = v;
-    } else if (a.startsWith('--data=')) data = a.slice('--data='.length);
-    else if (a === '-h' || a === '--help') return USAGE;
-    else return `unexpected argument ${a}; ${USAGE}`;
-  }
-  return { data };
+  return toolArgs(argv, USAGE, (a) => `unexpected argument ${a}; ${USAGE}`);
 }
 
 function summary(r: CheckReport): string[] {
