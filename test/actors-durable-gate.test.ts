@@ -8,10 +8,10 @@ import { expect } from 'chai';
 import { Delivery } from '../src/actors/delivery';
 import { commitFailure, DurableGate, type GateOwner } from '../src/actors/durable-gate';
 import { decideDirect } from '../src/actors/direct';
-import type { Peer, Peers } from '../src/actors/peer';
 import { Code } from '../src/protocol/codes';
 import { MemoryStore } from '../src/store/memory/memory-store';
 import { StoreError } from '../src/store/ports';
+import { FakePeer, peersOf } from './support/peers';
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await turn(); };
@@ -92,16 +92,6 @@ describe('durable gate: what a failed commit does to waiting output', () => {
 });
 
 describe('durable gate in the delivery actor', () => {
-  class FakePeer implements Peer {
-    frames: string[] = [];
-    bufferedAmount = 0;
-    constructor(readonly id: number, public account: string | undefined) {}
-    send(frame: string | Buffer): boolean { this.frames.push(String(frame)); return true; }
-  }
-  const peersOf = (list: FakePeer[]): Peers => ({
-    peersOf: (account) => new Set(list.filter((p) => p.account === account)),
-    peer: (id) => list.find((p) => p.id === id),
-  });
   const limits = { retainCount: 1000, retainAgeMs: 0, groupBacklog: 50, maxBuffered: 8 << 20 };
   const send = (d: Delivery, mid: string): void => d.post(decideDirect('alice', 1, { cat: 'chat', act: 'chat', to: 'bob', msg: mid, mid }), Date.now());
 

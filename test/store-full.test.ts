@@ -8,12 +8,12 @@ import type { RootDatabase } from 'lmdb';
 import { Delivery } from '../src/actors/delivery';
 import { Retention } from '../src/actors/retention';
 import { decideDirect } from '../src/actors/direct';
-import type { Peer, Peers } from '../src/actors/peer';
 import { Code } from '../src/protocol/codes';
 import { refusedAnswer, STORAGE_FULL_TEXT } from '../src/protocol/frames';
 import { TurnWriter } from '../src/store/lmdb/turn-writer';
 import { MemoryStore } from '../src/store/memory/memory-store';
 import { directConv, StoreError, type StoreHealth } from '../src/store/ports';
+import { FakePeer, peersOf } from './support/peers';
 
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const settle = async (): Promise<void> => { for (let i = 0; i < 5; i++) await turn(); };
@@ -147,18 +147,6 @@ describe('store full: retention', () => {
 });
 
 describe('store full: the delivery actor never acknowledges a lost record', () => {
-  class FakePeer implements Peer {
-    frames: string[] = [];
-    bufferedAmount = 0;
-    constructor(readonly id: number, public account: string | undefined) {}
-    send(frame: string | Buffer): boolean { this.frames.push(String(frame)); return true; }
-  }
-  function peersOf(list: FakePeer[]): Peers {
-    return {
-      peersOf: (account) => new Set(list.filter((p) => p.account === account)),
-      peer: (id) => list.find((p) => p.id === id),
-    };
-  }
 
   it('answers 45007 instead of the mid answer while full, keeps history and live relays, and acknowledges again once writable', async () => {
     const store = new MemoryStore();
