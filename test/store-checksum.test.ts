@@ -105,6 +105,40 @@ describe('store checksums: damaged values on disk', function () {
   });
 });
 
+describe('store checksums: appends at given offsets (a cluster\'s)', function () {
+  this.timeout(30_000);
+  let dir: string;
+  beforeEach(() => { dir = tmpDir('sums-given'); });
+  afterEach(() => rm(dir));
+
+  it('out of order, the check passes; a damaged record applied again is written over, counted once', async () => {
+    await withStore(dir, async (s) => {
+      for (const o of [7, 3, 9, 5, 1]) s.log.append(entry(o), o);
+      await s.flush();
+    });
+    expect(runCheck(dir).status, 'clean').to.equal(0);
+    expect(flipInStore(dir, 'text-5-marker', 5)).to.be.greaterThan(0);
+    const logs = captureLogs();
+    try {
+      await withStore(dir, async (s) => {
+        expect(s.log.read({ conv: CONV, limit: 10, direction: 'forward' }).map((e) => e.offset)).to.deep.equal([1, 3, 7, 9]);
+        // The ledger entry applied again (a node replaying after a crash): the record is whole again.
+        expect(s.log.append(entry(5), 5)).to.deep.equal({ ...entry(5), offset: 5 });
+        expect(s.log.top(CONV)).to.deep.equal({ first: 1, last: 9, count: 5 });
+        expect(s.log.append(entry(5), 5), 'and is held now').to.deep.equal({ ...entry(5), offset: 5 });
+        await s.flush();
+        expect(s.log.read({ conv: CONV, limit: 10, direction: 'forward' }).map((e) => e.offset)).to.deep.equal([1, 3, 5, 7, 9]);
+        expect(s.log.top(CONV)).to.deep.equal({ first: 1, last: 9, count: 5 });
+        expect(s.stats().damaged).to.equal(1);
+      });
+    } finally {
+      logs.restore();
+    }
+    const r = runCheck(dir);
+    expect(r.status, r.out).to.equal(0);
+  });
+});
+
 describe('store checksums: a store of the format before is migrated at open', function () {
   this.timeout(30_000);
   let dir: string;

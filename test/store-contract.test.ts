@@ -451,6 +451,133 @@ function contract(name: string, factory: Factory, durable: boolean): void {
       }
     });
 
+    it('append at given offsets, in order: stored there, across conversations; lastOffset is the highest', async () => {
+      const g = groupConv('EX');
+      const d = directConv(A, B);
+      const e1 = store.log.append(entry(g, 1, { mid: 'x1' }), 100);
+      const e2 = store.log.append(entry(d, 2), 2_000);
+      const e3 = store.log.append(entry(g, 3), 3_000_001);
+      expect(e1).to.deep.equal({ ...entry(g, 1, { mid: 'x1' }), offset: 100 });
+      expect(offs([e2, e3])).to.deep.equal([2_000, 3_000_001]);
+      expect(store.stats().lastOffset).to.equal(3_000_001);
+      expect(store.stats().appended).to.equal(3);
+      expect(store.log.top(g)).to.deep.equal({ first: 100, last: 3_000_001, count: 2 });
+      expect(store.log.findMid(g, A, 'x1')).to.equal(100);
+      await nextTurn();
+      expect(store.log.read({ conv: g, limit: 10, direction: 'forward' })).to.deep.equal([e1, e3]);
+      expect(store.log.read({ conv: d, limit: 10, direction: 'backward' })).to.deep.equal([e2]);
+    });
+
+    it('append at given offsets out of order, in one conversation and across: pages in offset order, tops right', async () => {
+      const g = groupConv('OO');
+      const h = groupConv('OP');
+      const order: [string, number][] = [[g, 500], [h, 450], [g, 300], [g, 400], [h, 50], [g, 100], [g, 700], [g, 200]];
+      for (const [conv, o] of order) store.log.append(entry(conv, o, { mid: `o${o}` }), o);
+      const check = (): void => {
+        expect(store.log.top(g)).to.deep.equal({ first: 100, last: 700, count: 6 });
+        expect(store.log.top(h)).to.deep.equal({ first: 50, last: 450, count: 2 });
+        expect(offs(store.log.read({ conv: g, limit: 100, direction: 'forward' }))).to.deep.equal([100, 200, 300, 400, 500, 700]);
+        expect(offs(store.log.read({ conv: g, limit: 2, direction: 'forward' }))).to.deep.equal([100, 200]);
+        expect(offs(store.log.read({ conv: g, limit: 2, direction: 'backward' }))).to.deep.equal([500, 700]);
+        expect(offs(store.log.read({ conv: g, after: 200, before: 700, limit: 2, direction: 'backward' }))).to.deep.equal([400, 500]);
+        expect(offs(store.log.read({ conv: g, after: 150, limit: 2, direction: 'forward' }))).to.deep.equal([200, 300]);
+        expect(offs(store.log.read({ conv: h, limit: 10, direction: 'forward' }))).to.deep.equal([50, 450]);
+        expect(store.log.read({ conv: g, limit: 100, direction: 'forward' })[1]).to.deep.equal({ ...entry(g, 200, { mid: 'o200' }), offset: 200 });
+        expect(store.log.findMid(g, A, 'o300')).to.equal(300);
+        expect(store.log.findMid(h, A, 'o50')).to.equal(50);
+        expect(store.log.conversations(undefined, 10)).to.deep.equal([g, h]);
+        expect(store.stats().lastOffset).to.equal(700);
+      };
+      check(); // in the turn of the appends
+      await nextTurn();
+      check(); // committed
+    });
+
+    it('append at an offset the conversation holds is a no-op returning the stored record, in the turn and after', async () => {
+      const g = groupConv('ID');
+      const e1 = store.log.append(entry(g, 1, { mid: 'i1' }), 10);
+      const e2 = store.log.append(entry(g, 2), 30);
+      store.log.append(entry(g, 3), 20);
+      // The same ledger entry applied again, in the same turn: nothing changes.
+      expect(store.log.append(entry(g, 1, { mid: 'i1' }), 10)).to.deep.equal(e1);
+      expect(store.log.append(entry(g, 9, { head: 'other', mid: 'other' }), 30), 'the stored record, not the one given').to.deep.equal(e2);
+      expect(store.log.top(g)).to.deep.equal({ first: 10, last: 30, count: 3 });
+      expect(store.log.findMid(g, A, 'other')).to.equal(undefined);
+      await nextTurn();
+      // After the commit, and after a redaction: the record as it is now.
+      expect(store.log.redact(g, 10, { head: '{"gone":1,"to":', tail: '' })).to.equal(true);
+      const redacted = { ...e1, head: '{"gone":1,"to":', tail: '' };
+      expect(store.log.append(entry(g, 1, { mid: 'i1' }), 10)).to.deep.equal(redacted);
+      expect(store.log.append(entry(g, 2), 30)).to.deep.equal(e2);
+      expect(store.log.top(g)).to.deep.equal({ first: 10, last: 30, count: 3 });
+      expect(store.stats().appended, 'counted once').to.equal(3);
+      await nextTurn();
+      expect(store.log.read({ conv: g, limit: 10, direction: 'forward' }).map((e) => e.head)).to.deep.equal([redacted.head, entry(g, 3).head, e2.head]);
+      expect(store.log.top(g)).to.deep.equal({ first: 10, last: 30, count: 3 });
+      // Another conversation does not hold it: stored there.
+      expect(store.log.append(entry(groupConv('IE'), 4), 25).offset).to.equal(25);
+      expect(store.log.top(groupConv('IE'))).to.deep.equal({ first: 25, last: 25, count: 1 });
+    });
+
+    it('offsets given and numbered mix: a numbered append goes on above the highest given one', async () => {
+      const g = groupConv('MX');
+      const a = store.log.append(entry(g, 1));
+      store.log.append(entry(g, 2), a.offset + 1_000);
+      expect(store.log.append(entry(g, 3)).offset).to.equal(a.offset + 1_001);
+      // Below the last offset: lastOffset stays, the next numbered one goes on from it.
+      store.log.append(entry(g, 4), a.offset + 500);
+      expect(store.stats().lastOffset).to.equal(a.offset + 1_001);
+      const b = store.log.append(entry(g, 5, { mid: 'b' }));
+      expect(b.offset).to.equal(a.offset + 1_002);
+      // A numbered record of this very turn given again by its offset: found, not stored twice.
+      expect(store.log.append(entry(g, 6), b.offset)).to.deep.equal(b);
+      expect(store.log.append(entry(g, 7), a.offset)).to.deep.equal(a);
+      expect(store.log.top(g)).to.deep.equal({ first: a.offset, last: b.offset, count: 5 });
+      await nextTurn();
+      expect(offs(store.log.read({ conv: g, limit: 10, direction: 'forward' })))
+        .to.deep.equal([a.offset, a.offset + 500, a.offset + 1_000, a.offset + 1_001, b.offset]);
+      expect(store.log.append(entry(g, 8), b.offset)).to.deep.equal(b);
+      expect(store.log.top(g)?.count).to.equal(5);
+    });
+
+    it('trim and redact on a log appended out of order', async () => {
+      const g = groupConv('TR');
+      for (const o of [50, 10, 30, 20, 40]) store.log.append(entry(g, o, { mid: `t${o}` }), o);
+      expect(store.log.trimThrough(g, 25)).to.equal(2);
+      expect(store.log.top(g)).to.deep.equal({ first: 30, last: 50, count: 3 });
+      expect(store.log.findMid(g, A, 't10')).to.equal(undefined);
+      expect(store.log.findMid(g, A, 't20')).to.equal(undefined);
+      expect(store.log.findMid(g, A, 't30')).to.equal(30);
+      expect(store.log.redact(g, 40, { head: '{"gone":1,"to":', tail: '' })).to.equal(true);
+      expect(store.log.redact(g, 20, { head: 'x', tail: 'y' }), 'trimmed: not there').to.equal(false);
+      // A record older than all that are left (a backfill going on), then one in the middle.
+      store.log.append(entry(g, 5, { mid: 't5' }), 5);
+      store.log.append(entry(g, 45), 45);
+      expect(store.log.top(g)).to.deep.equal({ first: 5, last: 50, count: 5 });
+      expect(store.log.redact(g, 45, { head: '{"gone":2,"to":', tail: '' }), 'queued this turn').to.equal(true);
+      await nextTurn();
+      const page = store.log.read({ conv: g, limit: 10, direction: 'forward' });
+      expect(offs(page)).to.deep.equal([5, 30, 40, 45, 50]);
+      expect(page.map((e) => e.head)).to.deep.equal([entry(g, 5).head, entry(g, 30).head, '{"gone":1,"to":', '{"gone":2,"to":', entry(g, 50).head]);
+      expect(store.log.trimThrough(g, 40)).to.equal(3);
+      expect(store.log.top(g)).to.deep.equal({ first: 45, last: 50, count: 2 });
+      expect(store.log.findMid(g, A, 't5')).to.equal(undefined);
+      expect(store.log.trimThrough(g, 50)).to.equal(2);
+      expect(store.log.top(g)).to.equal(undefined);
+      expect(store.log.conversations(undefined, 10)).to.deep.equal([]);
+      expect(store.stats().lastOffset, 'trimming takes no offset back').to.equal(50);
+    });
+
+    it('append refuses an offset that is no positive safe integer, and stores nothing', () => {
+      const g = groupConv('BAD');
+      for (const o of [0, -1, 1.5, Number.NaN, Number.POSITIVE_INFINITY, Number.MAX_SAFE_INTEGER, 2 ** 60]) {
+        expect(() => store.log.append(entry(g, 1), o), String(o)).to.throw(RangeError);
+      }
+      expect(store.log.top(g)).to.equal(undefined);
+      expect(store.stats().lastOffset).to.equal(0);
+      expect(store.stats().appended).to.equal(0);
+    });
+
     it('backup writes a copy of everything written before it', async () => {
       const g = groupConv('B');
       const e1 = store.log.append(entry(g, 1, { mid: 'b1' }));
@@ -510,6 +637,27 @@ function contract(name: string, factory: Factory, durable: boolean): void {
       store = await h.reopen!(store);
       expect(store.log.append(entry(groupConv('Q'), 4)).offset).to.equal(e3.offset + 1);
       expect(store.epoch).to.equal(epoch);
+    });
+
+    if (durable) it('reopening after appends at given offsets keeps lastOffset, tops and records', async () => {
+      const g = groupConv('RG');
+      const h2 = groupConv('RH');
+      for (const [conv, o] of [[g, 70], [g, 20], [h2, 60], [g, 90], [g, 40]] as const) store.log.append(entry(conv, o, { mid: `r${o}` }), o);
+      store = await h.reopen!(store);
+      expect(store.stats().lastOffset).to.equal(90);
+      expect(store.log.top(g)).to.deep.equal({ first: 20, last: 90, count: 4 });
+      expect(store.log.top(h2)).to.deep.equal({ first: 60, last: 60, count: 1 });
+      expect(offs(store.log.read({ conv: g, limit: 10, direction: 'forward' }))).to.deep.equal([20, 40, 70, 90]);
+      expect(store.log.findMid(g, A, 'r40')).to.equal(40);
+      // Applied again after the restart: no-ops; a record below them all still goes in.
+      expect(store.log.append(entry(g, 70, { mid: 'r70' }), 70)).to.deep.equal({ ...entry(g, 70, { mid: 'r70' }), offset: 70 });
+      store.log.append(entry(g, 10), 10);
+      expect(store.log.top(g)).to.deep.equal({ first: 10, last: 90, count: 5 });
+      expect(store.log.append(entry(h2, 1)).offset).to.equal(91);
+      store = await h.reopen!(store);
+      expect(store.log.top(g)).to.deep.equal({ first: 10, last: 90, count: 5 });
+      expect(store.log.top(h2)).to.deep.equal({ first: 60, last: 91, count: 2 });
+      expect(store.stats().lastOffset).to.equal(91);
     });
   });
 }
@@ -666,6 +814,68 @@ describe('lmdb store: the top cache, at any size, agrees with the memory store',
         }
         await lmdb.flush();
         for (const conv of convs) expect(lmdb.log.top(conv)).to.deep.equal(mem.log.top(conv));
+      } finally {
+        await lmdb.close();
+        rm(dir);
+      }
+    });
+  }
+});
+
+describe('lmdb store: appends at given offsets, out of order, agree with the memory store at any top cache size', () => {
+  for (const topCache of [0, 2, 10_000]) {
+    it(`topCache ${topCache}: random offsets (some applied again, some numbered), trims, redactions and turns`, async () => {
+      const dir = tmpDir(`lmdb-given-${topCache}`);
+      const lmdb = LmdbStore.open({ dir, fsync: 'off', topCache });
+      const mem = new MemoryStore();
+      try {
+        let seed = 11;
+        const rnd = (n: number): number => { seed = (seed * 1103515245 + 12345) % 2147483648; return seed % n; };
+        const convs = [0, 1, 2, 3, 4].map((i) => groupConv(`v${i}`));
+        // Distinct offsets, shuffled, far enough apart that numbered appends never reach the next one.
+        const pool = Array.from({ length: 2000 }, (_, i) => (i + 1) * 1000);
+        for (let i = pool.length - 1; i > 0; i--) { const j = rnd(i + 1); [pool[i], pool[j]] = [pool[j]!, pool[i]!]; }
+        const given: [string, number][] = [];
+        for (let step = 0; step < 3000; step++) {
+          const conv = convs[rnd(convs.length)]!;
+          const r = rnd(100);
+          if (r < 60 && pool.length > 0) {
+            const o = pool.pop()!;
+            given.push([conv, o]);
+            const e = entry(conv, step, { mid: `g${step}` });
+            expect(lmdb.log.append(e, o)).to.deep.equal(mem.log.append(e, o));
+          } else if (r < 75 && given.length > 0) {
+            const [c, o] = given[rnd(given.length)]!;
+            const e = entry(c, step, { mid: `again${step}` });
+            expect(lmdb.log.append(e, o), `again ${c} ${o}`).to.deep.equal(mem.log.append(e, o));
+          } else if (r < 82) {
+            const e = entry(conv, step, { mid: `n${step}` });
+            expect(lmdb.log.append(e)).to.deep.equal(mem.log.append(e));
+          } else if (r < 85) {
+            const upTo = (mem.log.top(conv)?.first ?? 0) + rnd(200_000);
+            expect(lmdb.log.trimThrough(conv, upTo)).to.equal(mem.log.trimThrough(conv, upTo));
+          } else if (r < 88 && given.length > 0) {
+            const [c, o] = given[rnd(given.length)]!;
+            const rep = { head: `{"r":${step},"to":`, tail: '' };
+            expect(lmdb.log.redact(c, o, rep)).to.equal(mem.log.redact(c, o, rep));
+          } else if (r < 92) {
+            await nextTurn();
+          }
+          expect(lmdb.log.top(conv), `step ${step}`).to.deep.equal(mem.log.top(conv));
+          const probe = `g${step - rnd(50)}`;
+          expect(lmdb.log.findMid(conv, A, probe)).to.equal(mem.log.findMid(conv, A, probe));
+          if (step % 100 === 0) {
+            const q = { conv, after: rnd(2_000_000), limit: 5, direction: rnd(2) === 0 ? 'forward' as const : 'backward' as const };
+            expect(lmdb.log.read(q)).to.deep.equal(mem.log.read(q));
+          }
+        }
+        await lmdb.flush();
+        expect(lmdb.stats().lastOffset).to.equal(mem.stats().lastOffset);
+        expect(lmdb.stats().appended).to.equal(mem.stats().appended);
+        for (const conv of convs) {
+          expect(lmdb.log.top(conv)).to.deep.equal(mem.log.top(conv));
+          expect(lmdb.log.read({ conv, limit: 10_000, direction: 'forward' })).to.deep.equal(mem.log.read({ conv, limit: 10_000, direction: 'forward' }));
+        }
       } finally {
         await lmdb.close();
         rm(dir);

@@ -17,6 +17,16 @@ export function toLogEntry(entry: NewEntry, offset: number): LogEntry {
   return e;
 }
 
+/**
+ * An offset handed to `append` must be one the store can key and range over: a positive safe
+ * integer below the open end of its ranges. Anything else is the caller's bug, not the data's.
+ */
+export function checkOffset(offset: number): void {
+  if (!Number.isSafeInteger(offset) || offset <= 0 || offset >= Number.MAX_SAFE_INTEGER) {
+    throw new RangeError(`append: offset ${String(offset)} is not a positive safe integer below 2^53 - 1`);
+  }
+}
+
 /** Whether an append is found again by `findMid` (server notices have no sender to key on). */
 export function hasMidKey(entry: NewEntry): entry is NewEntry & { from: string; mid: string } {
   return entry.from !== null && entry.mid !== undefined;

@@ -6,8 +6,10 @@
  *
  * The model (as Centrifugo's history, a Matrix room timeline, a JetStream stream with one subject per
  * conversation): a message is stored once, in its conversation's log, at a position. Positions are
- * one sequence for the whole store (a stream sequence), increasing in append order, so one
- * number per account says how far it has been delivered or acknowledged in every conversation.
+ * one sequence for the whole store (a stream sequence), so one number per account says how far it
+ * has been delivered or acknowledged in every conversation. The store numbers its appends itself
+ * (increasing in append order), or is handed the offset (a cluster's, from its ledger: see
+ * `ConversationLog.append`).
  */
 
 /**
@@ -69,10 +71,27 @@ export interface ReadQuery {
 
 export interface ConversationLog {
   /**
-   * Appends one record and returns it with its offset (synchronously: offsets are given in call
-   * order). Visible to reads at once; durable once a later `Store.flush()` resolves.
+   * Appends one record and returns it with its offset. Visible to reads at once; durable once a
+   * later `Store.flush()` resolves.
+   *
+   * Without `offset` the store numbers it: the store's last offset + 1 (synchronously, so offsets
+   * are given in call order).
+   *
+   * With `offset` (a positive safe integer below `Number.MAX_SAFE_INTEGER`) the record is stored
+   * at that offset. A cluster passes it because every node must number a record alike without
+   * having stored the ones before it: the offset is derived from the record's ledger entry, and a
+   * node stores only its partitions' records. The caller keeps such offsets unique in the store;
+   * they need NOT come in increasing order (a node that takes a partition over backfills its
+   * older records after newer ones, of other conversations and even of the same one), so:
+   * - reads still page in offset order, `top` is {first: the lowest, last: the highest, count};
+   * - the store's last offset (`stats().lastOffset`, and what an append without `offset` goes
+   *   on from) becomes the higher of itself and `offset`;
+   * - appending at an offset the conversation already holds is a no-op that returns the stored
+   *   record (as it is now, redacted if it was): a ledger entry applied again after a crash
+   *   neither duplicates nor counts a record twice. (An offset trimmed away is not held: it is
+   *   stored again.)
    */
-  append(entry: NewEntry): LogEntry;
+  append(entry: NewEntry, offset?: number): LogEntry;
   read(q: ReadQuery): LogEntry[];
   top(conv: ConvId): ConvTop | undefined;
   /** Removes the records of `conv` with offset <= `upTo`; returns how many went. */
@@ -144,7 +163,7 @@ export interface ActorStates {
 export interface StoreStats {
   backend: string;
   epoch: string;
-  /** Offset of the newest record. */
+  /** The highest offset given or taken by an append (records trimmed since included). */
   lastOffset: number;
   appended: number;
   trimmed: number;

@@ -3,16 +3,18 @@
  * message ids (`mids`) of schema.ts. Appends are queued for the turn's commit and seen by point
  * reads through the overlay and the top cache (core.ts); trimming and redaction run in a
  * transaction of their own with the queued writes, since they return what they found in the data.
+ * An append at a given offset (a cluster's) may land anywhere in its conversation: keys are
+ * [conv, offset], so ranges come out in offset order whatever the order of the appends.
  *
  * A record whose checksum fails is skipped by every read (and reported once, damage.ts): a page
  * still holds `limit` genuine records when there are that many, so a reader paging on never stops
  * early at it. A damaged top is counted again from the records; a damaged mid key is not found.
  */
 import type { ConvId, ConvTop, ConversationLog, LogEntry, NewEntry, ReadQuery } from '../ports';
-import { hasMidKey, toLogEntry } from '../common';
+import { checkOffset, hasMidKey, toLogEntry } from '../common';
 import type { Core } from './core';
 import { logCodec, numberCodec, seeds, topCodec } from './codecs';
-import { midKey } from './overlay';
+import { midKey, recordKey } from './overlay';
 import { MAX_OFFSET, type LogKey, type LogValue } from './schema';
 
 function toEntry(conv: ConvId, offset: number, v: LogValue): LogEntry {
@@ -45,13 +47,15 @@ function copyTop(t: ConvTop): ConvTop {
 export class LmdbLog implements ConversationLog {
   constructor(private readonly c: Core) {}
 
-  append(entry: NewEntry): LogEntry {
+  append(entry: NewEntry, offset?: number): LogEntry {
     this.c.writable();
+    if (offset !== undefined) return this.appendAt(entry, offset);
     const c = this.c;
     const conv = entry.conv;
     // Before the offset is taken: a failed read of the top gives no offset away.
     const prev = c.peek('append', () => this.currentTop(conv));
     const e = toLogEntry(entry, ++c.lastOffset);
+    if (c.overlay.numberedFrom === 0) c.overlay.numberedFrom = e.offset;
     c.appended++;
     const top: ConvTop = prev === undefined
       ? { first: e.offset, last: e.offset, count: 1 }
@@ -59,6 +63,48 @@ export class LmdbLog implements ConversationLog {
     this.queueRecord(e);
     this.queueTop(conv, top);
     return { ...e };
+  }
+
+  /**
+   * An append at a given offset (the port's contract): anywhere in the conversation, not only
+   * above its last; a no-op returning the record if the conversation holds that offset already.
+   * Only an offset within the conversation's [first, last] can be held, so a cluster's appends
+   * in order (or below all, as a backfill starts) read nothing more than the top.
+   */
+  private appendAt(entry: NewEntry, offset: number): LogEntry {
+    checkOffset(offset);
+    const c = this.c;
+    const conv = entry.conv;
+    const prev = c.peek('append', () => this.currentTop(conv));
+    const held = prev !== undefined && offset >= prev.first && offset <= prev.last
+      ? c.peek('append', () => this.heldAt(conv, offset))
+      : undefined;
+    if (held !== undefined && held !== null) return held;
+    const e = toLogEntry(entry, offset);
+    this.queueRecord(e);
+    c.overlay.records.set(recordKey(conv, offset), e);
+    // A damaged record there (held: null) is written over with the record applied again: the
+    // top counts it already.
+    if (held === null) return { ...e };
+    if (offset > c.lastOffset) c.lastOffset = offset;
+    c.appended++;
+    this.queueTop(conv, prev === undefined
+      ? { first: offset, last: offset, count: 1 }
+      : { first: Math.min(prev.first, offset), last: Math.max(prev.last, offset), count: prev.count + 1 });
+    return { ...e };
+  }
+
+  /** The record at (conv, offset) with the queued writes; null: one is there, damaged. */
+  private heldAt(conv: ConvId, offset: number): LogEntry | null | undefined {
+    const { overlay } = this.c;
+    const queued = overlay.records.get(recordKey(conv, offset));
+    if (queued !== undefined) return { ...queued };
+    // One of the store's own numbering queued in this turn could be it: commit, then look (rare:
+    // only a store given offsets and numbering in one turn gets here).
+    if (overlay.numberedFrom !== 0 && offset >= overlay.numberedFrom) this.c.writer.commitNow();
+    const raw = this.c.dbs.log.get([conv, offset]);
+    if (raw === undefined) return undefined;
+    return genuine(this.c, [{ key: [conv, offset], value: raw }], 1)[0] ?? null;
   }
 
   /** Queues the record (and its mid key, if it has one) for the turn's commit. */

@@ -9,7 +9,7 @@ import type {
   ReadQuery, Store, StoreHealth, StoreStats,
 } from '../ports';
 import { StoreError } from '../ports';
-import { closedError, hasMidKey, jsonCopy, newEpoch, toLogEntry } from '../common';
+import { checkOffset, closedError, hasMidKey, jsonCopy, newEpoch, toLogEntry } from '../common';
 
 /** Index of the first entry with offset > `after` in an offset-sorted list. */
 function firstAfter(list: readonly LogEntry[], after: number): number {
@@ -57,18 +57,28 @@ function drop(c: Counters): boolean {
 }
 
 class MemoryLog implements ConversationLog {
-  /** Per conversation, oldest first (appends come in offset order, so pushing keeps it sorted). */
+  /**
+   * Per conversation, in offset order (an append the store numbers is above all, so it is pushed;
+   * one at a given offset may go anywhere).
+   */
   readonly logs = new Map<ConvId, LogEntry[]>();
   readonly mids = new Map<string, number>();
 
   constructor(private readonly c: Counters) {}
 
-  append(entry: NewEntry): LogEntry {
-    if (drop(this.c)) return toLogEntry(entry, ++this.c.lastOffset);
-    const e = toLogEntry(entry, ++this.c.lastOffset);
-    let list = this.logs.get(e.conv);
-    if (list === undefined) this.logs.set(e.conv, (list = []));
-    list.push(e);
+  append(entry: NewEntry, offset?: number): LogEntry {
+    if (this.c.closed) throw closedError();
+    if (offset !== undefined) checkOffset(offset);
+    const list = this.logs.get(entry.conv);
+    const at = offset === undefined || list === undefined ? -1 : firstAfter(list, offset - 1);
+    // Already held: the ledger entry is applied again, the record stays as it is.
+    if (at >= 0 && list![at]?.offset === offset) return { ...list![at]! };
+    const e = toLogEntry(entry, offset ?? this.c.lastOffset + 1);
+    this.c.lastOffset = Math.max(this.c.lastOffset, e.offset);
+    if (drop(this.c)) return e;
+    if (list === undefined) this.logs.set(e.conv, [e]);
+    else if (at < 0) list.push(e);
+    else list.splice(at, 0, e);
     if (hasMidKey(e)) this.mids.set(midKey(e.conv, e.from, e.mid), e.offset);
     this.c.appended++;
     return { ...e };
