@@ -8,6 +8,8 @@
 import { expect } from 'chai';
 import { rmSync } from 'node:fs';
 import type { GroupCall, Post, Reply, StateOut, VerifyCall } from '../src/actors/envelopes';
+import type { ChangeDecision } from '../src/actors/edits';
+import { Code } from '../src/protocol/codes';
 import { EmbeddedCarrier } from '../src/carrier/embedded';
 import type { Op } from '../src/carrier/ops';
 import type { Carrier, Local } from '../src/carrier/port';
@@ -37,6 +39,7 @@ class FakeLocal implements Local {
   afterDurable(fn: () => void): void { void this.store().flush().then(fn); }
   send(conn: number, frame: string): void { this.sent.push([conn, frame]); }
   decide(call: GroupCall): void { this.decided.push(call); }
+  decideChange(): ChangeDecision { return { ok: false, code: Code.UNEXPECTED_INPUT, error: 'no such message' }; }
   verify(call: VerifyCall): void { this.verified.push(call); }
   decimals(): number { return 10; }
   presence = {

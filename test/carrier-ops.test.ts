@@ -52,7 +52,9 @@ function fakeTarget(held: number[] = [1]) {
   const target: ApplyTarget = {
     delivery: {
       post: rec('post'),
-      changeBy: rec('changeBy'),
+      changed: rec('changed'),
+      beginEntry: rec('beginEntry'),
+      endEntry: rec('endEntry'),
       afterDurable: (fn, lost) => { durable.push({ fn, lost }); },
       importRecord: (e) => { calls.push(['importRecord', e]); return 1; },
       trimApplied: rec('trimApplied'),
@@ -69,11 +71,11 @@ describe('carrier: Applier', () => {
   it('carries each operation out on the matching target method, in order', () => {
     const t = fakeTarget();
     const entry: NewEntry = { conv: 'g:1', at: 5, from: 'A', head: 'h', tail: 't' };
-    const request = { cat: 'chat', act: 'edit' };
+    const change = { ok: true as const, act: 'edit' as const, conv: 'g:1', original: { ...entry, offset: 3 }, post: post(1), answer: { group: '1', seq: 3 } };
     new Applier(t.target).apply([
       { t: 'post', post: post(1), at: NOW },
       { t: 'state', state: state(2) },
-      { t: 'change', account: 'A', conn: 4, request, at: 6 },
+      { t: 'change', change, conn: 4, callback: 'cb', at: 6 },
       { t: 'append', entry },
       { t: 'join', account: 'B', conv: 'g:1', since: 7 },
       { t: 'trim', conv: 'g:1', upTo: 8 },
@@ -82,7 +84,7 @@ describe('carrier: Applier', () => {
     expect(t.calls).to.deep.equal([
       ['post', post(1), NOW],
       ['state', state(2)],
-      ['changeBy', 'A', 4, request, 6],
+      ['changed', change, 4, 'cb', 6],
       ['importRecord', entry],
       ['join', 'B', 'g:1', 7],
       ['trimApplied', 'g:1', 8],

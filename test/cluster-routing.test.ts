@@ -37,6 +37,8 @@ function harness() {
     verify: (c) => { verified.push(c); },
     forward: (node, c) => { forwarded.push([node, c]); },
     forwardVerify: (node, c) => { forwardedVerify.push([node, c]); },
+    owned: () => undefined,
+    forwardOwned: () => undefined,
     sendTo: (conn, frame) => {
       const f = JSON.parse(frame) as { code: number; error: string; request: unknown };
       refused.push({ conn, code: f.code, error: f.error, request: f.request });

@@ -92,7 +92,7 @@ describe('cluster: placement, entries, merges', () => {
     const e = silenced({ node: 'n', at: 1, ops: [
       { t: 'post', post, at: 1 },
       { t: 'reply', conn: 9, frame: 'answer' },
-      { t: 'change', account: 'a', conn: 9, request: { cat: 'chat', act: 'delete', seq: 3 } as never, at: 1 },
+      { t: 'change', change: { ok: true, act: 'delete', conv: 'd:a:b', original: { conv: 'd:a:b', offset: 3, at: 1, from: 'a', head: 'h', tail: 't' }, post, answer: { with: 'b', seq: 3 } }, conn: 9, at: 1 },
       { t: 'state', state: { t: 'state', address: 'group:x', state: { id: 'x' } } },
     ] });
     expect(e.ops.map((o) => o.t)).to.deep.equal(['post', 'change', 'state']);

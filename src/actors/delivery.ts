@@ -29,15 +29,24 @@ import { PositionBook } from './account-positions';
 import { CatchUp, type CatchUpLimits } from './catch-up';
 import { DurableGate } from './durable-gate';
 import type { Post, StateOut } from './envelopes';
-import { applyChange, changeAnswer, decideChange, type ChangeDecision } from './edits';
+import { applyChange, changeAnswer, decideChange, type ChangeDecision, type ChangeMade } from './edits';
 import { FanOut } from './fan-out';
 import { readHistory, type HistoryAnnotate } from './history';
 import type { Peer, Peers } from './peer';
 import { Retention, type RetentionPolicy } from './retention';
 
-type ChangeOk = Extract<ChangeDecision, { ok: true }>;
-
 export interface DeliveryLimits extends RetentionPolicy, CatchUpLimits {}
+
+/**
+ * Cluster mode: the ledger entry being applied. Its records take offsets from `next` on, counted
+ * alike on every node (cluster/entry.ts), so every node knows every record's offset; a record is
+ * stored only where `stores(conv)` says (this node keeps that conversation's partition), and
+ * otherwise only written to this node's sockets.
+ */
+export interface EntryScope {
+  next: number;
+  stores(conv: ConvId): boolean;
+}
 
 export class Delivery {
   private readonly positions: PositionBook;
@@ -62,6 +71,10 @@ export class Delivery {
   replica = false;
   /** Added keys of `history` answers (read positions). */
   annotateHistory: HistoryAnnotate | undefined;
+  /** The ledger entry being applied (cluster mode), between `beginEntry` and `endEntry`. */
+  private entry: EntryScope | undefined;
+  /** The store keeps some conversations' records only (cluster mode): a conversation may have records it does not hold. */
+  partial = false;
 
   constructor(private readonly store: Store, private readonly peers: Peers, private readonly limits: DeliveryLimits) {
     this.positions = new PositionBook(store.positions);
@@ -83,6 +96,14 @@ export class Delivery {
 
   trimApplied(conv: ConvId, upTo: number): void { this.retention.trimApplied(conv, upTo); }
 
+  /** A ledger entry's operations follow (cluster mode): their records are numbered from `first` on. */
+  beginEntry(first: number, stores: (conv: ConvId) => boolean): void {
+    this.entry = { next: first, stores };
+    this.lastOffset = Math.max(this.lastOffset, first - 1);
+  }
+
+  endEntry(): void { this.entry = undefined; }
+
   // ---- what the deciding actors post ----
 
   /** Stores a post in its log (once; a resend with the same `mid` is answered, not stored again) and pushes it. */
@@ -102,9 +123,13 @@ export class Delivery {
     }
   }
 
-  /** A post to a conversation, unless a resend of one stored already. */
+  /**
+   * A post to a conversation, unless a resend of one stored already. In a cluster the node that
+   * keeps the conversation's records found resends before the ledger (cluster/owned.ts): every node
+   * then counts the record alike, whether it stores it or not.
+   */
   private postOnce(conv: ConvId, p: Post, now: number): void {
-    const dup = p.mid !== undefined && p.from !== null ? this.store.log.findMid(conv, p.from, p.mid) : undefined;
+    const dup = this.entry === undefined && p.mid !== undefined && p.from !== null ? this.store.log.findMid(conv, p.from, p.mid) : undefined;
     if (dup !== undefined) return void this.counters.duplicates++;
     if (conv.startsWith('d:')) this.ensureMembers(conv, [p.from!, ...p.to]);
     this.record(conv, p, now);
@@ -126,31 +151,32 @@ export class Delivery {
     const offset = this.append(conv, p, now);
     for (const account of p.to) this.fanOut.deliver(account, offset, p);
     if (p.from !== null && !p.to.includes(p.from)) this.fanOut.echoOwn(p.from, conv, offset, p);
-    this.retention.appended(conv);
+    if (this.storesHere(conv)) this.retention.appended(conv);
     return offset;
   }
 
-  /** `edit` and `delete` (edits.ts): a new record in the conversation's log; the original is rewritten in place. */
-  change(peer: Peer, r: Request): void {
-    this.changeBy(peer.account!, peer.id, r, Date.now());
+  /**
+   * `edit` and `delete` (edits.ts), decided against the conversation's log and the group's state:
+   * where its records are, before the change is handed on (in a cluster, before the ledger).
+   */
+  decideChange(account: string, conn: number, r: Request): ChangeDecision {
+    return decideChange(this.store, account, conn, r);
   }
 
   /**
-   * Decides and records an `edit` or `delete` of `account` (from connection `conn`, answered
-   * wherever it is held). In a cluster every replica runs this at the same point of the ledger, so
-   * each decides alike, against everything stored before it.
+   * Records a decided change (a new record in the conversation's log) and, where the records are
+   * kept, rewrites its original in place; the requester (`conn`, wherever it is held) is answered
+   * with the record's offset once durable.
    */
-  changeBy(account: string, conn: number, r: Request, now: number): void {
-    const d = decideChange(this.store, account, conn, r);
-    if (!d.ok) return void this.peers.peer(conn)?.send(errorFrame(d.code, d.error, r));
-    this.applyChange(d, now, conn, r.callback);
+  changed(d: ChangeMade, conn: number, callback: string | undefined, now: number): void {
+    const offset = this.record(d.conv, d.post, now);
+    if (this.storesHere(d.conv)) applyChange(this.store.log, d, offset);
+    this.answerWhenDurable(conn, changeAnswer(d, offset, callback));
   }
 
-  /** Records a decided change and rewrites its original; the requester (`conn`) is answered once durable. */
-  private applyChange(d: ChangeOk, now: number, conn: number, callback: string | undefined): void {
-    const offset = this.record(d.conv, d.post, now);
-    applyChange(this.store.log, d, offset);
-    this.answerWhenDurable(conn, changeAnswer(d, offset, callback));
+  /** The newest offset of `conv` (a read mark is bounded by it); where records are kept elsewhere, the newest applied. */
+  newestOf(conv: ConvId): number {
+    return this.store.log.top(conv)?.last ?? (this.partial ? this.lastOffset : 0);
   }
 
   /** An actor's new state, with who joined or left its conversation; written in the same turn as its posts. */
@@ -158,7 +184,8 @@ export class Delivery {
     this.store.states.put(s.address, s.state);
     if (s.conv === undefined) return;
     // A member reads the group's log from the next record on: nothing from before it joined.
-    for (const a of s.joined ?? []) this.store.positions.join(a, s.conv, this.lastOffset + 1);
+    const next = this.entry?.next ?? this.lastOffset + 1;
+    for (const a of s.joined ?? []) this.store.positions.join(a, s.conv, next);
     for (const a of s.left ?? []) this.store.positions.leave(a, s.conv);
     // A group that is gone takes its log with it: nobody may read it any more.
     if (s.state === undefined) this.retention.drop(s.conv);
@@ -179,11 +206,22 @@ export class Delivery {
   }
 
   private append(conv: ConvId, p: Post, now: number): number {
-    return this.appended(this.store.log.append({ conv, at: now, from: p.from, ...(p.mid !== undefined ? { mid: p.mid } : {}), head: p.tpl.head, tail: p.tpl.tail }).offset);
+    return this.put({ conv, at: now, from: p.from, ...(p.mid !== undefined ? { mid: p.mid } : {}), head: p.tpl.head, tail: p.tpl.tail });
   }
 
+  /** Stores a record (in a cluster at its entry's next offset, and only where its conversation is kept); its offset. */
+  private put(e: NewEntry, offset?: number): number {
+    const scope = this.entry;
+    if (scope === undefined) return this.appended(this.store.log.append(e, offset).offset);
+    const at = offset ?? scope.next++;
+    if (scope.stores(e.conv)) this.store.log.append(e, at);
+    return this.appended(at);
+  }
+
+  private storesHere(conv: ConvId): boolean { return this.entry?.stores(conv) ?? true; }
+
   private appended(offset: number): number {
-    this.lastOffset = offset;
+    this.lastOffset = Math.max(this.lastOffset, offset);
     this.counters.appended++;
     return offset;
   }
@@ -211,9 +249,9 @@ export class Delivery {
     peer.send(a.ok ? a.frame : errorFrame(a.code, a.error, r));
   }
 
-  /** A record moved in from another store (cluster import): appended as it was, pushed to no one. */
-  importRecord(e: NewEntry): number {
-    return this.appended(this.store.log.append(e).offset);
+  /** A record moved in from another store (cluster import): appended as it was (at `offset` if given), pushed to no one. */
+  importRecord(e: NewEntry, offset?: number): number {
+    return this.put(e, offset);
   }
 
   /** A notice or message from the first service's backup file, kept in the account's own log. */

@@ -24,9 +24,10 @@ import type { GroupRecord } from './group-state';
 
 export type ChangeAct = 'edit' | 'delete';
 
-export type ChangeDecision =
-  | { ok: false; code: ErrorCode; error: string }
-  | { ok: true; act: ChangeAct; conv: ConvId; original: LogEntry; post: Post; answer: Record<string, unknown>; msgJson?: string };
+/** A change decided: what it records and rewrites, as plain data (it travels in a ledger entry in a cluster). */
+export interface ChangeMade { ok: true; act: ChangeAct; conv: ConvId; original: LogEntry; post: Post; answer: Record<string, unknown>; msgJson?: string }
+
+export type ChangeDecision = { ok: false; code: ErrorCode; error: string } | ChangeMade;
 
 const TOMBSTONE = /,"deleted":\d+$/;
 
@@ -76,7 +77,7 @@ export function decideChange(store: Store, account: string, conn: number, r: Req
 }
 
 /** Rewrites the original (and, on delete, its earlier edits) once the change is stored at `offset`. */
-export function applyChange(log: ConversationLog, d: Extract<ChangeDecision, { ok: true }>, offset: number): void {
+export function applyChange(log: ConversationLog, d: ChangeMade, offset: number): void {
   const { conv, original } = d;
   if (d.act === 'edit') {
     log.redact(conv, original.offset, rewrite(original, (o) => { o.msg = JSON.parse(d.msgJson!) as unknown; o.edited = offset; }));
@@ -96,7 +97,7 @@ export function applyChange(log: ConversationLog, d: Extract<ChangeDecision, { o
 }
 
 /** The requester's answer: `{"with"|"group","seq":<original>,"edit"|"delete":<offset of the change>}`. */
-export function changeAnswer(d: Extract<ChangeDecision, { ok: true }>, offset: number, callback: string | undefined): string {
+export function changeAnswer(d: ChangeMade, offset: number, callback: string | undefined): string {
   return noticeFrame('chat', d.act, { ...d.answer, [d.act]: offset }, callback);
 }
 

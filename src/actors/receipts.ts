@@ -43,6 +43,8 @@ export class Receipts {
     private readonly members: GroupMembers,
     private readonly afterDurable: (fn: () => void, lost?: () => void) => void,
     private readonly out: EphemeralOut,
+    /** The newest offset of a conversation (a mark is bounded by it): in a cluster its records may be kept on another node. */
+    private readonly newest: (conv: ConvId) => number = (conv) => store.log.top(conv)?.last ?? 0,
   ) {}
 
   /** The account's read position in `conv` (0: nothing read). */
@@ -61,7 +63,7 @@ export class Receipts {
     if (this.store.positions.membership(me, conv) === undefined) {
       return void peer.send(errorFrame(Code.NOT_PERMITTED, group !== undefined ? 'only members mark a group read' : 'no conversation with this account', r));
     }
-    const last = this.store.log.top(conv)?.last ?? 0;
+    const last = this.newest(conv);
     const before = this.position(conv, me);
     const seq = Math.min(r.seq as number, last);
     const key = refKeys(ref);

@@ -6,19 +6,30 @@
  */
 import { Code } from '../protocol/codes';
 import { refusedAnswer, STORAGE_FULL_TEXT } from '../protocol/frames';
+import type { ChangeMade } from '../actors/edits';
 import type { Post, StateOut } from '../actors/envelopes';
-import type { Request } from '../protocol/frames';
 import type { ConvId, NewEntry, Positions } from '../store/ports';
 import type { Op } from './ops';
+
+/**
+ * A ledger entry being applied (cluster mode): its records are numbered from `first` on, and stored
+ * only where `stores(conv)` says; the rest of what it does (sockets, answers, states) happens alike.
+ */
+export interface EntryContext {
+  first: number;
+  stores(conv: ConvId): boolean;
+}
 
 /** What the applier writes through: the delivery actor (src/actors/delivery.ts) and the store's positions. */
 export interface ApplyTarget {
   readonly delivery: {
     post(p: Post, now: number): void;
-    changeBy(account: string, conn: number, r: Request, now: number): void;
+    changed(d: ChangeMade, conn: number, callback: string | undefined, now: number): void;
     afterDurable(fn: () => void, lost?: () => void): void;
-    importRecord(e: NewEntry): number;
+    importRecord(e: NewEntry, offset?: number): number;
     trimApplied(conv: ConvId, upTo: number): void;
+    beginEntry(first: number, stores: (conv: ConvId) => boolean): void;
+    endEntry(): void;
   };
   readonly positions: Pick<Positions, 'join'>;
   /** An actor's new state, through the node (revocations merged, group counts kept) into the store. */
@@ -32,8 +43,17 @@ export interface ApplyTarget {
 export class Applier {
   constructor(private readonly target: ApplyTarget) {}
 
-  apply(ops: readonly Op[]): void {
-    for (const op of ops) this.one(op);
+  apply(ops: readonly Op[], entry?: EntryContext): void {
+    if (entry === undefined) {
+      for (const op of ops) this.one(op);
+      return;
+    }
+    this.target.delivery.beginEntry(entry.first, entry.stores);
+    try {
+      for (const op of ops) this.one(op);
+    } finally {
+      this.target.delivery.endEntry();
+    }
   }
 
   private one(op: Op): void {
@@ -41,9 +61,9 @@ export class Applier {
     switch (op.t) {
       case 'post': t.delivery.post(op.post, op.at); break;
       case 'state': t.state(op.state); break;
-      case 'change': t.delivery.changeBy(op.account, op.conn, op.request, op.at); break;
+      case 'change': t.delivery.changed(op.change, op.conn, op.callback, op.at); break;
       case 'reply': this.reply(op.conn, op.frame); break;
-      case 'append': t.delivery.importRecord(op.entry); break;
+      case 'append': t.delivery.importRecord(op.entry, op.offset); break;
       case 'join': t.positions.join(op.account, op.conv, op.since); break;
       case 'trim': t.delivery.trimApplied(op.conv, op.upTo); break;
       case 'claim': break;

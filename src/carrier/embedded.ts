@@ -5,8 +5,9 @@
  */
 import type { GroupCall, VerifyCall } from '../actors/envelopes';
 import { loadOrCreateResumeKey } from '../net/sessions';
+import { errorFrame } from '../protocol/frames';
 import type { Store } from '../store/ports';
-import type { Carrier, Local } from './port';
+import type { Carrier, ChangeCall, Local } from './port';
 import { routeDecided, type Decided, type Op } from './ops';
 
 export class EmbeddedCarrier implements Carrier {
@@ -34,6 +35,13 @@ export class EmbeddedCarrier implements Carrier {
   group(call: GroupCall): void { this.here.decide(call); }
   verify(call: VerifyCall): void { this.here.verify(call); }
   sendTo(conn: number, frame: string): void { this.here.send(conn, frame); }
+  post(op: Extract<Op, { t: 'post' }>): void { this.here.apply([op]); }
+
+  change(call: ChangeCall): void {
+    const d = this.here.decideChange(call);
+    if (!d.ok) return this.here.send(call.conn, errorFrame(d.code, d.error, call.request));
+    this.here.apply([{ t: 'change', change: d, conn: call.conn, at: call.at, ...(call.request.callback !== undefined ? { callback: call.request.callback } : {}) }]);
+  }
   ephemeral(): void { /* no other node */ }
   isOnline(account: string): boolean { return this.here.presence.isOnline(account); }
   localChanged(account: string, online: boolean): void { this.here.presence.changed(account, online); }

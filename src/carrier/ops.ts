@@ -4,8 +4,8 @@
  * ledger entries (cluster/entry.ts) and every node holding the partition applies them in order.
  * Both modes turn a batch of actor output into operations here, so "a change" means one thing.
  */
+import type { ChangeMade } from '../actors/edits';
 import type { Post, Reply, StateOut } from '../actors/envelopes';
-import type { Request } from '../protocol/frames';
 import type { ConvId, NewEntry } from '../store/ports';
 
 export type Op =
@@ -13,12 +13,18 @@ export type Op =
   | { t: 'post'; post: Post; at: number }
   /** An actor's new state (and who joined or left its conversation). */
   | { t: 'state'; state: StateOut }
-  /** An edit or delete, decided where it is applied (so against everything stored before it). */
-  | { t: 'change'; account: string; conn: number; request: Request; at: number }
+  /**
+   * An edit or delete, decided against the conversation's log where its records are (edits.ts): a
+   * new record, and the original rewritten; `conn` is answered with the record's offset.
+   */
+  | { t: 'change'; change: ChangeMade; conn: number; callback?: string; at: number }
   /** An answer to a connection, released once what it confirms is durable. */
   | { t: 'reply'; conn: number; frame: string }
-  /** A record moved in from elsewhere (an embedded data directory, `imgc-cluster import`): stored, pushed to no one. */
-  | { t: 'append'; entry: NewEntry }
+  /**
+   * A record moved in from elsewhere (an embedded data directory, `imgc-cluster import`): stored,
+   * pushed to no one; at `offset` when the import gives it one (the cluster keeps the import's offsets).
+   */
+  | { t: 'append'; entry: NewEntry; offset?: number }
   /** Moved in with its records: `account` reads `conv` from offset `since` on. */
   | { t: 'join'; account: string; conv: ConvId; since: number }
   /** Retention by age: the records of `conv` through `upTo` go (proposed by one sweep, applied everywhere alike). */

@@ -7,9 +7,20 @@
  *   it is replayed; a call goes to the node that owns its partition.
  * Both are run through one shared suite (test/carrier-contract.test.ts).
  */
+import type { ChangeDecision } from '../actors/edits';
 import type { GroupCall, VerifyCall } from '../actors/envelopes';
+import type { Request } from '../protocol/frames';
 import type { AccountPositions, Store } from '../store/ports';
+import type { EntryContext } from './applier';
 import type { Decided, Op } from './ops';
+
+/** An `edit` or `delete` asked on a connection: decided where the conversation's records are. */
+export interface ChangeCall {
+  account: string;
+  conn: number;
+  request: Request;
+  at: number;
+}
 
 /** Who is online on this node, and where a change of the whole service's presence goes. */
 export interface PresenceLocal {
@@ -24,7 +35,9 @@ export interface PresenceLocal {
 /** What the node hands its carrier: this node's own actors, sockets and applier. */
 export interface Local {
   /** Applies operations to this node's store and sockets (carrier/applier.ts), then flushes the turn's frames. */
-  apply(ops: readonly Op[]): void;
+  apply(ops: readonly Op[], entry?: EntryContext): void;
+  /** Decides an edit or delete against this node's store (the conversation's log, the group's state). */
+  decideChange(call: ChangeCall): ChangeDecision;
   /** `fn` once what this node's store holds so far is durable; `lost` if those writes were lost (a full disk). */
   afterDurable(fn: () => void, lost?: () => void): void;
   /** A frame to a socket of this node (no-op for an id it does not hold). */
@@ -68,6 +81,10 @@ export interface Carrier {
   // ---- how calls and frames reach their owner ----
   group(call: GroupCall): void;
   verify(call: VerifyCall): void;
+  /** A post decided beside the shards (a direct message): stored once (a resend by `mid` is not) where its conversation's records are. */
+  post(op: Extract<Op, { t: 'post' }>): void;
+  /** An edit or delete: decided and recorded where its conversation's records are; errors answer `call.conn`. */
+  change(call: ChangeCall): void;
   /** A frame for any connection of the service. */
   sendTo(conn: number, frame: string): void;
   /** An ephemeral frame for the account's sockets on the other nodes. */

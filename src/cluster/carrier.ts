@@ -9,18 +9,21 @@
 import type { Logger } from 'pino';
 import type { GroupCall, VerifyCall } from '../actors/envelopes';
 import { VERIFY_ADDRESS } from '../actors/address';
-import type { Carrier, Local } from '../carrier/port';
+import { convPartition } from '../actors/address';
+import type { Carrier, ChangeCall, Local } from '../carrier/port';
 import { routeDecided, type Decided } from '../carrier/ops';
 import type { Settings } from '../config';
 import { partitionOf } from '../hash';
 import { Code } from '../protocol/codes';
 import { errorFrame } from '../protocol/frames';
 import type { AccountPositions, Store } from '../store/ports';
+import { Backfill } from './backfill';
 import type { Engine } from './engine';
 import type { Op } from './entry';
 import { joinCluster, Secrets, type Joined } from './join';
 import { Ledger } from './ledger';
 import { connIdBase, Links, nodeOfConn } from './links';
+import { Owned, type OwnedCall } from './owned';
 import { Ownership } from './ownership';
 import type { EnginePositions } from './positions';
 import { PresenceSync } from './presence-sync';
@@ -29,6 +32,7 @@ import type { Replica } from './replica';
 import { Replay } from './replay';
 import { Routing } from './routing';
 import { clusterStatus } from './status';
+import { StoredPartitions } from './stored-partitions';
 
 const CUT_OFF_TEXT = 'this server is cut off from the cluster\'s store, please retry (or connect to another server)';
 
@@ -48,6 +52,9 @@ export class ClusterCarrier implements Carrier {
   private readonly presence: PresenceSync;
   private readonly routing: Routing;
   private readonly replay: Replay;
+  private readonly backfill: Backfill;
+  private readonly stored: StoredPartitions;
+  private readonly owned: Owned;
   private local: Local | undefined;
   private sweep: NodeJS.Timeout | undefined;
   private caughtUp = false;
@@ -68,15 +75,32 @@ export class ClusterCarrier implements Carrier {
     this.firstConnId = connIdBase(n) + 1;
     this.secrets = new Secrets(engine, settings.partitions);
     this.serverKeySeed = () => this.secrets.serverKeySeed();
+    this.backfill = new Backfill(engine, settings.partitions, replica, log.child({ component: 'backfill' }));
+    this.stored = new StoredPartitions({
+      self: this.nodeId, partitions: settings.partitions, states: replica.states, openedAt: joined.applied,
+      backfill: (p, after, through) => this.backfill.fill(p, after, through),
+      log: log.child({ component: 'stored' }),
+    });
+    this.owned = new Owned({
+      store: replica,
+      local: () => this.here,
+      submit: (p, ops) => { this.replay.pending.published(ops); this.ledger.submitPartition(p, ops); },
+      sendTo: (conn, frame) => this.sendTo(conn, frame),
+      afterPublished: (fn, lost) => this.ledger.after(fn, lost),
+      appliedThrough: (seq) => this.ledger.appliedThrough(seq),
+    });
     this.replay = new Replay({
       nodeId: this.nodeId, replica, log,
       local: () => this.here,
       sendTo: (conn, frame) => this.sendTo(conn, frame),
       fenced: (p) => this.ownership.fenced(p),
+      stored: this.stored,
+      settled: (ops) => this.owned.settled(ops),
     });
     this.ledger = new Ledger(engine, this.nodeId, this.replay.hooks(), log.child({ component: 'ledger' }));
     this.sharedStore = publishingStates(replica, (ops) => this.ledger.submit(ops));
     this.ownership = new Ownership(this.nodeId, settings.partitions, engine.nodes, engine.owners, this.ledger, {
+      ready: (p) => this.stored.ready(p),
       gained: (p) => { void this.here.evict([p]); this.here.leads(p, true); },
       lost: (p) => { this.here.leads(p, false); return this.here.evict([p]); },
       ownerKnown: (p) => this.routing.release(p),
@@ -96,18 +120,22 @@ export class ClusterCarrier implements Carrier {
       verify: (call) => this.verifyHere(call),
       forward: (node, call) => this.links.call(node, call),
       forwardVerify: (node, call) => this.links.verify(node, call),
+      owned: (call, p) => this.ownedHere(call, p),
+      forwardOwned: (node, call) => this.links.owned(node, call),
       sendTo: (conn, frame) => this.sendTo(conn, frame),
     });
     this.links = new Links(engine, this.nodeId, {
       calls: (calls) => { for (const c of calls) this.routing.group(c); },
       verify: (calls) => { for (const c of calls) this.routing.verify(c); },
+      owned: (calls) => { for (const c of calls) this.routing.owned(c); },
       frame: (conn, frame) => this.here.send(conn, frame),
       ephemeral: (frames) => this.here.ephemeralIn(frames),
-      undelivered: (node, calls, verify) => {
+      undelivered: (node, calls, verify, owned) => {
         // The node is gone (or stuck): its calls wait for whoever takes its partitions over.
         this.ownership.unreachableNode(node);
         for (const c of calls) this.routing.group(c);
         for (const v of verify) this.routing.verify(v);
+        for (const o of owned) this.routing.owned(o);
       },
     }, log.child({ component: 'links' }));
   }
@@ -159,6 +187,15 @@ export class ClusterCarrier implements Carrier {
 
   group(call: GroupCall): void { this.routing.group(call); }
   verify(call: VerifyCall): void { this.routing.verify(call); }
+  post(op: Extract<Op, { t: 'post' }>): void { this.routing.owned({ t: 'post', op }); }
+  /** The node deciding it must have applied what this node had: the original named may be that recent. */
+  change(call: ChangeCall): void { this.routing.owned({ t: 'change', call, after: this.ledger.applied }); }
+
+  /** A direct message or an edit for a partition this node serves (owned.ts). */
+  private ownedHere(call: OwnedCall, partition: number): void {
+    if (call.t === 'post') this.owned.post(call.op, partition);
+    else this.owned.change(call.call, call.after, partition);
+  }
 
   /** A `reg` forwarded from a node that does not watch the chain gets this (watching) node's decimals. */
   private verifyHere(call: VerifyCall): void {
@@ -209,9 +246,13 @@ export class ClusterCarrier implements Carrier {
     return pending ? pending.state : this.store.states.get(address);
   }
 
-  /** The age sweep runs on each node's clock; every replica must trim alike, so the node serving partition 0 proposes. */
+  /**
+   * The age sweep runs on each node's clock over the records it keeps; a trim goes through the
+   * ledger, so a node that takes the partition over later trims alike (backfill.ts). The node
+   * serving the conversation's partition proposes it.
+   */
   readonly ageTrim = (conv: string, upTo: number): void => {
-    if (this.ownership.serves(0)) this.submit([{ t: 'trim', conv, upTo }]);
+    if (this.ownership.serves(convPartition(conv, this.settings.partitions))) this.submit([{ t: 'trim', conv, upTo }]);
   };
 
   positionsOf(account: string): Promise<AccountPositions | undefined> { return this.positions.fetch(account); }
@@ -224,6 +265,7 @@ export class ClusterCarrier implements Carrier {
       name: this.settings.clusterName, nodeId: this.nodeId, partitions: this.settings.partitions, ready: this.ready,
       engine: this.engine, ownership: this.ownership, ledger: this.ledger, links: this.links, positions: this.positions, presence: this.presence,
       waitingCalls: this.routing.waitingCalls,
+      keeps: this.stored.list(), backfill: this.backfill.counters, owned: { ...this.owned.counters, inFlight: this.owned.pending },
       counters: { forwarded: this.routing.counters.forwarded, refusedMoved: this.routing.counters.refusedMoved + this.replay.refused, framesForwarded: this.framesForwarded },
     });
   }

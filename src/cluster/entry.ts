@@ -6,7 +6,9 @@
  * every record the same offset. Connection ids are unique in the cluster (see connIdBase), so an
  * operation that answers a connection is acted on by the one node that holds it.
  */
+import type { Post } from '../actors/envelopes';
 import type { Op } from '../carrier/ops';
+import { accountConv, type NewEntry } from '../store/ports';
 
 export type { Op };
 
@@ -72,4 +74,44 @@ export function chunkOps(ops: readonly Op[]): Chunk[] {
 /** The entry of a chunk, as bytes (the same JSON as `encodeEntry` would give). */
 export function encodeChunk(node: string, at: number, id: number, chunk: Chunk): Uint8Array {
   return Buffer.from(`{"node":${JSON.stringify(node)},"at":${at},"id":${id},"ops":[${chunk.json.join(',')}]}`);
+}
+
+/**
+ * Records an entry may number: a record's offset (the `seq` its recipients see) is
+ * `entrySeq * RECORDS_PER_ENTRY + k`, k counting the entry's records in order (recordsOf), so every
+ * node knows every offset whether it keeps the record or not, and offsets still increase with the
+ * ledger. An entry is under ENTRY_BYTES, and a record costs at least its recipient's address in it,
+ * so no entry comes near the bound; offsets stay below 2^53 for 2^33 entries.
+ */
+export const RECORDS_PER_ENTRY = 2 ** 20;
+
+/** The offset of the first record of the entry at ledger sequence `seq`. */
+export function firstOffset(seq: number): number { return seq * RECORDS_PER_ENTRY; }
+
+/** A record an entry makes, with its offset: what the node keeping its conversation stores. */
+export interface EntryRecord { offset: number; entry: NewEntry; op: Op }
+
+/**
+ * The records of an entry's operations, numbered as the applier numbers them (actors/delivery.ts,
+ * `put`): a post to a conversation is one record, a post to accounts' own logs one per recipient, a
+ * change one, an import's record its own offset or the next. (The deduplication of resends happens
+ * before the ledger, so every post counts.)
+ */
+export function recordsOf(ops: readonly Op[], first: number): EntryRecord[] {
+  const out: EntryRecord[] = [];
+  let next = first;
+  const add = (op: Op, conv: string, at: number, p: Post): void => {
+    out.push({ offset: next++, op, entry: { conv, at, from: p.from, ...(p.mid !== undefined ? { mid: p.mid } : {}), head: p.tpl.head, tail: p.tpl.tail } });
+  };
+  for (const op of ops) {
+    if (op.t === 'post') {
+      if (op.post.conv === 'own') for (const account of op.post.to) add(op, accountConv(account), op.at, op.post);
+      else add(op, op.post.conv, op.at, op.post);
+    } else if (op.t === 'change') {
+      add(op, op.change.conv, op.at, op.change.post);
+    } else if (op.t === 'append') {
+      out.push({ offset: op.offset ?? next++, op, entry: op.entry });
+    }
+  }
+  return out;
 }

@@ -9,21 +9,25 @@ import type { Logger } from 'pino';
 import { EndOfTurn } from '../turn';
 import type { GroupCall, VerifyCall } from '../actors/envelopes';
 import type { Engine } from './engine';
+import type { OwnedCall } from './owned';
 
 interface Parcel {
   calls?: GroupCall[];
   verify?: VerifyCall[];
+  /** Direct messages and edits for the partitions the node keeps. */
+  owned?: OwnedCall[];
   frames?: Array<[number, string]>;
 }
 
 export interface LinkHooks {
   calls(calls: GroupCall[]): void;
   verify(calls: VerifyCall[]): void;
+  owned(calls: OwnedCall[]): void;
   frame(conn: number, frame: string): void;
   /** Ephemeral frames from another node, for the sockets of these accounts held here. */
   ephemeral(frames: Array<[string, string]>): void;
   /** Calls sent to `node` that it did not take (it is gone, or did not answer in time). */
-  undelivered(node: string, calls: GroupCall[], verify: VerifyCall[]): void;
+  undelivered(node: string, calls: GroupCall[], verify: VerifyCall[], owned: OwnedCall[]): void;
 }
 
 /** How long a node has to confirm it took a parcel of calls. */
@@ -59,6 +63,7 @@ export class Links {
         try {
           if (p.calls) this.hooks.calls(p.calls);
           if (p.verify) this.hooks.verify(p.verify);
+          if (p.owned) this.hooks.owned(p.owned);
           for (const [conn, frame] of p.frames ?? []) this.hooks.frame(conn, frame);
         } catch (e) {
           // Parcels come from other nodes (trusted, but a bug there must not stop this node).
@@ -88,6 +93,8 @@ export class Links {
 
   verify(node: string, call: VerifyCall): void { (this.parcel(node).verify ??= []).push(call); this.counters.callsOut++; }
 
+  owned(node: string, call: OwnedCall): void { (this.parcel(node).owned ??= []).push(call); this.counters.callsOut++; }
+
   frame(node: string, conn: number, frame: string): void { (this.parcel(node).frames ??= []).push([conn, frame]); this.counters.framesOut++; }
 
   private parcel(node: string): Parcel {
@@ -106,14 +113,14 @@ export class Links {
     for (const [node, p] of this.out) {
       const subject = this.engine.names.inbox(node);
       this.counters.parcelsOut++;
-      if (p.calls === undefined && p.verify === undefined) {
+      if (p.calls === undefined && p.verify === undefined && p.owned === undefined) {
         try { this.engine.nc.publish(subject, JSON.stringify(p)); } catch (err) { this.log.warn({ err, node }, 'node mailbox: frames not sent'); }
         continue;
       }
       this.engine.nc.request(subject, JSON.stringify(p), { timeout: TAKE_TIMEOUT_MS }).catch((err: unknown) => {
         this.counters.undelivered++;
         this.log.debug({ err, node }, 'node mailbox: calls not taken');
-        this.hooks.undelivered(node, p.calls ?? [], p.verify ?? []);
+        this.hooks.undelivered(node, p.calls ?? [], p.verify ?? [], p.owned ?? []);
       });
     }
     this.out.clear();

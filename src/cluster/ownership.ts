@@ -31,6 +31,8 @@ export interface NodeInfo {
 interface OwnerRecord { node: string | null; term: number }
 
 export interface OwnershipHooks {
+  /** Resolves once this node has what it needs to serve `partition` after its claim (its records filled in). */
+  ready(partition: number): Promise<void>;
   /** This node serves `partition` from now on (its claim is applied): resident actors are reloaded. */
   gained(partition: number): void;
   /** This node no longer serves `partition`; resolves once the calls its actors had taken are decided. */
@@ -240,6 +242,7 @@ export class Ownership {
         this.owners.set(p, { rec, revision });
       }
       const seq = await this.ledger.claim(p);
+      await this.hooks.ready(p);
       this.serving.add(p);
       this.counters.claims++;
       if (takeover) this.counters.takeovers++;

@@ -8,8 +8,9 @@
 import type { Logger } from 'pino';
 import type { Local } from '../carrier/port';
 import { Code } from '../protocol/codes';
-import { errorFrame, refusedAnswer } from '../protocol/frames';
-import type { Entry, Op } from './entry';
+import { changeAnswer } from '../actors/edits';
+import { refusedAnswer } from '../protocol/frames';
+import { firstOffset, type Entry, type Op } from './entry';
 import type { LedgerHooks } from './ledger';
 import type { Replica } from './replica';
 
@@ -59,6 +60,10 @@ export interface ReplayDeps {
   sendTo(conn: number, frame: string): void;
   /** This node's write to `partition` was refused: another node claimed it. */
   fenced(partition: number): void;
+  /** Which conversations' records this node keeps (stored-partitions.ts); told of every claim. */
+  readonly stored: { stores(conv: string): boolean; claimed(partition: number, node: string, seq: number): void };
+  /** This node's own operations are applied or refused (owned.ts: posts no longer in flight). */
+  settled(ops: readonly Op[]): void;
   readonly log: Logger;
 }
 
@@ -85,22 +90,28 @@ export class Replay {
     };
   }
 
+  /**
+   * An entry, on every node alike: its records numbered from its sequence on, stored where this
+   * node keeps their conversations, written to the sockets here; states applied everywhere.
+   */
   private apply(entry: Entry, seq: number): void {
-    if (entry.node === this.deps.nodeId) {
-      for (const op of entry.ops) if (op.t === 'state') this.pending.settled(op.state.address);
-    }
-    this.deps.local().apply(entry.ops);
+    const own = entry.node === this.deps.nodeId;
+    if (own) for (const op of entry.ops) if (op.t === 'state') this.pending.settled(op.state.address);
+    for (const op of entry.ops) if (op.t === 'claim') this.deps.stored.claimed(op.partition, op.node, seq);
+    this.deps.local().apply(entry.ops, { first: firstOffset(seq), stores: this.deps.stored.stores });
+    if (own) this.deps.settled(entry.ops);
     this.deps.replica.appliedThrough(seq);
   }
 
   /** Operations that were never stored: whoever waited for them hears so (45003, retry). */
   refuse(ops: readonly Op[], text: string): void {
+    this.deps.settled(ops);
     const send = (conn: number, frame: string): void => this.deps.sendTo(conn, frame);
     for (const op of ops) {
       switch (op.t) {
         case 'post': if (op.post.ackTo) send(op.post.ackTo.conn, refusedAnswer(op.post.ackTo.frame, Code.UNAVAILABLE, text)); break;
         case 'reply': send(op.conn, refusedAnswer(op.frame, Code.UNAVAILABLE, text)); break;
-        case 'change': send(op.conn, errorFrame(Code.UNAVAILABLE, text, op.request)); break;
+        case 'change': send(op.conn, refusedAnswer(changeAnswer(op.change, 0, op.callback), Code.UNAVAILABLE, text)); break;
         case 'state': this.pending.settled(op.state.address); break;
         case 'append': case 'join': case 'trim': case 'claim': break;
       }

@@ -4,7 +4,10 @@
  * in a bounded queue for up to WAIT_OWNER_MS, then refused (45003, retry).
  */
 import type { GroupCall, VerifyCall } from '../actors/envelopes';
-import { groupAddress, VERIFY_ADDRESS } from '../actors/address';
+import { convPartition, groupAddress, VERIFY_ADDRESS } from '../actors/address';
+import { refusedAnswer } from '../protocol/frames';
+import { conversationOf } from '../actors/conversation-ref';
+import type { OwnedCall } from './owned';
 import { Code } from '../protocol/codes';
 import { errorFrame } from '../protocol/frames';
 import { partitionOf } from '../hash';
@@ -29,11 +32,15 @@ export interface RoutingDeps {
   /** Sent to another node's mailbox. */
   forward(node: string, call: GroupCall): void;
   forwardVerify(node: string, call: VerifyCall): void;
+  /** A post or change for the records of a partition this node serves. */
+  owned(call: OwnedCall, partition: number): void;
+  forwardOwned(node: string, call: OwnedCall): void;
   sendTo(conn: number, frame: string): void;
 }
 
 type Hopping = GroupCall & { hops?: number };
-interface Waiting { call: Hopping; since: number }
+/** A call waiting for its partition's owner: sent on (`retry`) once known, or refused. */
+interface Waiting { retry(): void; refuse(): void; since: number }
 
 export class Routing {
   private readonly waiting = new Map<number, Waiting[]>();
@@ -53,9 +60,26 @@ export class Routing {
       this.counters.forwarded++;
       return this.deps.forward(owner, { ...call, hops: hops + 1 } as GroupCall);
     }
-    if (this.waitingCount >= WAITING_MAX || hops >= MAX_HOPS) return this.refuse(call);
+    this.wait(partition, hops, () => this.group(call, partition), () => this.refuse(call));
+  }
+
+  /** A direct message or an edit: where its conversation's records are kept, like a group call. */
+  owned(call: OwnedCall, partition = convPartition(call.t === 'post' ? call.op.post.conv : ownedConv(call), this.deps.partitions)): void {
+    const owner = this.deps.ownerOf(partition);
+    const hops = call.hops ?? 0;
+    if (owner === this.deps.self) return this.deps.owned(call, partition);
+    if (owner !== undefined && hops < MAX_HOPS) {
+      this.counters.forwarded++;
+      return this.deps.forwardOwned(owner, { ...call, hops: hops + 1 });
+    }
+    this.wait(partition, hops, () => this.owned(call, partition), () => this.refuseOwned(call));
+  }
+
+  /** Held until the partition has an owner (bounded in number and time), or refused now. */
+  private wait(partition: number, hops: number, retry: () => void, refuse: () => void): void {
+    if (this.waitingCount >= WAITING_MAX || hops >= MAX_HOPS) return refuse();
     const list = this.waiting.get(partition);
-    const w = { call, since: this.clock() };
+    const w = { retry, refuse, since: this.clock() };
     if (list) list.push(w); else this.waiting.set(partition, [w]);
     this.waitingCount++;
   }
@@ -74,7 +98,7 @@ export class Routing {
     if (!list || this.deps.ownerOf(partition) === undefined) return;
     this.waiting.delete(partition);
     this.waitingCount -= list.length;
-    for (const w of list) this.group(w.call, partition);
+    for (const w of list) w.retry();
   }
 
   /** Refuses the calls that waited WAIT_OWNER_MS or more (run every second). */
@@ -82,7 +106,7 @@ export class Routing {
     const now = this.clock();
     for (const [p, list] of this.waiting) {
       const keep = list.filter((w) => now - w.since < WAIT_OWNER_MS);
-      for (const w of list) if (now - w.since >= WAIT_OWNER_MS) this.refuse(w.call);
+      for (const w of list) if (now - w.since >= WAIT_OWNER_MS) w.refuse();
       this.waitingCount -= list.length - keep.length;
       if (keep.length === 0) this.waiting.delete(p); else this.waiting.set(p, keep);
     }
@@ -92,4 +116,19 @@ export class Routing {
     this.counters.refusedMoved++;
     this.deps.sendTo(call.origin.conn, errorFrame(Code.UNAVAILABLE, MOVED_TEXT, call.origin.request));
   }
+
+  /** A post is refused through its acknowledgement (a post asked without one is not answered); a change to its asker. */
+  refuseOwned(call: OwnedCall): void {
+    this.counters.refusedMoved++;
+    if (call.t === 'change') return this.deps.sendTo(call.call.conn, errorFrame(Code.UNAVAILABLE, MOVED_TEXT, call.call.request));
+    const ack = call.op.post.ackTo;
+    if (ack) this.deps.sendTo(ack.conn, refusedAnswer(ack.frame, Code.UNAVAILABLE, MOVED_TEXT));
+  }
+}
+
+/** The conversation an edit or delete names (a group's, or the pair's of the asker and `with`). */
+function ownedConv(call: Extract<OwnedCall, { t: 'change' }>): string {
+  const ref = conversationOf(call.call.account, call.call.request);
+  // Unnamed (refused where it is decided): any partition decides it alike.
+  return ref?.conv ?? '';
 }

@@ -18,6 +18,10 @@ export interface ClusterParts {
   positions: EnginePositions;
   presence: PresenceSync;
   waitingCalls: number;
+  /** Partitions whose records this node keeps, and what filling them in and deciding before the ledger did. */
+  keeps: number[];
+  backfill: Record<string, number>;
+  owned: Record<string, number>;
   counters: { forwarded: number; refusedMoved: number; framesForwarded: number };
 }
 
@@ -39,6 +43,9 @@ export function clusterStatus(c: ClusterParts): Record<string, unknown> {
     positions: c.positions.counters,
     presence: c.presence.stats(),
     waitingCalls: c.waitingCalls,
+    keeps: c.keeps,
+    backfill: c.backfill,
+    owned: c.owned,
     ...c.counters,
   };
 }

@@ -28,7 +28,8 @@ export function localSide(p: LocalParts): Local {
   const verifierPartition = partitionOf(VERIFY_ADDRESS, p.partitions);
   return {
     // Frames queued while applying (typing, presence, receipts) leave with this turn's.
-    apply: (ops) => { a.applier.apply(ops); out.flush(); },
+    apply: (ops, entry) => { a.applier.apply(ops, entry); out.flush(); },
+    decideChange: (c) => a.delivery.decideChange(c.account, c.conn, c.request),
     afterDurable: (fn, lost) => a.delivery.afterDurable(fn, lost),
     send: p.send,
     decide: (call) => shards.decide(call),

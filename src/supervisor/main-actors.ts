@@ -42,6 +42,8 @@ export function startMainActors(s: Settings, carrier: Carrier, registry: Registr
   const delivery = new Delivery(store, registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, signinBacklogs: s.signinBacklogs, maxBuffered: s.maxBuffered });
   delivery.onFatal = (err) => hooks.fatal(err);
   delivery.replica = carrier.replica;
+  // A cluster node keeps the records of its partitions only (cluster/stored-partitions.ts).
+  delivery.partial = carrier.replica;
   delivery.start(carrier.ageTrim);
   const members = new GroupMembers(store.states);
   const blocks = new Blocks({
@@ -55,7 +57,7 @@ export function startMainActors(s: Settings, carrier: Carrier, registry: Registr
   registry.onPresence = (account, online) => carrier.localChanged(account, online);
   out.remote = (account, frame) => carrier.ephemeral(account, frame);
   const typing = new Typing(registry, members, out, store.positions, blocks);
-  const receipts = new Receipts(carrier.sharedStore, registry, members, (fn, lost) => carrier.afterDurable(fn, lost), out);
+  const receipts = new Receipts(carrier.sharedStore, registry, members, (fn, lost) => carrier.afterDurable(fn, lost), out, (conv) => delivery.newestOf(conv));
   delivery.annotateHistory = (conv, offsets) => receipts.annotate(conv, offsets);
   const applier = new Applier({
     delivery,

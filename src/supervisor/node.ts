@@ -244,7 +244,7 @@ export class Node implements Router {
     const post = decideDirect(peer.account!, peer.id, r);
     // To an account that blocked the sender: dropped, and acknowledged as usual (a block is not revealed).
     if (this.actors?.blocks.has(r.to as string, peer.account!)) return void (post.ackTo && peer.send(post.ackTo.frame));
-    this.on.submit([{ t: 'post', post, at: Date.now() }]);
+    this.on.post({ t: 'post', post, at: Date.now() });
   }
 
   blocks(peer: Connection, r: Request): void {
@@ -252,7 +252,7 @@ export class Node implements Router {
   }
 
   change(peer: Connection, r: Request): void {
-    if (this.admission.writes(peer, r)) this.on.submit([{ t: 'change', account: peer.account!, conn: peer.id, request: r, at: Date.now() }]);
+    if (this.admission.writes(peer, r)) this.on.change({ account: peer.account!, conn: peer.id, request: r, at: Date.now() });
   }
 
   read(peer: Connection, r: Request): void {

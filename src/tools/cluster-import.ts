@@ -3,8 +3,8 @@
  * into an empty cluster, as ledger entries every node applies to its replica (src/cluster/entry.ts):
  *
  * 1. every retained record of every conversation, as `append` operations in the order of their old
- *    offsets across all conversations. The cluster is empty, so the records get the new offsets
- *    1..N in that order: a record's new offset is its rank among the old ones. Offsets a record
+ *    offsets across all conversations, each with its new offset: its rank among the old ones (1..N),
+ *    kept by the node that keeps its conversation's partition. Offsets a record
  *    names (an edit's `"edit"`, a delete's `"delete"`, an original's `"edited"`/`"deleted"`) are
  *    rewritten to the new ones (to 0 when the record they name is not retained);
  * 2. every membership of every account found (`join`, with `since` moved to the new offset of the
@@ -223,7 +223,9 @@ export async function importDataDir(t: ClusterTarget, dataDir: string, log: Logg
     for (const e of recordsInOrder(store, convs)) {
       records++;
       if (map.exact(e.offset) !== records) throw new Error(`record ${e.offset} of ${e.conv} came out of order`);
-      await out.add({ t: 'append', entry: remapRecord(e, map) });
+      // At its rank, given: below the offsets later entries number from (cluster/entry.ts), since an
+      // entry holds far fewer than RECORDS_PER_ENTRY records.
+      await out.add({ t: 'append', entry: remapRecord(e, map), offset: records });
       if (records % 100_000 === 0) log.info({ records, of: map.size }, 'import: publishing records');
     }
 

@@ -1,0 +1,91 @@
+/**
+ * Which conversations' records this node keeps: those of the partitions it has claimed. Every node
+ * reads the whole ledger, but a record is stored only by the node whose claim on its conversation's
+ * partition (actors/address.ts `convPartition`) is the last one before it in the ledger, so each
+ * message is on one node, not on all; the others only write it to their sockets.
+ *
+ * A claim of this node starts keeping the partition from the claim on, and fills in what came
+ * before from the ledger (backfill.ts): from where this node last stopped keeping it (its mark), or
+ * from the start. The partition is served only once that is done (`ready`). A claim of another node
+ * ends it, and the mark says where. Marks are kept in the replica's states, written in the same
+ * transaction as what was applied, so a restarted node fills in only what it never had.
+ */
+import type { Logger } from 'pino';
+import { convPartition } from '../actors/address';
+import type { ActorStates, ConvId } from '../store/ports';
+
+const MARKS = 'cluster:marks';
+
+/** Per partition: complete through this ledger sequence, or `live` (complete through the replica's applied mark). */
+type Marks = Record<string, number | 'live'>;
+
+export interface StoredDeps {
+  readonly self: string;
+  readonly partitions: number;
+  readonly states: ActorStates;
+  /** The ledger sequence the replica applied through when it was opened. */
+  readonly openedAt: number;
+  /** Stores the records of `partition` in the ledger's entries after `after` through `through`. */
+  backfill(partition: number, after: number, through: number): Promise<void>;
+  readonly log: Logger;
+}
+
+export class StoredPartitions {
+  private readonly keeping = new Set<number>();
+  private readonly marks: Marks;
+  private readonly filling = new Map<number, Promise<void>>();
+
+  constructor(private readonly deps: StoredDeps) {
+    const saved = (deps.states.get(MARKS) ?? {}) as Marks;
+    // Kept until the last stop: complete through what the replica had applied then.
+    this.marks = Object.fromEntries(Object.entries(saved).map(([p, m]) => [p, m === 'live' ? deps.openedAt : m]));
+    // Written back at once: a second restart must not count this run's applied entries as kept.
+    if (Object.values(saved).includes('live')) deps.states.put(MARKS, { ...this.marks });
+  }
+
+  /** Whether this node stores the records of `conv` at this point of the ledger. */
+  readonly stores = (conv: ConvId): boolean => this.keeping.has(convPartition(conv, this.deps.partitions));
+
+  keeps(partition: number): boolean { return this.keeping.has(partition); }
+
+  /** A claim of `partition` by `node`, applied at ledger sequence `seq`. */
+  claimed(partition: number, node: string, seq: number): void {
+    if (node !== this.deps.self) {
+      if (!this.keeping.delete(partition)) return;
+      this.filling.delete(partition);
+      // Complete through this claim if it was filled in; otherwise the old mark stands (what was
+      // stored meanwhile is stored again next time: an append at an offset it has is a no-op).
+      if (this.marks[partition] === 'live') this.mark(partition, seq);
+      return;
+    }
+    if (this.keeping.has(partition)) return;
+    this.keeping.add(partition);
+    const after = this.markOf(partition);
+    const run = (after >= seq ? Promise.resolve() : this.deps.backfill(partition, after, seq)).then(() => {
+      // Complete only if still kept (a claim of another node may have come meanwhile).
+      if (this.keeping.has(partition) && this.filling.get(partition) === run) this.mark(partition, 'live');
+    });
+    this.filling.set(partition, run);
+    run.catch((err: unknown) => {
+      // Not kept after all: the next claim fills in from the old mark through itself, so nothing
+      // stored or missed meanwhile is lost.
+      this.deps.log.error({ err, partition }, 'partition not filled in from the ledger; it is claimed again');
+      if (this.filling.get(partition) === run) { this.filling.delete(partition); this.keeping.delete(partition); }
+    });
+  }
+
+  /** Resolves once `partition`'s records before its claim are here; rejects if they could not be read. */
+  ready(partition: number): Promise<void> { return this.filling.get(partition) ?? Promise.resolve(); }
+
+  list(): number[] { return [...this.keeping].sort((a, b) => a - b); }
+
+  private markOf(partition: number): number {
+    const m = this.marks[partition];
+    return typeof m === 'number' ? m : 0;
+  }
+
+  private mark(partition: number, m: number | 'live'): void {
+    this.marks[partition] = m;
+    this.deps.states.put(MARKS, { ...this.marks });
+  }
+}
