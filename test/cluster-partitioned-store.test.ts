@@ -1,0 +1,92 @@
+/**
+ * The partitioned cluster on disk: each message is stored by one node, the one keeping its
+ * conversation's partition, not by all (three real nodes on a real nats-server; the nodes are
+ * stopped and their stores opened and read); and a node that takes partitions over (its owner
+ * killed) fills them in from the ledger, so their history is complete on it.
+ */
+import { expect } from 'chai';
+import { join } from 'node:path';
+import { convPartition } from '../src/actors/address';
+import { openStore } from '../src/store/open';
+import { directConv } from '../src/store/ports';
+import { accountsReady, newAccounts, type Account } from './support/accounts';
+import { ClientPool, isMessage, type Client } from './support/client';
+import { startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
+import { ask, device } from './support/devices';
+import { natsAvailable } from './support/nats';
+import { getStatus } from './support/server';
+
+const PARTITIONS = 8;
+
+describe('cluster, partitioned: where records are stored', function () {
+  this.timeout(120_000);
+  const pool = new ClientPool();
+  let cluster: ClusterHandle | undefined;
+  before(async function () {
+    if (!natsAvailable()) this.skip();
+    await accountsReady();
+  });
+  afterEach(async () => { pool.closeAll(); await cluster?.stop(); cluster = undefined; });
+
+  /** 12 pairs, each sends 3 messages (acknowledged); resolves with the conversations and their offsets. */
+  async function traffic(c: ClusterHandle, pairs: Array<[Account, Account]>): Promise<Map<string, number[]>> {
+    const seqs = new Map<string, number[]>();
+    for (const [i, [a, b]] of pairs.entries()) {
+      const from: Client = await device(pool, c.nodes[i % c.nodes.length]!.url, a, `a${i}`, false);
+      const to: Client = await device(pool, c.nodes[(i + 1) % c.nodes.length]!.url, b, `b${i}`, false);
+      for (let k = 0; k < 3; k++) await ask(from, { cat: 'chat', act: 'chat', to: b.address, msg: `m${i}.${k}`, mid: `p${i}k${k}` });
+      const got = await to.nextN(3, isMessage(), 5000);
+      seqs.set(directConv(a.address, b.address), got.map((f) => f.seq as number));
+    }
+    return seqs;
+  }
+
+  it('each message is in the store of the one node keeping its conversation, and nowhere else', async () => {
+    cluster = await startCluster(3, { args: ['--partitions', String(PARTITIONS)] });
+    const accounts = newAccounts(24);
+    const pairs = Array.from({ length: 12 }, (_, i) => [accounts[2 * i]!, accounts[2 * i + 1]!] as [Account, Account]);
+    const seqs = await traffic(cluster, pairs);
+    const serving = await Promise.all(cluster.nodes.map(async (n) => (await getStatus<ClusterStatus>(n)).cluster.serving));
+    const dirs = cluster.nodes.map((n) => join(n.dataDir, `cluster-${cluster!.name}`));
+    for (const n of cluster.nodes) await n.stop({ keepData: true });
+    let total = 0;
+    const perNode: number[] = [];
+    for (const [i, dir] of dirs.entries()) {
+      const store = await openStore({ backend: 'lmdb', dir, fsync: 'off' });
+      let here = 0;
+      for (const [conv, offsets] of seqs) {
+        const records = store.log.read({ conv, limit: 100, direction: 'forward' });
+        const keeps = serving[i]!.includes(convPartition(conv, PARTITIONS));
+        if (keeps) expect(records.map((r) => r.offset), `${conv} on node ${i}`).to.deep.equal(offsets);
+        else expect(records, `${conv} must not be on node ${i}`).to.deep.equal([]);
+        here += records.length;
+      }
+      await store.close();
+      perNode.push(here);
+      total += here;
+    }
+    // Every message once in the cluster, not once per node.
+    expect(total).to.equal(12 * 3);
+    expect(Math.max(...perNode)).to.be.below(total);
+    for (const n of cluster.nodes) n.removeData();
+  });
+
+  it('a node that takes a killed owner\'s partitions over fills them in: their history is complete on it', async () => {
+    cluster = await startCluster(2, { args: ['--partitions', String(PARTITIONS)] });
+    const accounts = newAccounts(16);
+    const pairs = Array.from({ length: 8 }, (_, i) => [accounts[2 * i]!, accounts[2 * i + 1]!] as [Account, Account]);
+    const seqs = await traffic(cluster, pairs);
+    pool.closeAll();
+    await cluster.nodes[1]!.kill('SIGKILL');
+    await cluster.ready(30_000);
+    const st = await getStatus<ClusterStatus>(cluster.nodes[0]!);
+    expect(st.cluster.serving).to.have.length(PARTITIONS);
+    for (const [i, [a, b]] of pairs.entries()) {
+      const c = await device(pool, cluster.nodes[0]!.url, a, `h${i}`, false);
+      const h = await ask(c, { cat: 'chat', act: 'history', with: b.address });
+      const got = ((h.msg?.messages ?? []) as Array<{ seq: number }>).map((m) => m.seq);
+      expect(got, `history of pair ${i}`).to.deep.equal(seqs.get(directConv(a.address, b.address)));
+    }
+    cluster.nodes[1]!.removeData();
+  });
+});
