@@ -69,7 +69,8 @@ export class LmdbLog implements ConversationLog {
    * An append at a given offset (the port's contract): anywhere in the conversation, not only
    * above its last; a no-op returning the record if the conversation holds that offset already.
    * Only an offset within the conversation's [first, last] can be held, so a cluster's appends
-   * in order (or below all, as a backfill starts) read nothing more than the top.
+   * in ledger order read nothing more than the top; one inside the range (a backfill below newer
+   * records, an entry applied again) costs one point read of the record, no commit.
    */
   private appendAt(entry: NewEntry, offset: number): LogEntry {
     checkOffset(offset);
