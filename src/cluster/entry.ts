@@ -1,9 +1,10 @@
 /**
  * What the ledger holds: entries, each the output of one turn of one node for one route (a
- * partition's group actors, or the node's own requests), as a list of operations. Every node
- * applies every entry, in the stream's order, to its own replica of the store and to the sockets it
- * holds; the operations are deterministic (their time travels with them), so every replica gives
- * every record the same offset. Connection ids are unique in the cluster (see connIdBase), so an
+ * partition's group actors and the direct messages of its conversations, or the node's own
+ * requests), as a list of operations. Every node reads every entry, in the stream's order: it
+ * applies the states, writes the records to the sockets it holds, and stores the records of the
+ * conversations it keeps (stored-partitions.ts). A record's offset comes from the entry's sequence
+ * (firstOffset, recordsOf), so it is the same on every node whether that node stores it or not. Connection ids are unique in the cluster (see connIdBase), so an
  * operation that answers a connection is acted on by the one node that holds it.
  */
 import type { Post } from '../actors/envelopes';

@@ -1,11 +1,11 @@
 /**
  * The ledger: the cluster's one ordered log (a JetStream stream) of what actors decided. A node
- * publishes each turn's operations as an entry, and applies every entry of every node, in stream
- * order, as it arrives. A sender's acknowledgement is among the operations, so it leaves only
+ * publishes each turn's operations as an entry, and reads every entry of every node, in stream
+ * order, as it arrives (what a node does with one it takes no part in is small: replay.ts). A sender's acknowledgement is among the operations, so it leaves only
  * after JetStream stored the entry (with its replicas) and the sender's node applied it.
  *
  * Two kinds of route:
- * - a partition (`ledger.p.<n>`): the group actors of one partition, one owner at a time. The
+ * - a partition (`ledger.p.<n>`): the group actors and direct conversations of one partition, one owner at a time. The
  *   owner publishes one entry at a time with the subject's last sequence expected, so after
  *   another node claimed the partition (a claim entry on the same subject) the old owner's next
  *   entry is refused by JetStream: a stale owner cannot write (fencing).

@@ -1,6 +1,7 @@
 /**
- * A node's replica of the cluster's store: a local store (LMDB in `<data>/cluster-<name>`, a cache
- * that can be thrown away) kept by applying the ledger, with the cluster's epoch and with account
+ * A node's part of the cluster's store: a local store (LMDB in `<data>/cluster-<name>`, a cache
+ * that can be thrown away) kept by applying the ledger: every state and membership, and the records
+ * of the partitions this node keeps (stored-partitions.ts), with the cluster's epoch and with account
  * positions in the engine. The ledger sequence it applied through is kept in it, written in the
  * same transaction as what it applied, so a restarted node replays from there; a replica of another
  * epoch (the stream was made anew) is thrown away and rebuilt from the start.
