@@ -34,6 +34,8 @@ const CUT_OFF_TEXT = 'this server is cut off from the cluster\'s store, please r
 
 export class ClusterCarrier implements Carrier {
   readonly replica = true;
+  /** Reads of conversations stored elsewhere go to their owners (reads.ts). */
+  readonly reads = undefined;
   readonly nodeId: string;
   readonly firstConnId: number;
   readonly store: Replica;
