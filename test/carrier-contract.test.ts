@@ -12,6 +12,7 @@ import type { ChangeDecision } from '../src/actors/edits';
 import { Code } from '../src/protocol/codes';
 import { EmbeddedCarrier } from '../src/carrier/embedded';
 import type { Op } from '../src/carrier/ops';
+import { LocalReads } from '../src/actors/log-reads';
 import type { Carrier, Local } from '../src/carrier/port';
 import { ClusterCarrier } from '../src/cluster/carrier';
 import { loadSettings } from '../src/config';
@@ -51,6 +52,7 @@ class FakeLocal implements Local {
   evict(): Promise<void> { return Promise.resolve(); }
   leads(): void {}
   connections(): number { return 0; }
+  get reads(): LocalReads { return new LocalReads(this.store()); }
 }
 
 async function until(what: string, ok: () => boolean, ms = 5000): Promise<void> {

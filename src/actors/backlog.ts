@@ -13,8 +13,9 @@
  */
 import { logger } from '../log';
 import { renderFrame } from '../protocol/frames';
-import { StoreError, type ConversationLog, type ConvTop, type LogEntry, type Membership, type ReadQuery } from '../store/ports';
+import { StoreError, type ConversationLog, type ConvId, type ConvTop, type LogEntry, type Membership, type ReadQuery } from '../store/ports';
 import { isTombstone } from './edits';
+import { OffsetHeap } from './offset-heap';
 import { ownRecipient, renderOwnFrame } from './own';
 
 /** Records buffered across all conversations of one backlog (each has at least one). */
@@ -25,6 +26,8 @@ interface Cursor {
   /** Records not yet taken, oldest first; `buf[i]` is next. */
   buf: LogEntry[];
   i: number;
+  /** Offset of the last record taken (at first: where reading starts). */
+  at: number;
   /** A group cut at the bound, still to be announced: before its first frame delivered. */
   limited?: string;
 }
@@ -41,9 +44,22 @@ export interface BacklogRange {
   own?: boolean;
 }
 
+/**
+ * One frame of a backlog and the offset it sorts by, so backlogs read in several places merge in
+ * offset order: a record's offset, or for a `limited` notice the offset of the record it precedes
+ * (or, when the group's records within the bound were all skipped, of the last of them).
+ */
+export interface BacklogItem { offset: number; frame: string }
+
+/**
+ * Where one conversation of a backlog stands, so a backlog can be read in pages, each read afresh
+ * (a cluster node reading for another): read on after `after`; `limited`: its notice is still due.
+ */
+export interface BacklogCursor { conv: ConvId; after: number; limited?: string }
+
 export class Backlog {
-  private readonly heap: Cursor[] = [];
-  private readonly page: number;
+  private readonly heap = new OffsetHeap<Cursor>((c) => c.buf[c.i]!.offset);
+  private page: number;
 
   constructor(private readonly log: ConversationLog, private readonly r: BacklogRange, memberships: Membership[]) {
     const news: Array<[Membership, ConvTop]> = [];
@@ -51,33 +67,68 @@ export class Backlog {
       const top = this.unlessUnreadable(m.conv, () => log.top(m.conv), undefined);
       if (top !== undefined && top.last > r.after && top.last >= m.since) news.push([m, top]);
     }
-    this.page = Math.max(1, Math.min(64, Math.floor(BUFFERED / Math.max(1, news.length))));
+    this.page = pageSize(news.length);
     for (const [m, top] of news) this.open(m, top);
+  }
+
+  /** The backlog read on from where `cursors` (from `cursors()` of an earlier read) stood. */
+  static resume(log: ConversationLog, r: BacklogRange, cursors: BacklogCursor[]): Backlog {
+    const b = new Backlog(log, r, []);
+    b.page = pageSize(cursors.length);
+    for (const k of cursors) b.begin({ conv: k.conv, buf: [], i: 0, at: k.after, ...(k.limited !== undefined ? { limited: k.limited } : {}) });
+    return b;
   }
 
   /** Up to `n` frames, in offset order, and the offset of the last record taken (0: the backlog is done). */
   next(n: number): { frames: string[]; last: number } {
     const frames: string[] = [];
+    const items: BacklogItem[] = [];
     let last = 0;
-    while (frames.length < n && this.heap.length > 0) {
-      const c = this.heap[0]!;
-      const e = c.buf[c.i++]!;
-      last = e.offset;
-      // What the account sent itself is not delivered back to it, unless the socket asked for it
-      // (own-device sync); a deleted message is not delivered at all (its delete record is).
-      const mine = e.from === this.r.account;
-      if ((!mine || this.r.own === true) && !isTombstone(e)) {
-        // `before` is the first record delivered: paging back from it covers every record skipped.
-        if (c.limited !== undefined) { frames.push(limitedNotice(this.r.account, c.limited, e.offset, this.r.epoch)); delete c.limited; }
-        frames.push(mine ? renderOwnFrame(e, ownRecipient(c.conv, this.r.account), e.offset) : renderFrame(e, this.r.account, e.offset));
-      }
-      if (c.i >= c.buf.length && !this.refill(c, e.offset)) {
-        // Only the account's own records were within the bound: still say what was cut.
-        if (c.limited !== undefined) frames.push(limitedNotice(this.r.account, c.limited, e.offset + 1, this.r.epoch));
-        this.pop();
-      } else this.down(0);
+    while (frames.length < n) {
+      const offset = this.take(items);
+      if (offset === 0) break;
+      last = offset;
+      for (const it of items) frames.push(it.frame);
+      items.length = 0;
     }
     return { frames, last };
+  }
+
+  /** Never waits: a store answers at once. */
+  waiting(): undefined { return undefined; }
+
+  /** Nothing to let go of: pages are read as they are taken. */
+  close(): void {}
+
+  /**
+   * Takes the next record in offset order and adds its frames to `out` (none when the account does
+   * not get it); returns its offset, or 0 when the backlog is done.
+   */
+  take(out: BacklogItem[]): number {
+    const c = this.heap.top();
+    if (c === undefined) return 0;
+    const e = c.buf[c.i++]!;
+    c.at = e.offset;
+    // What the account sent itself is not delivered back to it, unless the socket asked for it
+    // (own-device sync); a deleted message is not delivered at all (its delete record is).
+    const mine = e.from === this.r.account;
+    if ((!mine || this.r.own === true) && !isTombstone(e)) {
+      // `before` is the first record delivered: paging back from it covers every record skipped.
+      if (c.limited !== undefined) { out.push({ offset: e.offset, frame: limitedNotice(this.r.account, c.limited, e.offset, this.r.epoch) }); delete c.limited; }
+      const frame = mine ? renderOwnFrame(e, ownRecipient(c.conv, this.r.account), e.offset) : renderFrame(e, this.r.account, e.offset);
+      out.push({ offset: e.offset, frame });
+    }
+    if (c.i >= c.buf.length && !this.refill(c)) {
+      // Only the account's own records were within the bound: still say what was cut.
+      if (c.limited !== undefined) out.push({ offset: e.offset, frame: limitedNotice(this.r.account, c.limited, e.offset + 1, this.r.epoch) });
+      this.heap.pop();
+    } else this.heap.topChanged();
+    return e.offset;
+  }
+
+  /** Where each conversation with records left stands (none: the backlog is done). */
+  cursors(): BacklogCursor[] {
+    return this.heap.items().map((c) => ({ conv: c.conv, after: c.at, ...(c.limited !== undefined ? { limited: c.limited } : {}) }));
   }
 
   private open(m: Membership, top: ConvTop): void {
@@ -93,13 +144,16 @@ export class Backlog {
         limited = m.conv.slice(2);
       }
     }
-    const c: Cursor = { conv: m.conv, buf: [], i: 0 };
-    if (limited !== undefined) c.limited = limited;
-    if (this.refill(c, after)) this.push(c);
+    this.begin({ conv: m.conv, buf: [], i: 0, at: after, ...(limited !== undefined ? { limited } : {}) });
   }
 
-  private refill(c: Cursor, after: number): boolean {
-    c.buf = this.read({ conv: c.conv, after, before: this.r.upTo + 1, limit: this.page, direction: 'forward' });
+  /** The cursor joins the merge if it has records. */
+  private begin(c: Cursor): void {
+    if (this.refill(c)) this.heap.push(c);
+  }
+
+  private refill(c: Cursor): boolean {
+    c.buf = this.read({ conv: c.conv, after: c.at, before: this.r.upTo + 1, limit: this.page, direction: 'forward' });
     c.i = 0;
     return c.buf.length > 0;
   }
@@ -118,41 +172,11 @@ export class Backlog {
       return otherwise;
     }
   }
+}
 
-  // A binary min-heap of cursors by the offset of their next record.
-  private key(i: number): number { const c = this.heap[i]!; return c.buf[c.i]!.offset; }
-
-  private push(c: Cursor): void {
-    this.heap.push(c);
-    let i = this.heap.length - 1;
-    while (i > 0) {
-      const p = (i - 1) >> 1;
-      if (this.key(p) <= this.key(i)) break;
-      [this.heap[p], this.heap[i]] = [this.heap[i]!, this.heap[p]!];
-      i = p;
-    }
-  }
-
-  private pop(): void {
-    const last = this.heap.pop()!;
-    if (this.heap.length === 0) return;
-    this.heap[0] = last;
-    this.down(0);
-  }
-
-  private down(i: number): void {
-    const n = this.heap.length;
-    for (;;) {
-      const l = 2 * i + 1;
-      const r = l + 1;
-      let m = i;
-      if (l < n && this.key(l) < this.key(m)) m = l;
-      if (r < n && this.key(r) < this.key(m)) m = r;
-      if (m === i) return;
-      [this.heap[m], this.heap[i]] = [this.heap[i]!, this.heap[m]!];
-      i = m;
-    }
-  }
+/** Records read at a time per conversation: fewer each, the more conversations have news. */
+function pageSize(conversations: number): number {
+  return Math.max(1, Math.min(64, Math.floor(BUFFERED / Math.max(1, conversations))));
 }
 
 /**

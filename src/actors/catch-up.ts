@@ -10,7 +10,7 @@
 import { logger } from '../log';
 import { accountConv, StoreError, type AccountPositions, type Membership, type Store } from '../store/ports';
 import type { PositionBook } from './account-positions';
-import { Backlog } from './backlog';
+import type { BacklogSource, LogReads } from './log-reads';
 import type { Peer, Peers } from './peer';
 import { SyncQueue } from './sync-queue';
 
@@ -31,7 +31,7 @@ const HELD_BYTES = 4 * 1024 * 1024;
 
 interface Sync {
   peer: Peer;
-  backlog: Backlog;
+  backlog: BacklogSource;
   /** The backlog covers offsets up to here; anything later arrives live (held meanwhile). */
   upTo: number;
   held: string[];
@@ -50,9 +50,11 @@ export class CatchUp {
 
   /**
    * `lastOffset` is the newest record stored; backlog frames sent are counted in `counters`.
+   * Backlogs are read through `reads` (log-reads.ts); the store gives the account's memberships.
    */
   constructor(
     private readonly store: Store,
+    private readonly reads: LogReads,
     private readonly peers: Peers,
     private readonly positions: PositionBook,
     private readonly limits: CatchUpLimits,
@@ -98,6 +100,7 @@ export class CatchUp {
 
   /** The sync is over (caught up or its connection gone): its turn goes to the next. */
   private end(s: Sync): void {
+    s.backlog.close();
     if (this.syncs.get(s.peer.id) === s) this.syncs.delete(s.peer.id);
     this.turns.leave(s);
   }
@@ -119,10 +122,9 @@ export class CatchUp {
   /** A sync with an empty backlog: live frames wait (unsent) until its positions are known and its turn comes. */
   private open(peer: Peer, account: string): Sync {
     const last = this.lastOffset();
-    const empty = new Backlog(this.store.log, { account, after: last, upTo: last, groupBacklog: 0, epoch: this.store.epoch }, []);
     // Until the backlog starts nothing is held (as if overflowed): it reads through the newest record
     // then, so it covers every live frame of the wait, and a thousand waiting sockets hold no frames.
-    const s: Sync = { peer, backlog: empty, upTo: last, held: [], heldBytes: 0, heldLast: 0, overflow: true };
+    const s: Sync = { peer, backlog: EMPTY, upTo: last, held: [], heldBytes: 0, heldLast: 0, overflow: true };
     this.syncs.set(peer.id, s);
     return s;
   }
@@ -137,7 +139,8 @@ export class CatchUp {
   private readFrom(s: Sync, account: string, after: number): void {
     const memberships = [{ conv: accountConv(account), since: 0 }, ...this.membershipsOf(account)];
     const upTo = this.lastOffset();
-    s.backlog = new Backlog(this.store.log, { account, after, upTo, groupBacklog: this.limits.groupBacklog, epoch: this.store.epoch, own: s.peer.syncOwn === true }, memberships);
+    s.backlog.close();
+    s.backlog = this.reads.backlog({ account, after, upTo, groupBacklog: this.limits.groupBacklog, epoch: this.store.epoch, own: s.peer.syncOwn === true }, memberships);
     s.upTo = upTo;
   }
 
@@ -163,12 +166,20 @@ export class CatchUp {
     for (let sent = 0; sent < SYNC_TURN; sent++) {
       if (peer.bufferedAmount > pause) { setTimeout(() => this.pump(s), 10); return; }
       const { frames, last } = s.backlog.next(1);
-      if (last === 0) return this.caughtUp(s, account);
+      if (last === 0) return this.drained(s, account);
       for (const f of frames) peer.send(f);
       this.counters.backlogFrames += frames.length;
       if (!ackMode) this.positions.delivered(account, last);
     }
     setImmediate(() => this.pump(s));
+  }
+
+  /** Nothing more here now: wait for what is on its way (read from another node), or the pass is over. */
+  private drained(s: Sync, account: string): void {
+    const more = s.backlog.waiting();
+    if (more === undefined) return this.caughtUp(s, account);
+    // `waiting` never rejects; the pump checks on resuming that the connection is still there.
+    void more.then(() => this.pump(s));
   }
 
   private caughtUp(s: Sync, account: string): void {
@@ -183,6 +194,9 @@ export class CatchUp {
     if (s.held.length > 0 && !this.positions.get(account).ackMode) this.positions.delivered(account, s.heldLast);
   }
 }
+
+/** The backlog of a sync that has not started yet. */
+const EMPTY: BacklogSource = { next: () => ({ frames: [], last: 0 }), waiting: () => undefined, close: () => undefined };
 
 /** Keeps a live frame behind the backlog; past the bound all held frames go and the log is read again. */
 function hold(s: Sync, frame: string, offset: number): void {

@@ -31,7 +31,8 @@ import { DurableGate } from './durable-gate';
 import type { Post, StateOut } from './envelopes';
 import { applyChange, changeAnswer, decideChange, type ChangeDecision, type ChangeMade } from './edits';
 import { FanOut } from './fan-out';
-import { readHistory, type HistoryAnnotate } from './history';
+import type { HistoryAnnotate, HistoryAnswer } from './history';
+import { LocalReads, type LogReads } from './log-reads';
 import type { Peer, Peers } from './peer';
 import { Retention, type RetentionPolicy } from './retention';
 
@@ -75,13 +76,19 @@ export class Delivery {
   private entry: EntryScope | undefined;
   /** The store keeps some conversations' records only (cluster mode): a conversation may have records it does not hold. */
   partial = false;
+  /** Reads of this node's own store (a cluster node answers other nodes' reads of what it stores with them). */
+  readonly localReads: LocalReads;
+  private readonly reads: LogReads;
 
-  constructor(private readonly store: Store, private readonly peers: Peers, private readonly limits: DeliveryLimits) {
+  /** `reads`: where backlogs and history are read (default: this store, `localReads`). */
+  constructor(private readonly store: Store, private readonly peers: Peers, private readonly limits: DeliveryLimits, reads?: LogReads) {
+    this.localReads = new LocalReads(store, () => this.annotateHistory);
+    this.reads = reads ?? this.localReads;
     this.positions = new PositionBook(store.positions);
     this.retention = new Retention(store.log, limits);
     this.lastOffset = store.stats().lastOffset;
     this.gate = new DurableGate(store, { replica: () => this.replica, lost: () => this.lostFull(), fatal: (err) => this.onFatal(err) });
-    this.catchUp = new CatchUp(store, peers, this.positions, limits, () => this.lastOffset, this.counters);
+    this.catchUp = new CatchUp(store, this.reads, peers, this.positions, limits, () => this.lastOffset, this.counters);
     this.fanOut = new FanOut(peers, this.positions, this.catchUp, this.gate, this.counters);
   }
 
@@ -244,9 +251,15 @@ export class Delivery {
     this.positions.acked(account, Math.min(upTo, this.lastOffset));
   }
 
+  /** A `history` page; one read on another node is sent when it comes, if the connection is still open. */
   history(peer: Peer, r: Request): void {
-    const a = readHistory(this.store.log, this.store.positions, this.store.epoch, peer.account!, r, this.limits.maxBuffered / 4, this.annotateHistory);
-    peer.send(a.ok ? a.frame : errorFrame(a.code, a.error, r));
+    const a = this.reads.history(peer.account!, r, this.limits.maxBuffered / 4);
+    const send = (h: HistoryAnswer): void => { peer.send(h.ok ? h.frame : errorFrame(h.code, h.error, r)); };
+    if (!(a instanceof Promise)) return send(a);
+    a.then((h) => { if (this.peers.peer(peer.id) === peer) send(h); }, (err: unknown) => {
+      this.log.error({ err, account: peer.account }, 'history not read');
+      if (this.peers.peer(peer.id) === peer) peer.send(errorFrame(Code.INTERNAL, 'history could not be read, please retry', r));
+    });
   }
 
   /** A record moved in from another store (cluster import): appended as it was (at `offset` if given), pushed to no one. */

@@ -15,6 +15,7 @@ export class EmbeddedCarrier implements Carrier {
   readonly firstConnId = undefined;
   readonly serverKeySeed = undefined;
   readonly ageTrim = undefined;
+  readonly reads = undefined;
   private local: Local | undefined;
 
   constructor(readonly store: Store, private readonly dataDir: string) {}

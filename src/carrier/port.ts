@@ -9,6 +9,7 @@
  */
 import type { ChangeDecision } from '../actors/edits';
 import type { GroupCall, VerifyCall } from '../actors/envelopes';
+import type { LocalReads, LogReads } from '../actors/log-reads';
 import type { Request } from '../protocol/frames';
 import type { AccountPositions, Store } from '../store/ports';
 import type { EntryContext } from './applier';
@@ -57,6 +58,8 @@ export interface Local {
   leads(partition: number, on: boolean): void;
   /** Open sockets here. */
   connections(): number;
+  /** Reads of this node's store as its delivery actor answers them (with read positions), for other nodes' reads. */
+  reads: LocalReads;
 }
 
 export interface Carrier {
@@ -67,6 +70,8 @@ export interface Carrier {
   readonly sharedStore: Store;
   /** The store applies what is decided elsewhere, in a fixed order: a lost write is fatal, never skipped. */
   readonly replica: boolean;
+  /** Where the delivery actor reads backlogs and history; undefined: the store's own logs hold them all. */
+  readonly reads: LogReads | undefined;
   /** The first connection id this node hands out (unique in a cluster). */
   readonly firstConnId: number | undefined;
   /** The resume-token key, and the verification issuer's key seed (undefined: the node's own key file). */

@@ -25,6 +25,7 @@ import { Ledger } from './ledger';
 import { connIdBase, Links, nodeOfConn } from './links';
 import { Owned, type OwnedCall } from './owned';
 import { Ownership } from './ownership';
+import { ClusterReads } from './reads';
 import type { EnginePositions } from './positions';
 import { PresenceSync } from './presence-sync';
 import { publishingStates } from './publishing-states';
@@ -38,6 +39,8 @@ const CUT_OFF_TEXT = 'this server is cut off from the cluster\'s store, please r
 
 export class ClusterCarrier implements Carrier {
   readonly replica = true;
+  /** Reads of conversations stored elsewhere go to their owners (reads.ts). */
+  readonly reads: ClusterReads;
   readonly nodeId: string;
   readonly firstConnId: number;
   readonly store: Replica;
@@ -138,6 +141,15 @@ export class ClusterCarrier implements Carrier {
         for (const o of owned) this.routing.owned(o);
       },
     }, log.child({ component: 'links' }));
+    this.reads = new ClusterReads({
+      self: this.nodeId, partitions: settings.partitions,
+      ownerOf: (p) => this.ownership.ownerOf(p),
+      storesLocally: (p) => this.ownership.serves(p),
+      local: () => this.here.reads,
+      applied: () => this.ledger.applied,
+      appliedThrough: (seq) => this.ledger.appliedThrough(seq),
+      nc: engine.nc, names: engine.names, log: log.child({ component: 'reads' }),
+    });
   }
 
   resumeKey(): Promise<Buffer> { return this.secrets.resumeKey(); }
@@ -151,6 +163,7 @@ export class ClusterCarrier implements Carrier {
     await this.catchUp().catch((err: unknown) => { throw new Error(`cluster ${this.settings.clusterName}: ${(err as Error).message}`); });
     // From here on the node serves: mailbox, presence, heartbeat and partitions.
     this.links.start();
+    this.reads.start();
     this.presence.start();
     await this.ownership.start();
     this.sweep = setInterval(() => this.routing.expire(), 1000);
@@ -174,6 +187,7 @@ export class ClusterCarrier implements Carrier {
     await this.ledger.stop();
     await this.positions.settle().catch((err: unknown) => this.log.warn({ err }, 'positions not all written to the engine at stop'));
     this.links.stop();
+    this.reads.stop();
     this.presence.stop();
     await this.engine.close();
   }

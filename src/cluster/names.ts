@@ -27,6 +27,8 @@ export interface ClusterNames {
   metaBucket: string;
   /** Core NATS subject of a node's mailbox: group calls for the partitions it owns, frames for its sockets. */
   inbox(id: string): string;
+  /** Core NATS subject of a node's reads: history and backlog pages of the conversations it stores, asked by other nodes. */
+  reads(id: string): string;
   /** Core NATS subject every node listens on for ephemeral frames (typing, receipts, presence). */
   ephemeral: string;
 }
@@ -44,6 +46,7 @@ export function clusterNames(name: string): ClusterNames {
     positionsBucket: `imgc_${name}_positions`,
     metaBucket: `imgc_${name}_meta`,
     inbox: (id) => `${root}.node.${id}`,
+    reads: (id) => `${root}.reads.${id}`,
     ephemeral: `${root}.ephemeral`,
   };
 }

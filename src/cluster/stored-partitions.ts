@@ -52,6 +52,7 @@ export class StoredPartitions {
   claimed(partition: number, node: string, seq: number): void {
     if (node !== this.deps.self) {
       if (!this.keeping.delete(partition)) return;
+      this.deps.log.info({ partition, seq, by: node }, 'partition no longer kept here');
       this.filling.delete(partition);
       // Complete through this claim if it was filled in; otherwise the old mark stands (what was
       // stored meanwhile is stored again next time: an append at an offset it has is a no-op).
@@ -61,6 +62,7 @@ export class StoredPartitions {
     if (this.keeping.has(partition)) return;
     this.keeping.add(partition);
     const after = this.markOf(partition);
+    this.deps.log.info({ partition, seq, after }, 'partition kept here from its claim on');
     const run = (after >= seq ? Promise.resolve() : this.deps.backfill(partition, after, seq)).then(() => {
       // Complete only if still kept (a claim of another node may have come meanwhile).
       if (this.keeping.has(partition) && this.filling.get(partition) === run) this.mark(partition, 'live');

@@ -41,5 +41,6 @@ export function localSide(p: LocalParts): Local {
     // The chain watcher follows the verification actor: one watcher in a cluster.
     leads: (partition, on) => { if (partition === verifierPartition) void verification.lead(on); },
     connections: () => registry.connectionCount,
+    reads: a.delivery.localReads,
   };
 }

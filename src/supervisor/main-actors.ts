@@ -39,7 +39,7 @@ export interface MainActorHooks {
 
 export function startMainActors(s: Settings, carrier: Carrier, registry: Registry, out: EphemeralOut, hooks: MainActorHooks): MainActors {
   const store = carrier.store;
-  const delivery = new Delivery(store, registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, signinBacklogs: s.signinBacklogs, maxBuffered: s.maxBuffered });
+  const delivery = new Delivery(store, registry, { retainCount: s.retainCount, retainAgeMs: s.retainAgeMs, groupBacklog: s.groupBacklog, signinBacklogs: s.signinBacklogs, maxBuffered: s.maxBuffered }, carrier.reads);
   delivery.onFatal = (err) => hooks.fatal(err);
   delivery.replica = carrier.replica;
   // A cluster node keeps the records of its partitions only (cluster/stored-partitions.ts).
