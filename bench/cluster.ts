@@ -45,7 +45,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { flagNum, now, openAccount, parseFlags, ProcWatch, rssBytes, sleep } from './common';
 import * as driver from './driver';
 import type { CapConnectArgs, ClusterTarget } from './agent-args';
-import { pickPort, readTail, restartServer, startServer, stopServer, track, type Running } from './server';
+import { pickPort, readTail, removeDir, restartServer, startServer, stopServer, tempDir, track, type Running } from './server';
 import { closeAll, signInMany, type BenchClient } from './clients';
 import { fmt, type RunResult } from './stats';
 
@@ -86,7 +86,7 @@ function reachable(port: number): Promise<boolean> {
 async function startNats(): Promise<Nats> {
   const port = await pickPort();
   const mport = await pickPort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgc-bench-nats-'));
+  const dir = tempDir('imgc-bench-nats-');
   const log = fs.openSync(path.join(dir, 'nats.log'), 'w');
   const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-m', String(mport), '-sd', path.join(dir, 'store')], { stdio: ['ignore', log, log] });
   fs.closeSync(log);
@@ -106,17 +106,22 @@ async function stopNats(n: Nats): Promise<void> {
     await Promise.race([gone, sleep(5000)]);
     if (n.child.exitCode === null) n.child.kill('SIGKILL');
   }
-  fs.rmSync(n.dir, { recursive: true, force: true });
+  removeDir(n.dir);
 }
 
-/** Removes a finished configuration's streams (ledger and buckets) so that NATS carries nothing of it into the next. */
+/**
+ * Removes a finished configuration's streams so that NATS carries nothing of it into the next: every
+ * stream whose name holds the cluster's name (ledger, buckets, object stores; whatever a build keeps,
+ * the name is unique to the configuration).
+ */
 async function dropStreams(n: Nats, clusterName: string): Promise<void> {
   const nc = await connect({ servers: n.url });
   try {
     const jsm = await jetstreamManager(nc);
     const names: string[] = [];
     for await (const si of jsm.streams.list()) names.push(si.config.name);
-    for (const s of names) if (s === `IMGC_${clusterName}` || s.startsWith(`KV_imgc_${clusterName}_`)) await jsm.streams.delete(s);
+    const ours = new RegExp(`(^|_)${clusterName}($|_)`);
+    for (const s of names) if (ours.test(s)) await jsm.streams.delete(s);
   } finally {
     await nc.close();
   }
