@@ -504,7 +504,7 @@ function placementSection(results: Measured[], scenarios: Scenario[], loads: Loa
     `| ${label} | ${n} | ${scenarios.map(([, rs]) => f(rs)).join(' | ')} | ${asks} |`;
   if (one >= 0) head.push(line('one-node cluster: deliveries/s against the embedded service', 1, (rs) => ratio(rs[one]?.figures['deliveries/s'], rs[0]?.figures['deliveries/s']), '≥ 0.8×'));
   for (const load of [...loads].reverse()) {
-    for (const i of seriesOf(results, load).filter((k) => k !== one && one >= 0)) {
+    for (const i of seriesOf(results, load).filter((k) => k !== one)) {
       const n = results[i]!.config.nodes;
       const asks = load === 'one' ? (n === 3 ? '≤ 1.2×' : '') : '≤ 1.3× (1 to 4 nodes)';
       head.push(line(`${LOAD_NAME[load]}: CPU per delivery against 1 node`, n, (rs) => ratio(rs[i]?.figures[CPU_KEY], rs[one]?.figures[CPU_KEY]), asks));
@@ -526,7 +526,7 @@ function placementSection(results: Measured[], scenarios: Scenario[], loads: Loa
     'node 1 of the N nodes (a pair\'s two accounts, all of a group\'s members); the other nodes hold no socket, so what they spend',
     'is what they pay for conversations they take no part in. The one-node cluster is one measurement, the first point of both.',
     '',
-    ...head,
+    ...(one >= 0 ? head : ['No one-node cluster in this run (`--nodes` without 1): no ratios against one node.']),
     '',
     drift,
     '',
