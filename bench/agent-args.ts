@@ -49,7 +49,10 @@ export interface ClusterTarget {
   pids: number[];
   natsPid?: number;
   natsMonitor?: string;
-  /** The ledger's stream (`IMGC_<cluster name>`); the other streams of the account are the key-value buckets. */
+  /**
+   * The ledger's stream (`IMGC_<cluster name>`), and any stream named after it with `_…` (a ledger kept
+   * in several streams); the other streams of the account are the key-value buckets and the like.
+   */
   stream?: string;
 }
 

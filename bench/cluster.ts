@@ -4,16 +4,23 @@
  * fresh processes, a fresh cluster name and fresh data directories. The embedded service is measured
  * first and again last: the second is the noise of the run, not a baseline of its own.
  *
- *   node dist/bench/cluster.js [--nodes 1,2,3] [--workers 1] [--pairs 500] [--window 4] [--group 20]
- *       [--clients 2000] [--fanout-window 16] [--duration 8] [--warmup 2] [--write]
+ *   node dist/bench/cluster.js [--nodes 1,2,3] [--load spread|one|both] [--workers 1] [--pairs 500] [--window 4]
+ *       [--group 20] [--clients 2000] [--fanout-window 16] [--duration 8] [--warmup 2] [--no-repeat] [--no-ceiling]
+ *       [--write [--out FILE]]
  *
- * - cross-node pairs: the two accounts of a pair sign in on different nodes (pair p on nodes p and
- *   p+1), both send, closed loop (window per sender);
- * - group fan-out: groups of `--group` members spread round-robin over the nodes, the creator sends,
- *   closed loop (window per group).
- * CPU per delivery = (CPU time of every node process + nats-server's) / deliveries, from
- * /proc/<pid>/stat over the measured window; the ledger's entries and bytes from nats-server's
- * monitoring port (/jsz) over the same window.
+ * - pairs: both accounts of a pair send, closed loop (window per sender);
+ * - group fan-out: groups of `--group` members, the creator sends, closed loop (window per group).
+ * `--load` places the clients: `spread` puts a pair's two accounts on different nodes (pair p on
+ * nodes p and p+1) and a group's members round-robin over the nodes; `one` signs every client in on
+ * node 1 of the N nodes (the others hold no socket: what they spend is what they pay for
+ * conversations they take no part in). `both` (the default) measures the spread clusters, then the
+ * same node counts with all the load on node 1; the one-node cluster, the same load either way, is
+ * measured once and is the first point of both.
+ * CPU per delivery over the cluster = (CPU time of every node process + nats-server's) / deliveries,
+ * from /proc/<pid>/stat over the measured window (node 1 also apart); the ledger's entries and bytes,
+ * what JetStream stores and nats-server's bytes in and out from its monitoring port (/jsz, /varz)
+ * over the same window. Only the wire, /status and /proc are read, so the bench measures any build
+ * that keeps them.
  *
  *   node dist/bench/cluster.js --capacity [--target 100000] [--nodes 7] [--agents 8] [--concurrency 50] [--write]
  *
@@ -30,8 +37,11 @@
  * the ledger was written in the same run; then the first node restarts on its replica (replaying
  * only what it had not applied).
  *
- * `--write` puts the results into docs/benchmarks.md between `<!-- cluster:begin -->` and
- * `<!-- cluster:end -->` (capacity: `clustercap`; replay: `clusterreplay`), leaving the rest of the file as it is.
+ * `--write` puts the results into docs/benchmarks.md (or `--out FILE`) between `<!-- cluster:begin -->`
+ * and `<!-- cluster:end -->`, and the figures by load placement and node count (CPU per delivery over
+ * the cluster against one node, one node against the embedded service) between
+ * `<!-- clusterload:begin -->` and `<!-- clusterload:end -->` (capacity: `clustercap`; replay:
+ * `clusterreplay`), leaving the rest of the file as it is.
  */
 import { execSync, spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
@@ -45,7 +55,7 @@ import { jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { flagNum, now, openAccount, parseFlags, ProcWatch, rssBytes, sleep } from './common';
 import * as driver from './driver';
 import type { CapConnectArgs, ClusterTarget } from './agent-args';
-import { pickPort, readTail, restartServer, startServer, stopServer, track, type Running } from './server';
+import { pickPort, readTail, removeDir, restartServer, startServer, stopServer, tempDir, track, type Running } from './server';
 import { closeAll, signInMany, type BenchClient } from './clients';
 import { fmt, type RunResult } from './stats';
 
@@ -86,7 +96,7 @@ function reachable(port: number): Promise<boolean> {
 async function startNats(): Promise<Nats> {
   const port = await pickPort();
   const mport = await pickPort();
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgc-bench-nats-'));
+  const dir = tempDir('imgc-bench-nats-');
   const log = fs.openSync(path.join(dir, 'nats.log'), 'w');
   const child = spawn('nats-server', ['-js', '-a', '127.0.0.1', '-p', String(port), '-m', String(mport), '-sd', path.join(dir, 'store')], { stdio: ['ignore', log, log] });
   fs.closeSync(log);
@@ -106,17 +116,22 @@ async function stopNats(n: Nats): Promise<void> {
     await Promise.race([gone, sleep(5000)]);
     if (n.child.exitCode === null) n.child.kill('SIGKILL');
   }
-  fs.rmSync(n.dir, { recursive: true, force: true });
+  removeDir(n.dir);
 }
 
-/** Removes a finished configuration's streams (ledger and buckets) so that NATS carries nothing of it into the next. */
+/**
+ * Removes a finished configuration's streams so that NATS carries nothing of it into the next: every
+ * stream whose name holds the cluster's name (ledger, buckets, object stores; whatever a build keeps,
+ * the name is unique to the configuration).
+ */
 async function dropStreams(n: Nats, clusterName: string): Promise<void> {
   const nc = await connect({ servers: n.url });
   try {
     const jsm = await jetstreamManager(nc);
     const names: string[] = [];
     for await (const si of jsm.streams.list()) names.push(si.config.name);
-    for (const s of names) if (s === `IMGC_${clusterName}` || s.startsWith(`KV_imgc_${clusterName}_`)) await jsm.streams.delete(s);
+    const ours = new RegExp(`(^|_)${clusterName}($|_)`);
+    for (const s of names) if (ours.test(s)) await jsm.streams.delete(s);
   } finally {
     await nc.close();
   }
@@ -197,7 +212,14 @@ async function stopCluster(c: Cluster): Promise<void> {
 
 // ---- the throughput comparison ----
 
-interface Config { name: string; nodes: number }
+/**
+ * Where the clients sign in: `spread` over the nodes (a pair's two accounts on different nodes, a
+ * group's members round-robin), or `one`: every client on node 1, the other nodes holding no socket.
+ */
+type Load = 'spread' | 'one';
+
+/** `nodes` 0 is the embedded service. */
+interface Config { name: string; nodes: number; load: Load }
 
 interface Measured { config: Config; pairs: RunResult | undefined; fanout: RunResult | undefined; startMs: number }
 
@@ -220,7 +242,9 @@ async function measureConfig(nats: Nats, cfg: Config, label: string): Promise<Me
     } else {
       cluster = await startCluster(nats, cfg.nodes);
       target = { url: cluster.nodes[0]!.url, pid: cluster.nodes[0]!.pid, label };
-      ct = { urls: cluster.nodes.map((s) => s.url), pids: cluster.nodes.map((s) => s.pid), natsPid: nats.pid, natsMonitor: nats.monitor, stream: `IMGC_${cluster.name}` };
+      // With all the load on node 1 the driver knows only its URL (every account signs in there); CPU is still every node's.
+      const urls = cfg.load === 'one' ? [cluster.nodes[0]!.url] : cluster.nodes.map((s) => s.url);
+      ct = { urls, pids: cluster.nodes.map((s) => s.pid), natsPid: nats.pid, natsMonitor: nats.monitor, stream: `IMGC_${cluster.name}` };
     }
     out.startMs = now() - tStart;
     process.stdout.write(`· ${cfg.name}: up in ${(out.startMs / 1000).toFixed(1)} s; pairs … `);
@@ -251,12 +275,15 @@ async function measureConfig(nats: Nats, cfg: Config, label: string): Promise<Me
 function perDelivery(r: RunResult | undefined): { node: number; nats: number; total: number } {
   const f = r?.figures ?? {};
   const d = f['deliveries/s'] ?? NaN;
-  const node = ((f['server CPU %'] ?? NaN) / 100 / d) * 1e6;
-  const natsUs = f['nats CPU %'] === undefined ? 0 : ((f['nats CPU %'] ?? NaN) / 100 / d) * 1e6;
+  const node = usPer(f['server CPU %'], d);
+  const natsUs = f['nats CPU %'] === undefined ? 0 : usPer(f['nats CPU %'], d);
   return { node, nats: natsUs, total: node + natsUs };
 }
 
-function withDerived(r: RunResult | undefined): RunResult | undefined {
+/** CPU µs per event from a CPU % (of one core) and a rate of events per second. */
+const usPer = (cpuPct: number | undefined, perS: number): number => ((cpuPct ?? NaN) / 100 / perS) * 1e6;
+
+function withDerived(r: RunResult | undefined, nodes: number): RunResult | undefined {
   if (!r) return r;
   const f = { ...r.figures };
   const pd = perDelivery(r);
@@ -277,6 +304,12 @@ function withDerived(r: RunResult | undefined): RunResult | undefined {
     extra['ledger B/msg sent'] = (f['ledger B/entry'] ?? NaN) * entries / sent;
     extra['nats msgs in+out/msg sent'] = ((f['nats msgs in/s'] ?? NaN) + (f['nats msgs out/s'] ?? NaN)) / sent;
     extra['nats B in+out/msg sent'] = (((f['nats MB in/s'] ?? NaN) + (f['nats MB out/s'] ?? NaN)) * 1e6) / sent;
+    extra['JetStream stored B/msg sent'] = ((f['JetStream stored MB/s'] ?? NaN) * 1e6) / sent;
+  }
+  if (f['node 1 CPU %'] !== undefined) {
+    extra['node 1 CPU µs/delivery'] = usPer(f['node 1 CPU %'], f['deliveries/s'] ?? NaN);
+    // One node has no other nodes: left out rather than shown as 0.
+    if (nodes > 1) extra['other nodes CPU µs/delivery'] = pd.node - extra['node 1 CPU µs/delivery'];
   }
   return { figures: { ...f, ...extra }, notes: r.notes };
 }
@@ -311,9 +344,8 @@ function machine(): string {
 }
 
 async function throughput(): Promise<void> {
-  const nodeCounts = (flags.get('nodes') ?? '1,2,3').split(',').map(Number).filter((n) => n > 0);
-  const configs: Config[] = [{ name: 'embedded', nodes: 0 }, ...nodeCounts.map((n) => ({ name: `cluster ×${n}`, nodes: n }))];
-  if (!flags.has('no-repeat')) configs.push({ name: 'embedded again', nodes: 0 });
+  const loads = loadsOf(flags.get('load'));
+  const configs = configsOf(nodeCountsOf(flags.get('nodes')), loads);
   say(`bench:cluster: ${configs.map((c) => c.name).join(', ')}; --workers ${workers}; duration ${duration} s, warm-up ${warmup} s`);
   const nats = await startNats();
   const results: Measured[] = [];
@@ -329,26 +361,29 @@ async function throughput(): Promise<void> {
   const pairsN = flagNum(flags, 'pairs', 500);
   const group = flagNum(flags, 'group', 20);
   const clients = flagNum(flags, 'clients', 2000);
-  const pairsTitle = `cross-node pairs (${pairsN} pairs, each pair's two accounts on different nodes, closed loop, window ${flagNum(flags, 'window', 4)}/client)`;
-  const fanTitle = `group fan-out (${Math.floor(clients / group)} groups of ${group}, members round-robin over the nodes, closed loop, window ${flagNum(flags, 'fanout-window', 16)}/group)`;
-  const pairs = results.map((r) => withDerived(r.pairs));
-  const fan = results.map((r) => withDerived(r.fanout));
+  const pairsTitle = `pairs (${pairsN} pairs, closed loop, window ${flagNum(flags, 'window', 4)}/client; load spread: each pair's two accounts on different nodes; all on node 1: both there)`;
+  const fanTitle = `group fan-out (${Math.floor(clients / group)} groups of ${group}, closed loop, window ${flagNum(flags, 'fanout-window', 16)}/group; load spread: members round-robin over the nodes; all on node 1: every member there)`;
+  const pairs = results.map((r) => withDerived(r.pairs, r.config.nodes));
+  const fan = results.map((r) => withDerived(r.fanout, r.config.nodes));
+  const scenarios: Scenario[] = [['pairs', pairs], [`fan-out ${group}`, fan]];
 
   // The summary: the figures the issue asks for, as ratios against the embedded service of this run.
   const sum: string[] = ['| scenario | figure | ' + cols.join(' | ') + ' |', `|---|---|${cols.map(() => '---:').join('|')}|`];
   const rows: Array<[string, string]> = [['deliveries/s', 'deliveries/s'], ['p99 ms', 'p99 ms'], ['CPU µs/delivery (nodes + nats)', 'CPU µs per delivery (nodes + nats-server)'],
     ['node CPU µs/delivery', '  of which the nodes'], ['nats CPU µs/delivery', '  of which nats-server']];
-  for (const [scen, rs] of [['cross-node pairs', pairs], [`fan-out ${group}`, fan]] as const) {
+  for (const [scen, rs] of scenarios) {
     for (const [key, label] of rows) sum.push(`| ${scen} | ${label} | ${rs.map((r, i) => cell(r?.figures[key], rs[0]?.figures[key], i === 0)).join(' | ')} |`);
   }
   const fits: string[] = [];
-  for (const [scen, rs] of [['cross-node pairs', pairs], [`fan-out ${group}`, fan]] as const) {
-    const pts = results.map((r, i) => ({ n: r.config.nodes, y: rs[i]?.figures['node CPU µs/msg sent'] ?? NaN, z: rs[i]?.figures['nats CPU µs/msg sent'] ?? NaN }))
-      .filter((p) => p.n > 0 && Number.isFinite(p.y));
-    const base = rs[0]?.figures['node CPU µs/msg sent'];
-    const fit = linearFit(pts.map((p) => p.n), pts.map((p) => p.y));
-    if (fit) {
-      fits.push(`| ${scen} | ${fmt(base)} | ${fmt(fit.a)} + ${fmt(fit.b)} · N | ${pts.map((p) => `${p.n}: ${fmt(p.y)}`).join(', ')} | ${pts.map((p) => `${p.n}: ${fmt(p.z)}`).join(', ')} |`);
+  for (const load of loads) {
+    for (const [scen, rs] of scenarios) {
+      const pts = seriesOf(results, load).map((i) => ({ n: results[i]!.config.nodes, y: rs[i]?.figures['node CPU µs/msg sent'] ?? NaN, z: rs[i]?.figures['nats CPU µs/msg sent'] ?? NaN }))
+        .filter((p) => Number.isFinite(p.y));
+      const base = rs[0]?.figures['node CPU µs/msg sent'];
+      const fit = linearFit(pts.map((p) => p.n), pts.map((p) => p.y));
+      if (fit) {
+        fits.push(`| ${scen} | ${LOAD_NAME[load]} | ${fmt(base)} | ${fmt(fit.a)} + ${fmt(fit.b)} · N | ${pts.map((p) => `${p.n}: ${fmt(p.y)}`).join(', ')} | ${pts.map((p) => `${p.n}: ${fmt(p.z)}`).join(', ')} |`);
+      }
     }
   }
   const md = [
@@ -368,17 +403,18 @@ async function throughput(): Promise<void> {
     ...sum,
     '',
     'CPU per delivery = CPU time (utime + stime from /proc/<pid>/stat) of every node process and of nats-server over the measured',
-    'window, divided by the deliveries in it. In cross-node pairs every message is one delivery; in fan-out one per receiving member.',
+    'window, divided by the deliveries in it. In pairs every message is one delivery; in fan-out one per receiving member.',
     'With one node there is no other node: the pairs are on the same node (that column is the cost of the ledger alone).',
     '',
     '### CPU per message sent against the number of nodes',
     '',
-    'Node CPU (sum over the nodes) per message sent, fitted to a + b·N by least squares over the cluster columns: b is what one',
-    'more node adds per message (every node applies every ledger entry), a what is paid once (accepting the request, deciding,',
-    'publishing, writing to the recipients\' sockets).',
+    'Node CPU (sum over the nodes) per message sent, fitted to a + b·N by least squares over the cluster columns of one load',
+    'placement (the one-node cluster in both): b is what one more node adds per message (with all the load on node 1, what a',
+    'node that takes no part in the conversations pays), a what is paid once (accepting the request, deciding, publishing,',
+    'writing to the recipients\' sockets).',
     '',
-    '| scenario | embedded µs/msg | cluster fit µs/msg | cluster measured (N: µs/msg) | nats-server (N: µs/msg) |',
-    '|---|---:|---:|---|---|',
+    '| scenario | load | embedded µs/msg | cluster fit µs/msg | cluster measured (N: µs/msg) | nats-server (N: µs/msg) |',
+    '|---|---|---:|---:|---|---|',
     ...fits,
     '',
     ...(ceiling ? [ceiling, ''] : []),
@@ -391,9 +427,140 @@ async function throughput(): Promise<void> {
     '  the machine (other sessions) during the window.',
     ...(problems.length > 0 ? ['', '### Problems in this run', '', ...problems.map((p) => `- ${p}`)] : []),
   ].join('\n');
+  const placement = placementSection(results, scenarios, loads);
   say('');
   say(md);
-  if (flags.has('write')) writeSection('cluster', md);
+  say('');
+  say(placement);
+  if (flags.has('write')) {
+    writeSection('cluster', md);
+    writeSection('clusterload', placement, 'cluster');
+  }
+}
+
+// ---- load placement: what the issue's figures are read from ----
+
+type Scenario = [string, (RunResult | undefined)[]];
+
+const LOAD_NAME: Record<Load, string> = { spread: 'load spread', one: 'all load on node 1' };
+
+/** `--load spread|one|both` (both: spread first, then one, in the same run). */
+function loadsOf(v: string | undefined): Load[] {
+  if (v === undefined || v === 'both') return ['spread', 'one'];
+  if (v === 'spread' || v === 'one') return [v];
+  return usage(`--load wants spread, one or both, not ${v}`);
+}
+
+/** `--nodes 1,2,3`: distinct node counts, in the order given. */
+function nodeCountsOf(v: string | undefined): number[] {
+  const ns = (v ?? '1,2,3').split(',').map(Number);
+  if (ns.some((n) => !Number.isInteger(n) || n < 1 || n > 16)) return usage(`--nodes wants node counts from 1 to 16 separated by commas, not ${v}`);
+  return [...new Set(ns)];
+}
+
+/** An operator's mistake on the command line: one plain line, exit 2, before anything is started. */
+function usage(line: string): never {
+  say(`bench:cluster: ${line}`);
+  process.exit(2);
+}
+
+/**
+ * The embedded service, the cluster of one node, the spread clusters, then the clusters with all load
+ * on node 1, and the embedded service again. With one node both placements are the same load, so the
+ * one-node cluster is measured once and is the first point of both series.
+ */
+function configsOf(nodeCounts: number[], loads: Load[]): Config[] {
+  const out: Config[] = [{ name: 'embedded', nodes: 0, load: 'spread' }];
+  if (nodeCounts.includes(1)) out.push({ name: 'cluster ×1', nodes: 1, load: loads[0]! });
+  for (const load of loads) {
+    for (const n of nodeCounts) if (n > 1) out.push({ name: load === 'one' ? `×${n}, all on node 1` : `cluster ×${n}`, nodes: n, load });
+  }
+  if (!flags.has('no-repeat')) out.push({ name: 'embedded again', nodes: 0, load: 'spread' });
+  return out;
+}
+
+/** Indices of one placement's clusters in `results`, by node count: the one-node cluster, then that placement's larger ones. */
+function seriesOf(results: Measured[], load: Load): number[] {
+  return results.map((r, i) => ({ c: r.config, i }))
+    .filter(({ c }) => c.nodes === 1 || (c.nodes > 1 && c.load === load))
+    .sort((x, y) => x.c.nodes - y.c.nodes)
+    .map(({ i }) => i);
+}
+
+const ratio = (v: number | undefined, base: number | undefined): string =>
+  (v !== undefined && base !== undefined && Number.isFinite(v) && Number.isFinite(base) && base > 0 ? `${(v / base).toFixed(2)}×` : '–');
+
+const CPU_KEY = 'CPU µs/delivery (nodes + nats)';
+
+/**
+ * The figures issue 21 is judged by, from this run's measurements: CPU per delivery over the whole
+ * cluster (every node and nats-server) against the one-node cluster, with the load spread and with
+ * all of it on node 1, and the one-node cluster's deliveries against the embedded service.
+ */
+function placementSection(results: Measured[], scenarios: Scenario[], loads: Load[]): string {
+  const one = results.findIndex((r) => r.config.nodes === 1);
+  const head = ['| figure | nodes | ' + scenarios.map(([s]) => s).join(' | ') + ' | issue 21 asks |', `|---|---:|${scenarios.map(() => '---:').join('|')}|---|`];
+  const line = (label: string, n: number | string, f: (rs: (RunResult | undefined)[]) => string, asks: string): string =>
+    `| ${label} | ${n} | ${scenarios.map(([, rs]) => f(rs)).join(' | ')} | ${asks} |`;
+  if (one >= 0) head.push(line('one-node cluster: deliveries/s against the embedded service', 1, (rs) => ratio(rs[one]?.figures['deliveries/s'], rs[0]?.figures['deliveries/s']), '≥ 0.8×'));
+  for (const load of [...loads].reverse()) {
+    for (const i of seriesOf(results, load).filter((k) => k !== one)) {
+      const n = results[i]!.config.nodes;
+      const asks = load === 'one' ? (n === 3 ? '≤ 1.2×' : '') : '≤ 1.3× (1 to 4 nodes)';
+      head.push(line(`${LOAD_NAME[load]}: CPU per delivery against 1 node`, n, (rs) => ratio(rs[i]?.figures[CPU_KEY], rs[one]?.figures[CPU_KEY]), asks));
+      head.push(line(`${LOAD_NAME[load]}: deliveries/s against 1 node`, n, (rs) => ratio(rs[i]?.figures['deliveries/s'], rs[one]?.figures['deliveries/s']), ''));
+    }
+  }
+  const again = results.findIndex((r, i) => i > 0 && r.config.nodes === 0);
+  const drift = again > 0
+    ? `The embedded service measured again at the end of the run delivered ${scenarios.map(([s, rs]) => `${ratio(rs[again]?.figures['deliveries/s'], rs[0]?.figures['deliveries/s'])} (${s})`).join(' and ')} of the first: the noise of this run.`
+    : 'The embedded service was measured once (`--no-repeat`).';
+  const details = loads.map((load) => seriesTable(results, scenarios, load)).filter((t) => t !== '');
+  return [
+    '## Cluster: CPU per delivery as nodes are added, with the load spread and all on one node',
+    '',
+    'Written by `bench/cluster.ts` from the same run as "Cluster mode against the embedded service" above (the same machine line,',
+    'the same measurements). **CPU per delivery over the cluster** = CPU time (utime + stime from /proc/<pid>/stat) of every node',
+    'process and of nats-server over the measured window, divided by the deliveries in it. **Load spread**: a pair\'s two accounts',
+    'sign in on different nodes, a group\'s members round-robin over the nodes. **All load on node 1**: every client signs in on',
+    'node 1 of the N nodes (a pair\'s two accounts, all of a group\'s members); the other nodes hold no socket, so what they spend',
+    'is what they pay for conversations they take no part in. The one-node cluster is one measurement, the first point of both.',
+    '',
+    ...(one >= 0 ? head : ['No one-node cluster in this run (`--nodes` without 1): no ratios against one node.']),
+    '',
+    drift,
+    '',
+    ...details,
+  ].join('\n');
+}
+
+/** One placement's figures by node count, each against the one-node cluster. */
+function seriesTable(results: Measured[], scenarios: Scenario[], load: Load): string {
+  const idx = seriesOf(results, load);
+  if (idx.length === 0 || (load === 'one' && idx.every((i) => results[i]!.config.nodes === 1))) return '';
+  const rows: Array<[string, string]> = [
+    ['deliveries/s', 'deliveries/s'],
+    [CPU_KEY, '**CPU µs per delivery over the cluster** (nodes + nats-server)'],
+    ['node 1 CPU µs/delivery', '  of which node 1'],
+    ['other nodes CPU µs/delivery', '  of which the other nodes'],
+    ['nats CPU µs/delivery', '  of which nats-server'],
+    ['nats B in+out/msg sent', 'nats-server bytes in + out per message sent'],
+    ['ledger B/msg sent', 'ledger bytes per message sent'],
+    ['JetStream stored B/msg sent', 'JetStream bytes stored per message sent (every stream)'],
+    ['p99 ms', 'p99 ms (closed loop, mostly queueing)'],
+  ];
+  const base = idx[0]!;
+  const lines = [
+    `### ${LOAD_NAME[load]}: by number of nodes (ratios against ${results[base]!.config.nodes} node${results[base]!.config.nodes > 1 ? 's' : ''})`,
+    '',
+    `| scenario | figure | ${idx.map((i) => `${results[i]!.config.nodes} node${results[i]!.config.nodes > 1 ? 's' : ''}`).join(' | ')} |`,
+    `|---|---|${idx.map(() => '---:').join('|')}|`,
+  ];
+  for (const [scen, rs] of scenarios) {
+    for (const [key, label] of rows) lines.push(`| ${scen} | ${label} | ${idx.map((i) => cell(rs[i]?.figures[key], rs[base]?.figures[key], i === base)).join(' | ')} |`);
+  }
+  lines.push('');
+  return lines.join('\n');
 }
 
 /** Least squares y = a + b·x; undefined with fewer than two distinct x. */
@@ -697,7 +864,12 @@ function ephemeralPorts(): number {
 
 const sum = (xs: number[]): number => xs.reduce((s, x) => s + (Number.isFinite(x) && x > 0 ? x : 0), 0);
 
-function writeSection(marker: string, markdown: string): void {
+/**
+ * Puts `markdown` between the `marker` pair of docs/benchmarks.md (or `--out`), leaving the rest of the
+ * file as it is. A section the file does not have yet goes right after the `after` section when there
+ * is one, else at the end.
+ */
+function writeSection(marker: string, markdown: string, after?: string): void {
   const file = path.resolve(ROOT, flags.get('out') ?? 'docs/benchmarks.md');
   const begin = `<!-- ${marker}:begin -->`;
   const end = `<!-- ${marker}:end -->`;
@@ -705,7 +877,14 @@ function writeSection(marker: string, markdown: string): void {
   const block = `${begin}\n${markdown.trimEnd()}\n${end}`;
   const i = doc.indexOf(begin);
   const j = doc.indexOf(end);
-  fs.writeFileSync(file, i >= 0 && j > i ? doc.slice(0, i) + block + doc.slice(j + end.length) : `${doc.trimEnd()}\n\n${block}\n`);
+  const afterEnd = after === undefined ? -1 : doc.indexOf(`<!-- ${after}:end -->`);
+  let next: string;
+  if (i >= 0 && j > i) next = doc.slice(0, i) + block + doc.slice(j + end.length);
+  else if (afterEnd >= 0) {
+    const k = afterEnd + `<!-- ${after}:end -->`.length;
+    next = `${doc.slice(0, k)}\n\n${block}${doc.slice(k)}`;
+  } else next = `${doc.trimEnd()}\n\n${block}\n`;
+  fs.writeFileSync(file, next);
   say(`wrote the ${marker} section of ${path.relative(process.cwd(), file)}`);
 }
 

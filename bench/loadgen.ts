@@ -30,18 +30,43 @@ export function nodeOf(mode: 'pairs' | 'fanout', i: number, group: number, nodes
   return mode === 'pairs' ? ((i >> 1) + (i & 1)) % nodes : ((i % group) + Math.floor(i / group)) % nodes;
 }
 
-interface StreamCounts { ledgerSeq: number; ledgerBytes: number; otherSeq: number; inMsgs: number; outMsgs: number; inBytes: number; outBytes: number }
+interface StreamCounts {
+  ledgerSeq: number; ledgerBytes: number; otherSeq: number; allBytes: number; inMsgs: number; outMsgs: number; inBytes: number; outBytes: number;
+  /** When the counts were read (ms, midpoint of the request): rates are over the time between two reads. */
+  at: number;
+}
 
-/** Last sequences and bytes of the JetStream streams, and nats-server's message counters, from its monitoring port. */
+/**
+ * Whether a stream is part of the ledger `ledger` names: that stream, or one whose name continues it
+ * after `_` (a build may keep the ledger in several streams, one per partition).
+ */
+function isLedger(name: string, ledger: string): boolean {
+  return ledger !== '' && (name === ledger || name.startsWith(`${ledger}_`));
+}
+
+/**
+ * Last sequences and bytes of the JetStream streams, and nats-server's message counters, from its
+ * monitoring port; three tries (a saturated machine can be slow to answer), undefined after them.
+ */
 async function streamCounts(monitor: string, ledger: string): Promise<StreamCounts | undefined> {
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const out = await streamCountsOnce(monitor, ledger);
+    if (out) return out;
+  }
+  return undefined;
+}
+
+async function streamCountsOnce(monitor: string, ledger: string): Promise<StreamCounts | undefined> {
+  const t = now();
   try {
-    const [r, v] = await Promise.all([fetch(`${monitor}/jsz?streams=true`, { signal: AbortSignal.timeout(3000) }), fetch(`${monitor}/varz`, { signal: AbortSignal.timeout(3000) })]);
+    const [r, v] = await Promise.all([fetch(`${monitor}/jsz?streams=true`, { signal: AbortSignal.timeout(5000) }), fetch(`${monitor}/varz`, { signal: AbortSignal.timeout(5000) })]);
     const j = await r.json() as { account_details?: Array<{ stream_detail?: Array<{ name: string; state: { last_seq: number; bytes: number } }> }> };
     const vz = await v.json() as { in_msgs: number; out_msgs: number; in_bytes: number; out_bytes: number };
-    const out: StreamCounts = { ledgerSeq: 0, ledgerBytes: 0, otherSeq: 0, inMsgs: vz.in_msgs, outMsgs: vz.out_msgs, inBytes: vz.in_bytes, outBytes: vz.out_bytes };
+    const out: StreamCounts = { ledgerSeq: 0, ledgerBytes: 0, otherSeq: 0, allBytes: 0, inMsgs: vz.in_msgs, outMsgs: vz.out_msgs, inBytes: vz.in_bytes, outBytes: vz.out_bytes, at: (t + now()) / 2 };
     for (const acc of j.account_details ?? []) {
       for (const st of acc.stream_detail ?? []) {
-        if (st.name === ledger) { out.ledgerSeq += st.state.last_seq; out.ledgerBytes += st.state.bytes; } else out.otherSeq += st.state.last_seq;
+        out.allBytes += st.state.bytes;
+        if (isLedger(st.name, ledger)) { out.ledgerSeq += st.state.last_seq; out.ledgerBytes += st.state.bytes; } else out.otherSeq += st.state.last_seq;
       }
     }
     return out;
@@ -292,12 +317,15 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
 
   const watch = new ProcWatch(cl ? cl.pids : a.serverPid);
   const natsWatch = cl?.natsPid !== undefined ? new ProcWatch(cl.natsPid) : undefined;
+  // The first node apart: with all the load on it, the rest of the nodes' CPU is what they pay for conversations they take no part in.
+  const firstWatch = cl && cl.pids.length > 1 ? new ProcWatch(cl.pids[0]!) : undefined;
   let js0: Promise<StreamCounts | undefined> = Promise.resolve(undefined);
   const self = new SelfCpu();
   /** The measured window starts: CPU of the server(s), of nats-server and of this process; the streams' counts. */
   const startWindow = (): void => {
     watch.start();
     natsWatch?.start();
+    firstWatch?.start();
     if (cl?.natsMonitor !== undefined) js0 = streamCounts(cl.natsMonitor, cl.stream ?? '');
     self.reset();
   };
@@ -367,24 +395,33 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
   ephStop?.();
   const res = watch.stop();
   const natsRes = natsWatch?.stop();
+  const firstRes = firstWatch?.stop();
   const js1 = cl?.natsMonitor !== undefined ? streamCounts(cl.natsMonitor, cl.stream ?? '') : Promise.resolve(undefined);
   const selfPct = self.pct();
   const win = (Math.min(now(), tEnd) - tStart) / 1000;
   let clusterFigures: Record<string, number> = {};
   if (cl) {
     const [c0, c1] = await Promise.all([js0, js1]);
+    if (cl.natsMonitor !== undefined && !(c0 && c1)) notes.push('nats-server\'s monitoring port did not answer: no ledger or NATS traffic figures');
+    // Over the time between the two reads, which may lag the window's edges by a request's time.
+    const span = c0 && c1 ? (c1.at - c0.at) / 1000 : NaN;
     const entries = c0 && c1 ? c1.ledgerSeq - c0.ledgerSeq : NaN;
-    clusterFigures = natsRes === undefined ? {} : { 'nats CPU %': natsRes.cpuPct, 'nats RSS MB': natsRes.peakRss / 1048576 };
+    clusterFigures = {
+      ...(natsRes === undefined ? {} : { 'nats CPU %': natsRes.cpuPct, 'nats RSS MB': natsRes.peakRss / 1048576 }),
+      'node 1 CPU %': firstRes === undefined ? res.cpuPct : firstRes.cpuPct,
+    };
     if (cl.natsMonitor !== undefined) clusterFigures = {
       ...clusterFigures,
-      'ledger entries/s': entries / win,
+      'ledger entries/s': entries / span,
       'ledger B/entry': c0 && c1 && entries > 0 ? (c1.ledgerBytes - c0.ledgerBytes) / entries : NaN,
-      'KV writes/s': c0 && c1 ? (c1.otherSeq - c0.otherSeq) / win : NaN,
+      'KV writes/s': c0 && c1 ? (c1.otherSeq - c0.otherSeq) / span : NaN,
+      // What JetStream holds, every stream together (ledger, buckets, whatever else a build keeps there).
+      'JetStream stored MB/s': c0 && c1 ? (c1.allBytes - c0.allBytes) / span / 1e6 : NaN,
       // Everything through nats-server: publishes, requests and replies in; deliveries to subscribers and consumers out.
-      'nats msgs in/s': c0 && c1 ? (c1.inMsgs - c0.inMsgs) / win : NaN,
-      'nats msgs out/s': c0 && c1 ? (c1.outMsgs - c0.outMsgs) / win : NaN,
-      'nats MB in/s': c0 && c1 ? (c1.inBytes - c0.inBytes) / win / 1e6 : NaN,
-      'nats MB out/s': c0 && c1 ? (c1.outBytes - c0.outBytes) / win / 1e6 : NaN,
+      'nats msgs in/s': c0 && c1 ? (c1.inMsgs - c0.inMsgs) / span : NaN,
+      'nats msgs out/s': c0 && c1 ? (c1.outMsgs - c0.outMsgs) / span : NaN,
+      'nats MB in/s': c0 && c1 ? (c1.inBytes - c0.inBytes) / span / 1e6 : NaN,
+      'nats MB out/s': c0 && c1 ? (c1.outBytes - c0.outBytes) / span / 1e6 : NaN,
     };
   }
   // Drain: wait for what is in flight, bounded.

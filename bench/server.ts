@@ -59,6 +59,8 @@ function serviceDefaults(extra: string[]): string[] {
 export const FLOOR_MAIN = path.join(ROOT, 'dist', 'bench', 'floor.js');
 
 const live = new Set<ChildProcess>();
+/** Temporary directories of processes still running: removed at exit when a run stops half-way. */
+const dirs = new Set<string>();
 let cleanupInstalled = false;
 
 function installCleanup(): void {
@@ -72,13 +74,32 @@ function installCleanup(): void {
         // gone
       }
     }
+    for (const d of dirs) removeDir(d);
   };
   process.on('exit', killAll);
-  for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  // SIGHUP too: a closed terminal must not leave nodes and nats-server behind.
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
     process.on(sig, () => {
       killAll();
       process.exit(130);
     });
+  }
+}
+
+/** A fresh temporary directory, removed when this process exits unless `removeDir` removed it before. */
+export function tempDir(prefix: string): string {
+  installCleanup();
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  dirs.add(d);
+  return d;
+}
+
+export function removeDir(d: string): void {
+  dirs.delete(d);
+  try {
+    fs.rmSync(d, { recursive: true, force: true });
+  } catch {
+    // leave it
   }
 }
 
@@ -132,7 +153,7 @@ function probe(url: string, timeoutMs: number): Promise<boolean> {
 export async function startServer(spec: ServerSpec, readyTimeoutMs = 30_000): Promise<Running> {
   installCleanup();
   const port = await pickPort();
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgc-bench-'));
+  const dataDir = tempDir('imgc-bench-');
   const logPath = path.join(dataDir, 'server.log');
   const log = fs.openSync(logPath, 'w');
   let child: ChildProcess;
@@ -185,11 +206,7 @@ export async function stopServer(r: Running): Promise<void> {
     await Promise.race([gone, t]);
     await Promise.race([gone, sleep(2000)]);
   }
-  try {
-    fs.rmSync(r.rootDir, { recursive: true, force: true });
-  } catch {
-    // leave it
-  }
+  removeDir(r.rootDir);
 }
 
 /**
