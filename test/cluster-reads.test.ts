@@ -74,10 +74,10 @@ async function node(id: string, url: string, name: string): Promise<Node> {
   return n;
 }
 
-/** The same record in both stores (the same offset), each copy marked with its node. */
-function put(nodes: Node[], conv: string, from: string, i: number): number {
+/** The same record in both stores (the same offset), each copy marked with its node (`pad`: to make it large). */
+function put(nodes: Node[], conv: string, from: string, i: number, pad?: string): number {
   const offsets = nodes.map((n) => {
-    const msg = JSON.stringify({ i, copy: n.id });
+    const msg = JSON.stringify({ i, copy: n.id, pad });
     const tpl = conv.startsWith('g:') ? groupTemplate(from, conv.slice(2), msg) : directTemplate(from, msg);
     return n.store.log.append({ conv, at: Date.now(), from, head: tpl.head, tail: tpl.tail }).offset;
   });
@@ -196,6 +196,19 @@ describe('cluster: reads go to the owner', function () {
       // B's part came in several pages.
       if (groupBacklog === 1000) expect(a.reads.counters.asked - asked).to.be.greaterThan(1);
     }
+  });
+
+  it('pages are bounded in bytes: large records come in several pages, whole and in order', async () => {
+    const peer = Array.from({ length: 64 }, (_, i) => `Big${i}`).find((x) => home(partOf(directConv(x, R))) === 'b')!;
+    const conv = directConv(peer, R);
+    const offsets: number[] = [];
+    for (let i = 0; i < 60; i++) offsets.push(put([a, b], conv, peer, i, 'x'.repeat(30_000)));
+    for (const n of [a, b]) n.store.positions.join(R, conv, 0);
+    const asked = a.reads.counters.asked;
+    const got = await drain(a.reads.backlog(range(), [{ conv, since: 0 }]));
+    expect(got.map((f) => (JSON.parse(f) as { seq: number }).seq)).to.deep.equal(offsets);
+    // 60 records of about 30 kB: a page holds at most half of what NATS takes in one message.
+    expect(a.reads.counters.asked - asked).to.be.at.least(4);
   });
 
   it('a conversation that moves is asked for again where it went: history after a pause, a backlog from where its last page ended', async () => {

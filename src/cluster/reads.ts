@@ -147,10 +147,9 @@ class ClusterBacklog implements LaneHost {
 
   spawn(where: string | undefined, start: BacklogStart, since?: number): void {
     if (where === this.deps.self) return this.merged.add(new LocalLane(this.deps.local().open(this.range, start)));
-    for (const part of chunksOf(start, LANE_CONVS)) {
-      this.remote++;
-      this.merged.add(new RemoteLane(where, part, this, since));
-    }
+    const parts = chunksOf(start, LANE_CONVS);
+    this.remote += parts.length;
+    for (const part of parts) this.merged.add(new RemoteLane(where, part, this, since));
   }
 
   gaveUp(start: BacklogStart, why: string): void {
