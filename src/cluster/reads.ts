@@ -100,7 +100,8 @@ export class ClusterReads implements LogReads {
 
   private async historyAway(p: number, account: string, r: Request, maxBytes: number): Promise<HistoryAnswer> {
     const seq = this.deps.applied();
-    const bytes = Math.min(maxBytes, maxPayload(this.deps.nc) - HISTORY_ROOM);
+    const payload = maxPayload(this.deps.nc);
+    const bytes = Math.min(maxBytes, Math.max(payload / 2, payload - HISTORY_ROOM));
     const since = Date.now();
     for (const wait of retryPauses()) {
       const node = this.where(p);
