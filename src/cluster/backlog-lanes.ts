@@ -96,8 +96,9 @@ export class RemoteLane implements Lane {
     const start = this.from;
     if (start === undefined || this.closed) return;
     this.from = undefined;
-    // A page that arrives asks for the next one at once: only the newest ask is pending.
-    const p: Promise<void> = this.load(start)
+    // A page that arrives asks for the next one at once: only the newest ask is pending. The ask
+    // leaves after this turn, once the backlog has made all its lanes (they share its byte bound).
+    const p: Promise<void> = Promise.resolve().then(() => this.load(start))
       .catch((err: unknown) => this.host.gaveUp(start, (err as Error).message))
       .finally(() => { if (this.pending === p) this.pending = undefined; });
     this.pending = p;
@@ -107,6 +108,7 @@ export class RemoteLane implements Lane {
   private async load(start: BacklogStart): Promise<void> {
     let since = this.since;
     for (const wait of retryPauses()) {
+      if (this.closed) return;
       const a: ReadAnswer = this.node === undefined ? { t: 'moved' } : await this.host.page(this.node, start);
       if (this.closed) return;
       if (a.t === 'page') return this.arrived(a.items, a.cursors);

@@ -25,10 +25,10 @@ import { Ledger } from './ledger';
 import { connIdBase, Links, nodeOfConn } from './links';
 import { Owned, type OwnedCall } from './owned';
 import { Ownership } from './ownership';
-import { ClusterReads } from './reads';
 import type { EnginePositions } from './positions';
 import { PresenceSync } from './presence-sync';
 import { publishingStates } from './publishing-states';
+import { ClusterReads } from './reads';
 import type { Replica } from './replica';
 import { Replay } from './replay';
 import { Routing } from './routing';
@@ -184,10 +184,11 @@ export class ClusterCarrier implements Carrier {
   async stop(): Promise<void> {
     clearInterval(this.sweep);
     await this.ownership.stop();
+    // Its partitions are handed on: other nodes read them from their new owners.
+    this.reads.stop();
     await this.ledger.stop();
     await this.positions.settle().catch((err: unknown) => this.log.warn({ err }, 'positions not all written to the engine at stop'));
     this.links.stop();
-    this.reads.stop();
     this.presence.stop();
     await this.engine.close();
   }

@@ -119,7 +119,7 @@ export class ReadAnswers {
   /** Whether the ledger got to `seq` within APPLY_WAIT_MS. */
   private applied(seq: number): Promise<boolean> {
     let timer: NodeJS.Timeout | undefined;
-    const late = new Promise<boolean>((res) => { timer = setTimeout(() => res(false), APPLY_WAIT_MS); });
+    const late = new Promise<boolean>((res) => { timer = setTimeout(() => res(false), APPLY_WAIT_MS).unref(); });
     return Promise.race([this.deps.appliedThrough(seq).then(() => true), late]).finally(() => clearTimeout(timer));
   }
 

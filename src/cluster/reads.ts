@@ -100,7 +100,8 @@ export class ClusterReads implements LogReads {
 
   private async historyAway(p: number, account: string, r: Request, maxBytes: number): Promise<HistoryAnswer> {
     const seq = this.deps.applied();
-    const bytes = Math.min(maxBytes, maxPayload(this.deps.nc) - HISTORY_ROOM);
+    const payload = maxPayload(this.deps.nc);
+    const bytes = Math.min(maxBytes, Math.max(payload / 2, payload - HISTORY_ROOM));
     const since = Date.now();
     for (const wait of retryPauses()) {
       const node = this.where(p);
@@ -147,10 +148,9 @@ class ClusterBacklog implements LaneHost {
 
   spawn(where: string | undefined, start: BacklogStart, since?: number): void {
     if (where === this.deps.self) return this.merged.add(new LocalLane(this.deps.local().open(this.range, start)));
-    for (const part of chunksOf(start, LANE_CONVS)) {
-      this.remote++;
-      this.merged.add(new RemoteLane(where, part, this, since));
-    }
+    const parts = chunksOf(start, LANE_CONVS);
+    this.remote += parts.length;
+    for (const part of parts) this.merged.add(new RemoteLane(where, part, this, since));
   }
 
   gaveUp(start: BacklogStart, why: string): void {
