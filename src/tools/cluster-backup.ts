@@ -202,8 +202,10 @@ export interface RestoreResult { entries: number; skippedClaims: number; dropped
 
 /**
  * Publishes a backup into an empty cluster: every entry on its subject (renamed into the target
- * cluster when its name differs), in order, without its `claim` operations (partition owners of the
- * old nodes; an entry left empty is dropped), then the positions and meta keys. No node of the
+ * cluster when its name differs), in order, at the sequence it had, without its `claim` operations
+ * (partition owners of the old nodes): a record's offset is numbered from its entry's sequence
+ * (src/cluster/entry.ts), so an entry dropped (void, or only claims) leaves an empty entry in its
+ * place and every record keeps its `seq`. Then the positions and meta keys. No node of the
  * target cluster may run meanwhile (see docs/operations.md).
  */
 export async function restoreCluster(t: ClusterTarget, src: string, log: Logger): Promise<RestoreResult> {
@@ -233,11 +235,13 @@ export async function restoreCluster(t: ClusterTarget, src: string, log: Logger)
     for await (const line of ledgerLines(src)) {
       read++;
       const entry = line.data;
-      // Void where it was stored (see VOID_AFTER_MS): void in the restored ledger too, by leaving it out.
-      if (line.storedAt !== undefined && typeof entry.at === 'number' && line.storedAt - entry.at > VOID_AFTER_MS) { droppedEntries++; continue; }
-      const ops = entry.ops.filter((op) => op.t !== 'claim');
-      skippedClaims += entry.ops.length - ops.length;
-      if (ops.length === 0) { droppedEntries++; continue; }
+      // Void where it was stored (see VOID_AFTER_MS): void in the restored ledger too, by its operations left out.
+      const voided = line.storedAt !== undefined && typeof entry.at === 'number' && line.storedAt - entry.at > VOID_AFTER_MS;
+      const ops = voided ? [] : entry.ops.filter((op) => op.t !== 'claim');
+      skippedClaims += voided ? 0 : entry.ops.length - ops.length;
+      if (ops.length === 0) droppedEntries++;
+      // Each entry at the sequence it had (the backup holds every one of them, in order).
+      if (line.seq !== writer.entries + 1) throw new Refusal(`${LEDGER_FILE}: entry ${line.seq} where ${writer.entries + 1} was next: the backup does not start at the ledger's first entry`);
       await writer.publish(toRoot + line.subject.slice(fromRoot.length), { node: entry.node, at: Date.now(), ops });
       if (read % 50_000 === 0) log.info({ read, of: marker.messages }, 'restore: publishing the ledger');
     }
