@@ -66,6 +66,8 @@ export class LmdbStore implements Store {
   private readonly core: Core;
   /** Set under 'grouped' only (see durability.ts). */
   private readonly groupSync: GroupedSync | undefined;
+  /** Backups (environment copies) under way: close waits for them. */
+  private readonly copies = new Set<Promise<unknown>>();
 
   private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs, topCache: number) {
     this.core = new Core(root, dbs, () => this.groupSync?.afterCommit(), topCache, envDir);
@@ -120,10 +122,14 @@ export class LmdbStore implements Store {
     const target = path.join(dest, 'store');
     await mkdir(target, { recursive: true });
     if ((await readdir(target)).length > 0) throw new StoreError(`backup target ${target} is not empty`, 'io');
+    const copy = this.core.root.backup(target, true);
+    this.copies.add(copy);
     try {
-      await this.core.root.backup(target, true);
+      await copy;
     } catch (e) {
       throw toStoreError(e, 'backup');
+    } finally {
+      this.copies.delete(copy);
     }
   }
 
@@ -182,6 +188,9 @@ export class LmdbStore implements Store {
     }
     this.core.closed = true;
     await this.groupSync?.stop();
+    // A copy runs on a thread of LMDB's own: the environment must outlive it (closing under it
+    // crashes the process). A shutdown deadline still bounds the wait (src/main.ts).
+    await Promise.allSettled([...this.copies]);
     await this.core.root.close();
     if (failure !== undefined) throw failure;
   }
