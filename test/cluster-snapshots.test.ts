@@ -204,9 +204,9 @@ describe('cluster snapshots', function () {
     const other = Array.from({ length: 40 }, (_, i) => `g:H${i}`).find((c) => convPartition(c, P) !== p)!;
     const rec = (offset: number, c = conv): string => JSON.stringify({ conv: c, offset, at: 1, from: 'u', head: '{"to":', tail: '}' });
     const meta = { seq: '9', partitions: String(P), format: '1' };
-    const put = (text: string, metadata: Record<string, string> = meta): Promise<unknown> => engine.objects.putBlob({ name: partitionObject(p), metadata }, new TextEncoder().encode(text));
+    const put = (text: string | Buffer, metadata: Record<string, string> = meta): Promise<unknown> => engine.objects.putBlob({ name: partitionObject(p), metadata }, typeof text === 'string' ? new TextEncoder().encode(text) : text);
     /** The error loading `text` ends with; `applied`: lines that passed their checks (and were applied) before the end found it wrong. */
-    const refusal = async (text: string, opts: { metadata?: Record<string, string>; applied?: number } = {}): Promise<string> => {
+    const refusal = async (text: string | Buffer, opts: { metadata?: Record<string, string>; applied?: number } = {}): Promise<string> => {
       await put(text, opts.metadata);
       const store = new MemoryStore();
       const err = await snapshots.loadPartition(p, store).then(() => undefined, (e: unknown) => e);
@@ -220,6 +220,7 @@ describe('cluster snapshots', function () {
     expect(await refusal(`${rec(1)}\n${rec(2, other)}\n{"count":2}\n`)).to.match(/line 2: a record of g:H\d+, which is not of partition/);
     expect(await refusal(`${rec(1)}\n{"count":1}\n${rec(2)}\n`)).to.match(/line 3: a line after the count line/);
     expect(await refusal(`${rec(1)}\n{"address":"group:1","state":{}}\n{"count":2}\n`)).to.match(/line 2: a state in a partition's snapshot/);
+    expect(await refusal(Buffer.concat([Buffer.from(`${rec(1)}\n"`), Buffer.from([0xc3, 0x28]), Buffer.from('"\n{"count":2}\n')]))).to.match(/not UTF-8 text/);
     // A bad line in the second chunk (of 128 KiB): the records of the first were applied, none after them.
     const long = (offset: number): string => JSON.stringify({ conv, offset, at: 1, from: 'u', head: `{"x":"${'y'.repeat(1000)}","to":`, tail: '}' });
     await put(`${Array.from({ length: 200 }, (_, i) => (i === 189 ? '{"conv":1}' : long(i + 1))).join('\n')}\n{"count":200}\n`);

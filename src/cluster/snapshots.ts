@@ -36,9 +36,10 @@
  * wrong; the error says so, and the partition's records in that store are to be dropped (trimmed)
  * before it is filled in again.
  */
+import { isUtf8 } from 'node:buffer';
 import { createHash } from 'node:crypto';
 import { JetStreamApiCodes, JetStreamApiError } from '@nats-io/jetstream';
-import type { ObjectInfo } from '@nats-io/obj';
+import { setSha256Backend, type ObjectInfo } from '@nats-io/obj';
 import type { Logger } from 'pino';
 import { convPartition } from '../actors/address';
 import type { Store } from '../store/ports';
@@ -56,13 +57,17 @@ const FORMAT = '1';
 const CHUNKS_AT_ONCE = 8;
 /** How long a load waits for the next chunks before it gives the object up as gone. */
 const FETCH_EXPIRES_MS = 5000;
+/** The byte that ends a line. */
+const NEWLINE = 0x0a;
+/** The longest line a load takes (a record is under a ledger entry's size; a large group's state may be larger). */
+const MAX_LINE = 16 * 1024 * 1024;
 /** Lines a load applies between flushes of the store. */
 const FLUSH_EVERY = 65_536;
 
 /** What a refused load leaves behind, said in its error. */
 const LEFT = 'the lines applied before it was found stay, each at its own place (applying them again changes nothing)';
 
-/** A snapshot that cannot be loaded (or written): which object, and why. */
+/** A snapshot that cannot be loaded: which object, and why. */
 export class SnapshotError extends Error {
   constructor(readonly object: string, message: string, options?: { cause?: unknown }) {
     super(`snapshot ${object}: ${message}`, options);
@@ -72,6 +77,10 @@ export class SnapshotError extends Error {
 
 /** A snapshot written: its object, the ledger sequence it covers, its lines (records, or states and memberships) and bytes. */
 export interface Written { object: string; seq: number; count: number; bytes: number }
+
+// The object store's digest of what it writes by node:crypto, not its JavaScript SHA-256 (which took
+// about half a large partition's write). The setting is the library's, for the process: snapshots are its one use.
+setSha256Backend('native');
 
 const turn = (): Promise<void> => new Promise((resolve) => setImmediate(resolve));
 
@@ -173,6 +182,7 @@ export class Snapshots {
   }
 
   private async write(object: string, seq: number, tally: Tally, pieces: AsyncGenerator<string>): Promise<Written | undefined> {
+    if (!Number.isSafeInteger(seq) || seq < 0) throw new RangeError(`snapshot ${object}: ledger sequence ${seq} is no sequence`);
     const objects = this.engine.objects;
     const old = await objects.info(object);
     const had = old === null || old.deleted ? undefined : this.seqOf(old);
@@ -232,20 +242,26 @@ export class Snapshots {
     return seq;
   }
 
-  /** The object's text as lines, a chunk's worth at a time (the last line of a chunk may go on in the next). */
+  /**
+   * The object's text as lines, a chunk's worth at a time: split at its last newline byte (never
+   * part of a longer UTF-8 character), the rest carried to the next chunk.
+   */
   private async *lines(object: string, info: ObjectInfo): AsyncGenerator<string[]> {
-    const decoder = new TextDecoder('utf-8', { fatal: true });
-    let rest = '';
-    const decode = (bytes?: Uint8Array): string => {
-      try { return decoder.decode(bytes, { stream: bytes !== undefined }); } catch (err) { throw new SnapshotError(object, 'it is not UTF-8 text', { cause: err }); }
-    };
+    let rest = Buffer.alloc(0);
     for await (const chunk of this.chunks(object, info)) {
-      const lines = (rest + decode(chunk)).split('\n');
-      rest = lines.pop()!;
-      yield lines;
+      const end = chunk.lastIndexOf(NEWLINE);
+      if (end < 0) {
+        rest = Buffer.concat([rest, chunk]);
+        if (rest.length > MAX_LINE) throw new SnapshotError(object, `a line longer than ${MAX_LINE} bytes: refused; ${LEFT}`);
+        continue;
+      }
+      const text = Buffer.concat([rest, chunk.subarray(0, end)]);
+      rest = Buffer.from(chunk.subarray(end + 1));
+      if (!isUtf8(text)) throw new SnapshotError(object, `it is not UTF-8 text: refused; ${LEFT}`);
+      yield text.toString('utf8').split('\n');
       await turn();
     }
-    if (rest + decode() !== '') throw new SnapshotError(object, `its last line is cut short: refused; ${LEFT}`);
+    if (rest.length > 0) throw new SnapshotError(object, `its last line is cut short: refused; ${LEFT}`);
   }
 
   /**
