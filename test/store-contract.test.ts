@@ -204,6 +204,38 @@ function contract(name: string, factory: Factory, durable: boolean): void {
       expect(store.positions.memberships(C)).to.deep.equal([]);
     });
 
+    it('allMemberships: every account\'s, in (account, conversation) order, paged after a key, with this turn\'s joins and leaves', async () => {
+      expect(store.positions.allMemberships(undefined, 10)).to.deep.equal([]);
+      const [g1, g2, d] = [groupConv('a'), groupConv('b'), directConv(A, B)];
+      store.positions.join(B, g1, 3);
+      store.positions.join(A, g2, 7);
+      store.positions.join(A, d, 1);
+      store.positions.join(C, g2, 9);
+      await nextTurn();
+      store.positions.join(A, g1, 5);
+      store.positions.leave(C, g2);
+      store.positions.join(C, g1, 2);
+      const all = [
+        { account: C, conv: g1, since: 2 },
+        { account: B, conv: g1, since: 3 },
+        { account: A, conv: d, since: 1 }, { account: A, conv: g1, since: 5 }, { account: A, conv: g2, since: 7 },
+      ].sort((x, y) => (x.account < y.account ? -1 : x.account > y.account ? 1 : x.conv < y.conv ? -1 : 1));
+      expect(store.positions.allMemberships(undefined, 100)).to.deep.equal(all);
+      // Paged: each page goes on after the last key of the one before, also within one account and past its end.
+      const paged: unknown[] = [];
+      for (let after: { account: string; conv: string } | undefined, pages = 0; pages < 10; pages++) {
+        const page = store.positions.allMemberships(after, 2);
+        expect(page.length).to.be.at.most(2);
+        if (page.length === 0) break;
+        paged.push(...page);
+        after = page[page.length - 1];
+      }
+      expect(paged).to.deep.equal(all);
+      expect(store.positions.allMemberships({ account: A, conv: 'zzz' }, 10)).to.deep.equal(all.filter((m) => m.account > A));
+      expect(store.positions.allMemberships({ account: A, conv: '' }, 10)).to.deep.equal(all.filter((m) => m.account >= A));
+      expect(store.positions.allMemberships(undefined, 0)).to.deep.equal([]);
+    });
+
     it('states: get, put (replaced whole, copied), delete, list by prefix', () => {
       expect(store.states.get('group:1')).to.equal(undefined);
       const s = { members: [A, B], name: 'x', n: 1 };

@@ -1,11 +1,12 @@
 /**
- * The cluster's engine: one NATS connection with JetStream. It makes (or finds) the ledger stream
- * and the key-value buckets of the cluster, and says whether the engine is reachable. Everything
- * durable in cluster mode lives here; a node keeps caches.
+ * The cluster's engine: one NATS connection with JetStream. It makes (or finds) the ledger stream,
+ * the key-value buckets and the object store of snapshots of the cluster, and says whether the
+ * engine is reachable. Everything durable in cluster mode lives here; a node keeps caches.
  */
 import { connect, type NatsConnection } from '@nats-io/transport-node';
 import { jetstream, jetstreamManager, type JetStreamClient, type JetStreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
+import { Objm, type ObjectStore } from '@nats-io/obj';
 import type { Logger } from 'pino';
 import { PUBLISH_TIMEOUT_MS } from './entry';
 import { clusterNames, type ClusterNames } from './names';
@@ -59,6 +60,8 @@ export class Engine {
     readonly owners: KV,
     readonly positions: KV,
     readonly meta: KV,
+    /** The snapshots of partitions and of the shared state (snapshots.ts). */
+    readonly objects: ObjectStore,
     /** The ledger's identity: the stream's creation time. A new stream is a new epoch. */
     readonly epoch: string,
     names: ClusterNames,
@@ -85,13 +88,14 @@ export class Engine {
         const js = jetstream(nc, { timeout: PUBLISH_TIMEOUT_MS });
         const kvm = new Kvm(js);
         const bucket = (name: string, extra: Record<string, unknown> = {}): Promise<KV> => kvm.create(name, { replicas: opts.replicas, history: 1, ...extra });
-        const [nodes, owners, positions, meta] = await Promise.all([
+        const [nodes, owners, positions, meta, objects] = await Promise.all([
           bucket(names.nodesBucket, { ttl: opts.nodeTtlMs }),
           bucket(names.ownersBucket),
           bucket(names.positionsBucket),
           bucket(names.metaBucket),
+          new Objm(js).create(names.snapshotsBucket, { replicas: opts.replicas }),
         ]);
-        return new Engine(nc, js, jsm, nodes, owners, positions, meta, info.created, names, opts.log);
+        return new Engine(nc, js, jsm, nodes, owners, positions, meta, objects, info.created, names, opts.log);
       }, SETUP_MS, opts.log);
     } catch (err) {
       await nc.close();

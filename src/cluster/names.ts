@@ -1,6 +1,6 @@
 /**
  * Where a cluster keeps things in NATS: one stream (the ledger every node replays), a few
- * key-value buckets, and the subjects nodes talk to each other on. Every name derives from the
+ * key-value buckets, an object store of snapshots, and the subjects nodes talk to each other on. Every name derives from the
  * cluster name, so several clusters share one NATS without seeing each other.
  */
 import { CLUSTER_NAME } from '../config';
@@ -25,6 +25,8 @@ export interface ClusterNames {
   positionsBucket: string;
   /** Cluster-wide settings made once (the resume-token key). */
   metaBucket: string;
+  /** Object store of the snapshots the ledger is trimmed below (snapshots.ts): `shared`, and `p.<n>` per partition. */
+  snapshotsBucket: string;
   /** Core NATS subject of a node's mailbox: group calls for the partitions it owns, frames for its sockets. */
   inbox(id: string): string;
   /** Core NATS subject of a node's reads: history and backlog pages of the conversations it stores, asked by other nodes. */
@@ -45,6 +47,7 @@ export function clusterNames(name: string): ClusterNames {
     ownersBucket: `imgc_${name}_owners`,
     positionsBucket: `imgc_${name}_positions`,
     metaBucket: `imgc_${name}_meta`,
+    snapshotsBucket: `imgc_${name}_snapshots`,
     inbox: (id) => `${root}.node.${id}`,
     reads: (id) => `${root}.reads.${id}`,
     ephemeral: `${root}.ephemeral`,

@@ -14,7 +14,7 @@
 import type { KV } from '@nats-io/kv';
 import { LRUCache } from 'lru-cache';
 import type { Logger } from 'pino';
-import type { AccountPositions, Membership, Positions } from '../store/ports';
+import type { AccountMembership, AccountPositions, Membership, Positions } from '../store/ports';
 
 /** Keys of the bucket: the account itself (SS58 addresses are valid key tokens). */
 const keyOf = (account: string): string => `a.${account}`;
@@ -136,4 +136,5 @@ export class EnginePositions implements Positions {
   leave(account: string, conv: string): void { this.local.leave(account, conv); }
   membership(account: string, conv: string): Membership | undefined { return this.local.membership(account, conv); }
   memberships(account: string): Membership[] { return this.local.memberships(account); }
+  allMemberships(after: { account: string; conv: string } | undefined, limit: number): AccountMembership[] { return this.local.allMemberships(after, limit); }
 }

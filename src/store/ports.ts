@@ -122,6 +122,9 @@ export interface AccountPositions {
 /** An account's membership in a conversation, and the offset from which it may read it. */
 export interface Membership { conv: ConvId; since: number }
 
+/** A membership with its account (what `Positions.allMemberships` pages through). */
+export interface AccountMembership extends Membership { account: string }
+
 export interface Positions {
   get(account: string): AccountPositions | undefined;
   set(account: string, p: AccountPositions): void;
@@ -131,6 +134,12 @@ export interface Positions {
   membership(account: string, conv: ConvId): Membership | undefined;
   /** Every conversation of the account, in id order. */
   memberships(account: string): Membership[];
+  /**
+   * Every membership of every account, in (account, conversation id) order, after `after` (the
+   * last one of the page before; undefined: from the start), at most `limit`: how a cluster's
+   * snapshot of the shared state (cluster/snapshots.ts) reads them all, a page at a time.
+   */
+  allMemberships(after: { account: string; conv: ConvId } | undefined, limit: number): AccountMembership[];
 }
 
 /**

@@ -7,7 +7,7 @@
  * what is retained: duplicates, never a loss), a damaged membership as none (no read is granted on
  * a record that may have moved under another account's key).
  */
-import type { AccountPositions, ConvId, Membership, Positions } from '../ports';
+import type { AccountMembership, AccountPositions, ConvId, Membership, Positions } from '../ports';
 import type { Core } from './core';
 import { numberCodec, positionsCodec, seeds } from './codecs';
 import { memberKey } from './overlay';
@@ -87,6 +87,23 @@ export class LmdbPositions implements Positions {
         if (key[0] !== account) continue;
         const since = this.since(account, key[1], value);
         if (since !== undefined) out.push({ conv: key[1], since });
+      }
+      return out;
+    });
+  }
+
+  allMemberships(after: { account: string; conv: ConvId } | undefined, limit: number): AccountMembership[] {
+    return this.c.read('allMemberships', () => {
+      const out: AccountMembership[] = [];
+      if (limit <= 0) return out;
+      // Keys come in (account, conv) order; the range starts at `after` itself, which is skipped.
+      const range = after === undefined ? {} : { start: [after.account, after.conv] as [string, ConvId] };
+      for (const { key, value } of this.c.dbs.members.getRange(range)) {
+        if (after !== undefined && key[0] === after.account && key[1] === after.conv) continue;
+        const since = this.since(key[0], key[1], value);
+        if (since === undefined) continue;
+        out.push({ account: key[0], conv: key[1], since });
+        if (out.length >= limit) break;
       }
       return out;
     });

@@ -5,7 +5,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import * as path from 'node:path';
 import type {
-  AccountPositions, ActorStates, ConvId, ConvTop, ConversationLog, LogEntry, Membership, NewEntry, Positions,
+  AccountMembership, AccountPositions, ActorStates, ConvId, ConvTop, ConversationLog, LogEntry, Membership, NewEntry, Positions,
   ReadQuery, Store, StoreHealth, StoreStats,
 } from '../ports';
 import { StoreError } from '../ports';
@@ -185,6 +185,22 @@ class MemoryPositions implements Positions {
     const m = this.members.get(account);
     if (m === undefined) return [];
     return sortedAfter(m.keys(), undefined).map((conv) => ({ conv, since: m.get(conv)! }));
+  }
+
+  allMemberships(after: { account: string; conv: ConvId } | undefined, limit: number): AccountMembership[] {
+    if (this.c.closed) throw closedError();
+    const out: AccountMembership[] = [];
+    // The first account from `after`'s own (its conversations after `after.conv`), then the next ones whole.
+    const accounts = after === undefined ? sortedAfter(this.members.keys(), undefined) : [after.account, ...sortedAfter(this.members.keys(), after.account)];
+    for (const account of accounts) {
+      const m = this.members.get(account);
+      if (m === undefined) continue;
+      for (const conv of sortedAfter(m.keys(), account === after?.account ? after.conv : undefined)) {
+        if (out.length >= limit) return out;
+        out.push({ account, conv, since: m.get(conv)! });
+      }
+    }
+    return out;
   }
 }
 
