@@ -66,6 +66,9 @@ export interface Settings {
   clusterName: string;
   clusterReplicas: number;
   clusterHeartbeatMs: number;
+  clusterSnapshotMs: number;
+  clusterSnapshotRecords: number;
+  clusterSnapshotEntries: number;
   testFaults: boolean;
   checkConfig: boolean;
 }
@@ -127,6 +130,9 @@ const specs: { [K in keyof Settings]: Spec } = {
   clusterName: { flag: 'cluster-name', kind: 'string', def: 'imgc', help: 'name of the cluster (letters, digits, _ or -): nodes with the same name and NATS serve the same accounts and groups' },
   clusterReplicas: { flag: 'cluster-replicas', kind: 'int', def: 1, min: 1, max: 5, help: 'JetStream replicas of the cluster\'s stream and buckets (3 on a NATS cluster of 3)' },
   clusterHeartbeatMs: { flag: 'cluster-heartbeat-ms', kind: 'int', def: 1000, min: 100, max: 60_000, help: 'cluster heartbeat: a node silent for 4 heartbeats is gone and its partitions are taken over' },
+  clusterSnapshotMs: { flag: 'cluster-snapshot-ms', kind: 'int', def: 30_000, min: 100, max: 3_600_000, help: 'how often a cluster node looks whether its snapshots are due (and the ledger can be trimmed)' },
+  clusterSnapshotRecords: { flag: 'cluster-snapshot-records', kind: 'int', def: 100_000, min: 1, max: 100_000_000, help: 'a partition\'s snapshot is written again once this many records (and a quarter of the last snapshot) were stored since' },
+  clusterSnapshotEntries: { flag: 'cluster-snapshot-entries', kind: 'int', def: 10_000, min: 1, max: 100_000_000, help: 'the shared snapshot (states, memberships) is written again once the ledger grew by this many entries' },
   testFaults: { flag: 'test-faults', kind: 'bool', def: false, help: 'enable test-only fault switches (never in production)' },
   checkConfig: { flag: 'check-config', kind: 'bool', def: false, help: 'validate the settings (flags, environment, --config file) and exit: 0 when valid, 2 when not' },
 };

@@ -40,6 +40,7 @@ class FakeLocal implements Local {
   afterDurable(fn: () => void): void { void this.store().flush().then(fn); }
   send(conn: number, frame: string): void { this.sent.push([conn, frame]); }
   decide(call: GroupCall): void { this.decided.push(call); }
+  fatal(err: Error): void { throw err; }
   decideChange(): ChangeDecision { return { ok: false, code: Code.UNEXPECTED_INPUT, error: 'no such message' }; }
   verify(call: VerifyCall): void { this.verified.push(call); }
   decimals(): number { return 10; }

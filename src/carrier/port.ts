@@ -58,6 +58,8 @@ export interface Local {
   leads(partition: number, on: boolean): void;
   /** Open sockets here. */
   connections(): number;
+  /** The node cannot go on (the service stops, with this reason logged). */
+  fatal(err: Error): void;
   /** Reads of this node's store as its delivery actor answers them (with read positions), for other nodes' reads. */
   reads: LocalReads;
 }

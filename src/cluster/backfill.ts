@@ -62,8 +62,13 @@ export class Backfill {
     });
     const messages = await consumer.consume({ max_messages: 512, expires: 5000, idle_heartbeat: 1000 });
     let records = 0;
+    let next = from;
     try {
       for await (const m of messages) {
+        // Entries are never deleted one by one: a gap means the ledger was trimmed under this read
+        // (the partition is then loaded from its snapshot at the next claim).
+        if (m.seq !== next) throw new Error(`the ledger was trimmed below ${m.seq} while entries from ${next} were read`);
+        next = m.seq + 1;
         const wanted = new Set(batch.filter((r) => m.seq > r.after && m.seq <= r.through).map((r) => r.partition));
         if (wanted.size > 0) records += this.entry(m.data, Number(m.timestampNanos / 1_000_000n), m.seq, wanted);
         if (m.seq >= to) break;

@@ -33,7 +33,9 @@ import type { Replica } from './replica';
 import { Replay } from './replay';
 import { Routing } from './routing';
 import { clusterStatus } from './status';
-import { StoredPartitions } from './stored-partitions';
+import { SnapshotPolicy } from './snapshot-policy';
+import type { Snapshots } from './snapshots';
+import { dropPartition, StoredPartitions } from './stored-partitions';
 
 const CUT_OFF_TEXT = 'this server is cut off from the cluster\'s store, please retry (or connect to another server)';
 
@@ -58,6 +60,8 @@ export class ClusterCarrier implements Carrier {
   private readonly backfill: Backfill;
   private readonly stored: StoredPartitions;
   private readonly owned: Owned;
+  private readonly snapshots: Snapshots;
+  private readonly policy: SnapshotPolicy;
   private local: Local | undefined;
   private sweep: NodeJS.Timeout | undefined;
   private caughtUp = false;
@@ -79,9 +83,10 @@ export class ClusterCarrier implements Carrier {
     this.secrets = new Secrets(engine, settings.partitions);
     this.serverKeySeed = () => this.secrets.serverKeySeed();
     this.backfill = new Backfill(engine, settings.partitions, replica, log.child({ component: 'backfill' }));
+    this.snapshots = joined.snapshots;
     this.stored = new StoredPartitions({
       self: this.nodeId, partitions: settings.partitions, states: replica.states, openedAt: joined.applied,
-      backfill: (p, after, through) => this.backfill.fill(p, after, through),
+      backfill: (p, after, through) => this.fillIn(p, after, through),
       log: log.child({ component: 'stored' }),
     });
     this.owned = new Owned({
@@ -99,7 +104,16 @@ export class ClusterCarrier implements Carrier {
       fenced: (p) => this.ownership.fenced(p),
       stored: this.stored,
       settled: (ops) => this.owned.settled(ops),
+      fatal: (err) => this.here.fatal(err),
     });
+    this.policy = new SnapshotPolicy({
+      snapshots: this.snapshots, store: replica, partitions: settings.partitions,
+      serving: () => this.ownership.servingList(),
+      storedOf: (p) => this.stored.storedOf(p),
+      applied: () => this.ledger.applied,
+      liveApplied: () => this.ownership.liveNodes().map((n) => n.applied ?? 0),
+      log: log.child({ component: 'snapshots' }),
+    }, { everyMs: settings.clusterSnapshotMs, minRecords: settings.clusterSnapshotRecords, sharedEntries: settings.clusterSnapshotEntries });
     this.ledger = new Ledger(engine, this.nodeId, this.replay.hooks(), log.child({ component: 'ledger' }));
     this.sharedStore = publishingStates(replica, (ops) => this.ledger.submit(ops));
     this.ownership = new Ownership(this.nodeId, settings.partitions, engine.nodes, engine.owners, this.ledger, {
@@ -108,7 +122,7 @@ export class ClusterCarrier implements Carrier {
       lost: (p) => { this.here.leads(p, false); return this.here.evict([p]); },
       ownerKnown: (p) => this.routing.release(p),
       nodeGone: (node) => this.presence.nodeGone(node),
-      info: () => ({ host: settings.host, port: settings.port, statusPort: settings.statusPort, connections: this.here.connections() }),
+      info: () => ({ host: settings.host, port: settings.port, statusPort: settings.statusPort, connections: this.here.connections(), applied: this.ledger.applied }),
     }, settings.clusterHeartbeatMs, log.child({ component: 'ownership' }));
     this.presence = new PresenceSync(engine, this.nodeId, {
       isOnline: (a) => this.here.presence.isOnline(a),
@@ -155,6 +169,24 @@ export class ClusterCarrier implements Carrier {
   resumeKey(): Promise<Buffer> { return this.secrets.resumeKey(); }
 
   /**
+   * A claimed partition's records from before its claim: from the ledger after this node's mark,
+   * or, when the ledger no longer holds that far back (trimmed below its snapshots) or this node
+   * never kept the partition, from the partition's snapshot first (its stale records dropped, so a
+   * record deleted since cannot survive here) and the ledger after it.
+   */
+  private async fillIn(p: number, after: number, through: number): Promise<void> {
+    const first = await this.engine.firstSeq();
+    if (after === 0 || after + 1 < first) {
+      dropPartition(this.store, p, this.settings.partitions);
+      const seq = await this.snapshots.loadPartition(p, this.store);
+      if (seq === undefined && first > 1) throw new Error(`partition ${p}: the ledger starts at ${first} and the partition has no snapshot`);
+      if (seq !== undefined && seq + 1 < first) throw new Error(`partition ${p}: its snapshot covers through ${seq}, the ledger starts at ${first}`);
+      after = Math.max(after, seq ?? 0);
+    }
+    if (after < through) await this.backfill.fill(p, after, through);
+  }
+
+  /**
    * Replays the ledger from where the replica stopped until it is current, then joins: heartbeat,
    * partitions, mailbox. Resolves when this node can serve.
    */
@@ -166,6 +198,7 @@ export class ClusterCarrier implements Carrier {
     this.reads.start();
     this.presence.start();
     await this.ownership.start();
+    this.policy.start();
     this.sweep = setInterval(() => this.routing.expire(), 1000);
     this.sweep.unref();
   }
@@ -183,6 +216,7 @@ export class ClusterCarrier implements Carrier {
 
   async stop(): Promise<void> {
     clearInterval(this.sweep);
+    this.policy.stop();
     await this.ownership.stop();
     // Its partitions are handed on: other nodes read them from their new owners.
     this.reads.stop();
@@ -280,7 +314,7 @@ export class ClusterCarrier implements Carrier {
       name: this.settings.clusterName, nodeId: this.nodeId, partitions: this.settings.partitions, ready: this.ready,
       engine: this.engine, ownership: this.ownership, ledger: this.ledger, links: this.links, positions: this.positions, presence: this.presence,
       waitingCalls: this.routing.waitingCalls,
-      keeps: this.stored.list(), backfill: this.backfill.counters, owned: { ...this.owned.counters, inFlight: this.owned.pending },
+      keeps: this.stored.list(), backfill: this.backfill.counters, snapshots: this.policy.counters, owned: { ...this.owned.counters, inFlight: this.owned.pending },
       counters: { forwarded: this.routing.counters.forwarded, refusedMoved: this.routing.counters.refusedMoved + this.replay.refused, framesForwarded: this.framesForwarded },
     });
   }

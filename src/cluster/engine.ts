@@ -107,6 +107,11 @@ export class Engine {
 
   onHealth(listener: (h: EngineHealth) => void): void { this.listeners.push(listener); }
 
+  /** The ledger's oldest sequence still held (above 1 once it was trimmed below its snapshots). */
+  async firstSeq(): Promise<number> {
+    return (await this.jsm.streams.info(this.names.stream)).state.first_seq;
+  }
+
   /** The ledger's newest sequence now (what a node must have applied to be current). */
   async lastSeq(): Promise<number> {
     return (await this.jsm.streams.info(this.names.stream)).state.last_seq;

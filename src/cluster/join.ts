@@ -12,6 +12,7 @@ import { Engine } from './engine';
 import { HEARTBEATS_TO_EXPIRE } from './ownership';
 import { EnginePositions } from './positions';
 import { Replica } from './replica';
+import { Snapshots } from './snapshots';
 
 /** How long a node tries to make or read a shared secret before it gives up (exit 2). */
 const SECRET_TRIES_MS = 10_000;
@@ -22,6 +23,7 @@ export interface Joined {
   /** The last ledger sequence the replica holds (replay goes on after it). */
   applied: number;
   positions: EnginePositions;
+  snapshots: Snapshots;
   /** This node's number (its id is the number in base 36). */
   n: number;
 }
@@ -30,13 +32,37 @@ export interface Joined {
 export async function joinCluster(settings: Settings, log: Logger): Promise<Joined> {
   const engine = await Engine.open({ url: settings.cluster!, name: settings.clusterName, replicas: settings.clusterReplicas, nodeTtlMs: settings.clusterHeartbeatMs * HEARTBEATS_TO_EXPIRE, log: log.child({ component: 'engine' }) });
   let positions: EnginePositions | undefined;
+  const firstSeq = await engine.firstSeq();
   const { replica, applied } = await Replica.open({
     dir: join(settings.data, `cluster-${settings.clusterName}`),
     backend: settings.store,
     epoch: engine.epoch,
+    firstSeq,
     positions: (local) => (positions = new EnginePositions(local.positions, engine.positions, log.child({ component: 'positions' }))),
   });
-  return { engine, replica, applied, positions: positions!, n: await nodeNumber(engine) };
+  const snapshots = new Snapshots(engine, settings.partitions, log.child({ component: 'snapshots' }));
+  return { engine, replica, applied: await fromSnapshot(replica, applied, firstSeq, snapshots, log), positions: positions!, snapshots, n: await nodeNumber(engine) };
+}
+
+/**
+ * A node with nothing of the ledger yet starts from the shared snapshot (every state and
+ * membership) when there is one, and replays only what came after it, so its start does not grow
+ * with the history; the records of its partitions come with their claims (stored-partitions.ts).
+ * Refused when the ledger was trimmed and no snapshot covers what it no longer holds.
+ */
+async function fromSnapshot(replica: Replica, applied: number, firstSeq: number, snapshots: Snapshots, log: Logger): Promise<number> {
+  if (applied > 0) return applied;
+  const t0 = Date.now();
+  const seq = await snapshots.loadShared(replica);
+  if (seq === undefined) {
+    if (firstSeq > 1) throw new Error(`the ledger starts at entry ${firstSeq} and there is no shared snapshot to start from`);
+    return 0;
+  }
+  if (seq + 1 < firstSeq) throw new Error(`the shared snapshot covers the ledger through ${seq}, but it starts at ${firstSeq}`);
+  replica.appliedThrough(seq);
+  await replica.flush();
+  log.info({ seq, ms: Date.now() - t0 }, 'started from the shared snapshot');
+  return seq;
 }
 
 /**

@@ -39,6 +39,8 @@ export interface LedgerHooks {
   fenced(partition: number, ops: Op[]): void;
   /** An entry could not be stored (NATS unreachable past the timeout): its operations never happened. */
   failed(ops: Op[], err: unknown): void;
+  /** The ledger was trimmed past what this node applied (it was not live when the trim was decided): it cannot go on. */
+  trimmedPast(applied: number, next: number): void;
 }
 
 interface PartitionRoute {
@@ -127,6 +129,11 @@ export class Ledger {
     for await (const m of messages) {
       if (messages !== this.applying) break;
       if (m.seq <= this.appliedSeq) continue;
+      if (m.seq > this.appliedSeq + 1) {
+        this.stopped = true;
+        this.hooks.trimmedPast(this.appliedSeq, m.seq);
+        break;
+      }
       let entry: Entry;
       try {
         entry = decodeEntry(m.data);
@@ -257,9 +264,14 @@ export class Ledger {
       this.counters.bytesOut += data.byteLength;
       return ack.seq;
     } catch (err) {
+      if (partition !== undefined && (err as { code?: unknown }).code === WRONG_LAST_SEQUENCE && expectLast !== 0 && await this.trimmedAway(subject)) {
+        // The ledger was trimmed below this owner's last entry of the partition (snapshot-policy.ts):
+        // nobody wrote it since, so it is still this node's; written again on an empty subject.
+        return this.publish(subject, chunk, 0, partition);
+      }
       if (partition !== undefined && (err as { code?: unknown }).code === WRONG_LAST_SEQUENCE) {
         this.counters.fenced++;
-        this.log.warn({ partition }, 'partition claimed by another node: this node stops writing it');
+        this.log.warn({ partition, expectLast, err: (err as Error).message }, 'partition claimed by another node: this node stops writing it');
         const r = this.routes.get(partition);
         if (r) { r.owned = false; this.routes.delete(partition); }
         this.hooks.fenced(partition, [...ops, ...(r?.queue.splice(0) ?? [])]);
@@ -272,6 +284,15 @@ export class Ledger {
         this.hooks.failed(ops, err);
       }
       return null;
+    }
+  }
+
+  /** Whether `subject` holds no entry any more (all trimmed): fencing then expects none. */
+  private async trimmedAway(subject: string): Promise<boolean> {
+    try {
+      return (await this.engine.jsm.streams.getMessage(this.engine.names.stream, { last_by_subj: subject })) === null;
+    } catch (err) {
+      return /no message found|10037/i.test(String((err as Error).message ?? err)) || (err as { code?: unknown }).code === 10037 || (err as { code?: unknown }).code === '404';
     }
   }
 

@@ -22,6 +22,8 @@ export interface NodeInfo {
   port: number;
   statusPort: number;
   connections: number;
+  /** The ledger sequence it applied through (the ledger is not trimmed past a live node). */
+  applied?: number;
   /** Partitions it serves now. */
   serving: number[];
   startedAt: number;

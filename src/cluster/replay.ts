@@ -64,6 +64,8 @@ export interface ReplayDeps {
   readonly stored: { stores(conv: string): boolean; claimed(partition: number, node: string, seq: number): void };
   /** This node's own operations are applied or refused (owned.ts: posts no longer in flight). */
   settled(ops: readonly Op[]): void;
+  /** The node cannot go on (its replica fell behind a trimmed ledger). */
+  fatal(err: Error): void;
   readonly log: Logger;
 }
 
@@ -83,6 +85,9 @@ export class Replay {
         this.deps.replica.appliedThrough(seq);
       },
       fenced: (p, ops) => { this.deps.fenced(p); this.refuse(ops, 'this conversation is moving between servers, please retry'); },
+      trimmedPast: (applied, next) => {
+        this.deps.fatal(new Error(`the ledger was trimmed past this node (applied through ${applied}, the ledger goes on at ${next}): it stops; started again, it loads the snapshots`));
+      },
       failed: (ops, err) => {
         this.deps.log.warn({ err, ops: ops.length }, 'ledger write failed: its requests are refused');
         this.refuse(ops, 'the cluster\'s store is not reachable, please retry');
@@ -97,7 +102,12 @@ export class Replay {
   private apply(entry: Entry, seq: number): void {
     const own = entry.node === this.deps.nodeId;
     if (own) for (const op of entry.ops) if (op.t === 'state') this.pending.settled(op.state.address);
-    for (const op of entry.ops) if (op.t === 'claim') this.deps.stored.claimed(op.partition, op.node, seq);
+    for (const op of entry.ops) {
+      if (op.t !== 'claim') continue;
+      this.deps.stored.claimed(op.partition, op.node, seq);
+      // Claimed by another node: this one writes it no more (it would be fenced at its next entry anyway).
+      if (op.node !== this.deps.nodeId) this.deps.fenced(op.partition);
+    }
     this.deps.local().apply(entry.ops, { first: firstOffset(seq), stores: this.deps.stored.stores });
     if (own) this.deps.settled(entry.ops);
     this.deps.replica.appliedThrough(seq);

@@ -26,15 +26,17 @@ export class Replica implements Store {
   }
 
   /** The replica for `epoch` in `dir`, and the ledger sequence it applied through (0: start over). */
-  static async open(opts: { dir: string; backend: 'lmdb' | 'memory'; epoch: string; positions: (local: Store) => EnginePositions }): Promise<{ replica: Replica; applied: number }> {
+  static async open(opts: { dir: string; backend: 'lmdb' | 'memory'; epoch: string; firstSeq: number; positions: (local: Store) => EnginePositions }): Promise<{ replica: Replica; applied: number }> {
     let local = await openStore({ backend: opts.backend, dir: opts.dir, fsync: 'off' });
     const mark = local.states.get(APPLIED) as AppliedMark | undefined;
-    if (mark !== undefined && mark.epoch !== opts.epoch) {
+    // Of another ledger, or behind where the ledger now starts (trimmed below its snapshots while
+    // this node was away): thrown away, and made again from the snapshots and the ledger.
+    if (mark !== undefined && (mark.epoch !== opts.epoch || mark.seq + 1 < opts.firstSeq)) {
       await local.close();
       rmSync(join(opts.dir, 'store'), { recursive: true, force: true });
       local = await openStore({ backend: opts.backend, dir: opts.dir, fsync: 'off' });
     }
-    const applied = mark?.epoch === opts.epoch ? mark.seq : 0;
+    const applied = mark?.epoch === opts.epoch && mark.seq + 1 >= opts.firstSeq ? mark.seq : 0;
     return { replica: new Replica(local, opts.epoch, opts.positions(local)), applied };
   }
 

@@ -144,13 +144,18 @@ export class Snapshots {
    * metadata, nothing downloaded.
    */
   async covered(): Promise<number | undefined> {
-    const seqs = new Map((await this.engine.objects.list()).map((info) => [info.name, this.seqOf(info)]));
+    const seqs = await this.listed();
     let min = seqs.get(SHARED_OBJECT);
     for (let p = 0; p < this.partitions && min !== undefined; p++) {
       const seq = seqs.get(partitionObject(p));
       min = seq === undefined ? undefined : Math.min(min, seq);
     }
     return min;
+  }
+
+  /** The sequence each snapshot there covers, by object name (undefined: of another format or partition count). */
+  async listed(): Promise<Map<string, number | undefined>> {
+    return new Map((await this.engine.objects.list()).map((info) => [info.name, this.seqOf(info)]));
   }
 
   /**

@@ -21,6 +21,7 @@ export interface ClusterParts {
   /** Partitions whose records this node keeps, and what filling them in and deciding before the ledger did. */
   keeps: number[];
   backfill: Record<string, number>;
+  snapshots: Record<string, number>;
   owned: Record<string, number>;
   counters: { forwarded: number; refusedMoved: number; framesForwarded: number };
 }
@@ -45,6 +46,7 @@ export function clusterStatus(c: ClusterParts): Record<string, unknown> {
     waitingCalls: c.waitingCalls,
     keeps: c.keeps,
     backfill: c.backfill,
+    snapshots: c.snapshots,
     owned: c.owned,
     ...c.counters,
   };

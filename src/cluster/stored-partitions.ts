@@ -12,7 +12,7 @@
  */
 import type { Logger } from 'pino';
 import { convPartition } from '../actors/address';
-import type { ActorStates, ConvId } from '../store/ports';
+import type { ActorStates, ConvId, Store } from '../store/ports';
 
 const MARKS = 'cluster:marks';
 
@@ -34,8 +34,11 @@ export class StoredPartitions {
   private readonly keeping = new Set<number>();
   private readonly marks: Marks;
   private readonly filling = new Map<number, Promise<void>>();
+  /** Records stored per partition since the start (about: a record may be counted twice), for the snapshot policy. */
+  private readonly counts: number[];
 
   constructor(private readonly deps: StoredDeps) {
+    this.counts = new Array<number>(deps.partitions).fill(0);
     const saved = (deps.states.get(MARKS) ?? {}) as Marks;
     // Kept until the last stop: complete through what the replica had applied then.
     this.marks = Object.fromEntries(Object.entries(saved).map(([p, m]) => [p, m === 'live' ? deps.openedAt : m]));
@@ -44,7 +47,14 @@ export class StoredPartitions {
   }
 
   /** Whether this node stores the records of `conv` at this point of the ledger. */
-  readonly stores = (conv: ConvId): boolean => this.keeping.has(convPartition(conv, this.deps.partitions));
+  readonly stores = (conv: ConvId): boolean => {
+    const p = convPartition(conv, this.deps.partitions);
+    if (!this.keeping.has(p)) return false;
+    this.counts[p]!++;
+    return true;
+  };
+
+  storedOf(partition: number): number { return this.counts[partition] ?? 0; }
 
   keeps(partition: number): boolean { return this.keeping.has(partition); }
 
@@ -89,5 +99,17 @@ export class StoredPartitions {
   private mark(partition: number, m: number | 'live'): void {
     this.marks[partition] = m;
     this.deps.states.put(MARKS, { ...this.marks });
+  }
+}
+
+/** Removes every record of `partition`'s conversations from `store` (before its snapshot is loaded). */
+export function dropPartition(store: Store, partition: number, partitions: number): number {
+  let dropped = 0;
+  let after: ConvId | undefined;
+  for (;;) {
+    const convs = store.log.conversations(after, 1000);
+    for (const conv of convs) if (convPartition(conv, partitions) === partition) dropped += store.log.trimThrough(conv, Number.MAX_SAFE_INTEGER - 1);
+    if (convs.length < 1000) return dropped;
+    after = convs[convs.length - 1];
   }
 }

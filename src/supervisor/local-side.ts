@@ -21,6 +21,8 @@ export interface LocalParts {
   actors: MainActors;
   /** A frame to a socket of this node (the node completes `detail` answers asked with `online`). */
   send(conn: number, frame: string): void;
+  /** The node cannot go on. */
+  fatal(err: Error): void;
 }
 
 export function localSide(p: LocalParts): Local {
@@ -41,6 +43,7 @@ export function localSide(p: LocalParts): Local {
     // The chain watcher follows the verification actor: one watcher in a cluster.
     leads: (partition, on) => { if (partition === verifierPartition) void verification.lead(on); },
     connections: () => registry.connectionCount,
+    fatal: p.fatal,
     reads: a.delivery.localReads,
   };
 }

@@ -113,7 +113,7 @@ export class Node implements Router {
       await importLegacy(s.importLegacy, s.data, importTarget({ store: carrier.store, delivery: actors.delivery, verify: (call) => carrier.verify(call), settle }));
     }
     // A cluster node replays the ledger until its store is current, then takes its partitions.
-    await carrier.start(localSide({ partitions: s.partitions, registry: this.registry, shards: this.shards, verification: this.verification, ephemeralOut: this.ephemeralOut, actors, send: (conn, frame) => this.sendHere(conn, frame) })).catch((err: unknown) => { throw new StartupError((err as Error).message); });
+    await carrier.start(localSide({ partitions: s.partitions, registry: this.registry, shards: this.shards, verification: this.verification, ephemeralOut: this.ephemeralOut, actors, send: (conn, frame) => this.sendHere(conn, frame), fatal: (err) => this.onFatal(err) })).catch((err: unknown) => { throw new StartupError((err as Error).message); });
     this.limits.countStored(carrier.store.states);
     this.quotaStore.start(carrier.store.states.get(QUOTAS_ADDRESS));
     this.disk.start();
