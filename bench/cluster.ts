@@ -896,7 +896,9 @@ async function replay(): Promise<void> {
   const window = 16;
   const nats = await startNats();
   try {
-    const c = await startCluster(nats, 1);
+    // Snapshots looked at every second, so the ledger is trimmed soon after the writing stops.
+    const snap = ['--cluster-snapshot-ms', '1000', '--cluster-snapshot-records', String(Math.max(1000, Math.floor(total / 20))), '--cluster-snapshot-entries', '50'];
+    const c = await startCluster(nats, 1, snap);
     const accounts = Array.from({ length: nAcc }, (_, i) => openAccount('replay', i));
     let answered = 0;
     let sent = 0;
@@ -921,19 +923,30 @@ async function replay(): Promise<void> {
     const writeMs = now() - tw;
     await closeAll(many.clients);
     const nc = await connect({ servers: nats.url });
-    const info = await (await jetstreamManager(nc)).streams.info(`IMGC_${c.name}`);
-    await nc.close();
+    const jsm = await jetstreamManager(nc);
+    const streamInfo = () => jsm.streams.info(`IMGC_${c.name}`);
+    const info = await streamInfo();
     const entries = info.state.messages;
     const bytes = info.state.bytes;
-    say(`  written in ${(writeMs / 1000).toFixed(1)} s: ${fmt(entries)} ledger entries, ${(bytes / 1048576).toFixed(1)} MiB; a new node joins …`);
+    say(`  written in ${(writeMs / 1000).toFixed(1)} s: ${fmt(entries)} ledger entries, ${(bytes / 1048576).toFixed(1)} MiB; waiting for the snapshots and the trim …`);
+    // The snapshots are written and the ledger trimmed below them (a few looks of the policy).
+    const tt = now();
+    let trimmed = await streamInfo();
+    while (trimmed.state.first_seq <= 1 && now() - tt < 300_000) { await sleep(500); trimmed = await streamInfo(); }
+    const trimMs = now() - tt;
+    await nc.close();
+    say(`  ledger trimmed to ${fmt(trimmed.state.messages)} entries, ${(trimmed.state.bytes / 1048576).toFixed(1)} MiB (from entry ${fmt(trimmed.state.first_seq)}) after ${(trimMs / 1000).toFixed(1)} s; a new node joins …`);
     const sp = await pickPort();
     const tj = now();
-    const fresh = await startServer({ kind: 'service', workers, auth: 'open', extra: ['--cluster', nats.url, '--cluster-name', c.name, '--status-port', String(sp), '--status-token', c.token] }, 600_000);
+    const fresh = await startServer({ kind: 'service', workers, auth: 'open', extra: ['--cluster', nats.url, '--cluster-name', c.name, '--status-port', String(sp), '--status-token', c.token, ...snap] }, 600_000);
     const joinMs = now() - tj;
     c.nodes.push(fresh);
     c.statusPorts.push(sp);
-    await settled(c, 60_000);
-    say(`  a new node replayed it and listened in ${(joinMs / 1000).toFixed(1)} s; the first node restarts on its replica …`);
+    await settled(c, 600_000);
+    const servedMs = now() - tj;
+    const dirBytes = (dir: string): number => Number(execSync(`du -sb ${JSON.stringify(dir)} | cut -f1`).toString().trim());
+    const stores = c.nodes.map((n) => dirBytes(n.dataDir));
+    say(`  a new node listened in ${(joinMs / 1000).toFixed(1)} s and served its partitions in ${(servedMs / 1000).toFixed(1)} s; the first node restarts on its replica …`);
     const restarted = await restartServer(c.nodes[0]!, 120_000);
     c.nodes[0] = restarted.running;
     await stopCluster(c);
@@ -944,17 +957,22 @@ async function replay(): Promise<void> {
       '',
       `Written by \`bench/cluster.ts --replay\` on ${machine()}. One node of a cluster took`,
       `${fmt(per * many.clients.length)} direct messages from ${fmt(many.clients.length)} accounts (closed loop, ${window} in flight each, every one acknowledged: stored in the ledger);`,
-      'then a node with an empty data directory joined: it replays the whole ledger into its replica before it listens.',
+      'the nodes wrote their snapshots (`--cluster-snapshot-ms 1000`) and the ledger was trimmed below them; then a node with an',
+      'empty data directory joined: it starts from the shared snapshot, replays what came after, and loads the partitions',
+      'it takes over from their snapshots.',
       '',
       '| figure | value |',
       '|---|---:|',
       `| messages written | ${fmt(per * many.clients.length)} in ${(writeMs / 1000).toFixed(1)} s (${fmt(writeRate)}/s) |`,
-      `| ledger | ${fmt(entries)} entries, ${(bytes / 1048576).toFixed(1)} MiB (${fmt(bytes / (per * many.clients.length))} B per message) |`,
-      `| new node: start to listening (replay included) | ${(joinMs / 1000).toFixed(1)} s (${fmt(replayRate)} messages/s, ${(replayRate / writeRate).toFixed(2)}× the rate they were written) |`,
+      `| ledger before the trim | ${fmt(entries)} entries, ${(bytes / 1048576).toFixed(1)} MiB (${fmt(bytes / (per * many.clients.length))} B per message) |`,
+      `| ledger after the trim | ${fmt(trimmed.state.messages)} entries, ${(trimmed.state.bytes / 1048576).toFixed(2)} MiB (trimmed ${(trimMs / 1000).toFixed(1)} s after the writing stopped) |`,
+      `| new node: start to listening | ${(joinMs / 1000).toFixed(1)} s (${fmt(replayRate)} messages/s of history, ${(replayRate / writeRate).toFixed(2)}× the rate they were written) |`,
+      `| new node: start to serving its partitions (loaded from their snapshots) | ${(servedMs / 1000).toFixed(1)} s |`,
+      `| data directories after the join (node 1, the new node) | ${stores.map((b) => `${(b / 1048576).toFixed(1)} MiB`).join(', ')} |`,
       `| first node: restart on its replica (stop + start) | ${(restarted.stopMs / 1000).toFixed(1)} s + ${(restarted.startMs / 1000).toFixed(1)} s |`,
       '',
-      'A new node\'s start grows with the ledger (nothing trims it yet: no snapshots); a node that restarts on its own replica',
-      'replays only what it missed.',
+      'A new node\'s start no longer replays the history: it loads the shared snapshot (states and memberships) and its share of',
+      'the partitions\' snapshots; the ledger holds what came after the snapshots.',
     ].join('\n');
     say(md);
     if (flags.has('write')) writeSection('clusterreplay', md);

@@ -136,6 +136,7 @@ describe('cluster, partitioned: decided where the records are', () => {
       sendTo: (conn, frame) => { sent.push([conn, frame]); },
       afterPublished: (fn) => { waiting.push(fn); },
       appliedThrough: (seq) => (seq <= applied ? Promise.resolve() : new Promise((r) => { waiting.push(() => r()); })),
+      caughtUp: () => Promise.resolve(),
     });
     return { o, submitted, sent, waiting, setApplied: (n: number): void => { applied = n; } };
   }
@@ -159,6 +160,25 @@ describe('cluster, partitioned: decided where the records are', () => {
     h.o.post(direct('A', 'B', 'm2', 7), 1);
     expect(h.submitted).to.have.length(2);
   });
+
+  it('a resend of a post whose publish got no answer waits until it is known whether that was stored', async () => {
+    const store = await memory();
+    const h = owned(store);
+    const first = direct('A', 'B', 'm9', 4);
+    h.o.post(first, 1);
+    // The publish timed out: refused to the client, yet JetStream may store it within VOID_AFTER_MS.
+    h.o.doubtful([first]);
+    h.o.settled([first]);
+    const clock = Date.now();
+    h.o.post(direct('A', 'B', 'm9', 5), 1);
+    expect(h.submitted).to.have.length(1);
+    // It was stored after all (late, not void): the resend, decided later, finds it.
+    store.log.append({ conv: 'd:A:B', at: 1, from: 'A', mid: 'm9', head: 'h', tail: 't' }, 200);
+    await new Promise((r) => setTimeout(r, 4200));
+    expect(Date.now() - clock).to.be.above(3000);
+    expect(h.submitted).to.have.length(1);
+    expect(h.sent.at(-1)).to.deep.equal([5, '{"ack":"m9"}']);
+  }).timeout(10_000);
 
   it('an edit waits until this node applied what the asker had, then is refused to the asker when its original is not there', async () => {
     const store = await memory();

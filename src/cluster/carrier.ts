@@ -96,6 +96,7 @@ export class ClusterCarrier implements Carrier {
       sendTo: (conn, frame) => this.sendTo(conn, frame),
       afterPublished: (fn, lost) => this.ledger.after(fn, lost),
       appliedThrough: (seq) => this.ledger.appliedThrough(seq),
+      caughtUp: () => this.engine.lastSeq().then((seq) => this.ledger.appliedThrough(seq)),
     });
     this.replay = new Replay({
       nodeId: this.nodeId, replica, log,
@@ -104,6 +105,7 @@ export class ClusterCarrier implements Carrier {
       fenced: (p) => this.ownership.fenced(p),
       stored: this.stored,
       settled: (ops) => this.owned.settled(ops),
+      doubtful: (ops) => this.owned.doubtful(ops),
       fatal: (err) => this.here.fatal(err),
     });
     this.policy = new SnapshotPolicy({
@@ -276,7 +278,11 @@ export class ClusterCarrier implements Carrier {
   decided(items: readonly Decided[], now: number): void {
     const { routes, immediate } = routeDecided(items, now);
     for (const r of immediate) this.sendTo(r.conn, r.frame);
-    for (const { part, ops } of routes) {
+    for (const route of routes) {
+      const { part } = route;
+      // A group's resent message (same `mid`) is found here, where its log is, before the ledger (owned.ts).
+      const ops = part < 0 ? route.ops : this.owned.screened(route.ops, part);
+      if (ops.length === 0) continue;
       this.replay.pending.published(ops);
       if (part < 0) this.ledger.submit(ops);
       else this.ledger.submitPartition(part, ops);

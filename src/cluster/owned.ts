@@ -10,6 +10,7 @@ import type { Op } from '../carrier/ops';
 import { Code } from '../protocol/codes';
 import { errorFrame, refusedAnswer } from '../protocol/frames';
 import type { Store } from '../store/ports';
+import { VOID_AFTER_MS } from './entry';
 
 type PostOp = Extract<Op, { t: 'post' }>;
 
@@ -28,27 +29,67 @@ export interface OwnedDeps {
   /** `fn` once what this node published so far is stored and applied; `lost` if it never will be. */
   afterPublished(fn: () => void, lost: () => void): void;
   appliedThrough(seq: number): Promise<void>;
+  /** Resolves once this node applied everything the ledger holds now. */
+  caughtUp(): Promise<void>;
 }
+
+/**
+ * How long a post whose publish failed without an answer stays in doubt: JetStream may still store
+ * it, and an entry stored more than VOID_AFTER_MS after it was published is void (entry.ts); after
+ * that (and a margin) it is either applied, and found in the log, or never will be.
+ */
+const DOUBT_MS = VOID_AFTER_MS + 1000;
+/** Posts in doubt remembered at most (the oldest go first; each is forgotten after DOUBT_MS anyway). */
+const DOUBT_MAX = 10_000;
 
 const midKey = (conv: string, from: string, mid: string): string => `${conv}\u0000${from}\u0000${mid}`;
 
 export class Owned {
   /** Posts with a `mid` handed to the ledger here and not applied yet (bounded by what is in flight). */
   private readonly inFlight = new Map<string, number>();
-  readonly counters = { duplicates: 0, changesRefused: 0 };
+  /** Posts whose publish failed without an answer (key → when): a resend waits until it is known whether they were stored. */
+  private readonly doubt = new Map<string, number>();
+  readonly counters = { duplicates: 0, changesRefused: 0, deferred: 0 };
 
   constructor(private readonly deps: OwnedDeps) {}
 
   /** A post for a partition this node serves: into the ledger, unless it resends one stored or in flight. */
   post(op: PostOp, partition: number): void {
+    if (this.screen(op, partition)) this.deps.submit(partition, [op]);
+  }
+
+  /**
+   * A partition's operations about to go into the ledger (a group actor's batch): its resent posts
+   * taken out (answered as their originals were, or decided later when in doubt); what is left.
+   */
+  screened(ops: Op[], partition: number): Op[] {
+    return ops.filter((op) => op.t !== 'post' || this.screen(op, partition));
+  }
+
+  /** Whether the post goes into the ledger now; if not, it was answered or will be decided later. */
+  private screen(op: PostOp, partition: number): boolean {
     const p = op.post;
-    if (p.mid !== undefined && p.from !== null) {
-      const key = midKey(p.conv, p.from, p.mid);
-      if (this.inFlight.has(key)) return this.duplicate(op, true);
-      if (this.deps.store.log.findMid(p.conv, p.from, p.mid) !== undefined) return this.duplicate(op, false);
-      this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+    if (p.mid === undefined || p.from === null) return true;
+    const key = midKey(p.conv, p.from, p.mid);
+    const since = this.doubt.get(key);
+    if (since !== undefined) {
+      // Its original may still be stored: decided once that is known (then found in the log, or not).
+      this.counters.deferred++;
+      const wait = Math.max(0, since + DOUBT_MS - Date.now());
+      setTimeout(() => { this.doubt.delete(key); void this.deps.caughtUp().then(() => this.post(op, partition), () => this.post(op, partition)); }, wait).unref();
+      return false;
     }
-    this.deps.submit(partition, [op]);
+    if (this.inFlight.has(key)) { this.duplicate(op, true); return false; }
+    if (this.deps.store.log.findMid(p.conv, p.from, p.mid) !== undefined) { this.duplicate(op, false); return false; }
+    this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
+    return true;
+  }
+
+  /** Published without an answer (a timeout): JetStream may have stored them after all. */
+  doubtful(ops: readonly Op[]): void {
+    const now = Date.now();
+    for (const [key, at] of this.doubt) if (now - at > DOUBT_MS || this.doubt.size > DOUBT_MAX) this.doubt.delete(key); else break;
+    for (const op of ops) if (op.t === 'post' && op.post.mid !== undefined && op.post.from !== null) this.doubt.set(midKey(op.post.conv, op.post.from, op.post.mid), now);
   }
 
   /** A resend is acknowledged as its original is: at once if stored, else once the original is. */

@@ -64,6 +64,8 @@ export interface ReplayDeps {
   readonly stored: { stores(conv: string): boolean; claimed(partition: number, node: string, seq: number): void };
   /** This node's own operations are applied or refused (owned.ts: posts no longer in flight). */
   settled(ops: readonly Op[]): void;
+  /** This node's own operations were published without an answer: they may be stored yet (owned.ts). */
+  doubtful(ops: readonly Op[]): void;
   /** The node cannot go on (its replica fell behind a trimmed ledger). */
   fatal(err: Error): void;
   readonly log: Logger;
@@ -90,6 +92,7 @@ export class Replay {
       },
       failed: (ops, err) => {
         this.deps.log.warn({ err, ops: ops.length }, 'ledger write failed: its requests are refused');
+        this.deps.doubtful(ops);
         this.refuse(ops, 'the cluster\'s store is not reachable, please retry');
       },
     };
