@@ -118,7 +118,8 @@ export class Delivery {
     const arrived = p.ackTo ? clock() : 0;
     if (p.conv === 'own') this.postOwn(p, now);
     else this.postOnce(p.conv, p, now);
-    if (p.ackTo) this.answerWhenDurable(p.ackTo.conn, p.ackTo.frame, () => deliveryLatencySeconds.observe(secondsSince(arrived)));
+    // Only the node holding the sender's socket answers it (in a cluster every node applies the post).
+    if (p.ackTo && this.peers.peer(p.ackTo.conn)) this.answerWhenDurable(p.ackTo.conn, p.ackTo.frame, () => deliveryLatencySeconds.observe(secondsSince(arrived)));
   }
 
   /** A notice to accounts: one record in each account's own log. */
