@@ -930,9 +930,11 @@ async function replay(): Promise<void> {
     const bytes = info.state.bytes;
     say(`  written in ${(writeMs / 1000).toFixed(1)} s: ${fmt(entries)} ledger entries, ${(bytes / 1048576).toFixed(1)} MiB; waiting for the snapshots and the trim …`);
     // The snapshots are written and the ledger trimmed below them (a few looks of the policy).
+    // Until the ledger holds less than a tenth of what was written (every partition's snapshot is
+    // written again once its few last records lag the ledger), or two minutes.
     const tt = now();
     let trimmed = await streamInfo();
-    while (trimmed.state.first_seq <= 1 && now() - tt < 300_000) { await sleep(500); trimmed = await streamInfo(); }
+    while (trimmed.state.messages > entries / 10 && now() - tt < 120_000) { await sleep(500); trimmed = await streamInfo(); }
     const trimMs = now() - tt;
     await nc.close();
     say(`  ledger trimmed to ${fmt(trimmed.state.messages)} entries, ${(trimmed.state.bytes / 1048576).toFixed(1)} MiB (from entry ${fmt(trimmed.state.first_seq)}) after ${(trimMs / 1000).toFixed(1)} s; a new node joins …`);
@@ -943,6 +945,13 @@ async function replay(): Promise<void> {
     c.nodes.push(fresh);
     c.statusPorts.push(sp);
     await settled(c, 600_000);
+    // … and the new node serves its share (the others hand partitions over once it is seen).
+    for (;;) {
+      const st = await getJson<NodeStatus>(sp, '/status', c.token);
+      if (st.cluster.serving.length > 0) { await settled(c, 600_000); break; }
+      if (now() - tj > 600_000) throw new Error('the new node got no partition');
+      await sleep(100);
+    }
     const servedMs = now() - tj;
     const dirBytes = (dir: string): number => Number(execSync(`du -sb ${JSON.stringify(dir)} | cut -f1`).toString().trim());
     const stores = c.nodes.map((n) => dirBytes(n.dataDir));

@@ -60,6 +60,23 @@ describe('cluster: when snapshots are written and the ledger trimmed', () => {
     expect(h.writes.filter((w) => w.startsWith('p.'))).to.deep.equal(['p.3@60']);
   });
 
+  it('a partition with a few new records is written again once its snapshot lags the ledger by sharedEntries (it holds the trim back)', async () => {
+    const h = harness();
+    await h.policy.look();
+    h.writes.length = 0;
+    h.state.stored.set(3, 1);
+    h.state.applied = 149;
+    await h.policy.look();
+    expect(h.writes.filter((w) => w.startsWith('p.3'))).to.deep.equal([]);
+    h.state.applied = 150;
+    await h.policy.look();
+    expect(h.writes.filter((w) => w.startsWith('p.3'))).to.deep.equal(['p.3@150']);
+    // With nothing new, no rewrite however far the ledger went.
+    h.state.applied = 1000;
+    await h.policy.look();
+    expect(h.writes.filter((w) => w.startsWith('p.0'))).to.deep.equal([]);
+  });
+
   it('a large snapshot waits for a quarter of its size in new records', async () => {
     const h = harness();
     h.counts.set('p.3', 400);

@@ -4,7 +4,9 @@
  *   records it stored since the last one reach a quarter of that snapshot (at least
  *   `minRecords`), so each record is written again a bounded number of times (a geometric series:
  *   about four times over its life), and a node taking the partition over replays at most that much
- *   of the ledger after the snapshot;
+ *   of the ledger after the snapshot; and also when it has any new record and its snapshot lags the
+ *   ledger by `sharedEntries` entries, since the oldest snapshot is what holds the ledger's trim back
+ *   (a quiet partition must not keep every other partition's entries in the ledger);
  * - the shared snapshot (every state and membership), by the node serving partition 0: when there is
  *   none yet, and then every `sharedEntries` ledger entries;
  * - the ledger, by the same node, after its shared snapshot: trimmed below what every snapshot covers
@@ -77,7 +79,8 @@ export class SnapshotPolicy {
     const last = this.last.get(p);
     if (there !== undefined && last !== undefined) {
       const since = stored - last.storedAt;
-      if (since < Math.max(this.opts.minRecords, last.records / 4)) return;
+      const lagging = d.applied() - last.seq >= this.opts.sharedEntries && since > 0;
+      if (since < Math.max(this.opts.minRecords, last.records / 4) && !lagging) return;
     } else if (there !== undefined) {
       // Written before (by this node or another): counted from here on.
       this.last.set(p, { seq: there, records: 0, storedAt: stored });
