@@ -24,7 +24,7 @@ import { joinCluster, Secrets, type Joined } from './join';
 import { Ledger } from './ledger';
 import { connIdBase, Links, nodeOfConn } from './links';
 import { Owned, type OwnedCall } from './owned';
-import { Ownership } from './ownership';
+import { Ownership, placeOf } from './ownership';
 import type { EnginePositions } from './positions';
 import { PresenceSync } from './presence-sync';
 import { publishingStates } from './publishing-states';
@@ -65,6 +65,9 @@ export class ClusterCarrier implements Carrier {
   private local: Local | undefined;
   private sweep: NodeJS.Timeout | undefined;
   private caughtUp = false;
+  /** Filling in the partitions to come, then joining (a node joining a cluster that holds data). */
+  private joining: Promise<void> | undefined;
+  private stopping = false;
   private framesForwarded = 0;
 
   /** Joins the cluster named in `settings` (engine, replica, node number); replay waits for `start`. */
@@ -199,10 +202,44 @@ export class ClusterCarrier implements Carrier {
     this.links.start();
     this.reads.start();
     this.presence.start();
-    await this.ownership.start();
-    this.policy.start();
     this.sweep = setInterval(() => this.routing.expire(), 1000);
     this.sweep.unref();
+    const mine = await this.partitionsToCome();
+    const join = async (): Promise<void> => {
+      if (this.stopping) return;
+      await this.ownership.start();
+      this.policy.start();
+    };
+    if (mine.length === 0) return join();
+    // Joining with partitions to fill in: this node serves its sockets now (the others serve every
+    // partition meanwhile) and joins the placement once they are filled in.
+    this.joining = this.prefill(mine).then(join).catch((err: unknown) => this.here.fatal(new Error(`cluster ${this.settings.clusterName}: not joined: ${(err as Error).message}`)));
+  }
+
+  /** The partitions that will place on this node once it joins, of which it holds less than the ledger. */
+  private async partitionsToCome(): Promise<number[]> {
+    const nodes = new Set<string>([this.nodeId]);
+    for await (const k of await this.engine.nodes.keys('n.*')) {
+      const e = await this.engine.nodes.get(k).catch(() => null);
+      if (e?.operation === 'PUT' && (e.json<{ starting?: boolean }>().starting !== true)) nodes.add(k.slice(2));
+    }
+    if (nodes.size === 1) return [];
+    const all = Array.from({ length: this.settings.partitions }, (_, p) => p);
+    return all.filter((p) => placeOf(p, [...nodes]) === this.nodeId && this.stored.behind(p, this.ledger.applied));
+  }
+
+  /** Fills in `partitions` before joining; the node's key stays alive (as starting) meanwhile. */
+  private async prefill(partitions: number[]): Promise<void> {
+    const t0 = Date.now();
+    const key = `n.${this.nodeId}`;
+    const alive = setInterval(() => void this.engine.nodes.put(key, JSON.stringify({ id: this.nodeId, starting: true, at: Date.now() })).catch(() => undefined), this.settings.clusterHeartbeatMs);
+    try {
+      const through = this.ledger.applied;
+      await Promise.all(partitions.map((p) => this.stored.prefill(p, through)));
+      this.log.info({ partitions, through, ms: Date.now() - t0 }, 'partitions to come filled in before joining');
+    } finally {
+      clearInterval(alive);
+    }
   }
 
   private async catchUp(): Promise<void> {
@@ -217,6 +254,7 @@ export class ClusterCarrier implements Carrier {
   }
 
   async stop(): Promise<void> {
+    this.stopping = true;
     clearInterval(this.sweep);
     this.policy.stop();
     await this.ownership.stop();

@@ -86,6 +86,20 @@ export class StoredPartitions {
     });
   }
 
+  /**
+   * Fills in `partition` through ledger sequence `through` before this node claims it (a node
+   * joining), so the hand-over that follows reads only what came after. Whether there is anything
+   * to fill in: see `behind`.
+   */
+  async prefill(partition: number, through: number): Promise<void> {
+    if (this.keeping.has(partition) || !this.behind(partition, through)) return;
+    await this.deps.backfill(partition, this.markOf(partition), through);
+    if (!this.keeping.has(partition) && this.markOf(partition) < through) this.mark(partition, through);
+  }
+
+  /** Whether this node's records of `partition` end before ledger sequence `through`. */
+  behind(partition: number, through: number): boolean { return this.markOf(partition) < through; }
+
   /** Resolves once `partition`'s records before its claim are here; rejects if they could not be read. */
   ready(partition: number): Promise<void> { return this.filling.get(partition) ?? Promise.resolve(); }
 
