@@ -9,24 +9,17 @@ import { join } from 'node:path';
 import { convPartition } from '../src/actors/address';
 import { openStore } from '../src/store/open';
 import { directConv } from '../src/store/ports';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
-import { ClientPool, isMessage, type Client } from './support/client';
-import { startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
+import { newAccounts, type Account } from './support/accounts';
+import { isMessage, type Client } from './support/client';
+import { clusterPerTest, startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
 import { ask, device } from './support/devices';
-import { natsAvailable } from './support/nats';
 import { getStatus } from './support/server';
 
 const PARTITIONS = 8;
 
 describe('cluster, partitioned: where records are stored', function () {
   this.timeout(120_000);
-  const pool = new ClientPool();
-  let cluster: ClusterHandle | undefined;
-  before(async function () {
-    if (!natsAvailable()) this.skip();
-    await accountsReady();
-  });
-  afterEach(async () => { pool.closeAll(); await cluster?.stop(); cluster = undefined; });
+  const { pool, use } = clusterPerTest();
 
   /** 12 pairs, each sends 3 messages (acknowledged); resolves with the conversations and their offsets. */
   async function traffic(c: ClusterHandle, pairs: Array<[Account, Account]>): Promise<Map<string, number[]>> {
@@ -42,10 +35,10 @@ describe('cluster, partitioned: where records are stored', function () {
   }
 
   it('each message is in the store of the one node keeping its conversation, and nowhere else', async () => {
-    cluster = await startCluster(3, { args: ['--partitions', String(PARTITIONS)] });
+    const cluster = use(await startCluster(3, { args: ['--partitions', String(PARTITIONS)] }));
     const accounts = newAccounts(24);
     const pairs = Array.from({ length: 12 }, (_, i) => [accounts[2 * i]!, accounts[2 * i + 1]!] as [Account, Account]);
-    const claims = async (): Promise<number> => (await Promise.all(cluster!.nodes.map(async (n) => (await getStatus<ClusterStatus & { cluster: { ownership: { claims: number } } }>(n)).cluster.ownership.claims))).reduce((a, b) => a + b, 0);
+    const claims = async (): Promise<number> => (await Promise.all(cluster.nodes.map(async (n) => (await getStatus<ClusterStatus & { cluster: { ownership: { claims: number } } }>(n)).cluster.ownership.claims))).reduce((a, b) => a + b, 0);
     const claimsBefore = await claims();
     const seqs = await traffic(cluster, pairs);
     // On a loaded machine a heartbeat can come late and a partition move: the node it was on keeps the
@@ -56,7 +49,7 @@ describe('cluster, partitioned: where records are stored', function () {
     // What a node stores is what it serves.
     for (const c of st) expect(c.keeps, `node ${c.node} keeps what it serves`).to.deep.equal(c.serving);
     const serving = st.map((c) => c.serving);
-    const dirs = cluster.nodes.map((n) => join(n.dataDir, `cluster-${cluster!.name}`));
+    const dirs = cluster.nodes.map((n) => join(n.dataDir, `cluster-${cluster.name}`));
     // All at once: a node stopping one at a time would see the others go and take their partitions over.
     await Promise.all(cluster.nodes.map((n) => n.kill('SIGKILL')));
     let total = 0;
@@ -82,7 +75,7 @@ describe('cluster, partitioned: where records are stored', function () {
   });
 
   it('a node that takes a killed owner\'s partitions over fills them in: their history is complete on it', async () => {
-    cluster = await startCluster(2, { args: ['--partitions', String(PARTITIONS)] });
+    const cluster = use(await startCluster(2, { args: ['--partitions', String(PARTITIONS)] }));
     const accounts = newAccounts(16);
     const pairs = Array.from({ length: 8 }, (_, i) => [accounts[2 * i]!, accounts[2 * i + 1]!] as [Account, Account]);
     const seqs = await traffic(cluster, pairs);

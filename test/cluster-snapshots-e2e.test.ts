@@ -6,31 +6,21 @@
  */
 import { expect } from 'chai';
 import { directConv } from '../src/store/ports';
-import { accountsReady, newAccounts, type Account } from './support/accounts';
-import { ClientPool, isMessage, sleep } from './support/client';
-import { startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
+import { newAccounts, type Account } from './support/accounts';
+import { isMessage, sleep } from './support/client';
+import { clusterPerTest, startCluster, type ClusterStatus } from './support/cluster';
 import { ask, device, makeGroup } from './support/devices';
-import { natsAvailable } from './support/nats';
 import { getStatus } from './support/server';
 
 type WithSnapshots = ClusterStatus & { cluster: { snapshots: { trims: number; trimmedEntries: number; partitionSnapshots: number; sharedSnapshots: number } } };
 
 describe('cluster: snapshots and a trimmed ledger', function () {
   this.timeout(120_000);
-  const pool = new ClientPool();
-  let cluster: ClusterHandle | undefined;
-  before(async function () {
-    if (!natsAvailable()) this.skip();
-    await accountsReady();
-  });
-  afterEach(async function () {
-    if (this.currentTest?.state === 'failed') for (const n of cluster?.nodes ?? []) console.log(n.output().split('\n').filter((l) => /"level":[45]0/.test(l)).slice(0, 12).join('\n'));
-    pool.closeAll(); await cluster?.stop(); cluster = undefined;
-  });
+  const { pool, use } = clusterPerTest();
 
   it('a node joining after the ledger was trimmed starts from the snapshots and serves every history', async () => {
     const args = ['--cluster-snapshot-ms', '200', '--cluster-snapshot-records', '4', '--cluster-snapshot-entries', '4'];
-    cluster = await startCluster(2, { args });
+    const cluster = use(await startCluster(2, { args }));
     const accounts = newAccounts(12);
     const pairs = Array.from({ length: 5 }, (_, i) => [accounts[2 * i]!, accounts[2 * i + 1]!] as [Account, Account]);
     const seqs = new Map<string, number[]>();

@@ -25,6 +25,8 @@ export interface CatchUpLimits {
 
 /** Backlog frames written per turn to one connection. */
 const SYNC_TURN = 256;
+/** A backlog that could not be read whole is read again after this long. */
+const RETRY_MS = 1000;
 /** Live frames a connection still reading its backlog may hold; past this it reads them from the log. */
 const HELD_MAX = 5000;
 const HELD_BYTES = 4 * 1024 * 1024;
@@ -40,6 +42,8 @@ interface Sync {
   heldLast: number;
   /** Held frames overflowed and were dropped: read them from the log after this pass. */
   overflow: boolean;
+  /** The offset of the last backlog record sent in this sync (where a pass that ended early reads on). */
+  sentThrough: number;
 }
 
 export class CatchUp {
@@ -59,7 +63,7 @@ export class CatchUp {
     private readonly positions: PositionBook,
     private readonly limits: CatchUpLimits,
     private readonly lastOffset: () => number,
-    private readonly counters: { backlogFrames: number },
+    private readonly counters: { backlogFrames: number; backlogRetries: number },
   ) {
     this.turns = new SyncQueue(limits.signinBacklogs ?? 64);
   }
@@ -124,14 +128,15 @@ export class CatchUp {
     const last = this.lastOffset();
     // Until the backlog starts nothing is held (as if overflowed): it reads through the newest record
     // then, so it covers every live frame of the wait, and a thousand waiting sockets hold no frames.
-    const s: Sync = { peer, backlog: EMPTY, upTo: last, held: [], heldBytes: 0, heldLast: 0, overflow: true };
+    const s: Sync = { peer, backlog: EMPTY, upTo: last, held: [], heldBytes: 0, heldLast: 0, overflow: true, sentThrough: 0 };
     this.syncs.set(peer.id, s);
     return s;
   }
 
   private start(s: Sync, account: string): void {
     const p = this.positions.get(account);
-    this.readFrom(s, account, p.ackMode ? p.acked : p.delivered);
+    s.sentThrough = p.ackMode ? p.acked : p.delivered;
+    this.readFrom(s, account, s.sentThrough);
     this.pump(s);
   }
 
@@ -168,6 +173,7 @@ export class CatchUp {
       const { frames, last } = s.backlog.next(1);
       if (last === 0) return this.drained(s, account);
       for (const f of frames) peer.send(f);
+      s.sentThrough = last;
       this.counters.backlogFrames += frames.length;
       if (!ackMode) this.positions.delivered(account, last);
     }
@@ -183,6 +189,19 @@ export class CatchUp {
   }
 
   private caughtUp(s: Sync, account: string): void {
+    if (s.backlog.incomplete?.() === true) {
+      // Part of the backlog was not read (its owner did not answer): nothing later may go out before
+      // it, or the account's positions would pass it. Live frames are dropped meanwhile (they are in
+      // the logs) and the backlog is read again from the last record sent, a moment later.
+      this.counters.backlogRetries++;
+      s.overflow = true;
+      dropHeld(s);
+      return void setTimeout(() => {
+        if (this.syncs.get(s.peer.id) !== s) return;
+        this.readFrom(s, account, s.sentThrough);
+        this.pump(s);
+      }, RETRY_MS).unref();
+    }
     if (s.overflow) {
       // What was held and dropped is in the logs: read on from where this pass ended.
       s.overflow = false;

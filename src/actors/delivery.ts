@@ -59,7 +59,7 @@ export class Delivery {
   private readonly knownConvs = new LRUCache<string, true>({ max: 100_000 });
   private lastOffset: number;
   private readonly log = logger({ part: 'delivery' });
-  readonly counters = { appended: 0, duplicates: 0, pushed: 0, backlogFrames: 0, lostFull: 0 };
+  readonly counters = { appended: 0, duplicates: 0, pushed: 0, backlogFrames: 0, backlogRetries: 0, lostFull: 0 };
   /**
    * A store write failed for good (see durable-gate.ts): the output waiting on it never leaves.
    * The owner sets this and decides what stops; an actor never ends the process.

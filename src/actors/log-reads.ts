@@ -21,6 +21,11 @@ export interface BacklogSource {
   waiting(): Promise<void> | undefined;
   /** The reader is gone (its connection closed, or a new pass began): nothing more is fetched. */
   close(): void;
+  /**
+   * Part of it could not be read (another node did not answer in time): the pass ended early and
+   * must not count as caught up. Absent: always complete.
+   */
+  incomplete?(): boolean;
 }
 
 export interface LogReads {

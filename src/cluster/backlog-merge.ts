@@ -27,6 +27,7 @@ export class MergedBacklog implements BacklogSource {
   /** Lanes with nothing here that may get more: nothing is taken until each has its next item or is done. */
   private blocked: Lane[] = [];
   private closed = false;
+  private failed = false;
 
   constructor(lanes: Lane[] = []) {
     for (const l of lanes) this.add(l);
@@ -45,6 +46,7 @@ export class MergedBacklog implements BacklogSource {
   next(n: number): { frames: string[]; last: number } {
     const frames: string[] = [];
     let last = 0;
+    if (this.failed) return { frames, last };
     this.unblock();
     while (frames.length < n && this.blocked.length === 0) {
       const lane = this.ready.top();
@@ -71,9 +73,21 @@ export class MergedBacklog implements BacklogSource {
   }
 
   waiting(): Promise<void> | undefined {
+    if (this.failed) return undefined;
     this.unblock();
     return this.blocked[0]?.waiting();
   }
+
+  /**
+   * A part could not be read: nothing more is taken (a later record would go out before the part's
+   * and the account's positions would pass it); the reader reads again from what it got.
+   */
+  fail(): void {
+    this.failed = true;
+    this.close();
+  }
+
+  incomplete(): boolean { return this.failed; }
 
   close(): void {
     this.closed = true;

@@ -156,7 +156,8 @@ class ClusterBacklog implements LaneHost {
   gaveUp(start: BacklogStart, why: string): void {
     this.reads.counters.gaveUp++;
     const convs = 'cursors' in start ? start.cursors.length : start.memberships.length;
-    this.deps.log.warn({ account: this.range.account, convs, why }, 'part of a backlog could not be read from its owner: the rest of the backlog goes on');
+    this.deps.log.warn({ account: this.range.account, convs, why }, 'part of a backlog could not be read from its owner: the backlog is read again shortly');
+    this.merged.fail();
   }
 
   /** Two pages per remote lane within BACKLOG_BUFFER_BYTES, between PAGE_MIN_BYTES and PAGE_BYTES. */

@@ -5,8 +5,10 @@
  * on that nats-server instead (not stopped by `stop`); `opts.name`: with that cluster name (a cluster
  * restored or imported into by the operator tool).
  */
+import { accountsReady } from './accounts';
+import { ClientPool } from './client';
 import { getStatus, startServer, type ServerHandle } from './server';
-import { startNats, type NatsHandle } from './nats';
+import { natsAvailable, startNats, type NatsHandle } from './nats';
 
 export interface ClusterHandle {
   /** The nats-server (undefined when the caller gave a URL). */
@@ -73,4 +75,27 @@ export async function startCluster(n: number, opts: { args?: string[]; nats?: Na
   for (let i = 0; i < n; i++) await handle.addNode();
   await handle.ready();
   return handle;
+}
+
+/**
+ * For a test file whose tests each start their own cluster: skipped without nats-server; after each
+ * test its clients close and its cluster stops (the nodes' warnings and errors printed first when it
+ * failed). `use` hands the test's cluster over to be stopped.
+ */
+export function clusterPerTest(): { pool: ClientPool; use(c: ClusterHandle): ClusterHandle } {
+  const pool = new ClientPool();
+  let current: ClusterHandle | undefined;
+  before(async function () {
+    if (!natsAvailable()) this.skip();
+    await accountsReady();
+  });
+  afterEach(async function () {
+    if (this.currentTest?.state === 'failed') {
+      for (const n of current?.nodes ?? []) process.stderr.write(`${n.output().split('\n').filter((l) => /"level":[456]0/.test(l)).slice(0, 20).join('\n')}\n`);
+    }
+    pool.closeAll();
+    await current?.stop();
+    current = undefined;
+  });
+  return { pool, use: (c) => (current = c) };
 }

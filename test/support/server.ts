@@ -211,8 +211,9 @@ async function startOnce(args: string[], opts: StartOptions, omit: Set<string>, 
     // The status server starts after the endpoint: wait for it too when asked for.
     if (handle.statusUrl) await waitForHttp(`${handle.statusUrl}/healthz`, deadline, () => hasExited);
   } catch (err) {
+    const how = hasExited ? ` (${JSON.stringify(await exited)})` : '';
     await handle.stop();
-    throw new Error(`${(err as Error).message}\n--- server output ---\n${out}`);
+    throw new Error(`${(err as Error).message}${how}\n--- server output ---\n${out}`);
   }
   return handle;
 }
