@@ -66,7 +66,7 @@ export interface Local {
 
 export interface Carrier {
   // ---- what it stands on ----
-  /** The store this node's actors read and the applier writes (in a cluster: the replica of the ledger). */
+  /** The store this node's actors read and the applier writes (in a cluster: this node's part, kept from the ledger). */
   readonly store: Store;
   /** The store for actors that write their state directly (read receipts): in a cluster the write is also published. */
   readonly sharedStore: Store;

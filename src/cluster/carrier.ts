@@ -213,7 +213,12 @@ export class ClusterCarrier implements Carrier {
     if (mine.length === 0) return join();
     // Joining with partitions to fill in: this node serves its sockets now (the others serve every
     // partition meanwhile) and joins the placement once they are filled in.
-    this.joining = this.prefill(mine).then(join).catch((err: unknown) => this.here.fatal(new Error(`cluster ${this.settings.clusterName}: not joined: ${(err as Error).message}`)));
+    // A partition that cannot be filled in now (a damaged snapshot, NATS gone) is filled in at its
+    // claim again, or stays with the node serving it: joining goes on either way.
+    this.joining = this.prefill(mine)
+      .catch((err: unknown) => this.log.error({ err, partitions: mine }, 'partitions to come not filled in before joining; they are filled in at their claims'))
+      .then(join)
+      .catch((err: unknown) => this.here.fatal(new Error(`cluster ${this.settings.clusterName}: not joined: ${(err as Error).message}`)));
   }
 
   /** The partitions that will place on this node once it joins, of which it holds less than the ledger. */

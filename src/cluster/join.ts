@@ -1,5 +1,5 @@
 /**
- * Joining a cluster: the engine connection, this node's replica of the ledger, a node number no
+ * Joining a cluster: the engine connection, this node's part of the store (started from the shared snapshot when it has nothing yet), a node number no
  * live node has, and the secrets every node shares (the resume-token key, the verification
  * issuer's key seed, the settings placement depends on).
  */

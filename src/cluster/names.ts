@@ -1,5 +1,5 @@
 /**
- * Where a cluster keeps things in NATS: one stream (the ledger every node replays), a few
+ * Where a cluster keeps things in NATS: one stream (the ledger every node reads), a few
  * key-value buckets, an object store of snapshots, and the subjects nodes talk to each other on. Every name derives from the
  * cluster name, so several clusters share one NATS without seeing each other.
  */

@@ -1,6 +1,6 @@
 /**
  * `imgc-cluster import DATA_DIR` (see cluster-admin.ts): an embedded server's data directory moved
- * into an empty cluster, as ledger entries every node applies to its replica (src/cluster/entry.ts):
+ * into an empty cluster, as ledger entries (src/cluster/entry.ts): each record kept by the node keeping its partition:
  *
  * 1. every retained record of every conversation, as `append` operations in the order of their old
  *    offsets across all conversations, each with its new offset: its rank among the old ones (1..N),
