@@ -64,13 +64,20 @@ function live(d: Delivery, n: number): void {
   d.post({ t: 'post', conv: directConv(A, B), tpl, from: B, to: [A] }, Date.now());
 }
 
+/** Alice signed in on a delivery actor reading through fake reads; her sync under way. */
+async function signedIn() {
+  const reads = new FakeReads();
+  const alice = new FakePeer(1, A);
+  const peers = [alice];
+  const d = new Delivery(new MemoryStore(), peersOf(peers), limits, reads);
+  d.sync(alice);
+  await turns();
+  return { reads, alice, peers, d };
+}
+
 describe('actors: catch-up through reads that come in parts', () => {
   it('a backlog that ended incomplete is read again from the last record sent, and its held live frames never go out first', async () => {
-    const reads = new FakeReads();
-    const alice = new FakePeer(1, A);
-    const d = new Delivery(new MemoryStore(), peersOf([alice]), limits, reads);
-    d.sync(alice);
-    await turns();
+    const { reads, alice, d } = await signedIn();
     const first = reads.sources[0]!;
     first.give('b1', 1);
     await turns();
@@ -92,11 +99,7 @@ describe('actors: catch-up through reads that come in parts', () => {
   });
 
   it('sends the backlog as it comes, in order, and live frames only after it', async () => {
-    const reads = new FakeReads();
-    const alice = new FakePeer(1, A);
-    const d = new Delivery(new MemoryStore(), peersOf([alice]), limits, reads);
-    d.sync(alice);
-    await turns();
+    const { reads, alice, d } = await signedIn();
     const src = reads.sources[0]!;
     src.give('b1', 1);
     src.give('b2', 2);
@@ -118,12 +121,7 @@ describe('actors: catch-up through reads that come in parts', () => {
   });
 
   it('a connection that closes while its backlog waits closes the backlog', async () => {
-    const reads = new FakeReads();
-    const alice = new FakePeer(1, A);
-    const peers = [alice];
-    const d = new Delivery(new MemoryStore(), peersOf(peers), limits, reads);
-    d.sync(alice);
-    await turns();
+    const { reads, alice, peers, d } = await signedIn();
     const src = reads.sources[0]!;
     peers.length = 0;
     d.closed(alice);

@@ -28,7 +28,7 @@ import { deliveryLatencySeconds, now as clock, secondsSince } from '../status/in
 import { PositionBook } from './account-positions';
 import { CatchUp, type CatchUpLimits } from './catch-up';
 import { DurableGate } from './durable-gate';
-import type { Post, StateOut } from './envelopes';
+import { postRecord, type Post, type StateOut } from './envelopes';
 import { applyChange, changeAnswer, decideChange, type ChangeDecision, type ChangeMade } from './edits';
 import { FanOut } from './fan-out';
 import type { HistoryAnnotate, HistoryAnswer } from './history';
@@ -126,8 +126,9 @@ export class Delivery {
   private postOwn(p: Post, now: number): void {
     for (const account of p.to) {
       const conv = accountConv(account);
-      this.fanOut.deliver(account, this.append(conv, p, now), p);
-      this.retention.appended(conv);
+      const kept = this.keeps(conv);
+      this.fanOut.deliver(account, this.put(postRecord(conv, p, now), kept), p);
+      if (kept) this.retention.appended(conv);
     }
   }
 
@@ -154,12 +155,15 @@ export class Delivery {
     }, () => this.peers.peer(conn)?.send(refusedAnswer(frame, Code.STORAGE_FULL, STORAGE_FULL_TEXT)));
   }
 
-  /** Appends `p` to `conv`, pushes it to its recipients and to the sender's other own-sync sockets; returns its offset. */
-  private record(conv: ConvId, p: Post, now: number): number {
-    const offset = this.append(conv, p, now);
+  /**
+   * Appends `p` to `conv` (where this node keeps it: `kept`), pushes it to its recipients and to
+   * the sender's other own-sync sockets; returns its offset.
+   */
+  private record(conv: ConvId, p: Post, now: number, kept = this.keeps(conv)): number {
+    const offset = this.put(postRecord(conv, p, now), kept);
     for (const account of p.to) this.fanOut.deliver(account, offset, p);
     if (p.from !== null && !p.to.includes(p.from)) this.fanOut.echoOwn(p.from, conv, offset, p);
-    if (this.storesHere(conv)) this.retention.appended(conv);
+    if (kept) this.retention.appended(conv);
     return offset;
   }
 
@@ -177,8 +181,9 @@ export class Delivery {
    * with the record's offset once durable.
    */
   changed(d: ChangeMade, conn: number, callback: string | undefined, now: number): void {
-    const offset = this.record(d.conv, d.post, now);
-    if (this.storesHere(d.conv)) applyChange(this.store.log, d, offset);
+    const kept = this.keeps(d.conv);
+    const offset = this.record(d.conv, d.post, now, kept);
+    if (kept) applyChange(this.store.log, d, offset);
     this.answerWhenDurable(conn, changeAnswer(d, offset, callback));
   }
 
@@ -213,20 +218,21 @@ export class Delivery {
     this.knownConvs.clear();
   }
 
-  private append(conv: ConvId, p: Post, now: number): number {
-    return this.put({ conv, at: now, from: p.from, ...(p.mid !== undefined ? { mid: p.mid } : {}), head: p.tpl.head, tail: p.tpl.tail });
-  }
-
-  /** Stores a record (in a cluster at its entry's next offset, and only where its conversation is kept); its offset. */
-  private put(e: NewEntry, offset?: number): number {
+  /**
+   * Stores a record where its conversation is `kept` (in a cluster at its entry's next offset, or
+   * at `offset` when an import gives one); its offset. Asked once per record: the answer also
+   * counts the partition's records (cluster/stored-partitions.ts).
+   */
+  private put(e: NewEntry, kept = this.keeps(e.conv), offset?: number): number {
     const scope = this.entry;
     if (scope === undefined) return this.appended(this.store.log.append(e, offset).offset);
     const at = offset ?? scope.next++;
-    if (scope.stores(e.conv)) this.store.log.append(e, at);
+    if (kept) this.store.log.append(e, at);
     return this.appended(at);
   }
 
-  private storesHere(conv: ConvId): boolean { return this.entry?.stores(conv) ?? true; }
+  /** Whether this node keeps `conv`'s records (always, but for a cluster node applying an entry). */
+  private keeps(conv: ConvId): boolean { return this.entry?.stores(conv) ?? true; }
 
   private appended(offset: number): number {
     this.lastOffset = Math.max(this.lastOffset, offset);
@@ -265,12 +271,12 @@ export class Delivery {
 
   /** A record moved in from another store (cluster import): appended as it was (at `offset` if given), pushed to no one. */
   importRecord(e: NewEntry, offset?: number): number {
-    return this.put(e, offset);
+    return this.put(e, undefined, offset);
   }
 
   /** A notice or message from the first service's backup file, kept in the account's own log. */
   importOwn(account: string, tpl: Template, at: number): void {
-    this.append(accountConv(account), { t: 'post', conv: 'own', tpl, from: null, to: [account] }, at);
+    this.put(postRecord(accountConv(account), { t: 'post', conv: 'own', tpl, from: null, to: [account] }, at));
   }
 
   /** A connection closed: its backlog stops. */

@@ -4,7 +4,7 @@
  * (structured-cloneable) with a short tag `t`.
  */
 import type { Request, Template } from '../protocol/frames';
-import type { ConvId } from '../store/ports';
+import type { ConvId, NewEntry } from '../store/ports';
 import type { ShardStats } from '../status/source';
 
 /** The connection a request came from, so an answer (or an error) can find its way back. */
@@ -94,6 +94,11 @@ export interface Post {
   ackTo?: { conn: number; frame: string };
   /** The partition of the actor that decided it (set by the shard; cluster mode routes by it). */
   part?: number;
+}
+
+/** The record a post becomes in `conv` (an account's own log, for a notice to accounts), stored at `at`. */
+export function postRecord(conv: ConvId, p: Post, at: number): NewEntry {
+  return { conv, at, from: p.from, ...(p.mid !== undefined ? { mid: p.mid } : {}), head: p.tpl.head, tail: p.tpl.tail };
 }
 
 /**

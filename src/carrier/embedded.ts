@@ -8,7 +8,7 @@ import { loadOrCreateResumeKey } from '../net/sessions';
 import { errorFrame } from '../protocol/frames';
 import type { Store } from '../store/ports';
 import type { Carrier, ChangeCall, Local } from './port';
-import { routeDecided, type Decided, type Op } from './ops';
+import { changeOp, routeDecided, type Decided, type Op } from './ops';
 
 export class EmbeddedCarrier implements Carrier {
   readonly replica = false;
@@ -41,7 +41,7 @@ export class EmbeddedCarrier implements Carrier {
   change(call: ChangeCall): void {
     const d = this.here.decideChange(call);
     if (!d.ok) return this.here.send(call.conn, errorFrame(d.code, d.error, call.request));
-    this.here.apply([{ t: 'change', change: d, conn: call.conn, at: call.at, ...(call.request.callback !== undefined ? { callback: call.request.callback } : {}) }]);
+    this.here.apply([changeOp(d, call.conn, call.request, call.at)]);
   }
   ephemeral(): void { /* no other node */ }
   isOnline(account: string): boolean { return this.here.presence.isOnline(account); }

@@ -6,6 +6,7 @@
  */
 import type { ChangeMade } from '../actors/edits';
 import type { Post, Reply, StateOut } from '../actors/envelopes';
+import type { Request } from '../protocol/frames';
 import type { ConvId, NewEntry } from '../store/ports';
 
 export type Op =
@@ -31,6 +32,11 @@ export type Op =
   | { t: 'trim'; conv: ConvId; upTo: number }
   /** `node` owns `partition` from this entry on: entries of an earlier owner after it are refused (cluster only). */
   | { t: 'claim'; partition: number; node: string };
+
+/** The operation of a change `d` decided for the request `r` of connection `conn`, made `at`. */
+export function changeOp(d: ChangeMade, conn: number, r: Request, at: number): Extract<Op, { t: 'change' }> {
+  return { t: 'change', change: d, conn, at, ...(r.callback !== undefined ? { callback: r.callback } : {}) };
+}
 
 /** What a shard's actors decide: posts, new states, and answers. */
 export type Decided = Post | StateOut | Reply;

@@ -24,7 +24,7 @@ import { joinCluster, Secrets, type Joined } from './join';
 import { Ledger } from './ledger';
 import { connIdBase, Links, nodeOfConn } from './links';
 import { Owned, type OwnedCall } from './owned';
-import { Ownership, placeOf } from './ownership';
+import { Ownership, placeOf, startingInfo } from './ownership';
 import type { EnginePositions } from './positions';
 import { PresenceSync } from './presence-sync';
 import { publishingStates } from './publishing-states';
@@ -237,7 +237,7 @@ export class ClusterCarrier implements Carrier {
   private async prefill(partitions: number[]): Promise<void> {
     const t0 = Date.now();
     const key = `n.${this.nodeId}`;
-    const alive = setInterval(() => void this.engine.nodes.put(key, JSON.stringify({ id: this.nodeId, starting: true, at: Date.now() })).catch(() => undefined), this.settings.clusterHeartbeatMs);
+    const alive = setInterval(() => void this.engine.nodes.put(key, startingInfo(this.nodeId)).catch(() => undefined), this.settings.clusterHeartbeatMs);
     try {
       const through = this.ledger.applied;
       await Promise.all(partitions.map((p) => this.stored.prefill(p, through)));

@@ -31,6 +31,14 @@ export interface EngineHealth {
   server: string | null;
 }
 
+/** What NATS takes in one message when the server does not say. */
+const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
+
+/** The largest message NATS carries on this connection (a ledger entry, a read's answer). */
+export function maxPayload(nc: NatsConnection): number {
+  return nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
+}
+
 /** How long start-up keeps trying to make or find the stream and buckets. */
 const SETUP_MS = 30_000;
 

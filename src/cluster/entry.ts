@@ -7,7 +7,7 @@
  * (firstOffset, recordsOf), so it is the same on every node whether that node stores it or not. Connection ids are unique in the cluster (see connIdBase), so an
  * operation that answers a connection is acted on by the one node that holds it.
  */
-import type { Post } from '../actors/envelopes';
+import { postRecord, type Post } from '../actors/envelopes';
 import type { Op } from '../carrier/ops';
 import { accountConv, type NewEntry } from '../store/ports';
 
@@ -101,9 +101,7 @@ export interface EntryRecord { offset: number; entry: NewEntry; op: Op }
 export function recordsOf(ops: readonly Op[], first: number): EntryRecord[] {
   const out: EntryRecord[] = [];
   let next = first;
-  const add = (op: Op, conv: string, at: number, p: Post): void => {
-    out.push({ offset: next++, op, entry: { conv, at, from: p.from, ...(p.mid !== undefined ? { mid: p.mid } : {}), head: p.tpl.head, tail: p.tpl.tail } });
-  };
+  const add = (op: Op, conv: string, at: number, p: Post): void => { out.push({ offset: next++, op, entry: postRecord(conv, p, at) }); };
   for (const op of ops) {
     if (op.t === 'post') {
       if (op.post.conv === 'own') for (const account of op.post.to) add(op, accountConv(account), op.at, op.post);

@@ -9,7 +9,7 @@ import type { Logger } from 'pino';
 import type { Settings } from '../config';
 import { newServerKeySeed } from '../chain/token';
 import { Engine } from './engine';
-import { HEARTBEATS_TO_EXPIRE } from './ownership';
+import { HEARTBEATS_TO_EXPIRE, startingInfo } from './ownership';
 import { EnginePositions } from './positions';
 import { Replica } from './replica';
 import { Snapshots } from './snapshots';
@@ -73,7 +73,7 @@ async function nodeNumber(engine: Engine): Promise<number> {
   for (let attempt = 0; ; attempt++) {
     const n = randomInt(1, 2 ** 20);
     try {
-      await engine.nodes.create(`n.${n.toString(36)}`, JSON.stringify({ id: n.toString(36), starting: true, at: Date.now() }));
+      await engine.nodes.create(`n.${n.toString(36)}`, startingInfo(n.toString(36)));
       return n;
     } catch (err) {
       if (attempt >= 5) throw err;

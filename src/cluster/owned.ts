@@ -6,7 +6,7 @@
  * applies the entry alike (counting the same records), so nothing is decided while applying.
  */
 import type { ChangeCall, Local } from '../carrier/port';
-import type { Op } from '../carrier/ops';
+import { changeOp, type Op } from '../carrier/ops';
 import { Code } from '../protocol/codes';
 import { errorFrame, refusedAnswer } from '../protocol/frames';
 import type { Store } from '../store/ports';
@@ -42,7 +42,11 @@ const DOUBT_MS = VOID_AFTER_MS + 1000;
 /** Posts in doubt remembered at most (the oldest go first; each is forgotten after DOUBT_MS anyway). */
 const DOUBT_MAX = 10_000;
 
-const midKey = (conv: string, from: string, mid: string): string => `${conv}\u0000${from}\u0000${mid}`;
+/** A post's resend key (conversation, sender, `mid`); undefined for a post that has none (a notice, or no `mid`). */
+function midKeyOf(op: Op): string | undefined {
+  if (op.t !== 'post' || op.post.mid === undefined || op.post.from === null) return undefined;
+  return `${op.post.conv}\u0000${op.post.from}\u0000${op.post.mid}`;
+}
 
 export class Owned {
   /** Posts with a `mid` handed to the ledger here and not applied yet (bounded by what is in flight). */
@@ -68,9 +72,8 @@ export class Owned {
 
   /** Whether the post goes into the ledger now; if not, it was answered or will be decided later. */
   private screen(op: PostOp, partition: number): boolean {
-    const p = op.post;
-    if (p.mid === undefined || p.from === null) return true;
-    const key = midKey(p.conv, p.from, p.mid);
+    const key = midKeyOf(op);
+    if (key === undefined) return true;
     const since = this.doubt.get(key);
     if (since !== undefined) {
       // Its original may still be stored: decided once that is known (then found in the log, or not).
@@ -80,7 +83,8 @@ export class Owned {
       return false;
     }
     if (this.inFlight.has(key)) { this.duplicate(op, true); return false; }
-    if (this.deps.store.log.findMid(p.conv, p.from, p.mid) !== undefined) { this.duplicate(op, false); return false; }
+    const p = op.post;
+    if (this.deps.store.log.findMid(p.conv, p.from!, p.mid!) !== undefined) { this.duplicate(op, false); return false; }
     this.inFlight.set(key, (this.inFlight.get(key) ?? 0) + 1);
     return true;
   }
@@ -89,7 +93,10 @@ export class Owned {
   doubtful(ops: readonly Op[]): void {
     const now = Date.now();
     for (const [key, at] of this.doubt) if (now - at > DOUBT_MS || this.doubt.size > DOUBT_MAX) this.doubt.delete(key); else break;
-    for (const op of ops) if (op.t === 'post' && op.post.mid !== undefined && op.post.from !== null) this.doubt.set(midKey(op.post.conv, op.post.from, op.post.mid), now);
+    for (const op of ops) {
+      const key = midKeyOf(op);
+      if (key !== undefined) this.doubt.set(key, now);
+    }
   }
 
   /** A resend is acknowledged as its original is: at once if stored, else once the original is. */
@@ -104,8 +111,8 @@ export class Owned {
   /** Operations this node published were applied or refused: their posts are no longer in flight. */
   settled(ops: readonly Op[]): void {
     for (const op of ops) {
-      if (op.t !== 'post' || op.post.mid === undefined || op.post.from === null) continue;
-      const key = midKey(op.post.conv, op.post.from, op.post.mid);
+      const key = midKeyOf(op);
+      if (key === undefined) continue;
       const n = this.inFlight.get(key);
       if (n === undefined) continue;
       if (n <= 1) this.inFlight.delete(key); else this.inFlight.set(key, n - 1);
@@ -120,8 +127,7 @@ export class Owned {
         this.counters.changesRefused++;
         return this.deps.sendTo(call.conn, errorFrame(d.code, d.error, call.request));
       }
-      const callback = call.request.callback;
-      this.deps.submit(partition, [{ t: 'change', change: d, conn: call.conn, at: call.at, ...(callback !== undefined ? { callback } : {}) }]);
+      this.deps.submit(partition, [changeOp(d, call.conn, call.request, call.at)]);
     });
   }
 

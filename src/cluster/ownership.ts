@@ -32,6 +32,9 @@ export interface NodeInfo {
 
 interface OwnerRecord { node: string | null; term: number }
 
+/** A node's key while it starts (has its number, replays, fills in): not in the placement yet (`nodeSeen`). */
+export function startingInfo(id: string): string { return JSON.stringify({ id, starting: true, at: Date.now() }); }
+
 export interface OwnershipHooks {
   /** Resolves once this node has what it needs to serve `partition` after its claim (its records filled in). */
   ready(partition: number): Promise<void>;

@@ -17,6 +17,7 @@ import type { HistoryAnswer } from '../actors/history';
 import type { BacklogStart, LocalReads } from '../actors/log-reads';
 import { Code } from '../protocol/codes';
 import type { Request } from '../protocol/frames';
+import { maxPayload } from './engine';
 import type { ClusterNames } from './names';
 
 export type ReadAsk =
@@ -38,13 +39,6 @@ export const PAGE_RECORDS = 256;
 export const PAGE_BYTES = 1024 * 1024;
 /** How long an owner behind the asker waits for its ledger before it says so (the asker asks again). */
 const APPLY_WAIT_MS = 3000;
-/** What NATS takes when the server does not say. */
-const DEFAULT_MAX_PAYLOAD = 1024 * 1024;
-
-/** The largest answer NATS carries. */
-export function maxPayload(nc: NatsConnection): number {
-  return nc.info?.max_payload ?? DEFAULT_MAX_PAYLOAD;
-}
 
 export function decodeAnswer(data: Uint8Array): ReadAnswer {
   const text = Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8');

@@ -25,7 +25,8 @@ import type { Request } from '../protocol/frames';
 import type { Membership } from '../store/ports';
 import { LocalLane, outOfTime, RemoteLane, retryPauses, type LaneHost } from './backlog-lanes';
 import { MergedBacklog } from './backlog-merge';
-import { decodeAnswer, maxPayload, PAGE_BYTES, PAGE_RECORDS, ReadAnswers, type ReadAnswer, type ReadAnswerDeps, type ReadAsk } from './read-answers';
+import { maxPayload } from './engine';
+import { decodeAnswer, PAGE_BYTES, PAGE_RECORDS, ReadAnswers, type ReadAnswer, type ReadAnswerDeps, type ReadAsk } from './read-answers';
 import { MOVED_TEXT, WAIT_OWNER_MS } from './routing';
 
 /** How long an ask waits for its answer (the owner waits up to 3 s for its ledger first). */

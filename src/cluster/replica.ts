@@ -31,12 +31,13 @@ export class Replica implements Store {
     const mark = local.states.get(APPLIED) as AppliedMark | undefined;
     // Of another ledger, or behind where the ledger now starts (trimmed below its snapshots while
     // this node was away): thrown away, and made again from the snapshots and the ledger.
-    if (mark !== undefined && (mark.epoch !== opts.epoch || mark.seq + 1 < opts.firstSeq)) {
+    const usable = mark !== undefined && mark.epoch === opts.epoch && mark.seq + 1 >= opts.firstSeq;
+    if (mark !== undefined && !usable) {
       await local.close();
       rmSync(join(opts.dir, 'store'), { recursive: true, force: true });
       local = await openStore({ backend: opts.backend, dir: opts.dir, fsync: 'off' });
     }
-    const applied = mark?.epoch === opts.epoch && mark.seq + 1 >= opts.firstSeq ? mark.seq : 0;
+    const applied = usable ? mark.seq : 0;
     return { replica: new Replica(local, opts.epoch, opts.positions(local)), applied };
   }
 

@@ -5,12 +5,11 @@
  */
 import type { GroupCall, VerifyCall } from '../actors/envelopes';
 import { convPartition, groupAddress, VERIFY_ADDRESS } from '../actors/address';
-import { refusedAnswer } from '../protocol/frames';
 import { conversationOf } from '../actors/conversation-ref';
-import type { OwnedCall } from './owned';
-import { Code } from '../protocol/codes';
-import { errorFrame } from '../protocol/frames';
 import { partitionOf } from '../hash';
+import { Code } from '../protocol/codes';
+import { errorFrame, refusedAnswer } from '../protocol/frames';
+import type { OwnedCall } from './owned';
 
 /** How long a group call waits for its partition to have an owner before it is refused. */
 export const WAIT_OWNER_MS = 10_000;
@@ -39,8 +38,8 @@ export interface RoutingDeps {
 }
 
 type Hopping = GroupCall & { hops?: number };
-/** A call waiting for its partition's owner: sent on (`retry`) once known, or refused. */
-interface Waiting { retry(): void; refuse(): void; since: number }
+/** A call waiting for its partition's owner: sent on (`again`) once known, or refused. */
+interface Waiting { again(): void; refuse(): void; since: number }
 
 export class Routing {
   private readonly waiting = new Map<number, Waiting[]>();
@@ -53,33 +52,39 @@ export class Routing {
 
   /** A group call: decided here if this node serves its partition, else sent to the node that does, else held. */
   group(call: Hopping, partition = partitionOf(groupAddress(call.id), this.deps.partitions)): void {
-    const owner = this.deps.ownerOf(partition);
-    const hops = call.hops ?? 0;
-    if (owner === this.deps.self) return this.deps.decide(call);
-    if (owner !== undefined && hops < MAX_HOPS) {
-      this.counters.forwarded++;
-      return this.deps.forward(owner, { ...call, hops: hops + 1 } as GroupCall);
-    }
-    this.wait(partition, hops, () => this.group(call, partition), () => this.refuse(call));
+    this.route(call, partition, {
+      here: (c) => this.deps.decide(c),
+      forward: (node, c) => this.deps.forward(node, c),
+      again: () => this.group(call, partition),
+      refuse: () => this.refuse(call),
+    });
   }
 
   /** A direct message or an edit: where its conversation's records are kept, like a group call. */
   owned(call: OwnedCall, partition = convPartition(call.t === 'post' ? call.op.post.conv : ownedConv(call), this.deps.partitions)): void {
-    const owner = this.deps.ownerOf(partition);
-    const hops = call.hops ?? 0;
-    if (owner === this.deps.self) return this.deps.owned(call, partition);
-    if (owner !== undefined && hops < MAX_HOPS) {
-      this.counters.forwarded++;
-      return this.deps.forwardOwned(owner, { ...call, hops: hops + 1 });
-    }
-    this.wait(partition, hops, () => this.owned(call, partition), () => this.refuseOwned(call));
+    this.route(call, partition, {
+      here: (c) => this.deps.owned(c, partition),
+      forward: (node, c) => this.deps.forwardOwned(node, c),
+      again: () => this.owned(call, partition),
+      refuse: () => this.refuseOwned(call),
+    });
   }
 
-  /** Held until the partition has an owner (bounded in number and time), or refused now. */
-  private wait(partition: number, hops: number, retry: () => void, refuse: () => void): void {
-    if (this.waitingCount >= WAITING_MAX || hops >= MAX_HOPS) return refuse();
+  /**
+   * Decided here when this node serves `partition`; sent on (one hop more) to the node that does;
+   * with no owner known (or too many hops), held until one is (bounded in number and time) or refused.
+   */
+  private route<C extends { hops?: number }>(call: C, partition: number, to: { here(c: C): void; forward(node: string, c: C): void; again(): void; refuse(): void }): void {
+    const owner = this.deps.ownerOf(partition);
+    const hops = call.hops ?? 0;
+    if (owner === this.deps.self) return to.here(call);
+    if (owner !== undefined && hops < MAX_HOPS) {
+      this.counters.forwarded++;
+      return to.forward(owner, { ...call, hops: hops + 1 });
+    }
+    if (this.waitingCount >= WAITING_MAX || hops >= MAX_HOPS) return to.refuse();
     const list = this.waiting.get(partition);
-    const w = { retry, refuse, since: this.clock() };
+    const w = { again: to.again, refuse: to.refuse, since: this.clock() };
     if (list) list.push(w); else this.waiting.set(partition, [w]);
     this.waitingCount++;
   }
@@ -98,7 +103,7 @@ export class Routing {
     if (!list || this.deps.ownerOf(partition) === undefined) return;
     this.waiting.delete(partition);
     this.waitingCount -= list.length;
-    for (const w of list) w.retry();
+    for (const w of list) w.again();
   }
 
   /** Refuses the calls that waited WAIT_OWNER_MS or more (run every second). */

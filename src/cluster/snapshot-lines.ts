@@ -8,8 +8,8 @@
  * - a state:      {"address","state"}
  * - a membership: {"account","conv","since"}
  */
-import { convPartition } from '../actors/address';
 import { isDamagedState, type AccountMembership, type LogEntry, type Store } from '../store/ports';
+import { partitionConvs } from './stored-partitions';
 
 /** States that are no part of the cluster's shared state: a node's own marks (the replica's applied sequence, the partitions it keeps). */
 export const NODE_OWN = 'cluster:';
@@ -81,12 +81,8 @@ export function parseLine(text: string, n: number): Line {
  */
 export async function* partitionLines(store: Store, partition: number, partitions: number, tally: Tally): AsyncGenerator<string> {
   const log = store.log;
-  for (let after: string | undefined; ;) {
-    const convs = log.conversations(after, PAGE);
-    if (convs.length === 0) break;
-    after = convs[convs.length - 1];
+  for (const convs of partitionConvs(store, partition, partitions, PAGE)) {
     for (const conv of convs) {
-      if (convPartition(conv, partitions) !== partition) continue;
       for (let from = 0; ;) {
         const page = log.read({ conv, after: from, limit: PAGE, direction: 'forward' });
         if (page.length === 0) break;

@@ -34,7 +34,7 @@ export class StoredPartitions {
   private readonly keeping = new Set<number>();
   private readonly marks: Marks;
   private readonly filling = new Map<number, Promise<void>>();
-  /** Records stored per partition since the start (about: a record may be counted twice), for the snapshot policy. */
+  /** Records stored per partition since the start (delivery asks `stores` once per record), for the snapshot policy. */
   private readonly counts: number[];
 
   constructor(private readonly deps: StoredDeps) {
@@ -116,14 +116,24 @@ export class StoredPartitions {
   }
 }
 
+/**
+ * The conversations of `partition` with records in `store`, a page of the store's conversations at a
+ * time (`page` of them, so a page may hold none of the partition's: a caller may yield between pages).
+ */
+export function* partitionConvs(store: Store, partition: number, partitions: number, page: number): Generator<ConvId[]> {
+  for (let after: ConvId | undefined; ;) {
+    const convs = store.log.conversations(after, page);
+    if (convs.length === 0) return;
+    after = convs[convs.length - 1];
+    yield convs.filter((conv) => convPartition(conv, partitions) === partition);
+  }
+}
+
 /** Removes every record of `partition`'s conversations from `store` (before its snapshot is loaded). */
 export function dropPartition(store: Store, partition: number, partitions: number): number {
   let dropped = 0;
-  let after: ConvId | undefined;
-  for (;;) {
-    const convs = store.log.conversations(after, 1000);
-    for (const conv of convs) if (convPartition(conv, partitions) === partition) dropped += store.log.trimThrough(conv, Number.MAX_SAFE_INTEGER - 1);
-    if (convs.length < 1000) return dropped;
-    after = convs[convs.length - 1];
+  for (const convs of partitionConvs(store, partition, partitions, 1000)) {
+    for (const conv of convs) dropped += store.log.trimThrough(conv, Number.MAX_SAFE_INTEGER - 1);
   }
+  return dropped;
 }

@@ -25,7 +25,7 @@ import { connect } from '@nats-io/transport-node';
 import { DeliverPolicy, jetstream, jetstreamManager } from '@nats-io/jetstream';
 import { Kvm, type KV } from '@nats-io/kv';
 import type { Logger } from 'pino';
-import { Engine } from '../cluster/engine';
+import { Engine, maxPayload } from '../cluster/engine';
 import { decodeEntry, VOID_AFTER_MS, type Entry } from '../cluster/entry';
 import { clusterNames } from '../cluster/names';
 import { makeDirs, writePrivateFileAtomic } from '../files';
@@ -228,7 +228,7 @@ export async function restoreCluster(t: ClusterTarget, src: string, log: Logger)
   try {
     await requireEmptyCluster(engine);
     const toRoot = engine.names.ledgerAll.slice(0, -1);
-    const writer = new LedgerWriter(engine.js, engine.nc.info?.max_payload ?? 1024 * 1024);
+    const writer = new LedgerWriter(engine.js, maxPayload(engine.nc));
     let read = 0;
     let skippedClaims = 0;
     let droppedEntries = 0;

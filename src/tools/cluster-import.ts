@@ -25,6 +25,7 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Logger } from 'pino';
+import { maxPayload } from '../cluster/engine';
 import type { Op } from '../cluster/entry';
 import { openStore } from '../store/open';
 import type { AccountPositions, ConvId, LogEntry, NewEntry, Store } from '../store/ports';
@@ -211,7 +212,7 @@ export async function importDataDir(t: ClusterTarget, dataDir: string, log: Logg
     await requireEmptyCluster(engine);
     // Only read; 'off': nothing here is written that would need a sync.
     store = await openStore({ backend: 'lmdb', dir: dataDir, fsync: 'off' });
-    const writer = new LedgerWriter(engine.js, engine.nc.info?.max_payload ?? 1024 * 1024);
+    const writer = new LedgerWriter(engine.js, maxPayload(engine.nc));
     const out = new OpBatcher(writer, engine.names.node(IMPORT_NODE), IMPORT_NODE);
 
     const convs = allConversations(store);
