@@ -19,10 +19,16 @@ describe('cluster: on a NATS cluster of three, replicated three times', function
   before(async function () {
     if (!natsAvailable()) this.skip();
     await accountsReady();
-    nats = await startNatsCluster(3);
   });
-  afterEach(() => pool.closeAll());
-  after(async () => { await cluster?.stop(); await nats?.stop(); });
+  // Each attempt (npm test retries this file) on a NATS cluster of its own: the test kills one of
+  // its servers, and an attempt's nodes are stopped before the next one starts.
+  beforeEach(async () => { nats = await startNatsCluster(3); });
+  afterEach(async () => {
+    pool.closeAll();
+    await cluster?.stop();
+    cluster = undefined;
+    await nats?.stop();
+  });
 
   it('a NATS server dies: messages acknowledged before and after are all delivered and in history', async () => {
     // JetStream needs its meta leader before a replicated stream can be made: startCluster retries through startServer's deadline.
