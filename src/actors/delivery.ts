@@ -111,6 +111,12 @@ export class Delivery {
 
   endEntry(): void { this.entry = undefined; }
 
+  /**
+   * Records through `last` were numbered on other nodes only (cluster/interest.ts: an entry with no
+   * recipient here): a sign-in's backlog reads through them, and an `ack` may reach them.
+   */
+  passed(last: number): void { this.lastOffset = Math.max(this.lastOffset, last); }
+
   // ---- what the deciding actors post ----
 
   /** Stores a post in its log (once; a resend with the same `mid` is answered, not stored again) and pushes it. */

@@ -7,6 +7,7 @@
  *   it is replayed; a call goes to the node that owns its partition.
  * Both are run through one shared suite (test/carrier-contract.test.ts).
  */
+import type { AccountBits } from '../account-filter';
 import type { ChangeDecision } from '../actors/edits';
 import type { GroupCall, VerifyCall } from '../actors/envelopes';
 import type { LocalReads, LogReads } from '../actors/log-reads';
@@ -58,6 +59,10 @@ export interface Local {
   leads(partition: number, on: boolean): void;
   /** Open sockets here. */
   connections(): number;
+  /** Whether an account of `bits` (account-filter.ts) may be signed in here (false: certainly none is). */
+  mayHold(bits: AccountBits): boolean;
+  /** Records numbered through `last` were applied on other nodes only (nothing of them is here): offsets move past them. */
+  passed(last: number): void;
   /** The node cannot go on (the service stops, with this reason logged). */
   fatal(err: Error): void;
   /** Reads of this node's store as its delivery actor answers them (with read positions), for other nodes' reads. */

@@ -102,7 +102,7 @@ export class ClusterCarrier implements Carrier {
       caughtUp: () => this.engine.lastSeq().then((seq) => this.ledger.appliedThrough(seq)),
     });
     this.replay = new Replay({
-      nodeId: this.nodeId, replica, log,
+      nodeId: this.nodeId, partitions: settings.partitions, replica, log,
       local: () => this.here,
       sendTo: (conn, frame) => this.sendTo(conn, frame),
       fenced: (p) => this.ownership.fenced(p),

@@ -13,10 +13,12 @@
  *   published without waiting for the previous entry (NATS keeps one connection's order).
  */
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
+import { headers } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { EndOfTurn } from '../turn';
 import type { Engine } from './engine';
 import { chunkOps, decodeEntry, encodeChunk, encodeEntry, takeChunk, VOID_AFTER_MS, type Chunk, type Entry, type Op } from './entry';
+import { decodeInterest, encodeInterest, interestOf, INTEREST_HEADER, type Interest, type InterestContext } from './interest';
 
 /** How often the ledger's consumer is checked for progress. */
 const WATCHDOG_MS = 2000;
@@ -41,6 +43,14 @@ export interface LedgerHooks {
   failed(ops: Op[], err: unknown): void;
   /** The ledger was trimmed past what this node applied (it was not live when the trim was decided): it cannot go on. */
   trimmedPast(applied: number, next: number): void;
+  /** What an entry concerns (interest.ts): stated when publishing, and judged by each reader before decoding. */
+  interest: {
+    readonly context: InterestContext;
+    /** Whether this node has anything to do with an entry (false: it is skipped unread). */
+    concerns(i: Interest): boolean;
+    /** An entry this node skipped, at `seq`: its records are numbered, stored and delivered elsewhere. */
+    passed(i: Interest, seq: number): void;
+  };
 }
 
 interface PartitionRoute {
@@ -69,7 +79,12 @@ export class Ledger {
   /** Own entries applied lately (id → sequence), and own entries given up on: a publish that timed out. */
   private readonly appliedOwn = new Map<number, number>();
   private readonly givenUp = new Map<number, number>();
-  readonly counters = { published: 0, applied: 0, applyFailed: 0, voided: 0, fenced: 0, failed: 0, bytesOut: 0, refollows: 0 };
+  /**
+   * Own entries published and not read back yet (id → entry): applied from here, not decoded again.
+   * Bounded by the publishes under way (and REMEMBERED, should the stream lose some).
+   */
+  private readonly sent = new Map<number, Entry>();
+  readonly counters = { published: 0, applied: 0, applyFailed: 0, voided: 0, fenced: 0, failed: 0, bytesOut: 0, refollows: 0, skipped: 0, fromMemory: 0 };
 
   constructor(private readonly engine: Engine, private readonly nodeId: string, private readonly hooks: LedgerHooks, private readonly log: Logger) {}
 
@@ -134,14 +149,28 @@ export class Ledger {
         this.hooks.trimmedPast(this.appliedSeq, m.seq);
         break;
       }
-      let entry: Entry;
-      try {
-        entry = decodeEntry(m.data);
-      } catch (err) {
-        // Not ours (someone published on our subjects): skipped on every node alike.
-        this.log.error({ err, seq: m.seq, subject: m.subject }, 'ledger entry unreadable: skipped');
+      const interest = decodeInterest(m.headers?.get(INTEREST_HEADER));
+      if (interest !== undefined && !this.hooks.interest.concerns(interest)) {
+        this.counters.skipped++;
+        this.hooks.interest.passed(interest, m.seq);
         this.advance(m.seq);
         continue;
+      }
+      const mine = interest !== undefined && interest.node === this.nodeId ? this.sent.get(interest.id) : undefined;
+      let entry: Entry;
+      if (mine !== undefined) {
+        this.sent.delete(interest!.id);
+        this.counters.fromMemory++;
+        entry = mine;
+      } else {
+        try {
+          entry = decodeEntry(m.data);
+        } catch (err) {
+          // Not ours (someone published on our subjects): skipped on every node alike.
+          this.log.error({ err, seq: m.seq, subject: m.subject }, 'ledger entry unreadable: skipped');
+          this.advance(m.seq);
+          continue;
+        }
       }
       const storedAt = Number(m.timestampNanos / 1_000_000n);
       if (storedAt - entry.at > VOID_AFTER_MS) {
@@ -249,7 +278,7 @@ export class Ledger {
   }
 
   /** Keeps the newest REMEMBERED ids of a map (bounded). */
-  private remember(m: Map<number, number>, id: number, v: number): void {
+  private remember<V>(m: Map<number, V>, id: number, v: V): void {
     m.set(id, v);
     if (m.size > REMEMBERED) m.delete(m.keys().next().value!);
   }
@@ -257,13 +286,20 @@ export class Ledger {
   private async publish(subject: string, chunk: Chunk, expectLast: number | undefined, partition?: number): Promise<number | null> {
     const id = this.nextId++;
     const ops = chunk.ops;
-    const data = encodeChunk(this.nodeId, Date.now(), id, chunk);
+    const at = Date.now();
+    const data = encodeChunk(this.nodeId, at, id, chunk);
+    const h = headers();
+    h.set(INTEREST_HEADER, encodeInterest(interestOf(this.nodeId, id, ops, this.hooks.interest.context)));
+    // Kept before publishing: the entry may come back from the consumer before the acknowledgement.
+    this.remember(this.sent, id, { node: this.nodeId, at, id, ops });
     try {
-      const ack = await this.engine.js.publish(subject, data, expectLast === undefined ? undefined : { expect: { lastSubjectSequence: expectLast } });
+      const ack = await this.engine.js.publish(subject, data, { headers: h, ...(expectLast === undefined ? {} : { expect: { lastSubjectSequence: expectLast } }) });
       this.counters.published++;
       this.counters.bytesOut += data.byteLength;
       return ack.seq;
     } catch (err) {
+      // Not stored, or not known to be: if it comes back after all, it is decoded.
+      this.sent.delete(id);
       if (partition !== undefined && (err as { code?: unknown }).code === WRONG_LAST_SEQUENCE && expectLast !== 0 && await this.trimmedAway(subject)) {
         // The ledger was trimmed below this owner's last entry of the partition (snapshot-policy.ts):
         // nobody wrote it since, so it is still this node's; written again on an empty subject.

@@ -11,6 +11,7 @@ import { Code } from '../protocol/codes';
 import { changeAnswer } from '../actors/edits';
 import { refusedAnswer } from '../protocol/frames';
 import { firstOffset, type Entry, type Op } from './entry';
+import { concerns, type Reader } from './interest';
 import type { LedgerHooks } from './ledger';
 import type { Replica } from './replica';
 
@@ -53,6 +54,7 @@ export class PendingStates {
 
 export interface ReplayDeps {
   readonly nodeId: string;
+  readonly partitions: number;
   readonly replica: Replica;
   /** The node's local side (there from start on). */
   local(): Local;
@@ -61,7 +63,7 @@ export interface ReplayDeps {
   /** This node's write to `partition` was refused: another node claimed it. */
   fenced(partition: number): void;
   /** Which conversations' records this node keeps (stored-partitions.ts); told of every claim. */
-  readonly stored: { stores(conv: string): boolean; claimed(partition: number, node: string, seq: number): void };
+  readonly stored: { stores(conv: string): boolean; keeps(partition: number): boolean; claimed(partition: number, node: string, seq: number): void };
   /** This node's own operations are applied or refused (owned.ts: posts no longer in flight). */
   settled(ops: readonly Op[]): void;
   /** This node's own operations were published without an answer: they may be stored yet (owned.ts). */
@@ -76,7 +78,11 @@ export class Replay {
   /** Operations refused because they never made it into the ledger. */
   refused = 0;
 
-  constructor(private readonly deps: ReplayDeps) {}
+  private readonly reader: Reader;
+
+  constructor(private readonly deps: ReplayDeps) {
+    this.reader = { self: deps.nodeId, keeps: (p) => deps.stored.keeps(p), mayHold: (bits) => deps.local().mayHold(bits) };
+  }
 
   /** What the ledger calls back with, in stream order. */
   hooks(): LedgerHooks {
@@ -94,6 +100,18 @@ export class Replay {
         this.deps.log.warn({ err, ops: ops.length }, 'ledger write failed: its requests are refused');
         this.deps.doubtful(ops);
         this.refuse(ops, 'the cluster\'s store is not reachable, please retry');
+      },
+      interest: {
+        context: {
+          partitions: this.deps.partitions,
+          // Published by the conversation's keeper (owned.ts), which knows whether it has a record yet.
+          fresh: (conv) => this.deps.replica.log.top(conv) === undefined,
+        },
+        concerns: (i) => concerns(i, this.reader),
+        passed: (i, seq) => {
+          if (i.records > 0) this.deps.local().passed(firstOffset(seq) + i.records - 1);
+          this.deps.replica.appliedThrough(seq);
+        },
       },
     };
   }

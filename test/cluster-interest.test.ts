@@ -1,0 +1,88 @@
+/**
+ * What a ledger entry concerns (src/cluster/interest.ts): stated by its publisher from its
+ * operations, carried in a header, and judged by each reader before decoding it.
+ */
+import { expect } from 'chai';
+import { emptyBits, setAccount } from '../src/account-filter';
+import { convPartition } from '../src/actors/address';
+import type { Post } from '../src/actors/envelopes';
+import type { Op } from '../src/carrier/ops';
+import { concerns, decodeInterest, encodeInterest, interestOf, type Interest, type Reader } from '../src/cluster/interest';
+import { connIdBase } from '../src/cluster/links';
+import { accountConv } from '../src/store/ports';
+
+const P = 8;
+const ctx = (fresh = false): { partitions: number; fresh: () => boolean } => ({ partitions: P, fresh: () => fresh });
+const conn = (node: number, k: number): number => connIdBase(node) + k;
+const direct = (from: string, to: string, ackConn?: number): Op => {
+  const post: Post = { t: 'post', conv: `d:${[from, to].sort().join('|')}`, tpl: { head: '{"msg":"x","to":', tail: '' }, from, to: [to] };
+  if (ackConn !== undefined) post.ackTo = { conn: ackConn, frame: '{}' };
+  return { t: 'post', post, at: 1 };
+};
+const reader = (over: Partial<Reader> & { accounts?: string[] } = {}): Reader => {
+  const here = emptyBits();
+  for (const a of over.accounts ?? []) setAccount(here, a);
+  return {
+    self: over.self ?? 'zz',
+    keeps: over.keeps ?? (() => false),
+    mayHold: over.mayHold ?? ((bits) => bits.some((w, i) => (w & here[i]!) !== 0)),
+  };
+};
+
+describe('cluster: what an entry concerns', () => {
+  it('a direct message concerns the pair\'s keeper, the acknowledged sender\'s node, and nodes where either account is', () => {
+    const op = direct('5Alice', '5Bob', conn(7, 3));
+    const i = interestOf('a1', 5, [op], ctx());
+    expect(i).to.include({ node: 'a1', id: 5, all: false, records: 1 });
+    expect(i.parts).to.deep.equal([convPartition((op as { post: Post }).post.conv as string, P)]);
+    expect(i.nodes).to.deep.equal([(7).toString(36)]);
+    expect(concerns(i, reader()), 'a node with none of it').to.equal(false);
+    expect(concerns(i, reader({ accounts: ['5Bob'] })), 'the recipient here').to.equal(true);
+    expect(concerns(i, reader({ accounts: ['5Alice'] })), 'the sender here (own-device sync)').to.equal(true);
+    expect(concerns(i, reader({ self: '7' })), 'the node answering the sender').to.equal(true);
+    expect(concerns(i, reader({ keeps: (p) => i.parts.includes(p) })), 'the keeper').to.equal(true);
+    expect(concerns(i, reader({ self: 'a1' })), 'its own publisher').to.equal(true);
+  });
+
+  it('a direct conversation\'s first record concerns every node (it makes the pair members everywhere)', () => {
+    expect(interestOf('a1', 1, [direct('5Alice', '5Bob')], ctx(true)).all).to.equal(true);
+    expect(interestOf('a1', 1, [direct('5Alice', '5Bob')], ctx(false)).all).to.equal(false);
+  });
+
+  it('states, memberships, claims, trims and imports concern every node; answers only the connection\'s node', () => {
+    const everyone: Op[] = [
+      { t: 'state', state: { t: 'state', address: 'group:g', state: {} } as never },
+      { t: 'join', account: '5A', conv: 'g:g', since: 1 },
+      { t: 'claim', partition: 1, node: 'x' },
+      { t: 'trim', conv: 'g:g', upTo: 9 },
+      { t: 'append', entry: { conv: 'g:g', at: 1, from: '5A', head: '', tail: '' } },
+    ];
+    for (const op of everyone) expect(interestOf('a', 1, [op], ctx()).all, op.t).to.equal(true);
+    const reply = interestOf('a', 1, [{ t: 'reply', conn: conn(9, 1), frame: '{}' }], ctx());
+    expect(reply).to.include({ all: false, records: 0 });
+    expect(reply.nodes).to.deep.equal(['9']);
+    expect(concerns(reply, reader())).to.equal(false);
+  });
+
+  it('a notice to accounts numbers one record per recipient, in each one\'s own log\'s partition', () => {
+    const to = ['5A', '5B', '5C'];
+    const i = interestOf('a', 1, [{ t: 'post', post: { t: 'post', conv: 'own', tpl: { head: '', tail: '' }, from: null, to }, at: 1 }], ctx());
+    expect(i.records).to.equal(3);
+    expect(i.parts.sort()).to.deep.equal([...new Set(to.map((a) => convPartition(accountConv(a), P)))].sort());
+  });
+
+  it('an entry touching more partitions than a header lists concerns every node', () => {
+    const many = Array.from({ length: 200 }, (_, k) => `5Acc${k}`);
+    const i = interestOf('a', 1, [{ t: 'post', post: { t: 'post', conv: 'own', tpl: { head: '', tail: '' }, from: null, to: many }, at: 1 }], { partitions: 1024, fresh: () => false });
+    expect(i.all).to.equal(true);
+  });
+
+  it('the header: there and back; a malformed one is no header (the entry is read)', () => {
+    const i = interestOf('a1', 42, [direct('5Alice', '5Bob', conn(3, 1)), direct('5Carol', '5Dan')], ctx());
+    const back = decodeInterest(encodeInterest(i)) as Interest;
+    expect({ ...back, accounts: [...back.accounts] }).to.deep.equal({ ...i, accounts: [...i.accounts] });
+    for (const bad of [undefined, '', 'x;y', encodeInterest(i).replace(';42;', ';-1;'), encodeInterest(i).slice(0, -1), `${encodeInterest(i)};`]) {
+      expect(decodeInterest(bad), String(bad)).to.equal(undefined);
+    }
+  });
+});
