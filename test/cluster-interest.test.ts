@@ -3,7 +3,7 @@
  * operations, carried in a header, and judged by each reader before decoding it.
  */
 import { expect } from 'chai';
-import { emptyBits, setAccount } from '../src/account-filter';
+import { AccountSet, MAX_LISTED } from '../src/account-hashes';
 import { convPartition } from '../src/actors/address';
 import type { Post } from '../src/actors/envelopes';
 import type { Op } from '../src/carrier/ops';
@@ -20,12 +20,12 @@ const direct = (from: string, to: string, ackConn?: number): Op => {
   return { t: 'post', post, at: 1 };
 };
 const reader = (over: Partial<Reader> & { accounts?: string[] } = {}): Reader => {
-  const here = emptyBits();
-  for (const a of over.accounts ?? []) setAccount(here, a);
+  const here = new AccountSet();
+  for (const a of over.accounts ?? []) here.add(a);
   return {
     self: over.self ?? 'zz',
     keeps: over.keeps ?? (() => false),
-    mayHold: over.mayHold ?? ((bits) => bits.some((w, i) => (w & here[i]!) !== 0)),
+    mayHold: over.mayHold ?? ((accounts) => here.holdsAny(accounts)),
   };
 };
 
@@ -71,6 +71,15 @@ describe('cluster: what an entry concerns', () => {
     expect(i.parts.sort()).to.deep.equal([...new Set(to.map((a) => convPartition(accountConv(a), P)))].sort());
   });
 
+  it('an entry writing to more accounts than a header lists is for any node holding a socket', () => {
+    const to = Array.from({ length: MAX_LISTED + 10 }, (_, k) => `5Member${k}`);
+    const i = interestOf('a', 1, [{ t: 'post', post: { t: 'post', conv: 'g:G', tpl: { head: '', tail: '' }, from: '5Member0', to }, at: 1 }], ctx());
+    expect(i.accounts).to.equal('any');
+    expect(decodeInterest(encodeInterest(i))!.accounts).to.equal('any');
+    expect(concerns(i, reader()), 'no socket here').to.equal(false);
+    expect(concerns(i, reader({ accounts: ['5Someone'] })), 'a socket of anyone').to.equal(true);
+  });
+
   it('an entry touching more partitions than a header lists concerns every node', () => {
     const many = Array.from({ length: 200 }, (_, k) => `5Acc${k}`);
     const i = interestOf('a', 1, [{ t: 'post', post: { t: 'post', conv: 'own', tpl: { head: '', tail: '' }, from: null, to: many }, at: 1 }], { partitions: 1024, fresh: () => false });
@@ -80,7 +89,9 @@ describe('cluster: what an entry concerns', () => {
   it('the header: there and back; a malformed one is no header (the entry is read)', () => {
     const i = interestOf('a1', 42, [direct('5Alice', '5Bob', conn(3, 1)), direct('5Carol', '5Dan')], ctx());
     const back = decodeInterest(encodeInterest(i)) as Interest;
-    expect({ ...back, accounts: [...back.accounts] }).to.deep.equal({ ...i, accounts: [...i.accounts] });
+    const plain = (x: Interest): unknown => ({ ...x, accounts: x.accounts === 'any' ? 'any' : [...x.accounts] });
+    expect(plain(back)).to.deep.equal(plain(i));
+    expect((i.accounts as Uint32Array).length, 'four accounts').to.equal(4);
     for (const bad of [undefined, '', 'x;y', encodeInterest(i).replace(';42;', ';-1;'), encodeInterest(i).slice(0, -1), `${encodeInterest(i)};`]) {
       expect(decodeInterest(bad), String(bad)).to.equal(undefined);
     }

@@ -7,7 +7,7 @@
  *   it is replayed; a call goes to the node that owns its partition.
  * Both are run through one shared suite (test/carrier-contract.test.ts).
  */
-import type { AccountBits } from '../account-filter';
+import type { AccountHashes } from '../account-hashes';
 import type { ChangeDecision } from '../actors/edits';
 import type { GroupCall, VerifyCall } from '../actors/envelopes';
 import type { LocalReads, LogReads } from '../actors/log-reads';
@@ -59,8 +59,8 @@ export interface Local {
   leads(partition: number, on: boolean): void;
   /** Open sockets here. */
   connections(): number;
-  /** Whether an account of `bits` (account-filter.ts) may be signed in here (false: certainly none is). */
-  mayHold(bits: AccountBits): boolean;
+  /** Whether an account of `accounts` (account-hashes.ts) may be signed in here (false: certainly none is). */
+  mayHold(accounts: AccountHashes): boolean;
   /** Records numbered through `last` were applied on other nodes only (nothing of them is here): offsets move past them. */
   passed(last: number): void;
   /** The node cannot go on (the service stops, with this reason logged). */

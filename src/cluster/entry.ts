@@ -1,11 +1,13 @@
 /**
  * What the ledger holds: entries, each the output of one turn of one node for one route (a
  * partition's group actors and the direct messages of its conversations, or the node's own
- * requests), as a list of operations. Every node reads every entry, in the stream's order: it
- * applies the states, writes the records to the sockets it holds, and stores the records of the
+ * requests), as a list of operations. Every node receives every entry, in the stream's order, and
+ * skips unread one it has no part in (interest.ts, from the entry's header); otherwise it applies
+ * the states, writes the records to the sockets it holds, and stores the records of the
  * conversations it keeps (stored-partitions.ts). A record's offset comes from the entry's sequence
- * (firstOffset, recordsOf), so it is the same on every node whether that node stores it or not. Connection ids are unique in the cluster (see connIdBase), so an
- * operation that answers a connection is acted on by the one node that holds it.
+ * (firstOffset, recordsOf), so it is the same on every node whether that node stores it, or even
+ * reads it, or not. Connection ids are unique in the cluster (see connIdBase), so an operation that
+ * answers a connection is acted on by the one node that holds it.
  */
 import { postRecord, type Post } from '../actors/envelopes';
 import type { Op } from '../carrier/ops';

@@ -5,14 +5,15 @@
  *   and a direct conversation's first record, which makes its two accounts members everywhere);
  * - the keeper of each partition whose records it holds (`parts`);
  * - the node of each connection it answers (`nodes`, from the connection ids);
- * - any node where an account it writes to may have a socket (`accounts`, a filter of recipients
- *   and senders: account-filter.ts).
+ * - any node where an account it writes to has a socket (`accounts`: the hashes of its recipients
+ *   and senders, account-hashes.ts; an entry writing to more than MAX_LISTED is for any node that
+ *   holds a socket).
  * The publisher states this; each node decides on its own state at the entry's place in the
  * ledger, as it would have by reading it, so skipping changes nothing but the work: a node where a
  * recipient signs in later reads the record in its sign-in backlog, as before. An entry without
  * the header (older builds, claims, restores) is read by every node.
  */
-import { accountBit, bitsFromHex, bitsToHex, emptyBits, type AccountBits } from '../account-filter';
+import { accountHash, hashesFromText, hashesToText, MAX_LISTED, type AccountHashes } from '../account-hashes';
 import { convPartition } from '../actors/address';
 import type { Post } from '../actors/envelopes';
 import { accountConv } from '../store/ports';
@@ -34,7 +35,7 @@ export interface Interest {
   records: number;
   parts: number[];
   nodes: string[];
-  accounts: AccountBits;
+  accounts: AccountHashes;
 }
 
 export interface InterestContext {
@@ -47,14 +48,10 @@ export interface InterestContext {
 export function interestOf(node: string, id: number, ops: readonly Op[], ctx: InterestContext): Interest {
   const parts = new Set<number>();
   const nodes = new Set<string>();
-  const accounts = emptyBits();
+  const accounts = new Set<number>();
   let all = false;
   let records = 0;
-  const account = (a: string | null): void => {
-    if (a === null) return;
-    const b = accountBit(a);
-    accounts[b >>> 5]! |= 1 << (b & 31);
-  };
+  const account = (a: string | null): void => { if (a !== null && accounts.size <= MAX_LISTED) accounts.add(accountHash(a)); };
   const conn = (c: number): void => { nodes.add(nodeOfConn(c)); };
   const post = (p: Post): void => {
     account(p.from);
@@ -85,11 +82,14 @@ export function interestOf(node: string, id: number, ops: readonly Op[], ctx: In
       case 'state': case 'join': case 'trim': case 'claim': all = true; break;
     }
   }
-  return { node, id, all: all || parts.size > MAX_PARTS, records, parts: [...parts], nodes: [...nodes], accounts };
+  return {
+    node, id, all: all || parts.size > MAX_PARTS, records, parts: [...parts], nodes: [...nodes],
+    accounts: accounts.size > MAX_LISTED ? 'any' : Uint32Array.from(accounts),
+  };
 }
 
 export function encodeInterest(i: Interest): string {
-  return [i.node, i.id, i.all ? 1 : 0, i.records, i.parts.join(','), i.nodes.join(','), bitsToHex(i.accounts)].join(';');
+  return [i.node, i.id, i.all ? 1 : 0, i.records, i.parts.join(','), i.nodes.join(','), hashesToText(i.accounts)].join(';');
 }
 
 /** The header written by encodeInterest; undefined for anything else (the entry is then read). */
@@ -97,8 +97,8 @@ export function decodeInterest(s: string | undefined): Interest | undefined {
   if (s === undefined) return undefined;
   const f = s.split(';');
   if (f.length !== 7) return undefined;
-  const [node, id, all, records, parts, nodes, hex] = f as [string, string, string, string, string, string, string];
-  const accounts = bitsFromHex(hex);
+  const [node, id, all, records, parts, nodes, listed] = f as [string, string, string, string, string, string, string];
+  const accounts = hashesFromText(listed);
   const nums = (x: string): number[] | undefined => {
     if (x === '') return [];
     const out = x.split(',').map(Number);
@@ -114,8 +114,8 @@ export interface Reader {
   self: string;
   /** Whether it keeps `partition`'s records now. */
   keeps(partition: number): boolean;
-  /** Whether an account of `bits` may be signed in on one of its sockets. */
-  mayHold(bits: AccountBits): boolean;
+  /** Whether an account of `accounts` may be signed in on one of its sockets. */
+  mayHold(accounts: AccountHashes): boolean;
 }
 
 /** Whether the reader has anything to do with an entry of interest `i`. */

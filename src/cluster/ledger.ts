@@ -1,8 +1,10 @@
 /**
  * The ledger: the cluster's one ordered log (a JetStream stream) of what actors decided. A node
- * publishes each turn's operations as an entry, and reads every entry of every node, in stream
- * order, as it arrives (what a node does with one it takes no part in is small: replay.ts). A sender's acknowledgement is among the operations, so it leaves only
- * after JetStream stored the entry (with its replicas) and the sender's node applied it.
+ * publishes each turn's operations as an entry, with a header saying what it concerns
+ * (interest.ts), and receives every entry of every node, in stream order, as it arrives: one it
+ * has no part in is skipped on its header, unread; its own it applies from memory; the rest it
+ * decodes and applies (replay.ts). A sender's acknowledgement is among the operations, so it leaves
+ * only after JetStream stored the entry (with its replicas) and the sender's node applied it.
  *
  * Two kinds of route:
  * - a partition (`ledger.p.<n>`): the group actors and direct conversations of one partition, one owner at a time. The

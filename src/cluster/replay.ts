@@ -81,7 +81,7 @@ export class Replay {
   private readonly reader: Reader;
 
   constructor(private readonly deps: ReplayDeps) {
-    this.reader = { self: deps.nodeId, keeps: (p) => deps.stored.keeps(p), mayHold: (bits) => deps.local().mayHold(bits) };
+    this.reader = { self: deps.nodeId, keeps: (p) => deps.stored.keeps(p), mayHold: (accounts) => deps.local().mayHold(accounts) };
   }
 
   /** What the ledger calls back with, in stream order. */

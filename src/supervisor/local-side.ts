@@ -43,7 +43,7 @@ export function localSide(p: LocalParts): Local {
     // The chain watcher follows the verification actor: one watcher in a cluster.
     leads: (partition, on) => { if (partition === verifierPartition) void verification.lead(on); },
     connections: () => registry.connectionCount,
-    mayHold: (bits) => registry.mayHoldAny(bits),
+    mayHold: (accounts) => registry.mayHoldAny(accounts),
     passed: (last) => a.delivery.passed(last),
     fatal: p.fatal,
     reads: a.delivery.localReads,

@@ -7,7 +7,7 @@
  * getting its messages (as in the first service), but no longer counts for presence. An account is
  * shown online while at least one of its signed-in sockets is not away.
  */
-import { AccountFilter, type AccountBits } from '../account-filter';
+import { AccountSet, type AccountHashes } from '../account-hashes';
 import type { Peer, Peers } from '../actors/peer';
 import { groupAddress, workerOf } from './placement';
 
@@ -18,8 +18,8 @@ export class Registry implements Peers {
   private readonly accounts = new Map<string, Set<Peer>>();
   /** Signed-in sockets that said `offline`: still delivered to, not counted for presence. */
   private readonly away = new Set<Peer>();
-  /** The signed-in accounts as a filter: a cluster node skips ledger entries for none of them (cluster/interest.ts). */
-  private readonly filter = new AccountFilter();
+  /** The signed-in accounts by hash: a cluster node skips ledger entries for none of them (cluster/interest.ts). */
+  private readonly hashes = new AccountSet();
 
   /** An account got its first present socket (`true`) or lost its last (`false`): presence. */
   onPresence: ((account: string, online: boolean) => void) | undefined;
@@ -41,7 +41,7 @@ export class Registry implements Peers {
     const was = this.isOnline(account);
     peer.account = account;
     let set = this.accounts.get(account);
-    if (!set) { set = new Set(); this.accounts.set(account, set); this.filter.add(account); }
+    if (!set) { set = new Set(); this.accounts.set(account, set); this.hashes.add(account); }
     set.add(peer);
     if (!was) this.onPresence?.(account, true);
   }
@@ -55,7 +55,7 @@ export class Registry implements Peers {
     const set = this.accounts.get(account);
     if (!set) return;
     set.delete(peer);
-    if (set.size === 0) { this.accounts.delete(account); this.filter.remove(account); }
+    if (set.size === 0) { this.accounts.delete(account); this.hashes.remove(account); }
     if (was && !this.isOnline(account)) this.onPresence?.(account, false);
   }
 
@@ -72,8 +72,8 @@ export class Registry implements Peers {
   /** The signed-in connections of an account (empty when it is away). */
   peersOf(account: string): ReadonlySet<Peer> | undefined { return this.accounts.get(account); }
 
-  /** Whether an account of `bits` may be signed in here (false: none is). */
-  mayHoldAny(bits: AccountBits): boolean { return this.filter.mayHoldAny(bits); }
+  /** Whether an account of `h` may be signed in here (false: none is). */
+  mayHoldAny(h: AccountHashes): boolean { return this.hashes.holdsAny(h); }
 
   /** Shown online: a signed-in socket that is not away (an account has a few sockets at most). */
   isOnline(account: string): boolean {
