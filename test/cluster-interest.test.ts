@@ -1,12 +1,13 @@
 /**
  * What a ledger entry concerns (src/cluster/interest.ts): stated by its publisher from its
- * operations, carried in a header, and judged by each reader before decoding it.
+ * operations, carried in a line before the entry, and judged by each reader before decoding it.
  */
 import { expect } from 'chai';
 import { AccountSet, MAX_LISTED } from '../src/account-hashes';
 import { convPartition } from '../src/actors/address';
 import type { Post } from '../src/actors/envelopes';
 import type { Op } from '../src/carrier/ops';
+import { decodeEntry, encodeChunk, encodeEntry, splitEntry, takeChunk } from '../src/cluster/entry';
 import { concerns, decodeInterest, encodeInterest, interestOf, type Interest, type Reader } from '../src/cluster/interest';
 import { connIdBase } from '../src/cluster/links';
 import { accountConv } from '../src/store/ports';
@@ -71,7 +72,7 @@ describe('cluster: what an entry concerns', () => {
     expect(i.parts.sort()).to.deep.equal([...new Set(to.map((a) => convPartition(accountConv(a), P)))].sort());
   });
 
-  it('an entry writing to more accounts than a header lists is for any node holding a socket', () => {
+  it('an entry writing to more accounts than a line lists is for any node holding a socket', () => {
     const to = Array.from({ length: MAX_LISTED + 10 }, (_, k) => `5Member${k}`);
     const i = interestOf('a', 1, [{ t: 'post', post: { t: 'post', conv: 'g:G', tpl: { head: '', tail: '' }, from: '5Member0', to }, at: 1 }], ctx());
     expect(i.accounts).to.equal('any');
@@ -80,13 +81,25 @@ describe('cluster: what an entry concerns', () => {
     expect(concerns(i, reader({ accounts: ['5Someone'] })), 'a socket of anyone').to.equal(true);
   });
 
-  it('an entry touching more partitions than a header lists concerns every node', () => {
+  it('an entry touching more partitions than a line lists concerns every node', () => {
     const many = Array.from({ length: 200 }, (_, k) => `5Acc${k}`);
     const i = interestOf('a', 1, [{ t: 'post', post: { t: 'post', conv: 'own', tpl: { head: '', tail: '' }, from: null, to: many }, at: 1 }], { partitions: 1024, fresh: () => false });
     expect(i.all).to.equal(true);
   });
 
-  it('the header: there and back; a malformed one is no header (the entry is read)', () => {
+  it('the line goes before the entry\'s JSON: found by the reader alone, and the entry decodes as one without it', () => {
+    const ops = [direct('5Alice', '5Bob', conn(3, 1))];
+    const line = encodeInterest(interestOf('a1', 7, ops, ctx()));
+    const withLine = encodeChunk('a1', 123, 7, takeChunk(ops), line);
+    const without = encodeChunk('a1', 123, 7, takeChunk(ops));
+    expect(splitEntry(withLine).line).to.equal(line);
+    expect(splitEntry(without).line).to.equal(undefined);
+    expect(splitEntry(encodeEntry({ node: 'x', at: 1, ops: [] })).line, 'a claim or a restored entry').to.equal(undefined);
+    expect(decodeEntry(withLine)).to.deep.equal(decodeEntry(without));
+    expect(decodeEntry(withLine).ops).to.deep.equal(JSON.parse(JSON.stringify(ops)));
+  });
+
+  it('the line: there and back; a malformed one is no line (the entry is read)', () => {
     const i = interestOf('a1', 42, [direct('5Alice', '5Bob', conn(3, 1)), direct('5Carol', '5Dan')], ctx());
     const back = decodeInterest(encodeInterest(i)) as Interest;
     const plain = (x: Interest): unknown => ({ ...x, accounts: x.accounts === 'any' ? 'any' : [...x.accounts] });

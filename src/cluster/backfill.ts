@@ -12,8 +12,8 @@ import { convPartition } from '../actors/address';
 import { applyChange } from '../actors/edits';
 import type { Store } from '../store/ports';
 import type { Engine } from './engine';
-import { decodeEntry, firstOffset, recordsOf, VOID_AFTER_MS, type Entry } from './entry';
-import { decodeInterest, INTEREST_HEADER } from './interest';
+import { decodeEntry, firstOffset, recordsOf, splitEntry, VOID_AFTER_MS, type Entry } from './entry';
+import { decodeInterest } from './interest';
 
 interface Request { partition: number; after: number; through: number; done(): void; fail(err: unknown): void }
 
@@ -71,8 +71,8 @@ export class Backfill {
         if (m.seq !== next) throw new Error(`the ledger was trimmed below ${m.seq} while entries from ${next} were read`);
         next = m.seq + 1;
         const wanted = new Set(batch.filter((r) => m.seq > r.after && m.seq <= r.through).map((r) => r.partition));
-        // An entry whose header names none of these partitions holds none of their records: not decoded.
-        const i = decodeInterest(m.headers?.get(INTEREST_HEADER));
+        // An entry whose interest line names none of these partitions holds none of their records: not decoded.
+        const i = decodeInterest(splitEntry(m.data).line);
         if (i !== undefined && !i.all && !i.parts.some((p) => wanted.has(p))) wanted.clear();
         if (wanted.size > 0) records += this.entry(m.data, Number(m.timestampNanos / 1_000_000n), m.seq, wanted);
         if (m.seq >= to) break;

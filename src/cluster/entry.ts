@@ -2,7 +2,7 @@
  * What the ledger holds: entries, each the output of one turn of one node for one route (a
  * partition's group actors and the direct messages of its conversations, or the node's own
  * requests), as a list of operations. Every node receives every entry, in the stream's order, and
- * skips unread one it has no part in (interest.ts, from the entry's header); otherwise it applies
+ * skips unread one it has no part in (interest.ts, from the entry's first line); otherwise it applies
  * the states, writes the records to the sockets it holds, and stores the records of the
  * conversations it keeps (stored-partitions.ts). A record's offset comes from the entry's sequence
  * (firstOffset, recordsOf), so it is the same on every node whether that node stores it, or even
@@ -40,8 +40,21 @@ export const ENTRY_BYTES = 768 * 1024;
 
 export function encodeEntry(e: Entry): Uint8Array { return Buffer.from(JSON.stringify(e)); }
 
+/**
+ * An entry as stored: its JSON, after a first line saying what it concerns (interest.ts) when its
+ * publisher wrote one. A line in the payload, not a NATS header: a reader finds it with one
+ * indexOf and decodes only it, and nats-server handles the message as one without headers.
+ */
+export function splitEntry(data: Uint8Array): { line: string | undefined; body: Uint8Array } {
+  if (data.length === 0 || data[0] === 0x7b /* { */) return { line: undefined, body: data };
+  const nl = data.indexOf(0x0a);
+  if (nl < 0) return { line: undefined, body: data };
+  return { line: Buffer.from(data.buffer, data.byteOffset, nl).toString('latin1'), body: data.subarray(nl + 1) };
+}
+
 export function decodeEntry(data: Uint8Array): Entry {
-  const e = JSON.parse(Buffer.from(data.buffer, data.byteOffset, data.byteLength).toString('utf8')) as Entry;
+  const { body } = splitEntry(data);
+  const e = JSON.parse(Buffer.from(body.buffer, body.byteOffset, body.byteLength).toString('utf8')) as Entry;
   if (typeof e !== 'object' || e === null || typeof e.node !== 'string' || typeof e.at !== 'number' || !Array.isArray(e.ops)) throw new Error('not a ledger entry');
   return e;
 }
@@ -74,9 +87,9 @@ export function chunkOps(ops: readonly Op[]): Chunk[] {
   return out;
 }
 
-/** The entry of a chunk, as bytes (the same JSON as `encodeEntry` would give). */
-export function encodeChunk(node: string, at: number, id: number, chunk: Chunk): Uint8Array {
-  return Buffer.from(`{"node":${JSON.stringify(node)},"at":${at},"id":${id},"ops":[${chunk.json.join(',')}]}`);
+/** The entry of a chunk, as bytes (the same JSON as `encodeEntry` would give), after its interest line when given. */
+export function encodeChunk(node: string, at: number, id: number, chunk: Chunk, line?: string): Uint8Array {
+  return Buffer.from(`${line === undefined ? '' : `${line}\n`}{"node":${JSON.stringify(node)},"at":${at},"id":${id},"ops":[${chunk.json.join(',')}]}`);
 }
 
 /**

@@ -1,6 +1,6 @@
 /**
- * Which nodes a ledger entry concerns, in a header beside it, so that a node with no part in an
- * entry skips it unread: no decode, nothing applied. An entry concerns
+ * Which nodes a ledger entry concerns, in a line before it (entry.ts splitEntry), so that a node
+ * with no part in an entry skips it unread: no decode, nothing applied. An entry concerns
  * - every node when it changes what every node keeps (states, memberships, claims, trims, imports,
  *   and a direct conversation's first record, which makes its two accounts members everywhere);
  * - the keeper of each partition whose records it holds (`parts`);
@@ -11,7 +11,7 @@
  * The publisher states this; each node decides on its own state at the entry's place in the
  * ledger, as it would have by reading it, so skipping changes nothing but the work: a node where a
  * recipient signs in later reads the record in its sign-in backlog, as before. An entry without
- * the header (older builds, claims, restores) is read by every node.
+ * the line (older builds, claims, restores) is read by every node.
  */
 import { accountHash, hashesFromText, hashesToText, MAX_LISTED, type AccountHashes } from '../account-hashes';
 import { convPartition } from '../actors/address';
@@ -19,8 +19,6 @@ import type { Post } from '../actors/envelopes';
 import { accountConv } from '../store/ports';
 import type { Op } from './entry';
 import { nodeOfConn } from './links';
-
-export const INTEREST_HEADER = 'Imgc-Interest';
 
 /** Partitions listed at most; an entry touching more concerns every node. */
 const MAX_PARTS = 64;
@@ -92,7 +90,7 @@ export function encodeInterest(i: Interest): string {
   return [i.node, i.id, i.all ? 1 : 0, i.records, i.parts.join(','), i.nodes.join(','), hashesToText(i.accounts)].join(';');
 }
 
-/** The header written by encodeInterest; undefined for anything else (the entry is then read). */
+/** The line written by encodeInterest; undefined for anything else (the entry is then read). */
 export function decodeInterest(s: string | undefined): Interest | undefined {
   if (s === undefined) return undefined;
   const f = s.split(';');

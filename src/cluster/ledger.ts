@@ -1,8 +1,8 @@
 /**
  * The ledger: the cluster's one ordered log (a JetStream stream) of what actors decided. A node
- * publishes each turn's operations as an entry, with a header saying what it concerns
+ * publishes each turn's operations as an entry, with a first line saying what it concerns
  * (interest.ts), and receives every entry of every node, in stream order, as it arrives: one it
- * has no part in is skipped on its header, unread; its own it applies from memory; the rest it
+ * has no part in is skipped on that line, unread; its own it applies from memory; the rest it
  * decodes and applies (replay.ts). A sender's acknowledgement is among the operations, so it leaves
  * only after JetStream stored the entry (with its replicas) and the sender's node applied it.
  *
@@ -15,12 +15,11 @@
  *   published without waiting for the previous entry (NATS keeps one connection's order).
  */
 import { DeliverPolicy, type ConsumerMessages } from '@nats-io/jetstream';
-import { headers } from '@nats-io/transport-node';
 import type { Logger } from 'pino';
 import { EndOfTurn } from '../turn';
 import type { Engine } from './engine';
-import { chunkOps, decodeEntry, encodeChunk, encodeEntry, takeChunk, VOID_AFTER_MS, type Chunk, type Entry, type Op } from './entry';
-import { decodeInterest, encodeInterest, interestOf, INTEREST_HEADER, type Interest, type InterestContext } from './interest';
+import { chunkOps, decodeEntry, encodeChunk, encodeEntry, splitEntry, takeChunk, VOID_AFTER_MS, type Chunk, type Entry, type Op } from './entry';
+import { decodeInterest, encodeInterest, interestOf, type Interest, type InterestContext } from './interest';
 
 /** How often the ledger's consumer is checked for progress. */
 const WATCHDOG_MS = 2000;
@@ -151,7 +150,7 @@ export class Ledger {
         this.hooks.trimmedPast(this.appliedSeq, m.seq);
         break;
       }
-      const interest = decodeInterest(m.headers?.get(INTEREST_HEADER));
+      const interest = decodeInterest(splitEntry(m.data).line);
       if (interest !== undefined && !this.hooks.interest.concerns(interest)) {
         this.counters.skipped++;
         this.hooks.interest.passed(interest, m.seq);
@@ -289,13 +288,11 @@ export class Ledger {
     const id = this.nextId++;
     const ops = chunk.ops;
     const at = Date.now();
-    const data = encodeChunk(this.nodeId, at, id, chunk);
-    const h = headers();
-    h.set(INTEREST_HEADER, encodeInterest(interestOf(this.nodeId, id, ops, this.hooks.interest.context)));
+    const data = encodeChunk(this.nodeId, at, id, chunk, encodeInterest(interestOf(this.nodeId, id, ops, this.hooks.interest.context)));
     // Kept before publishing: the entry may come back from the consumer before the acknowledgement.
     this.remember(this.sent, id, { node: this.nodeId, at, id, ops });
     try {
-      const ack = await this.engine.js.publish(subject, data, { headers: h, ...(expectLast === undefined ? {} : { expect: { lastSubjectSequence: expectLast } }) });
+      const ack = await this.engine.js.publish(subject, data, expectLast === undefined ? undefined : { expect: { lastSubjectSequence: expectLast } });
       this.counters.published++;
       this.counters.bytesOut += data.byteLength;
       return ack.seq;
