@@ -104,7 +104,7 @@ describe('cluster: what an entry concerns', () => {
     const back = decodeInterest(encodeInterest(i)) as Interest;
     const plain = (x: Interest): unknown => ({ ...x, accounts: x.accounts === 'any' ? 'any' : [...x.accounts] });
     expect(plain(back)).to.deep.equal(plain(i));
-    expect((i.accounts as Uint32Array).length, 'four accounts').to.equal(4);
+    expect((i.accounts as Int32Array).length, 'four accounts').to.equal(4);
     for (const bad of [undefined, '', 'x;y', encodeInterest(i).replace(';42;', ';-1;'), encodeInterest(i).slice(0, -1), `${encodeInterest(i)};`]) {
       expect(decodeInterest(bad), String(bad)).to.equal(undefined);
     }

@@ -23,6 +23,34 @@ import { nodeOfConn } from './links';
 /** Partitions listed at most; an entry touching more concerns every node. */
 const MAX_PARTS = 64;
 
+/**
+ * A pure function of a string, remembered for the strings seen lately (the map starts over when it
+ * holds `max`: no bookkeeping per hit). The publisher states every entry's accounts and partitions,
+ * and the same accounts and conversations come back turn after turn: a map lookup is a fraction of
+ * hashing an address again. Memory: `max` strings of at most a few hundred bytes each.
+ */
+function remembered<T>(fn: (s: string) => T, max: number): (s: string) => T {
+  let m = new Map<string, T>();
+  return (s) => {
+    let v = m.get(s);
+    if (v === undefined) {
+      if (m.size >= max) m = new Map();
+      v = fn(s);
+      m.set(s, v);
+    }
+    return v;
+  };
+}
+
+const hashOf = remembered(accountHash, 50_000);
+const partitionsOf = new Map<number, (conv: string) => number>();
+/** convPartition for `partitions`, remembered (a process has one partition count). */
+function partitionFn(partitions: number): (conv: string) => number {
+  let f = partitionsOf.get(partitions);
+  if (f === undefined) { f = remembered((conv) => convPartition(conv, partitions), 20_000); partitionsOf.set(partitions, f); }
+  return f;
+}
+
 export interface Interest {
   /** The publishing node and its number for the entry (its own entries it applies from memory). */
   node: string;
@@ -49,7 +77,8 @@ export function interestOf(node: string, id: number, ops: readonly Op[], ctx: In
   const accounts = new Set<number>();
   let all = false;
   let records = 0;
-  const account = (a: string | null): void => { if (a !== null && accounts.size <= MAX_LISTED) accounts.add(accountHash(a)); };
+  const partOf = partitionFn(ctx.partitions);
+  const account = (a: string | null): void => { if (a !== null && accounts.size <= MAX_LISTED) accounts.add(hashOf(a)); };
   const conn = (c: number): void => { nodes.add(nodeOfConn(c)); };
   const post = (p: Post): void => {
     account(p.from);
@@ -62,17 +91,17 @@ export function interestOf(node: string, id: number, ops: readonly Op[], ctx: In
         post(op.post);
         if (op.post.conv === 'own') {
           records += op.post.to.length;
-          for (const a of op.post.to) parts.add(convPartition(accountConv(a), ctx.partitions));
+          for (const a of op.post.to) parts.add(partOf(accountConv(a)));
         } else {
           records++;
-          parts.add(convPartition(op.post.conv, ctx.partitions));
+          parts.add(partOf(op.post.conv));
           if (op.post.conv.startsWith('d:') && ctx.fresh(op.post.conv)) all = true;
         }
         break;
       case 'change':
         records++;
         post(op.change.post);
-        parts.add(convPartition(op.change.conv, ctx.partitions));
+        parts.add(partOf(op.change.conv));
         conn(op.conn);
         break;
       case 'reply': conn(op.conn); break;
@@ -82,7 +111,7 @@ export function interestOf(node: string, id: number, ops: readonly Op[], ctx: In
   }
   return {
     node, id, all: all || parts.size > MAX_PARTS, records, parts: [...parts], nodes: [...nodes],
-    accounts: accounts.size > MAX_LISTED ? 'any' : Uint32Array.from(accounts),
+    accounts: accounts.size > MAX_LISTED ? 'any' : Int32Array.from(accounts),
   };
 }
 
