@@ -3,7 +3,7 @@
  * and a real nats-server: it counts the entries it skipped, and skipping loses nothing. The
  * recipient, away while its messages were sent, signs in afterwards on the node that skipped them
  * and gets every one in its backlog (the pair's first message made it a member there), then gets
- * the next live.
+ * the next live. The owner that published the entries applied them from memory.
  */
 import { expect } from 'chai';
 import { convPartition } from '../src/actors/address';
@@ -38,6 +38,8 @@ describe('cluster: entries a node has no part in are skipped unread', function (
     if (pair === undefined) throw new Error('no pair outside the node\'s partitions');
     const [alice, bob] = pair;
 
+    const owner = cluster.nodes[st.findIndex((s) => s.cluster.serving.includes(convPartition(directConv(alice.address, bob.address), PARTITIONS)))]!;
+    const fromMemoryBefore = (await getStatus<LedgerStatus>(owner)).cluster.ledger.fromMemory;
     const skippedBefore = (await getStatus<LedgerStatus>(xNode)).cluster.ledger.skipped;
     const a = await device(pool, sender.url, alice, 'alice', false);
     const N = 12;
@@ -48,6 +50,8 @@ describe('cluster: entries a node has no part in are skipped unread', function (
     const after = (await getStatus<LedgerStatus>(xNode)).cluster.ledger;
     // The first message concerns every node (it makes the pair members); the rest are not x's.
     expect(after.skipped - skippedBefore, 'entries x skipped').to.be.at.least(N - 1);
+    // The owner published every one of them, and applied them from memory, not decoded again.
+    expect((await getStatus<LedgerStatus>(owner)).cluster.ledger.fromMemory - fromMemoryBefore, 'entries the owner applied from memory').to.be.at.least(N);
 
     const b = await device(pool, xNode.url, bob, 'bob@x', false);
     const backlog = await b.nextN(N, isMessage(), 8000);
