@@ -134,12 +134,14 @@ async function waitForInit(url: string, deadline: number, exited: () => boolean)
 export async function startServer(args: string[] = [], opts: StartOptions = {}): Promise<ServerHandle> {
   const omit = new Set(opts.omit ?? []);
   const portChosen = !hasFlag(args, 'port') && !omit.has('port');
+  const statusChosen = !hasFlag(args, 'status-port') && opts.status === true;
   for (let attempt = 0; ; attempt++) {
     try {
       return await startOnce(args, opts, omit, portChosen);
     } catch (err) {
-      // A port we picked may have been taken in between: try another.
-      if (portChosen && attempt < 2 && /EADDRINUSE/.test(String((err as Error).message))) continue;
+      // A port we picked (the service's or its status port) may have been taken in between by another
+      // test's process: try others. The service says so in one line ("… is already in use").
+      if ((portChosen || statusChosen) && attempt < 4 && /EADDRINUSE|is already in use/.test(String((err as Error).message))) continue;
       throw err;
     }
   }
