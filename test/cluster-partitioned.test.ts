@@ -14,7 +14,7 @@ import type { ChangeCall, Local } from '../src/carrier/port';
 import { firstOffset, recordsOf } from '../src/cluster/entry';
 import { Owned } from '../src/cluster/owned';
 import { MOVED_TEXT, Routing } from '../src/cluster/routing';
-import { StoredPartitions } from '../src/cluster/stored-partitions';
+import { dropPartitionPaged, StoredPartitions } from '../src/cluster/stored-partitions';
 import { logger } from '../src/log';
 import { Code } from '../src/protocol/codes';
 import { openStore } from '../src/store/open';
@@ -69,15 +69,62 @@ describe('cluster, partitioned: records of an entry', () => {
 });
 
 describe('cluster, partitioned: the partitions a node keeps', () => {
-  function stored(store: Store, openedAt = 0) {
+  function stored(store: Store, openedAt = 0, dropAfterMs?: number) {
     const fills: Array<[number, number, number]> = [];
     let fail = false;
     const s = new StoredPartitions({
       self: 'me', partitions: PARTITIONS, states: store.states, openedAt, log,
       backfill: (p, after, through) => { fills.push([p, after, through]); return fail ? Promise.reject(new Error('no NATS')) : Promise.resolve(); },
+      drop: (p, stop) => dropPartitionPaged(store, p, PARTITIONS, stop),
+      ...(dropAfterMs !== undefined ? { dropAfterMs } : {}),
     });
     return { s, fills, failNext: (): void => { fail = true; } };
   }
+
+  /** Direct conversations of `partition` and of another partition, with a record each in `store`. */
+  async function convsIn(store: Store, partition: number): Promise<{ mine: string[]; other: string }> {
+    const mine: string[] = [];
+    let other = '';
+    for (let i = 0; mine.length < 3 || other === ''; i++) {
+      const conv = `d:5A${i}|5B${i}`;
+      if (convPartition(conv, PARTITIONS) === partition) mine.push(conv); else if (other === '') other = conv;
+    }
+    for (const conv of [...mine, other]) store.log.append({ conv, at: 1, from: '5A', head: '{', tail: '}' });
+    await store.flush();
+    return { mine, other };
+  }
+
+  it('a partition that stays with another node is dropped here after the wait, its mark cleared (a later claim fills in from the start)', async () => {
+    const store = await memory();
+    const { s, fills } = stored(store, 0, 20);
+    s.claimed(5, 'me', 10);
+    await s.ready(5);
+    const { mine, other } = await convsIn(store, 5);
+    s.claimed(5, 'other', 20);
+    expect(mine.every((c) => store.log.top(c) !== undefined), 'kept through the wait').to.equal(true);
+    await new Promise((r) => setTimeout(r, 150));
+    expect(mine.map((c) => store.log.top(c))).to.deep.equal([undefined, undefined, undefined]);
+    expect(store.log.top(other), 'another partition\'s records stay').to.not.equal(undefined);
+    expect(s.counters).to.deep.equal({ dropped: 1, droppedRecords: 3 });
+    s.claimed(5, 'me', 40);
+    await s.ready(5);
+    expect(fills[1]).to.deep.equal([5, 0, 40]);
+  });
+
+  it('a partition claimed back within the wait is not dropped, and fills in only what came meanwhile', async () => {
+    const store = await memory();
+    const { s, fills } = stored(store, 0, 50);
+    s.claimed(6, 'me', 10);
+    await s.ready(6);
+    const { mine } = await convsIn(store, 6);
+    s.claimed(6, 'other', 20);
+    s.claimed(6, 'me', 30);
+    await s.ready(6);
+    await new Promise((r) => setTimeout(r, 120));
+    expect(mine.every((c) => store.log.top(c) !== undefined)).to.equal(true);
+    expect(s.counters.dropped).to.equal(0);
+    expect(fills[1]).to.deep.equal([6, 20, 30]);
+  });
 
   it('keeps a partition from its claim on, fills in from its mark, and stops at another node\'s claim', async () => {
     const store = await memory();

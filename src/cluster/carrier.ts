@@ -35,7 +35,7 @@ import { Routing } from './routing';
 import { clusterStatus } from './status';
 import { SnapshotPolicy } from './snapshot-policy';
 import type { Snapshots } from './snapshots';
-import { dropPartition, StoredPartitions } from './stored-partitions';
+import { dropPartition, dropPartitionPaged, StoredPartitions } from './stored-partitions';
 
 const CUT_OFF_TEXT = 'this server is cut off from the cluster\'s store, please retry (or connect to another server)';
 
@@ -90,6 +90,7 @@ export class ClusterCarrier implements Carrier {
     this.stored = new StoredPartitions({
       self: this.nodeId, partitions: settings.partitions, states: replica.states, openedAt: joined.applied,
       backfill: (p, after, through) => this.fillIn(p, after, through),
+      drop: (p, stop) => dropPartitionPaged(this.store, p, settings.partitions, stop),
       log: log.child({ component: 'stored' }),
     });
     this.owned = new Owned({
@@ -363,7 +364,7 @@ export class ClusterCarrier implements Carrier {
       name: this.settings.clusterName, nodeId: this.nodeId, partitions: this.settings.partitions, ready: this.ready,
       engine: this.engine, ownership: this.ownership, ledger: this.ledger, links: this.links, positions: this.positions, presence: this.presence,
       waitingCalls: this.routing.waitingCalls,
-      keeps: this.stored.list(), backfill: this.backfill.counters, snapshots: this.policy.counters, owned: { ...this.owned.counters, inFlight: this.owned.pending },
+      keeps: this.stored.list(), dropped: this.stored.counters, backfill: this.backfill.counters, snapshots: this.policy.counters, owned: { ...this.owned.counters, inFlight: this.owned.pending },
       counters: { forwarded: this.routing.counters.forwarded, refusedMoved: this.routing.counters.refusedMoved + this.replay.refused, framesForwarded: this.framesForwarded },
     });
   }

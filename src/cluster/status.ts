@@ -20,6 +20,8 @@ export interface ClusterParts {
   waitingCalls: number;
   /** Partitions whose records this node keeps, and what filling them in and deciding before the ledger did. */
   keeps: number[];
+  /** Partitions kept elsewhere whose records were dropped here, and how many records. */
+  dropped: Record<string, number>;
   backfill: Record<string, number>;
   snapshots: Record<string, number>;
   owned: Record<string, number>;
@@ -45,6 +47,7 @@ export function clusterStatus(c: ClusterParts): Record<string, unknown> {
     presence: c.presence.stats(),
     waitingCalls: c.waitingCalls,
     keeps: c.keeps,
+    dropped: c.dropped,
     backfill: c.backfill,
     snapshots: c.snapshots,
     owned: c.owned,

@@ -9,12 +9,20 @@
  * from the start. The partition is served only once that is done (`ready`). A claim of another node
  * ends it, and the mark says where. Marks are kept in the replica's states, written in the same
  * transaction as what was applied, so a restarted node fills in only what it never had.
+ *
+ * A partition that stays with another node for DROP_AFTER_MS is dropped here (its records removed,
+ * a page of conversations at a time, and its mark cleared first, so that a claim later loads it from
+ * its snapshot): a node's store then holds about its share of the records, not every partition it
+ * ever kept. The wait keeps the copy through a short hand-over and back (a node that missed
+ * heartbeats under load), which then fills in only what came meanwhile.
  */
 import type { Logger } from 'pino';
 import { convPartition } from '../actors/address';
 import type { ActorStates, ConvId, Store } from '../store/ports';
 
 const MARKS = 'cluster:marks';
+/** How long a partition claimed by another node is kept here before its records are dropped. */
+export const DROP_AFTER_MS = 60_000;
 
 /** Per partition: complete through this ledger sequence, or `live` (complete through the replica's applied mark). */
 type Marks = Record<string, number | 'live'>;
@@ -27,6 +35,10 @@ export interface StoredDeps {
   readonly openedAt: number;
   /** Stores the records of `partition` in the ledger's entries after `after` through `through`. */
   backfill(partition: number, after: number, through: number): Promise<void>;
+  /** Removes the records of `partition` (until `stop` says to stop); how many. */
+  drop(partition: number, stop: () => boolean): Promise<number>;
+  /** DROP_AFTER_MS unless given (tests). */
+  readonly dropAfterMs?: number;
   readonly log: Logger;
 }
 
@@ -36,6 +48,9 @@ export class StoredPartitions {
   private readonly filling = new Map<number, Promise<void>>();
   /** Records stored per partition since the start (delivery asks `stores` once per record), for the snapshot policy. */
   private readonly counts: number[];
+  /** Partitions claimed by another node, waiting to be dropped here. */
+  private readonly drops = new Map<number, NodeJS.Timeout>();
+  readonly counters = { dropped: 0, droppedRecords: 0 };
 
   constructor(private readonly deps: StoredDeps) {
     this.counts = new Array<number>(deps.partitions).fill(0);
@@ -67,8 +82,11 @@ export class StoredPartitions {
       // Complete through this claim if it was filled in; otherwise the old mark stands (what was
       // stored meanwhile is stored again next time: an append at an offset it has is a no-op).
       if (this.marks[partition] === 'live') this.mark(partition, seq);
+      this.dropLater(partition);
       return;
     }
+    clearTimeout(this.drops.get(partition));
+    this.drops.delete(partition);
     if (this.keeping.has(partition)) return;
     this.keeping.add(partition);
     const after = this.markOf(partition);
@@ -95,6 +113,25 @@ export class StoredPartitions {
     if (this.keeping.has(partition) || !this.behind(partition, through)) return;
     await this.deps.backfill(partition, this.markOf(partition), through);
     if (!this.keeping.has(partition) && this.markOf(partition) < through) this.mark(partition, through);
+  }
+
+  /** Drops `partition`'s records once it has stayed with another node for the wait. */
+  private dropLater(partition: number): void {
+    clearTimeout(this.drops.get(partition));
+    const timer = setTimeout(() => {
+      this.drops.delete(partition);
+      if (this.keeping.has(partition)) return;
+      // Cleared before the first record goes: stopped halfway (a crash), the copy is not taken for complete.
+      this.mark(partition, 0);
+      const stop = (): boolean => this.keeping.has(partition);
+      this.deps.drop(partition, stop).then((n) => {
+        this.counters.dropped++;
+        this.counters.droppedRecords += n;
+        this.deps.log.info({ partition, records: n, stopped: stop() }, 'records of a partition kept elsewhere dropped here');
+      }, (err: unknown) => this.deps.log.warn({ err, partition }, 'records of a partition kept elsewhere could not be dropped here'));
+    }, this.deps.dropAfterMs ?? DROP_AFTER_MS);
+    timer.unref();
+    this.drops.set(partition, timer);
   }
 
   /** Whether this node's records of `partition` end before ledger sequence `through`. */
@@ -127,6 +164,20 @@ export function* partitionConvs(store: Store, partition: number, partitions: num
     after = convs[convs.length - 1];
     yield convs.filter((conv) => convPartition(conv, partitions) === partition);
   }
+}
+
+/**
+ * Removes the records of `partition`'s conversations from `store` a page of conversations at a
+ * time, yielding to the event loop between pages (the node goes on serving), until `stop` says so.
+ */
+export async function dropPartitionPaged(store: Store, partition: number, partitions: number, stop: () => boolean): Promise<number> {
+  let dropped = 0;
+  for (const convs of partitionConvs(store, partition, partitions, 200)) {
+    if (stop()) break;
+    for (const conv of convs) dropped += store.log.trimThrough(conv, Number.MAX_SAFE_INTEGER - 1);
+    await new Promise((r) => setImmediate(r));
+  }
+  return dropped;
 }
 
 /** Removes every record of `partition`'s conversations from `store` (before its snapshot is loaded). */
