@@ -67,6 +67,7 @@ export interface Settings {
   clusterReplicas: number;
   clusterHeartbeatMs: number;
   clusterSnapshotMs: number;
+  clusterDropAfterMs: number;
   clusterSnapshotRecords: number;
   clusterSnapshotEntries: number;
   testFaults: boolean;
@@ -131,6 +132,7 @@ const specs: { [K in keyof Settings]: Spec } = {
   clusterReplicas: { flag: 'cluster-replicas', kind: 'int', def: 1, min: 1, max: 5, help: 'JetStream replicas of the cluster\'s stream and buckets (3 on a NATS cluster of 3)' },
   clusterHeartbeatMs: { flag: 'cluster-heartbeat-ms', kind: 'int', def: 1000, min: 100, max: 60_000, help: 'cluster heartbeat: a node silent for 4 heartbeats is gone and its partitions are taken over' },
   clusterSnapshotMs: { flag: 'cluster-snapshot-ms', kind: 'int', def: 30_000, min: 100, max: 3_600_000, help: 'how often a cluster node looks whether its snapshots are due (and the ledger can be trimmed)' },
+  clusterDropAfterMs: { flag: 'cluster-drop-after-ms', kind: 'int', def: 60_000, min: 100, max: 86_400_000, help: 'how long a cluster node keeps its copy of a partition that moved to another node before it drops it' },
   clusterSnapshotRecords: { flag: 'cluster-snapshot-records', kind: 'int', def: 100_000, min: 1, max: 100_000_000, help: 'a partition\'s snapshot is written again once this many records (and a quarter of the last snapshot) were stored since' },
   clusterSnapshotEntries: { flag: 'cluster-snapshot-entries', kind: 'int', def: 10_000, min: 1, max: 100_000_000, help: 'the shared snapshot (states, memberships) is written again once the ledger grew by this many entries' },
   testFaults: { flag: 'test-faults', kind: 'bool', def: false, help: 'enable test-only fault switches (never in production)' },

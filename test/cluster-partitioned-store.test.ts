@@ -1,8 +1,10 @@
 /**
  * The partitioned cluster on disk: each message is stored by one node, the one keeping its
  * conversation's partition, not by all (three real nodes on a real nats-server; the nodes are
- * stopped and their stores opened and read); and a node that takes partitions over (its owner
- * killed) fills them in from the ledger, so their history is complete on it.
+ * stopped and their stores opened and read); the nodes a partition left drop their copy of it
+ * (--cluster-drop-after-ms), so each message stays on one node after a node joins; and a node that
+ * takes partitions over (its owner killed) fills them in from the ledger, so their history is
+ * complete on it.
  */
 import { expect } from 'chai';
 import { join } from 'node:path';
@@ -71,6 +73,51 @@ describe('cluster, partitioned: where records are stored', function () {
     // Every message once in the cluster, not once per node.
     if (moved) expect(total).to.be.below(12 * 3 * 3); else expect(total).to.equal(12 * 3);
     expect(Math.max(...perNode)).to.be.below(total);
+    for (const n of cluster.nodes) n.removeData();
+  });
+
+  it('partitions that move to a joining node are dropped by the nodes they left, after --cluster-drop-after-ms: each message is then on one node', async () => {
+    const cluster = use(await startCluster(2, { args: ['--partitions', String(PARTITIONS), '--cluster-drop-after-ms', '300'] }));
+    const accounts = newAccounts(16);
+    const pairs = Array.from({ length: 8 }, (_, i) => [accounts[2 * i]!, accounts[2 * i + 1]!] as [Account, Account]);
+    const seqs = await traffic(cluster, pairs);
+    type Dropped = ClusterStatus & { cluster: { keeps: number[]; dropped: { dropped: number; droppedRecords: number }; ownership: { claims: number } } };
+    const before = await Promise.all(cluster.nodes.map((n) => getStatus<Dropped>(n)));
+    await cluster.addNode();
+    await cluster.ready(30_000);
+    const placed = await Promise.all(cluster.nodes.map((n) => getStatus<Dropped>(n)));
+    const movedToNew = placed[2]!.cluster.serving.filter((p) => before.some((b) => b.cluster.serving.includes(p)));
+    expect(movedToNew.length, 'partitions the new node took over').to.be.greaterThan(0);
+    const claims = placed.reduce((k, x) => k + x.cluster.ownership.claims, 0);
+    // Each node they left drops them once the wait is over (counted from before the join: the first
+    // two nodes' own hand-over at start was dropped already).
+    const left = [0, 1].map((i) => placed[2]!.cluster.serving.filter((p) => before[i]!.cluster.serving.includes(p)).length);
+    const droppedSince = async (): Promise<number[]> => (await Promise.all([0, 1].map((i) => getStatus<Dropped>(cluster.nodes[i]!))))
+      .map((x, i) => x.cluster.dropped.dropped - before[i]!.cluster.dropped.dropped);
+    let dropped = await droppedSince();
+    for (let k = 0; k < 100 && dropped.some((d, i) => d < left[i]!); k++) {
+      await new Promise((r) => setTimeout(r, 100));
+      dropped = await droppedSince();
+    }
+    expect(dropped.every((d, i) => d >= left[i]!), `partitions dropped by each node they left: ${JSON.stringify(dropped)} of ${JSON.stringify(left)}`).to.equal(true);
+    const st = await Promise.all(cluster.nodes.map((n) => getStatus<Dropped>(n)));
+    // A partition that moved again meanwhile (a late heartbeat on a loaded machine) leaves a copy that is not dropped yet.
+    const movedAgain = st.reduce((k, x) => k + x.cluster.ownership.claims, 0) !== claims;
+    const serving = st.map((x) => x.cluster.serving);
+    const dirs = cluster.nodes.map((n) => join(n.dataDir, `cluster-${cluster.name}`));
+    await Promise.all(cluster.nodes.map((n) => n.kill('SIGKILL')));
+    let total = 0;
+    for (const [i, dir] of dirs.entries()) {
+      const store = await openStore({ backend: 'lmdb', dir, fsync: 'off' });
+      for (const [conv, offsets] of seqs) {
+        const records = store.log.read({ conv, limit: 100, direction: 'forward' });
+        if (serving[i]!.includes(convPartition(conv, PARTITIONS))) expect(records.map((r) => r.offset), `${conv} on node ${i}`).to.deep.equal(offsets);
+        else if (!movedAgain) expect(records, `${conv} must not be on node ${i} any more`).to.deep.equal([]);
+        total += records.length;
+      }
+      await store.close();
+    }
+    if (!movedAgain) expect(total, 'every message once in the cluster').to.equal(8 * 3);
     for (const n of cluster.nodes) n.removeData();
   });
 

@@ -91,6 +91,7 @@ export class ClusterCarrier implements Carrier {
       self: this.nodeId, partitions: settings.partitions, states: replica.states, openedAt: joined.applied,
       backfill: (p, after, through) => this.fillIn(p, after, through),
       drop: (p, stop) => dropPartitionPaged(this.store, p, settings.partitions, stop),
+      dropAfterMs: settings.clusterDropAfterMs,
       log: log.child({ component: 'stored' }),
     });
     this.owned = new Owned({

@@ -10,7 +10,7 @@
  * ends it, and the mark says where. Marks are kept in the replica's states, written in the same
  * transaction as what was applied, so a restarted node fills in only what it never had.
  *
- * A partition that stays with another node for DROP_AFTER_MS is dropped here (its records removed,
+ * A partition that stays with another node for `--cluster-drop-after-ms` (DROP_AFTER_MS) is dropped here (its records removed,
  * a page of conversations at a time, and its mark cleared first, so that a claim later loads it from
  * its snapshot): a node's store then holds about its share of the records, not every partition it
  * ever kept. The wait keeps the copy through a short hand-over and back (a node that missed
@@ -37,7 +37,7 @@ export interface StoredDeps {
   backfill(partition: number, after: number, through: number): Promise<void>;
   /** Removes the records of `partition` (until `stop` says to stop); how many. */
   drop(partition: number, stop: () => boolean): Promise<number>;
-  /** DROP_AFTER_MS unless given (tests). */
+  /** DROP_AFTER_MS unless given (`--cluster-drop-after-ms`). */
   readonly dropAfterMs?: number;
   readonly log: Logger;
 }
