@@ -14,7 +14,7 @@ import type { ChangeCall, Local } from '../src/carrier/port';
 import { firstOffset, recordsOf } from '../src/cluster/entry';
 import { Owned } from '../src/cluster/owned';
 import { MOVED_TEXT, Routing } from '../src/cluster/routing';
-import { dropPartitionPaged, StoredPartitions } from '../src/cluster/stored-partitions';
+import { dropPartition, StoredPartitions } from '../src/cluster/stored-partitions';
 import { logger } from '../src/log';
 import { Code } from '../src/protocol/codes';
 import { openStore } from '../src/store/open';
@@ -75,7 +75,7 @@ describe('cluster, partitioned: the partitions a node keeps', () => {
     const s = new StoredPartitions({
       self: 'me', partitions: PARTITIONS, states: store.states, openedAt, log,
       backfill: (p, after, through) => { fills.push([p, after, through]); return fail ? Promise.reject(new Error('no NATS')) : Promise.resolve(); },
-      drop: (p, stop) => dropPartitionPaged(store, p, PARTITIONS, stop),
+      drop: (p, stop) => dropPartition(store, p, PARTITIONS, { stop }),
       ...(dropAfterMs !== undefined ? { dropAfterMs } : {}),
     });
     return { s, fills, failNext: (): void => { fail = true; } };
@@ -109,6 +109,21 @@ describe('cluster, partitioned: the partitions a node keeps', () => {
     s.claimed(5, 'me', 40);
     await s.ready(5);
     expect(fills[1]).to.deep.equal([5, 0, 40]);
+  });
+
+  it('dropPartition removes a partition\'s records through `upTo` only (a fill-in keeps what came after the claim), and no other partition\'s', async () => {
+    const store = await memory();
+    const { mine, other } = await convsIn(store, 7);
+    const [conv] = mine as [string];
+    const claimAt = store.log.top(conv)!.last;
+    store.log.append({ conv, at: 2, from: '5A', head: '{', tail: '}' }, firstOffset(100));
+    await store.flush();
+    expect(await dropPartition(store, 7, PARTITIONS, { upTo: firstOffset(100) - 1 })).to.equal(3);
+    expect(store.log.read({ conv, limit: 10, direction: 'forward' }).map((r) => r.offset)).to.deep.equal([firstOffset(100)]);
+    expect(claimAt).to.be.below(firstOffset(100));
+    expect(store.log.top(other)).to.not.equal(undefined);
+    expect(await dropPartition(store, 7, PARTITIONS)).to.equal(1);
+    expect(store.log.top(conv)).to.equal(undefined);
   });
 
   it('a partition claimed back within the wait is not dropped, and fills in only what came meanwhile', async () => {

@@ -19,7 +19,7 @@ import { errorFrame } from '../protocol/frames';
 import type { AccountPositions, Store } from '../store/ports';
 import { Backfill } from './backfill';
 import type { Engine } from './engine';
-import type { Op } from './entry';
+import { firstOffset, type Op } from './entry';
 import { joinCluster, Secrets, type Joined } from './join';
 import { Ledger } from './ledger';
 import { connIdBase, Links, nodeOfConn } from './links';
@@ -35,7 +35,7 @@ import { Routing } from './routing';
 import { clusterStatus } from './status';
 import { SnapshotPolicy } from './snapshot-policy';
 import type { Snapshots } from './snapshots';
-import { dropPartition, dropPartitionPaged, StoredPartitions } from './stored-partitions';
+import { dropPartition, StoredPartitions } from './stored-partitions';
 
 const CUT_OFF_TEXT = 'this server is cut off from the cluster\'s store, please retry (or connect to another server)';
 
@@ -90,7 +90,7 @@ export class ClusterCarrier implements Carrier {
     this.stored = new StoredPartitions({
       self: this.nodeId, partitions: settings.partitions, states: replica.states, openedAt: joined.applied,
       backfill: (p, after, through) => this.fillIn(p, after, through),
-      drop: (p, stop) => dropPartitionPaged(this.store, p, settings.partitions, stop),
+      drop: (p, stop) => dropPartition(this.store, p, settings.partitions, { stop }),
       dropAfterMs: settings.clusterDropAfterMs,
       log: log.child({ component: 'stored' }),
     });
@@ -184,7 +184,9 @@ export class ClusterCarrier implements Carrier {
   private async fillIn(p: number, after: number, through: number): Promise<void> {
     const first = await this.engine.firstSeq();
     if (after === 0 || after + 1 < first) {
-      dropPartition(this.store, p, this.settings.partitions);
+      // Only what came before the claim (`through`): the fill-in runs while the ledger goes on, and a
+      // record of this partition applied after the claim (a notice into an account's own log) is kept.
+      await dropPartition(this.store, p, this.settings.partitions, { upTo: firstOffset(through + 1) - 1 });
       const seq = await this.snapshots.loadPartition(p, this.store);
       if (seq === undefined && first > 1) throw new Error(`partition ${p}: the ledger starts at ${first} and the partition has no snapshot`);
       if (seq !== undefined && seq + 1 < first) throw new Error(`partition ${p}: its snapshot covers through ${seq}, the ledger starts at ${first}`);

@@ -167,24 +167,17 @@ export function* partitionConvs(store: Store, partition: number, partitions: num
 }
 
 /**
- * Removes the records of `partition`'s conversations from `store` a page of conversations at a
- * time, yielding to the event loop between pages (the node goes on serving), until `stop` says so.
+ * Removes the records of `partition`'s conversations from `store`, those at offsets through `upTo`
+ * (all, unless given), a page of conversations at a time, yielding to the event loop between pages
+ * (the node goes on serving), until `stop` says so; how many.
  */
-export async function dropPartitionPaged(store: Store, partition: number, partitions: number, stop: () => boolean): Promise<number> {
+export async function dropPartition(store: Store, partition: number, partitions: number, opts: { upTo?: number; stop?: () => boolean } = {}): Promise<number> {
+  const upTo = opts.upTo ?? Number.MAX_SAFE_INTEGER - 1;
   let dropped = 0;
   for (const convs of partitionConvs(store, partition, partitions, 200)) {
-    if (stop()) break;
-    for (const conv of convs) dropped += store.log.trimThrough(conv, Number.MAX_SAFE_INTEGER - 1);
+    if (opts.stop?.() === true) break;
+    for (const conv of convs) dropped += store.log.trimThrough(conv, upTo);
     await new Promise((r) => setImmediate(r));
-  }
-  return dropped;
-}
-
-/** Removes every record of `partition`'s conversations from `store` (before its snapshot is loaded). */
-export function dropPartition(store: Store, partition: number, partitions: number): number {
-  let dropped = 0;
-  for (const convs of partitionConvs(store, partition, partitions, 1000)) {
-    for (const conv of convs) dropped += store.log.trimThrough(conv, Number.MAX_SAFE_INTEGER - 1);
   }
   return dropped;
 }
