@@ -37,6 +37,9 @@ import { SnapshotPolicy } from './snapshot-policy';
 import type { Snapshots } from './snapshots';
 import { dropPartition, StoredPartitions } from './stored-partitions';
 
+/** How long a starting node lists the live nodes to find the partitions it will take (prefill). */
+const PREFILL_LIST_MS = 3000;
+
 const CUT_OFF_TEXT = 'this server is cut off from the cluster\'s store, please retry (or connect to another server)';
 
 export class ClusterCarrier implements Carrier {
@@ -225,12 +228,36 @@ export class ClusterCarrier implements Carrier {
       .catch((err: unknown) => this.here.fatal(new Error(`cluster ${this.settings.clusterName}: not joined: ${(err as Error).message}`)));
   }
 
-  /** The partitions that will place on this node once it joins, of which it holds less than the ledger. */
+  /**
+   * The partitions that will place on this node once it joins, of which it holds less than the
+   * ledger. None if the live nodes cannot be listed within PREFILL_LIST_MS: the partitions are then
+   * filled in at their claims, as they would be anyway.
+   */
   private async partitionsToCome(): Promise<number[]> {
     const nodes = new Set<string>([this.nodeId]);
-    for await (const k of await this.engine.nodes.keys('n.*')) {
-      const e = await this.engine.nodes.get(k).catch(() => null);
-      if (e?.operation === 'PUT' && (e.json<{ starting?: boolean }>().starting !== true)) nodes.add(k.slice(2));
+    // The bucket's key listing ends only once it has caught up with the bucket, which every node's
+    // heartbeat keeps writing: on a loaded machine that can take longer than a node may wait to listen.
+    let late = false;
+    let keys: { stop(): void } | undefined;
+    const listed = (async (): Promise<void> => {
+      const it = await this.engine.nodes.keys('n.*');
+      keys = it;
+      if (late) return it.stop();
+      for await (const k of it) {
+        if (late) return;
+        const e = await this.engine.nodes.get(k).catch(() => null);
+        if (e?.operation === 'PUT' && (e.json<{ starting?: boolean }>().starting !== true)) nodes.add(k.slice(2));
+      }
+    })();
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'late'>((resolve) => { timer = setTimeout(() => resolve('late'), PREFILL_LIST_MS); });
+    const outcome = await Promise.race([listed.then(() => 'listed' as const), deadline]).finally(() => clearTimeout(timer));
+    if (outcome === 'late') {
+      late = true;
+      keys?.stop();
+      listed.catch(() => undefined);
+      this.log.warn({ ms: PREFILL_LIST_MS }, 'live nodes not listed in time: joining without filling in first');
+      return [];
     }
     if (nodes.size === 1) return [];
     const all = Array.from({ length: this.settings.partitions }, (_, p) => p);
