@@ -41,6 +41,7 @@ export interface Settings {
   groupIdleMs: number;
   partitions: number;
   fsync: 'always' | 'grouped' | 'off';
+  storeWriter: 'thread' | 'inline';
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   logLevel: string;
@@ -106,6 +107,7 @@ const specs: { [K in keyof Settings]: Spec } = {
   groupIdleMs: { flag: 'group-idle-ms', kind: 'int', def: 600_000, min: 100, max: 86_400_000, help: 'a group quiet this long leaves memory (its state is in the store)' },
   partitions: { flag: 'partitions', kind: 'int', def: 16, min: 1, max: 1024, help: 'placement partitions: a group hashes to one, a partition to a worker thread' },
   fsync: { flag: 'fsync', kind: ['always', 'grouped', 'off'], def: 'grouped', help: 'store fsync policy: always and grouped wait for the disk before an acknowledgement leaves; off leaves it to the kernel' },
+  storeWriter: { flag: 'store-writer', kind: ['thread', 'inline'], def: 'thread', help: 'where the LMDB store commits: its writer thread (the socket thread only encodes), or inline on the socket thread (the previous way, for comparison)' },
   tlsCert: { flag: 'tls-cert', kind: 'string', def: undefined, help: 'PEM certificate: serve wss' },
   tlsKey: { flag: 'tls-key', kind: 'string', def: undefined, help: 'PEM private key for --tls-cert' },
   logLevel: { flag: 'log-level', kind: LOG_LEVELS, def: 'info', help: 'pino log level' },

@@ -10,6 +10,8 @@ import { Retention } from '../src/actors/retention';
 import { decideDirect } from '../src/actors/direct';
 import { Code } from '../src/protocol/codes';
 import { refusedAnswer, STORAGE_FULL_TEXT } from '../src/protocol/frames';
+import { InlineCommitter } from '../src/store/lmdb/committer';
+import type { Dbs } from '../src/store/lmdb/schema';
 import { TurnWriter } from '../src/store/lmdb/turn-writer';
 import { MemoryStore } from '../src/store/memory/memory-store';
 import { directConv, StoreError, type StoreHealth } from '../src/store/ports';
@@ -56,40 +58,50 @@ describe('store full: the memory backend simulates it', () => {
 });
 
 describe('store full: the LMDB turn writer', () => {
-  /** A root whose transactions fail as on a full disk while `full` is set. */
-  function fakeRoot(): { root: RootDatabase; full: boolean; committed: number[] } {
-    const f = { full: false, committed: [] as number[], root: undefined as unknown as RootDatabase };
+  /** A root whose transactions fail as on a full disk while `full` is set; puts record their value's first byte. */
+  function fakeRoot(): { root: RootDatabase; full: boolean; committed: number[]; dbs: Dbs } {
+    const f = { full: false, committed: [] as number[], root: undefined as unknown as RootDatabase, dbs: undefined as unknown as Dbs };
     f.root = {
       transactionSync<T>(fn: () => T): T {
         if (f.full) throw Object.assign(new Error('MDB_MAP_FULL: Environment mapsize limit reached'), { code: -30792 });
         return fn();
       },
     } as unknown as RootDatabase;
+    f.dbs = { meta: { putSync: (_k: string, v: Buffer) => f.committed.push(v[0]!) } } as unknown as Dbs;
     return f;
   }
+
+  /** A turn writer committing inline on `root`. */
+  function writerOn(root: RootDatabase, dbs: Dbs, failed: (e: StoreError) => StoreError = (e) => e): TurnWriter {
+    return new TurnWriter(new InlineCommitter(root, dbs), root, {
+      seal: () => undefined, finish: () => undefined, settled: () => undefined, onCommit: () => undefined,
+      failed, spaceFor: () => undefined,
+    });
+  }
+  const put = (w: TurnWriter, n: number): void => w.put('meta', 'k', Buffer.from([n]));
 
   it("a commit failing with 'full' rejects its waiters and the next flush, but does not poison the writer", async () => {
     const f = fakeRoot();
     const failures: StoreError[] = [];
-    const w = new TurnWriter(f.root, () => undefined, () => undefined, () => undefined, (e) => { failures.push(e); return e; });
+    const w = writerOn(f.root, f.dbs, (e) => { failures.push(e); return e; });
     f.full = true;
-    w.queue(() => f.committed.push(1));
+    put(w, 1);
     const waiting = w.whenCommitted().then(() => 'resolved', (e: StoreError) => e.code);
     await settle();
     const r1 = await waiting;
     expect(r1).to.equal('full');
     expect(w.failure).to.equal(undefined);
     // A turn lost with nobody waiting: a flush asked for at the end of that turn is told, once.
-    w.queue(() => f.committed.push(2));
+    put(w, 2);
     await turn();
     expect(await w.whenCommitted().then(() => 'resolved', (e: StoreError) => e.code)).to.equal('full');
     expect(await w.whenCommitted().then(() => 'resolved', (e: StoreError) => e.code)).to.equal('resolved');
     // A loss nobody asked about in its turn is not told to the flushes of later writes.
-    w.queue(() => f.committed.push(2));
+    put(w, 2);
     await settle();
     expect(await w.whenCommitted().then(() => 'resolved', (e: StoreError) => e.code)).to.equal('resolved');
     f.full = false;
-    w.queue(() => f.committed.push(3));
+    put(w, 3);
     expect(await w.whenCommitted().then(() => 'resolved', (e: StoreError) => e.code)).to.equal('resolved');
     expect(f.committed).to.deep.equal([3]);
     expect(failures.map((e) => e.code)).to.deep.equal(['full', 'full', 'full']);
@@ -97,9 +109,9 @@ describe('store full: the LMDB turn writer', () => {
 
   it('a commit lost before its flush was asked for is not acknowledged by that flush', async () => {
     const f = fakeRoot();
-    const w = new TurnWriter(f.root, () => undefined);
+    const w = writerOn(f.root, f.dbs);
     f.full = true;
-    w.queue(() => undefined);
+    put(w, 1);
     // The end-of-turn commit runs before the flush is asked for (as the delivery actor does it).
     await turn();
     f.full = false;
@@ -108,11 +120,11 @@ describe('store full: the LMDB turn writer', () => {
 
   it('any other failure still poisons the writer (a corrupt store takes no more writes)', async () => {
     const root = { transactionSync: () => { throw new Error('MDB_CORRUPTED: Located page was wrong type'); } } as unknown as RootDatabase;
-    const w = new TurnWriter(root, () => undefined);
-    w.queue(() => undefined);
+    const w = writerOn(root, fakeRoot().dbs);
+    put(w, 1);
     await settle();
     expect(w.failure?.code).to.equal('corrupt');
-    expect(() => w.queue(() => undefined)).to.throw(StoreError);
+    expect(() => put(w, 2)).to.throw(StoreError);
   });
 });
 

@@ -10,7 +10,7 @@
  */
 import { logger } from '../log';
 import { now as clock, secondsSince, storeFlushSeconds } from '../status/instruments';
-import { StoreError, type Store } from '../store/ports';
+import { lostForNow, type Store } from '../store/ports';
 import { EndOfTurn } from '../turn';
 
 /** What becomes of the output waiting on a commit that failed: told it was lost, or never released. */
@@ -23,7 +23,7 @@ export type CommitFailure = 'lost' | 'fatal';
  * doubt: both are fatal.
  */
 export function commitFailure(err: unknown, replica: boolean): CommitFailure {
-  return err instanceof StoreError && err.code === 'full' && !replica ? 'lost' : 'fatal';
+  return lostForNow(err) && !replica ? 'lost' : 'fatal';
 }
 
 /** What the gate asks of the actor that owns it. */

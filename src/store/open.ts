@@ -8,12 +8,14 @@ export interface OpenStoreOptions {
   /** The data directory (the LMDB environment goes to `<dir>/store`); unused by 'memory'. */
   dir: string;
   fsync: 'always' | 'grouped' | 'off';
+  /** Where LMDB commits (default: its writer thread); unused by 'memory'. */
+  writer?: 'thread' | 'inline';
 }
 
 export async function openStore(opts: OpenStoreOptions): Promise<Store> {
   switch (opts.backend) {
     case 'lmdb':
-      return LmdbStore.open({ dir: opts.dir, fsync: opts.fsync });
+      return LmdbStore.open({ dir: opts.dir, fsync: opts.fsync, ...(opts.writer !== undefined ? { writer: opts.writer } : {}) });
     case 'memory':
       return new MemoryStore();
   }

@@ -229,13 +229,23 @@ export interface Store {
 
 /**
  * The store failed in a way the caller cannot fix by retrying the same call (full disk, corrupt
- * file; 'damaged': a value the store cannot do without, such as its epoch, fails its checksum).
+ * file; 'damaged': a value the store cannot do without, such as its epoch, fails its checksum;
+ * 'writer': the store's writer thread stopped under a commit, whose writes are lost as on a full
+ * disk, `lostForNow`).
  */
 export class StoreError extends Error {
-  constructor(message: string, readonly code: 'full' | 'corrupt' | 'closed' | 'io' | 'damaged', options?: { cause?: unknown }) {
+  constructor(message: string, readonly code: 'full' | 'corrupt' | 'closed' | 'io' | 'damaged' | 'writer', options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'StoreError';
   }
+}
+
+/**
+ * A failure that loses one commit's writes and passes: a full disk, a writer thread that died (the
+ * store refuses writes until its probe commits again). Every other failure leaves the store in doubt.
+ */
+export function lostForNow(e: unknown): boolean {
+  return e instanceof StoreError && (e.code === 'full' || e.code === 'writer');
 }
 
 /** The id of the direct conversation of two accounts, the same whichever of them asks. */

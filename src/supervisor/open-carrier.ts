@@ -21,7 +21,7 @@ export async function openCarrier(s: Settings, log: Logger): Promise<Carrier> {
   }
   // LMDB is opened first where its crash on a damaged file cannot end this process.
   if (s.store === 'lmdb') await checkStoreBeforeOpen(s, log);
-  const store = await openStore({ backend: s.store, dir: s.data, fsync: s.fsync }).catch((err: unknown) => {
+  const store = await openStore({ backend: s.store, dir: s.data, fsync: s.fsync, writer: s.storeWriter }).catch((err: unknown) => {
     throw new StartupError(`the store in ${s.data} cannot be opened: ${(err as Error).message}`);
   });
   // A directory written by the journal-and-checkpoint version moves into the store, once.

@@ -1,26 +1,29 @@
 /**
  * What the port implementations (the log, positions and states) share: the databases, the
- * turn's writer with its overlay, the offset counter, the cache of conversation tops, the health,
+ * turn's writer with its overlays, the offset counter, the cache of conversation tops, the health,
  * and the guard every call passes. One object, so the three ports see one turn's writes alike.
  *
- * Writes are queued and committed in one transaction per event-loop turn (turn-writer.ts). Point
- * reads (`top`, `findMid`, `positions.get`, `membership`, `states.get`) and `append` do not commit:
- * they see the turn's queued writes in the overlay (overlay.ts) and otherwise the committed data,
- * so the delivery actor's reads between its appends cost no transaction. Range reads (`read`,
- * `conversations`, `memberships`, `states.list`, `backup`) commit the queued writes first, and
- * `trimThrough` runs in a transaction of its own with them. This process must be the only writer
- * of the environment (the offset counter and the top cache assume it).
+ * Writes go into one batch per event-loop turn, committed by the writer thread (turn-writer.ts).
+ * Point reads (`top`, `findMid`, `positions.get`, `membership`, `states.get`) and `append` do not
+ * wait for it: they see the writes not yet committed in the overlays (overlay.ts) and otherwise the
+ * committed data, so the delivery actor's reads between its appends cost no transaction. Range
+ * reads (`read`, `conversations`, `memberships`, `states.list`, `backup`) wait for everything
+ * written before them to commit, and `trimThrough` runs in a transaction of its own after that.
+ * This process must be the only writer of the environment (the offset counter and the top cache
+ * assume it).
  */
 import type { RootDatabase } from 'lmdb';
 import { LRUCache } from 'lru-cache';
 import type { ConvId, ConvTop } from '../ports';
-import { StoreError } from '../ports';
+import { lostForNow, StoreError } from '../ports';
 import { closedError } from '../common';
-import { numberCodec, positionsCodec, seeds } from './codecs';
+import { numberCodec, positionsCodec, seeds, textCodec, topCodec } from './codecs';
+import type { BatchWriter } from './write-batch';
 import { Damage } from './damage';
 import { toStoreError } from './errors';
 import { Health } from './health';
-import { Overlay } from './overlay';
+import type { Committer } from './committer';
+import { Pending } from './overlay';
 import type { Dbs } from './schema';
 import { PROBE_BYTES, PROBE_FREE, ensureSpace, freeBytes, fullIfNoSpace } from './space';
 import { TurnWriter } from './turn-writer';
@@ -32,8 +35,8 @@ export class Core {
   trimmed = 0;
   closed = false;
   readonly writer: TurnWriter;
-  /** The queued writes by key, for the reads that do not commit. */
-  readonly overlay = new Overlay();
+  /** The writes not committed yet by key, for the reads that do not wait for a commit. */
+  readonly pending = new Pending();
   /**
    * Tops of recently used conversations as they are with the queued writes (the overlay, looked
    * at first, is what is exact while queued; an entry evicted is read again from the data).
@@ -42,36 +45,68 @@ export class Core {
   readonly health = new Health();
   readonly damage = new Damage();
 
-  constructor(readonly root: RootDatabase, readonly dbs: Dbs, onCommit: () => void, topCache: number, private readonly envDir: string) {
+  constructor(readonly root: RootDatabase, readonly dbs: Dbs, committer: Committer, onCommit: (synced: boolean) => void, topCache: number, private readonly envDir: string) {
     this.tops = topCache > 0 ? new LRUCache<ConvId, ConvTop>({ max: topCache }) : undefined;
     this.lastOffset = this.savedOffset = readLastOffset(dbs, this.damage);
-    this.writer = new TurnWriter(root, () => this.saveOffset(), onCommit, (committed) => this.afterTurn(committed),
-      (err, lost) => this.commitFailed(err, lost), (bytes) => ensureSpace(this.envDir, bytes));
+    this.writer = new TurnWriter(committer, root, {
+      seal: (batch) => this.seal(batch),
+      finish: () => this.saveOffset(),
+      settled: (committed) => this.afterBatch(committed),
+      onCommit,
+      failed: (err, lost) => this.commitFailed(err, lost),
+      spaceFor: (bytes) => ensureSpace(this.envDir, bytes),
+    });
   }
 
   /**
-   * Inside each commit: the counter goes into the transaction that holds the records it numbered,
-   * so a restart continues after the last committed offset and never hands one out twice.
+   * The end of a turn's batch: each key the overlay holds, with its last value, and the counter
+   * (in the transaction that holds the records it numbered, so a restart continues after the last
+   * committed offset and never hands one out twice). The overlay is then the one under way.
    */
+  private seal(batch: BatchWriter): void {
+    const o = this.pending.current;
+    for (const [conv, top] of o.tops) batch.put('convs', conv, topCodec.encode(top, seeds.convs(conv)));
+    for (const [account, p] of o.positions) batch.put('positions', account, positionsCodec.encode(p, seeds.positions(account)));
+    for (const { account, conv, since } of o.members.values()) {
+      if (since === null) batch.remove('members', [account, conv]);
+      else batch.put('members', [account, conv], numberCodec.encode(since, seeds.members(account, conv)));
+    }
+    for (const [address, text] of o.states) {
+      if (text === null) batch.remove('states', address);
+      else batch.put('states', address, textCodec.encode(text, seeds.states(address)));
+    }
+    if (this.lastOffset !== this.savedOffset) {
+      batch.put('meta', 'lastOffset', numberCodec.encode(this.lastOffset, seeds.meta('lastOffset')));
+      this.savedOffset = this.lastOffset;
+    }
+    this.pending.seal();
+  }
+
+  /** Inside a transaction of this thread (runNow): the counter, as in `seal`. */
   private saveOffset(): void {
     if (this.lastOffset === this.savedOffset) return;
     this.dbs.meta.putSync('lastOffset', numberCodec.encode(this.lastOffset, seeds.meta('lastOffset')));
     this.savedOffset = this.lastOffset;
   }
 
-  /** After a turn's transaction, committed or lost. */
-  private afterTurn(committed: boolean): void {
-    this.overlay.clear();
-    // The cache may hold tops of writes that were lost.
-    if (!committed) this.tops?.clear();
+  /** After the batch under way committed or was lost. */
+  private afterBatch(committed: boolean): void {
+    // This thread's LMDB snapshot may predate the commit: the next read takes a new one, before
+    // the overlay that stood in for the batch goes.
+    this.root.resetReadTxn();
+    this.pending.sealed.clear();
+    if (committed) return;
+    // Lost: so are the turn's writes since (made on top of them), and the cache may hold their tops.
+    this.pending.current.clear();
+    this.tops?.clear();
   }
 
-  /** A commit failed: a full disk (or map) turns writing off until the probe succeeds. */
+  /** A commit failed: a full disk (or map), or a writer thread that died, turns writing off until the probe succeeds. */
   private commitFailed(err: StoreError, lost: number): StoreError {
     // The counter of that transaction was not written: the next commit writes it (offsets never go back).
     this.savedOffset = -1;
     const e = fullIfNoSpace(err, this.envDir);
-    if (e.code === 'full') this.health.lostToFull(e, lost);
+    if (lostForNow(e)) this.health.lost(e, lost);
     return e;
   }
 
@@ -117,7 +152,7 @@ export class Core {
     try {
       this.writer.commitNow();
     } catch (e) {
-      if (!(e instanceof StoreError) || e.code !== 'full') throw e;
+      if (!lostForNow(e)) throw e;
     }
   }
 

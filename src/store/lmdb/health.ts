@@ -16,12 +16,15 @@ export class Health {
 
   onChange(listener: (h: StoreHealth) => void): void { this.listeners.push(listener); }
 
-  /** A commit lost `lost` writes to a full store (`e`): writing is off until a probe succeeds. */
-  lostToFull(e: StoreError, lost: number): void {
+  /**
+   * A commit lost `lost` writes to a passing failure (`e`: a full store, a writer thread that
+   * died): writing is off until a probe succeeds.
+   */
+  lost(e: StoreError, lost: number): void {
     this.now.failedCommits++;
     if (!this.now.writable) return;
     this.set(false, e.message);
-    logger({ mod: 'lmdb-store' }).debug({ lost }, 'store commit failed for lack of space');
+    logger({ mod: 'lmdb-store' }).debug({ lost }, 'store commit lost');
     this.emit();
   }
 

@@ -6,7 +6,9 @@
  * - log.ts:       ConversationLog (records, conversation tops, client message ids);
  * - positions.ts: Positions (account offsets and memberships);
  * - states.ts:    ActorStates;
- * - core.ts:      what the three share (databases, turn writer and overlay, guards, probe);
+ * - core.ts:      what the three share (databases, turn writer and overlays, guards, probe);
+ * - turn-writer.ts, committer.ts: one batch a turn, committed on the writer thread
+ *                 (thread-committer.ts, writer-thread.ts) or inline;
  * - schema.ts:    the databases and their key and value formats;
  * - durability.ts: the fsync policies (LmdbFsync) and the 'grouped' sync.
  *
@@ -20,6 +22,7 @@ import { open, type RootDatabase } from 'lmdb';
 import type { ActorStates, ConversationLog, Positions, Store, StoreHealth, StoreStats } from '../ports';
 import { StoreError } from '../ports';
 import { closedError, newEpoch } from '../common';
+import { InlineCommitter, type Committer } from './committer';
 import { Core } from './core';
 import { GroupedSync, type LmdbFsync } from './durability';
 import { seeds, textCodec } from './codecs';
@@ -29,6 +32,7 @@ import { LmdbLog } from './log';
 import { LmdbPositions } from './positions';
 import { openDbs, type Dbs } from './schema';
 import { LmdbStates } from './states';
+import { ThreadCommitter } from './thread-committer';
 
 export type { LmdbFsync } from './durability';
 
@@ -37,7 +41,11 @@ export interface LmdbOpenOptions {
   fsync: LmdbFsync;
   /** Conversation tops kept in memory for `append` and `top` (default TOP_CACHE; 0: none). */
   topCache?: number;
+  /** Where commits run: the store's writer thread (default) or the calling thread. */
+  writer?: LmdbWriter;
 }
+
+export type LmdbWriter = 'thread' | 'inline';
 
 /** Default size of the top cache: the conversations active at once on a busy node. */
 const TOP_CACHE = 10_000;
@@ -69,8 +77,13 @@ export class LmdbStore implements Store {
   /** Backups (environment copies) under way: close waits for them. */
   private readonly copies = new Set<Promise<unknown>>();
 
-  private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs, topCache: number) {
-    this.core = new Core(root, dbs, () => this.groupSync?.afterCommit(), topCache, envDir);
+  private readonly committer: Committer;
+  /** The writer's `localCommits` covered by a finished sync (see flush). */
+  private localSynced = 0;
+
+  private constructor(private readonly envDir: string, private readonly fsync: LmdbFsync, root: RootDatabase, dbs: Dbs, topCache: number, writer: LmdbWriter) {
+    this.committer = writer === 'thread' ? new ThreadCommitter(envDir, fsync) : new InlineCommitter(root, dbs);
+    this.core = new Core(root, dbs, this.committer, (synced) => { if (!synced) this.groupSync?.afterCommit(); }, topCache, envDir);
     this.epoch = epochOf(root, dbs, envDir);
     this.log = new LmdbLog(this.core);
     this.positions = new LmdbPositions(this.core);
@@ -94,23 +107,29 @@ export class LmdbStore implements Store {
       });
       const dbs = openDbs(root);
       migrateFormat(root, dbs, envDir);
-      return new LmdbStore(envDir, opts.fsync, root, dbs, opts.topCache ?? TOP_CACHE);
+      return new LmdbStore(envDir, opts.fsync, root, dbs, opts.topCache ?? TOP_CACHE, opts.writer ?? 'thread');
     } catch (e) {
       throw toStoreError(e, `open ${envDir}`);
     }
   }
 
   /**
-   * Resolves once everything written before the call is durable. Waits for the turn's one commit
-   * (it does not commit early: all flushes of a turn share that commit); then 'always' is on disk
-   * (its commits fsync), 'grouped' waits for the next shared fsync, 'off' is done.
+   * Resolves once everything written before the call is durable. Waits for the turn's batch (it
+   * does not hand it over early: all flushes of a turn share it); the writer thread syncs each
+   * batch itself, so under 'grouped' a flush syncs only if this thread committed something since
+   * the last sync (a trim) or the store commits inline ('always' syncs in every commit, 'off' never).
    */
   flush(): Promise<void> {
     if (this.core.closed) return Promise.reject(closedError());
-    const committed = this.core.writer.whenCommitted();
+    const { writer } = this.core;
+    const committed = writer.whenCommitted();
     const groupSync = this.groupSync;
     if (groupSync === undefined) return committed;
-    return committed.then(() => groupSync.request()).catch((e: unknown) => { throw toStoreError(e, 'flush'); });
+    const local = writer.localCommits;
+    if (this.committer.syncs && local === this.localSynced) return committed;
+    return committed.then(() => groupSync.request()).then(() => {
+      if (local > this.localSynced) this.localSynced = local;
+    }).catch((e: unknown) => { throw toStoreError(e, 'flush'); });
   }
 
   /**
@@ -135,6 +154,13 @@ export class LmdbStore implements Store {
 
   health(): StoreHealth { return this.core.health.snapshot(); }
 
+  /** Tests only: the writer thread dies as on an uncaught error (false: the store commits inline). */
+  crashWriterForTest(): boolean {
+    if (!(this.committer instanceof ThreadCommitter)) return false;
+    this.committer.crashForTest();
+    return true;
+  }
+
   onHealth(listener: (h: StoreHealth) => void): void { this.core.health.onChange(listener); }
 
   probe(): boolean { return this.core.probe(); }
@@ -155,6 +181,9 @@ export class LmdbStore implements Store {
       entries: this.entryCounts(),
       mapSize: env.mapSize ?? 0,
       commits: this.core.writer.commits,
+      writer: this.committer instanceof ThreadCommitter ? 'thread' : 'inline',
+      writerThreads: this.committer instanceof ThreadCommitter ? this.committer.started : 0,
+      writerStalls: this.core.writer.stalls,
       pendingWrites: this.core.writer.pending,
     };
   }
@@ -188,6 +217,7 @@ export class LmdbStore implements Store {
     }
     this.core.closed = true;
     await this.groupSync?.stop();
+    await this.committer.close();
     // A copy runs on a thread of LMDB's own: the environment must outlive it (closing under it
     // crashes the process). A shutdown deadline still bounds the wait (src/main.ts).
     await Promise.allSettled([...this.copies]);

@@ -55,7 +55,7 @@ export class LmdbLog implements ConversationLog {
     // Before the offset is taken: a failed read of the top gives no offset away.
     const prev = c.peek('append', () => this.currentTop(conv));
     const e = toLogEntry(entry, ++c.lastOffset);
-    if (c.overlay.numberedFrom === 0) c.overlay.numberedFrom = e.offset;
+    if (c.pending.current.numberedFrom === 0) c.pending.current.numberedFrom = e.offset;
     c.appended++;
     const top: ConvTop = prev === undefined
       ? { first: e.offset, last: e.offset, count: 1 }
@@ -83,7 +83,7 @@ export class LmdbLog implements ConversationLog {
     if (held !== undefined && held !== null) return held;
     const e = toLogEntry(entry, offset);
     this.queueRecord(e);
-    c.overlay.records.set(recordKey(conv, offset), e);
+    c.pending.current.records.set(recordKey(conv, offset), e);
     // A damaged record there (held: null) is written over with the record applied again: the
     // top counts it already.
     if (held === null) return { ...e };
@@ -95,51 +95,44 @@ export class LmdbLog implements ConversationLog {
     return { ...e };
   }
 
-  /** The record at (conv, offset) with the queued writes; null: one is there, damaged. */
+  /** The record at (conv, offset) with the writes not committed; null: one is there, damaged. */
   private heldAt(conv: ConvId, offset: number): LogEntry | null | undefined {
-    const { overlay } = this.c;
-    const queued = overlay.records.get(recordKey(conv, offset));
+    const { pending } = this.c;
+    const queued = pending.record(recordKey(conv, offset));
     if (queued !== undefined) return { ...queued };
-    // One of the store's own numbering queued in this turn could be it: commit, then look (rare:
-    // only a store given offsets and numbering in one turn gets here).
-    if (overlay.numberedFrom !== 0 && offset >= overlay.numberedFrom) this.c.writer.commitNow();
+    // One of the store's own numbering not committed yet could be it: commit, then look (rare:
+    // only a store given offsets and numbering within a batch gets here).
+    const numbered = pending.numberedFrom();
+    if (numbered !== 0 && offset >= numbered) this.c.writer.commitNow();
     const raw = this.c.dbs.log.get([conv, offset]);
     if (raw === undefined) return undefined;
     return genuine(this.c, [{ key: [conv, offset], value: raw }], 1)[0] ?? null;
   }
 
-  /** Queues the record (and its mid key, if it has one) for the turn's commit. */
+  /** Writes the record (and its mid key, if it has one) into the turn's batch. */
   private queueRecord(e: LogEntry): void {
     const c = this.c;
-    const { log, mids } = c.dbs;
     const conv = e.conv;
     const value: LogValue = [e.at, e.from, e.mid ?? null, e.head, e.tail];
-    // Encoded (and checksummed) inside the commit, into a reused buffer that LMDB copies.
-    const put = (): void => log.putSync([conv, e.offset], logCodec.encode(value, seeds.log(conv, e.offset)));
+    // Encoded (and checksummed) into a reused buffer, which the batch copies.
+    c.writer.put('log', [conv, e.offset], logCodec.encode(value, seeds.log(conv, e.offset)));
     if (hasMidKey(e)) {
       const { from, mid, offset } = e;
-      c.writer.queue(() => {
-        put();
-        mids.putSync([conv, from, mid], numberCodec.encode(offset, seeds.mids(conv, from, mid)));
-      }, e.head.length + e.tail.length + conv.length + from.length + mid.length + 64);
-      c.overlay.mids.set(midKey(conv, from, mid), offset);
-    } else {
-      c.writer.queue(put, e.head.length + e.tail.length + conv.length + 64);
+      c.writer.put('mids', [conv, from, mid], numberCodec.encode(offset, seeds.mids(conv, from, mid)));
+      c.pending.current.mids.set(midKey(conv, from, mid), offset);
     }
   }
 
-  /** The conversation's top is written once per transaction, with its value when it runs. */
+  /** The conversation's top goes into the batch once, with its last value, when it is sealed (core.ts). */
   private queueTop(conv: ConvId, top: ConvTop): void {
-    const { overlay } = this.c;
-    const { convs } = this.c.dbs;
-    if (!overlay.tops.has(conv)) this.c.writer.queue(() => convs.putSync(conv, topCodec.encode(overlay.tops.get(conv)!, seeds.convs(conv))));
-    overlay.tops.set(conv, top);
+    this.c.writer.touch();
+    this.c.pending.current.tops.set(conv, top);
     this.c.tops?.set(conv, top);
   }
 
-  /** A conversation's top with the queued writes (the caller must not change it). */
+  /** A conversation's top with the writes not committed (the caller must not change it). */
   private currentTop(conv: ConvId): ConvTop | undefined {
-    const pending = this.c.overlay.tops.get(conv);
+    const pending = this.c.pending.top(conv);
     if (pending !== undefined) return pending;
     const cached = this.c.tops?.get(conv);
     if (cached !== undefined) return cached;
@@ -249,7 +242,7 @@ export class LmdbLog implements ConversationLog {
   }
 
   findMid(conv: ConvId, from: string, mid: string): number | undefined {
-    return this.c.peek('findMid', () => this.c.overlay.mids.get(midKey(conv, from, mid)) ?? this.midOf(conv, from, mid));
+    return this.c.peek('findMid', () => this.c.pending.mid(midKey(conv, from, mid)) ?? this.midOf(conv, from, mid));
   }
 
   /** The committed offset of a mid key (a damaged one is not found: at worst a resend is stored again). */

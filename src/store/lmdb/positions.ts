@@ -18,7 +18,7 @@ export class LmdbPositions implements Positions {
 
   get(account: string): AccountPositions | undefined {
     return this.c.peek('positions.get', () => {
-      const p = this.c.overlay.positions.get(account) ?? this.stored(account);
+      const p = this.c.pending.positions(account) ?? this.stored(account);
       return p === undefined ? undefined : { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode };
     });
   }
@@ -41,11 +41,9 @@ export class LmdbPositions implements Positions {
 
   set(account: string, p: AccountPositions): void {
     this.c.writable();
-    const { overlay } = this.c;
-    const { positions } = this.c.dbs;
-    // Once per transaction, with the last value set.
-    if (!overlay.positions.has(account)) this.c.writer.queue(() => positions.putSync(account, positionsCodec.encode(overlay.positions.get(account)!, seeds.positions(account))));
-    overlay.positions.set(account, { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode });
+    // Into the batch once, with the last value set, when it is sealed (core.ts).
+    this.c.writer.touch();
+    this.c.pending.current.positions.set(account, { delivered: p.delivered, acked: p.acked, ackMode: p.ackMode });
   }
 
   join(account: string, conv: ConvId, since: number): void {
@@ -56,25 +54,16 @@ export class LmdbPositions implements Positions {
     this.member(account, conv, null);
   }
 
-  /** Queues a join (`since`) or a leave (null): written once per transaction, the last one. */
+  /** A join (`since`) or a leave (null): into the batch once, the last one, when it is sealed (core.ts). */
   private member(account: string, conv: ConvId, since: number | null): void {
     this.c.writable();
-    const { overlay } = this.c;
-    const { members } = this.c.dbs;
-    const key = memberKey(account, conv);
-    if (!overlay.members.has(key)) {
-      this.c.writer.queue(() => {
-        const v = overlay.members.get(key)!;
-        if (v === null) members.removeSync([account, conv]);
-        else members.putSync([account, conv], numberCodec.encode(v, seeds.members(account, conv)));
-      });
-    }
-    overlay.members.set(key, since);
+    this.c.writer.touch();
+    this.c.pending.current.members.set(memberKey(account, conv), { account, conv, since });
   }
 
   membership(account: string, conv: ConvId): Membership | undefined {
     return this.c.peek('membership', () => {
-      const pending = this.c.overlay.members.get(memberKey(account, conv));
+      const pending = this.c.pending.member(memberKey(account, conv));
       const since = pending === undefined ? this.since(account, conv, this.c.dbs.members.get([account, conv])) : pending;
       return since === undefined || since === null ? undefined : { conv, since };
     });

@@ -14,7 +14,7 @@ export class LmdbStates implements ActorStates {
 
   get(address: string): unknown {
     return this.c.peek('states.get', () => {
-      const pending = this.c.overlay.states.get(address);
+      const pending = this.c.pending.state(address);
       if (pending === undefined) return this.stored(address);
       // A fresh copy each time, as from the data.
       return pending === null ? undefined : JSON.parse(pending);
@@ -32,19 +32,11 @@ export class LmdbStates implements ActorStates {
 
   put(address: string, state: unknown): void {
     this.c.writable();
-    const { overlay } = this.c;
-    const { states } = this.c.dbs;
     // Copied now (as JSON text): the caller may change its object before the end of the turn.
     const text = state === undefined ? null : jsonCopy(state);
-    if (!overlay.states.has(address)) {
-      // Once per transaction, with the last state put.
-      this.c.writer.queue(() => {
-        const v = overlay.states.get(address)!;
-        if (v === null) states.removeSync(address);
-        else states.putSync(address, textCodec.encode(v, seeds.states(address)));
-      }, (text?.length ?? 0) + address.length + 64);
-    }
-    overlay.states.set(address, text);
+    // Into the batch once, with the last state put, when it is sealed (core.ts).
+    this.c.writer.touch();
+    this.c.pending.current.states.set(address, text);
   }
 
   list(prefix: string, after: string | undefined, limit: number): string[] {

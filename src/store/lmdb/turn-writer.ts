@@ -1,99 +1,266 @@
 /**
- * Batches every write of an event-loop turn into one LMDB write transaction.
+ * Batches every write of an event-loop turn into one LMDB write transaction, committed by a
+ * `Committer` (committer.ts): by default on the store's writer thread, so the socket thread only
+ * encodes.
  *
- * Writes are queued as closures and run together in one `transactionSync` at the end of the turn
- * (setImmediate). Point reads do not commit: the store answers them from its overlay of the
- * queued writes (see overlay.ts) and otherwise from the committed data. A range read first
- * commits what is queued (`commitNow`), so it sees every earlier write of this process; LMDB
- * readers then see the committed data at once. Writes that must return something computed from
- * the data (trimming) run in the same transaction as the queue (`runNow`).
+ * A turn's writes go into one batch (write-batch.ts): log records as they are appended, the rest
+ * (tops, positions, memberships, states, the offset counter) once each, with its last value, when
+ * the batch is sealed at the end of the turn (setImmediate). One batch is under way at a time;
+ * the turns that end meanwhile add to the next, which leaves when the one under way has committed
+ * (so under load batches grow instead of queueing). Point reads see the writes of both through
+ * the overlays (overlay.ts) until they are committed. A range read first waits for everything
+ * written before it to commit (`commitNow`), blocking the thread for that commit, and LMDB
+ * readers then see it. Writes that must return something computed from the data (trimming,
+ * redaction) run after that, in a transaction of their own on this thread (`runNow`).
  */
 import type { RootDatabase } from 'lmdb';
 import { logger } from '../../log';
-import type { StoreError } from '../ports';
+import { lostForNow, type StoreError } from '../ports';
+import type { Committer } from './committer';
 import { toStoreError } from './errors';
+import type { DbName } from './schema';
+import { BatchWriter, type BatchKey } from './write-batch';
+
+interface Waiter { resolve: () => void; reject: (e: unknown) => void }
+
+/** What the turn writer asks of the store around each batch. */
+export interface TurnHooks {
+  /**
+   * Before a batch is handed over: writes what the overlay holds (each key's last value) and the
+   * offset counter into it, and sets the overlay aside as the one under way.
+   */
+  seal(batch: BatchWriter): void;
+  /** Inside a transaction of this thread (runNow): the offset counter goes in with what it numbered. */
+  finish(): void;
+  /** After the batch under way committed (`true`) or was lost (`false`), before anyone is told. */
+  settled(committed: boolean): void;
+  /** After every successful commit; `synced`: the committer synced it (else the background sync is due). */
+  onCommit(synced: boolean): void;
+  /**
+   * A commit failed: what lmdb-js threw, mapped, and how many writes were lost; returns the error,
+   * possibly reclassified (an I/O error with no space left is 'full'), and reports a loss itself.
+   */
+  failed(e: StoreError, lost: number): StoreError;
+  /** Throws a StoreError 'full' when the file system has not room for about `bytes` more. */
+  spaceFor(bytes: number): void;
+}
+
+/**
+ * Bytes a batch holds at most (about: a record is not split): past it the batch is handed over
+ * mid-turn, the socket thread first waiting for the one under way (backpressure). So the memory of
+ * writes not yet committed is bounded (two batches and their overlays) whatever one turn writes
+ * and however far the writer falls behind.
+ */
+export const MAX_BATCH_BYTES = 8 * 1024 * 1024;
 
 export class TurnWriter {
-  private ops: (() => void)[] = [];
-  /** About how many bytes the queued writes add to the file (for the space check before a commit). */
-  private bytes = 0;
+  /** The turn's batch, not handed over yet. */
+  private readonly batch = new BatchWriter();
+  /** Writes were made since the last hand-over (some only in the overlay until sealed). */
+  private dirty = false;
   private scheduled = false;
-  /** flush() callers waiting for the queued writes to commit (all share the turn's one commit). */
-  private waiters: { resolve: () => void; reject: (e: unknown) => void }[] = [];
+  /** flush() callers waiting for the turn's batch. */
+  private waiters: Waiter[] = [];
+  /** Those waiting for the batch under way (undefined: none is). */
+  private inflight: Waiter[] | undefined;
+  private inflightOps = 0;
+  /** The batch under way has committed (it may still be syncing). */
+  private inflightCommitted = false;
+  /** Transactions of this thread (runNow), which the committer does not sync: a flush syncs them. */
+  localCommits = 0;
+  /** Times the socket thread waited for the writer because the turn's batch was full. */
+  stalls = 0;
   /**
-   * Set once a commit failed for a reason other than a full disk (corrupt data, an I/O error): the
-   * queued writes were lost, so the store takes no more. A commit that fails with 'full' loses its
-   * writes too, but later writes are tried again (the store reports it through `failed`).
+   * Set once a commit failed for a reason other than a passing one (corrupt data, an I/O error):
+   * its writes were lost, so the store takes no more. A commit lost to a full disk or a dead writer
+   * thread loses its writes too, but later writes are tried again (the store reports it itself).
    */
   failure: StoreError | undefined;
   /**
-   * Writes were lost to a full store and no flush has been told yet: the next `whenCommitted`
+   * Writes were lost (a passing failure) and no flush has been told yet: the next `whenCommitted`
    * rejects with it (once), even if its own turn committed, so that no output waiting for a flush
-   * is released for a record that was lost (a failed commit can run before the flush is asked for).
+   * is released for a record that was lost (a failed commit can end before the flush is asked for).
    */
   private unreported: StoreError | undefined;
-  /**
-   * Transactions committed (for stats): one per turn with writes, plus one per range read or trim
-   * that found writes queued.
-   */
+  /** Failures so far: `commitNow` throws the one that happened while it waited. */
+  private failures = 0;
+  private lastFailure: StoreError | undefined;
+  /** Transactions committed (for stats): about one per turn with writes under load, fewer when batches join. */
   commits = 0;
 
-  /**
-   * @param finish runs last inside every transaction (records the offset counter with the records).
-   * @param onCommit runs after every successful commit (schedules the background sync).
-   * @param settled runs after every transaction, committed (`true`) or failed (`false`), before
-   *   anything else sees the outcome: the queued writes are now in the data or lost (the store
-   *   drops its overlay of them).
-   * @param failed runs after a failed transaction, with what lmdb-js threw mapped to a StoreError,
-   *   and returns it, possibly reclassified (an I/O error on a file system with no space left is
-   *   'full'); it reports and logs a full store itself.
-   * @param spaceFor runs before every transaction with about how many bytes it writes, and throws
-   *   (a StoreError 'full') when the file system has not that much room to spare: the transaction
-   *   then fails without running, as if LMDB had failed it (see LmdbStore: lmdb-js must not meet a
-   *   failed write).
-   */
   constructor(
-    private readonly root: RootDatabase,
-    private readonly finish: () => void,
-    private readonly onCommit: () => void = () => undefined,
-    private readonly settled: (committed: boolean) => void = () => undefined,
-    private readonly failed: (e: StoreError, lost: number) => StoreError = (e) => e,
-    private readonly spaceFor: (bytes: number) => void = () => undefined,
+    private readonly committer: Committer,
+    private readonly root: Pick<RootDatabase, 'transactionSync'>,
+    private readonly hooks: TurnHooks,
   ) {}
 
-  get pending(): number { return this.ops.length; }
+  /** Writes not committed yet: in the turn's batch and under way. */
+  get pending(): number { return this.batch.count + this.inflightOps; }
 
-  /** Queues a write for the end of the turn. */
-  queue(op: () => void, bytes = 64): void {
-    if (this.failure !== undefined) throw this.failure;
-    this.ops.push(op);
-    this.bytes += bytes;
-    if (!this.scheduled) {
-      this.scheduled = true;
-      setImmediate(() => {
-        this.scheduled = false;
-        try {
-          this.commitNow();
-        } catch {
-          // Already recorded in `failure` and logged; flush() and later writes report it.
-        }
-      });
-    }
+  /** Queues a put for the turn's batch (handing a full batch over first). */
+  put(db: DbName, key: BatchKey, value: Uint8Array): void {
+    this.touch();
+    if (this.batch.bytes >= MAX_BATCH_BYTES) this.makeRoom();
+    this.batch.put(db, key, value);
   }
 
   /**
-   * Resolves once the writes queued so far are committed: at the end of the turn, or earlier if a
-   * read commits them. Does not commit by itself, so that every write of the turn still goes into
-   * the one transaction.
+   * The turn's batch is full: it is handed over now, mid-turn, after the one under way is done
+   * (this thread waits for it: a stall). So a turn, or a writer slower than the writes, never makes
+   * more than two batches.
+   */
+  private makeRoom(): void {
+    const before = this.failures;
+    if (this.inflight !== undefined) {
+      this.stalls++;
+      this.committer.wait('done');
+    }
+    if (this.failures !== before) throw this.lastFailure!;
+    if (this.inflight === undefined && this.dirty) this.handOver();
+  }
+
+  /**
+   * Marks the turn as writing (a write kept in the overlay until the batch is sealed) and makes sure
+   * the turn ends with a hand-over. Throws the store's failure, if it has one.
+   */
+  touch(): void {
+    if (this.failure !== undefined) throw this.failure;
+    this.dirty = true;
+    if (!this.scheduled) {
+      this.scheduled = true;
+      setImmediate(this.endOfTurn);
+    }
+  }
+
+  private readonly endOfTurn = (): void => {
+    this.scheduled = false;
+    // With a batch under way, this one leaves when it is done (completed()).
+    if (this.inflight === undefined && this.dirty) this.handOver();
+  };
+
+  /**
+   * Resolves once the writes made so far are committed: after the turn's batch, or the one under
+   * way if the turn wrote nothing. Does not hand anything over by itself.
    */
   whenCommitted(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
-    if (this.ops.length === 0) {
-      const lost = this.unreported;
-      this.unreported = undefined;
-      return lost === undefined ? Promise.resolve() : Promise.reject(lost);
+    if (this.dirty) return new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    if (this.inflight !== undefined) {
+      const inflight = this.inflight;
+      return new Promise<void>((resolve, reject) => inflight.push({ resolve, reject }));
     }
-    return new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
+    const lost = this.unreported;
+    this.unreported = undefined;
+    return lost === undefined ? Promise.resolve() : Promise.reject(lost);
+  }
+
+  /** Forgets a loss not yet told (writing is on again: later flushes are about later writes). */
+  forgetLoss(): void { this.unreported = undefined; }
+
+  /**
+   * Returns once every write made so far is committed (readers see it), blocking this thread for
+   * the batch under way and then the turn's; throws what failed meanwhile.
+   */
+  commitNow(): void {
+    const before = this.failures;
+    for (;;) {
+      if (this.failures !== before) throw this.lastFailure!;
+      if (this.inflight !== undefined && !this.inflightCommitted) this.committer.wait('committed');
+      else if (!this.dirty) return;
+      else if (this.inflight !== undefined) this.committer.wait('done');
+      else this.handOver();
+    }
+  }
+
+  /** Runs `fn` in a write transaction of this thread, after everything written so far has committed. */
+  runNow<T>(fn: () => T): T {
+    if (this.failure !== undefined) throw this.failure;
+    this.commitNow();
+    try {
+      this.hooks.spaceFor(4096);
+      const result = this.root.transactionSync(() => {
+        const r = fn();
+        this.hooks.finish();
+        return r;
+      });
+      this.commits++;
+      this.localCommits++;
+      this.hooks.onCommit(false);
+      return result;
+    } catch (e) {
+      throw this.failedNow(this.hooks.failed(toStoreError(e, 'commit'), 1));
+    }
+  }
+
+  /** Seals the turn's batch and hands it to the committer. */
+  private handOver(): void {
+    const waiters = this.waiters;
+    this.waiters = [];
+    this.dirty = false;
+    this.inflight = waiters;
+    let batch: Buffer;
+    try {
+      this.hooks.seal(this.batch);
+      this.inflightOps = this.batch.count;
+      this.hooks.spaceFor(this.batch.bytes + 4096);
+      batch = this.batch.take();
+    } catch (e) {
+      this.batch.clear();
+      this.completed(e);
+      return;
+    }
+    this.committer.commit(batch, { committed: () => this.committedNow(), done: (err) => this.completed(err) });
+  }
+
+  /** The batch under way is in the data: its overlay can go (its waiters wait for `completed`). */
+  private committedNow(): void {
+    this.inflightCommitted = true;
+    this.commits++;
+    this.hooks.settled(true);
+  }
+
+  /** The batch under way is done: committed (and synced, if the committer syncs), or lost (`e`). */
+  private completed(e: unknown): void {
+    const waiters = this.inflight ?? [];
+    const lostOps = this.inflightOps;
+    this.inflight = undefined;
+    this.inflightOps = 0;
+    this.inflightCommitted = false;
+    if (e === undefined) {
+      const lost = waiters.length > 0 ? this.unreported : undefined;
+      if (waiters.length > 0) this.unreported = undefined;
+      for (const w of waiters) if (lost === undefined) w.resolve(); else w.reject(lost);
+      this.hooks.onCommit(this.committer.syncs);
+      // The turns that ended while it was under way: their batch leaves now.
+      if (this.dirty && !this.scheduled) this.handOver();
+      return;
+    }
+    const err = this.hooks.failed(toStoreError(e, 'commit'), lostOps + this.batch.count);
+    // The turn's writes since were made on top of the lost ones (tops, counts): lost with them.
+    const later = this.waiters;
+    this.waiters = [];
+    this.dirty = false;
+    this.batch.clear();
+    this.hooks.settled(false);
+    this.failedNow(err);
+    for (const w of waiters) w.reject(err);
+    for (const w of later) w.reject(err);
+    // Told now if someone waited for these writes, else to the next flush.
+    if (lostForNow(err) && waiters.length + later.length === 0) {
+      this.unreported = err;
+      this.expire(err);
+    }
+  }
+
+  /** Records a failure: a passing one is counted, any other stops all writing. */
+  private failedNow(err: StoreError): StoreError {
+    this.failures++;
+    this.lastFailure = err;
+    if (!lostForNow(err) && this.failure === undefined) {
+      this.failure = err;
+      logger({ mod: 'lmdb-store' }).error({ err, code: err.code }, 'store commit failed; the store takes no more writes');
+    }
+    return err;
   }
 
   /**
@@ -103,54 +270,5 @@ export class TurnWriter {
    */
   private expire(err: StoreError): void {
     setImmediate(() => setImmediate(() => { if (this.unreported === err) this.unreported = undefined; }));
-  }
-
-  /** Forgets a loss not yet told (writing is on again: later flushes are about later writes). */
-  forgetLoss(): void { this.unreported = undefined; }
-
-  /** Commits the queued writes now (nothing if none). */
-  commitNow(): void {
-    if (this.ops.length > 0) this.runNow(() => undefined);
-  }
-
-  /** Runs `fn` in one write transaction after the queued writes, and returns its result. */
-  runNow<T>(fn: () => T): T {
-    if (this.failure !== undefined) throw this.failure;
-    const ops = this.ops;
-    const waiters = this.waiters;
-    const bytes = this.bytes;
-    this.ops = [];
-    this.waiters = [];
-    this.bytes = 0;
-    try {
-      this.spaceFor(bytes + 4096);
-      const result = this.root.transactionSync(() => {
-        for (const op of ops) op();
-        const r = fn();
-        this.finish();
-        return r;
-      });
-      this.commits++;
-      this.settled(true);
-      const lost = waiters.length > 0 ? this.unreported : undefined;
-      if (waiters.length > 0) this.unreported = undefined;
-      for (const w of waiters) if (lost === undefined) w.resolve(); else w.reject(lost);
-      this.onCommit();
-      return result;
-    } catch (e) {
-      const err = this.failed(toStoreError(e, 'commit'), ops.length);
-      this.settled(false);
-      for (const w of waiters) w.reject(err);
-      // Told now if someone waited for this commit, else to the next flush.
-      if (err.code === 'full') {
-        this.unreported = waiters.length > 0 ? undefined : err;
-        if (this.unreported !== undefined) this.expire(err);
-      }
-      else {
-        this.failure = err;
-        logger({ mod: 'lmdb-store' }).error({ err: e, lost: ops.length, code: err.code }, 'store commit failed; the store takes no more writes');
-      }
-      throw err;
-    }
   }
 }

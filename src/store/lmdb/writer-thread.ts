@@ -1,0 +1,66 @@
+/**
+ * The store's writer thread (started by thread-committer.ts): it opens the same LMDB environment
+ * (lmdb-js shares one environment between the threads of a process), and for each batch it is
+ * sent puts and removes its operations in one write transaction, commits it and, under
+ * `--fsync grouped` and `always`, syncs it, off the socket thread. The outcome goes back on the
+ * results port, and the shared counter is bumped so that a socket thread blocked in `wait()` wakes.
+ */
+import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
+import { open } from 'lmdb';
+import { openDbs } from './schema';
+import { applyBatch } from './write-batch';
+import type { WriterData, WriterRequest, WriterResult } from './writer-protocol';
+
+const data = workerData as WriterData;
+const results: MessagePort = data.results;
+const signal = new Int32Array(data.signal);
+const root = open({ path: data.envDir, maxDbs: 8, noSync: data.fsync !== 'always', overlappingSync: false });
+const dbs = openDbs(root);
+
+function reply(r: WriterResult): void {
+  results.postMessage(r);
+  // After the post: a thread woken by the counter finds the result on its port.
+  Atomics.add(signal, 0, 1);
+  Atomics.notify(signal, 0);
+}
+
+function failed(id: number, e: unknown): void {
+  const err = e as { message?: unknown; code?: unknown } | null;
+  const code = typeof err?.code === 'string' || typeof err?.code === 'number' ? err.code : undefined;
+  reply({ id, phase: 'done', error: { message: String(err?.message ?? e), code } });
+}
+
+/**
+ * Under 'grouped' the batch is synced here before it is done: the socket thread hands over the
+ * next batch only then, so every turn that ended during this commit and sync shares the next
+ * transaction and fsync. ('always' syncs inside the commit; 'off' never.)
+ */
+function commit(id: number, batch: Buffer): void {
+  try {
+    root.transactionSync(() => applyBatch(dbs, batch));
+  } catch (e) {
+    failed(id, e);
+    return;
+  }
+  if (data.fsync !== 'grouped') {
+    reply({ id, phase: 'done' });
+    return;
+  }
+  reply({ id, phase: 'committed' });
+  // `sync(cb)` exists on the lmdb-js root (mdb_env_sync on a libuv thread) but not in its typings.
+  (root as unknown as { sync(cb: (err?: unknown) => void): void }).sync((err) => {
+    if (err !== undefined && err !== null) failed(id, err);
+    else reply({ id, phase: 'done' });
+  });
+}
+
+parentPort!.on('message', (m: WriterRequest) => {
+  if (m.kind === 'commit') commit(m.id, Buffer.from(m.batch));
+  else if (m.kind === 'crash') throw new Error('the store writer thread was asked to crash (a test)');
+  else if (m.kind === 'close') {
+    void root.close().finally(() => {
+      results.close();
+      parentPort!.close();
+    });
+  }
+});

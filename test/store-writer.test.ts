@@ -1,0 +1,128 @@
+/**
+ * The store's writer (src/store/lmdb: write-batch.ts, turn-writer.ts, thread-committer.ts,
+ * writer-thread.ts): a turn's writes go over as one buffer and come back as the same operations;
+ * the writer thread commits them while reads see them at once; a full batch is handed over
+ * mid-turn; a writer thread that dies loses only what nobody was told was stored, the store
+ * refuses writes until its probe commits through a new thread, and everything flushed is on disk.
+ */
+import { expect } from 'chai';
+import * as fs from 'node:fs';
+import * as os from 'node:os';
+import * as path from 'node:path';
+import { LmdbStore } from '../src/store/lmdb/lmdb-store';
+import { MAX_BATCH_BYTES } from '../src/store/lmdb/turn-writer';
+import { BatchWriter, readBatch } from '../src/store/lmdb/write-batch';
+import { directConv, StoreError, type NewEntry } from '../src/store/ports';
+
+const A = '5GrwvaEF5zXb26Fz9rcQpDWS57CtERHpNehXCPcNoHGKutQY';
+const B = '5FHneW46xGXgs5mUiveU4sbTyGBzmstUspZC92UhjJM694ty';
+const conv = directConv(A, B);
+const entry = (i: number, size = 10): NewEntry => ({ conv, at: i, from: A, mid: `m${i}`, head: `{"n":${i},"b":"${'x'.repeat(size)}"`, tail: '}' });
+const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
+
+describe('store writer: the write batch', () => {
+  it('reads back the operations written, keys and values alike, in order', () => {
+    const w = new BatchWriter();
+    w.put('log', ['d:ä:ß', 42], Buffer.from('value 1'));
+    w.put('mids', ['d:a:b', A, 'm-€'], Buffer.from([0, 1, 2]));
+    w.remove('members', [A, 'g:x']);
+    w.put('meta', 'lastOffset', Buffer.alloc(0));
+    w.remove('states', 'g:😀');
+    expect(w.count).to.equal(5);
+    const buf = w.take();
+    expect(w.count).to.equal(0);
+    // Its own ArrayBuffer, the size of the batch: transferable without taking anything else along.
+    expect(buf.byteOffset).to.equal(0);
+    expect(buf.buffer.byteLength).to.equal(buf.length);
+    const ops = [...readBatch(buf)].map((o) => ({ db: o.db, key: o.key, value: o.value === undefined ? undefined : [...o.value] }));
+    expect(ops).to.deep.equal([
+      { db: 'log', key: ['d:ä:ß', 42], value: [...Buffer.from('value 1')] },
+      { db: 'mids', key: ['d:a:b', A, 'm-€'], value: [0, 1, 2] },
+      { db: 'members', key: [A, 'g:x'], value: undefined },
+      { db: 'meta', key: 'lastOffset', value: [] },
+      { db: 'states', key: 'g:😀', value: undefined },
+    ]);
+  });
+
+  it('grows past its first buffer and refuses a batch it cannot read', () => {
+    const w = new BatchWriter();
+    const big = Buffer.alloc(200_000, 7);
+    for (let i = 0; i < 5; i++) w.put('log', ['c', i], big);
+    const ops = [...readBatch(w.take())];
+    expect(ops.map((o) => (o.key as unknown[])[1])).to.deep.equal([0, 1, 2, 3, 4]);
+    expect(ops.every((o) => o.value?.length === 200_000 && o.value[199_999] === 7)).to.equal(true);
+    expect(() => [...readBatch(Buffer.from([99, 0]))]).to.throw(/unknown database 99/);
+  });
+});
+
+describe('store writer: the writer thread', function () {
+  this.timeout(30_000);
+  let dir: string;
+  beforeEach(() => { dir = fs.mkdtempSync(path.join(os.tmpdir(), 'imgc-writer-')); });
+  afterEach(() => fs.rmSync(dir, { recursive: true, force: true }));
+
+  it('commits on its thread: point reads see a write at once, a range read right after it too, and a reopen finds it', async () => {
+    const s = LmdbStore.open({ dir, fsync: 'grouped' });
+    expect(s.stats().writer).to.equal('thread');
+    const offsets: number[] = [];
+    for (let t = 0; t < 20; t++) {
+      for (let i = 0; i < 50; i++) {
+        const e = s.log.append(entry(t * 50 + i));
+        offsets.push(e.offset);
+        expect(s.log.top(conv)?.last).to.equal(e.offset);
+        expect(s.log.findMid(conv, A, `m${t * 50 + i}`)).to.equal(e.offset);
+      }
+      // A range read within the turn waits for the writer: it sees every record appended.
+      expect(s.log.read({ conv, limit: 1, direction: 'backward' })[0]?.offset).to.equal(offsets.at(-1));
+      await turn();
+    }
+    await s.flush();
+    expect(s.stats().commits).to.be.at.least(1).and.at.most(40);
+    await s.close();
+    const again = LmdbStore.open({ dir, fsync: 'grouped', writer: 'inline' });
+    expect(again.log.read({ conv, limit: 2000, direction: 'forward' }).map((e) => e.offset)).to.deep.equal(offsets);
+    await again.close();
+  });
+
+  it('hands a full batch over mid-turn, so the writes not yet committed stay within two batches', async () => {
+    const s = LmdbStore.open({ dir, fsync: 'off' });
+    const size = 100_000;
+    const n = Math.ceil((2.5 * MAX_BATCH_BYTES) / size);
+    for (let i = 0; i < n; i++) {
+      s.log.append(entry(i, size));
+      // Never much more than two batches' worth of records waiting.
+      expect(s.stats().pendingWrites as number).to.be.at.most(2 * (MAX_BATCH_BYTES / size + 2) * 2);
+    }
+    expect(s.stats().writerStalls, 'the third batch waited for the first').to.be.at.least(1);
+    await s.flush();
+    expect(s.log.top(conv)?.count).to.equal(n);
+    expect(s.log.read({ conv, limit: n, direction: 'forward' })).to.have.length(n);
+    await s.close();
+  });
+
+  it('a writer thread that dies loses only the unflushed batch: flush fails with writer, writes are off until the probe, then on through a new thread', async () => {
+    const s = LmdbStore.open({ dir, fsync: 'grouped' });
+    const kept = s.log.append(entry(1));
+    await s.flush();
+    expect(s.crashWriterForTest()).to.equal(true);
+    const lost = s.log.append(entry(2));
+    const outcome = await s.flush().then(() => 'flushed', (e: unknown) => e);
+    expect(outcome).to.be.instanceOf(StoreError);
+    expect((outcome as StoreError).code).to.equal('writer');
+    expect(s.health().writable).to.equal(false);
+    expect(s.health().reason).to.match(/writer thread stopped/);
+    // Reads go on meanwhile, from what was committed.
+    expect(s.log.read({ conv, limit: 10, direction: 'forward' }).map((e) => e.offset)).to.deep.equal([kept.offset]);
+    expect(s.probe()).to.equal(true);
+    expect(s.health().writable).to.equal(true);
+    const after = s.log.append(entry(3));
+    await s.flush();
+    expect(s.stats().writerThreads).to.equal(2);
+    expect(after.offset, 'offsets never go back: the lost one is a gap').to.be.greaterThan(lost.offset);
+    await s.close();
+    const again = LmdbStore.open({ dir, fsync: 'grouped', writer: 'inline' });
+    expect(again.log.read({ conv, limit: 10, direction: 'forward' }).map((e) => e.offset)).to.deep.equal([kept.offset, after.offset]);
+    expect(again.log.findMid(conv, A, 'm2')).to.equal(undefined);
+    await again.close();
+  });
+});
