@@ -31,10 +31,20 @@ describe('store writer: the write batch', () => {
     expect(w.count).to.equal(5);
     const buf = w.take();
     expect(w.count).to.equal(0);
-    // Its own ArrayBuffer, the size of the batch: transferable without taking anything else along.
-    expect(buf.byteOffset).to.equal(0);
-    expect(buf.buffer.byteLength).to.equal(buf.length);
     const ops = [...readBatch(buf)].map((o) => ({ db: o.db, key: o.key, value: o.value === undefined ? undefined : [...o.value] }));
+    // A view of an ArrayBuffer of its own (transferable without taking anything else along); the
+    // next batch gets another, or the one handed back.
+    expect(buf.byteOffset).to.equal(0);
+    expect(buf.buffer.byteLength).to.be.at.least(buf.length);
+    w.put('meta', 'x', Buffer.from([1]));
+    const next = w.take();
+    expect(next.buffer).to.not.equal(buf.buffer);
+    // Handed back: the batch after the one being written goes into it.
+    w.recycle(buf.buffer as ArrayBuffer);
+    w.put('meta', 'y', Buffer.from([2]));
+    expect(w.take().buffer).to.not.equal(buf.buffer);
+    w.put('meta', 'z', Buffer.from([3]));
+    expect(w.take().buffer, 'the buffer handed back is used again').to.equal(buf.buffer);
     expect(ops).to.deep.equal([
       { db: 'log', key: ['d:ä:ß', 42], value: [...Buffer.from('value 1')] },
       { db: 'mids', key: ['d:a:b', A, 'm-€'], value: [0, 1, 2] },

@@ -15,8 +15,11 @@ import type { Dbs } from './schema';
 
 /** What a committer tells of a batch, in this order. */
 export interface CommitEvents {
-  /** The batch's writes are in the data: readers of any thread see them. */
-  committed(): void;
+  /**
+   * The batch's writes are in the data: readers of any thread see them. `buffer`: the batch's
+   * buffer, handed back for a later batch.
+   */
+  committed(buffer?: ArrayBuffer): void;
   /**
    * The batch is finished: committed and, if the committer syncs, on disk; or it failed (`err`),
    * before or after `committed`.
@@ -54,7 +57,7 @@ export class InlineCommitter implements Committer {
       events.done(e ?? new Error('commit failed'));
       return;
     }
-    events.committed();
+    events.committed(batch.buffer as ArrayBuffer);
     events.done();
   }
 

@@ -52,9 +52,10 @@ export class ThreadCommitter implements Committer {
     // Held open while a commit is under way: a process with nothing else to do waits for it.
     w.worker.ref();
     w.results.ref();
-    const ab = batch.buffer as ArrayBuffer;
-    const msg: WriterRequest = { kind: 'commit', id, batch: ab };
-    w.worker.postMessage(msg, [ab]);
+    // The batch's own buffer goes over (write-batch.ts), not a copy.
+    const buffer = batch.buffer as ArrayBuffer;
+    const msg: WriterRequest = { kind: 'commit', id, buffer, length: batch.length };
+    w.worker.postMessage(msg, [buffer]);
   }
 
   wait(until: 'committed' | 'done'): void {
@@ -118,7 +119,7 @@ export class ThreadCommitter implements Committer {
     if (p === undefined || p.id !== r.id) return;
     if (r.error === undefined && !p.committed) {
       p.committed = true;
-      p.events.committed();
+      p.events.committed(r.buffer);
     }
     if (r.phase === 'committed') return;
     this.pending = undefined;

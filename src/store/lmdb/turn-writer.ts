@@ -209,11 +209,12 @@ export class TurnWriter {
       this.completed(e);
       return;
     }
-    this.committer.commit(batch, { committed: () => this.committedNow(), done: (err) => this.completed(err) });
+    this.committer.commit(batch, { committed: (buffer) => this.committedNow(buffer), done: (err) => this.completed(err) });
   }
 
   /** The batch under way is in the data: its overlay can go (its waiters wait for `completed`). */
-  private committedNow(): void {
+  private committedNow(buffer: ArrayBuffer | undefined): void {
+    if (buffer !== undefined) this.batch.recycle(buffer);
     this.inflightCommitted = true;
     this.commits++;
     this.hooks.settled(true);

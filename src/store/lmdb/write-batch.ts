@@ -15,8 +15,16 @@ export type BatchKey = string | readonly (string | number)[];
 const DB_INDEX: Record<DbName, number> = Object.fromEntries(DB_NAMES.map((n, i) => [n, i])) as Record<DbName, number>;
 const FIRST_SIZE = 64 * 1024;
 
+/**
+ * A buffer of its own ArrayBuffer (outside Node's shared pool), so it can be transferred to another
+ * thread; not zero-filled, every byte used is written.
+ */
+function ownBuffer(size: number): Buffer { return Buffer.allocUnsafeSlow(size); }
+
 export class BatchWriter {
-  private buf = Buffer.allocUnsafe(FIRST_SIZE);
+  private buf = ownBuffer(FIRST_SIZE);
+  /** A buffer handed back by the writer after a commit, used for the next batch. */
+  private spare: ArrayBuffer | undefined;
   private pos = 0;
   /** Operations written since the last `take`. */
   count = 0;
@@ -37,16 +45,23 @@ export class BatchWriter {
   }
 
   /**
-   * The operations written so far, in a buffer of their own (its own ArrayBuffer, never the shared
-   * pool's, so it can be transferred to another thread); the writer starts empty again.
+   * The operations written so far: a view of the batch's own buffer, which goes with it (transferred
+   * to the writer thread); the next batch is written into the spare the writer handed back, or a new
+   * buffer. Two buffers take turns, so the busy path neither copies a batch nor touches new memory.
    */
   take(): Buffer {
-    // allocUnsafeSlow: outside the shared pool (and not zero-filled: every byte is copied over).
-    const out = Buffer.allocUnsafeSlow(this.pos);
-    this.buf.copy(out, 0, 0, this.pos);
+    const out = this.buf.subarray(0, this.pos);
+    const spare = this.spare;
+    this.spare = undefined;
+    this.buf = spare !== undefined ? Buffer.from(spare) : ownBuffer(FIRST_SIZE);
     this.pos = 0;
     this.count = 0;
     return out;
+  }
+
+  /** A batch's buffer, back from the writer: the next batch may use it. */
+  recycle(buffer: ArrayBuffer): void {
+    if (buffer.byteLength > 0) this.spare = buffer;
   }
 
   /** Drops what was written (a turn lost before it was handed over). */
@@ -91,7 +106,7 @@ export class BatchWriter {
     if (this.pos + n <= this.buf.length) return;
     let size = this.buf.length * 2;
     while (size < this.pos + n) size *= 2;
-    const next = Buffer.allocUnsafe(size);
+    const next = ownBuffer(size);
     this.buf.copy(next, 0, 0, this.pos);
     this.buf = next;
   }

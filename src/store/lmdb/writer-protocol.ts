@@ -13,7 +13,8 @@ export interface WriterData {
 }
 
 export type WriterRequest =
-  | { kind: 'commit'; id: number; batch: ArrayBuffer }
+  /** The batch is the first `length` bytes of `buffer` (transferred). */
+  | { kind: 'commit'; id: number; buffer: ArrayBuffer; length: number }
   | { kind: 'close' }
   /** Tests only: the thread dies as on an uncaught error. */
   | { kind: 'crash' };
@@ -26,5 +27,7 @@ export type WriterRequest =
 export interface WriterResult {
   id: number;
   phase: 'committed' | 'done';
+  /** The batch's buffer, handed back (transferred) with the first result after the commit. */
+  buffer?: ArrayBuffer;
   error?: { message: string; code: string | number | undefined };
 }

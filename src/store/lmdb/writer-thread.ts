@@ -18,7 +18,7 @@ const root = open({ path: data.envDir, maxDbs: 8, noSync: data.fsync !== 'always
 const dbs = openDbs(root);
 
 function reply(r: WriterResult): void {
-  results.postMessage(r);
+  results.postMessage(r, r.buffer !== undefined ? [r.buffer] : []);
   // After the post: a thread woken by the counter finds the result on its port.
   Atomics.add(signal, 0, 1);
   Atomics.notify(signal, 0);
@@ -35,18 +35,19 @@ function failed(id: number, e: unknown): void {
  * next batch only then, so every turn that ended during this commit and sync shares the next
  * transaction and fsync. ('always' syncs inside the commit; 'off' never.)
  */
-function commit(id: number, batch: Buffer): void {
+function commit(id: number, buffer: ArrayBuffer, length: number): void {
   try {
-    root.transactionSync(() => applyBatch(dbs, batch));
+    root.transactionSync(() => applyBatch(dbs, Buffer.from(buffer, 0, length)));
   } catch (e) {
     failed(id, e);
     return;
   }
+  // LMDB copied the values: the buffer goes back for a later batch.
   if (data.fsync !== 'grouped') {
-    reply({ id, phase: 'done' });
+    reply({ id, phase: 'done', buffer });
     return;
   }
-  reply({ id, phase: 'committed' });
+  reply({ id, phase: 'committed', buffer });
   // `sync(cb)` exists on the lmdb-js root (mdb_env_sync on a libuv thread) but not in its typings.
   (root as unknown as { sync(cb: (err?: unknown) => void): void }).sync((err) => {
     if (err !== undefined && err !== null) failed(id, err);
@@ -55,7 +56,7 @@ function commit(id: number, batch: Buffer): void {
 }
 
 parentPort!.on('message', (m: WriterRequest) => {
-  if (m.kind === 'commit') commit(m.id, Buffer.from(m.batch));
+  if (m.kind === 'commit') commit(m.id, m.buffer, m.length);
   else if (m.kind === 'crash') throw new Error('the store writer thread was asked to crash (a test)');
   else if (m.kind === 'close') {
     void root.close().finally(() => {
