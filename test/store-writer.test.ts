@@ -10,7 +10,8 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { LmdbStore } from '../src/store/lmdb/lmdb-store';
-import { MAX_BATCH_BYTES } from '../src/store/lmdb/turn-writer';
+import type { CommitEvents, Committer } from '../src/store/lmdb/committer';
+import { MAX_BATCH_BYTES, TurnWriter } from '../src/store/lmdb/turn-writer';
 import { BatchWriter, readBatch } from '../src/store/lmdb/write-batch';
 import { directConv, StoreError, type NewEntry } from '../src/store/ports';
 
@@ -62,6 +63,73 @@ describe('store writer: the write batch', () => {
     expect(ops.map((o) => (o.key as unknown[])[1])).to.deep.equal([0, 1, 2, 3, 4]);
     expect(ops.every((o) => o.value?.length === 200_000 && o.value[199_999] === 7)).to.equal(true);
     expect(() => [...readBatch(Buffer.from([99, 0]))]).to.throw(/unknown database 99/);
+  });
+});
+
+describe('store writer: the turn writer with a committer it steers', () => {
+  /** A committer that commits and finishes a batch only when the test says so. */
+  class Steered implements Committer {
+    readonly syncs = true;
+    readonly batches: { ops: number; events: CommitEvents }[] = [];
+    /** What `wait()` does: the test's stand-in for the writer committing the newest batch. */
+    onWait = (): void => { this.batches.at(-1)?.events.committed(); };
+    commit(batch: Buffer, events: CommitEvents): void { this.batches.push({ ops: [...readBatch(batch)].length, events }); }
+    wait(): void { this.onWait(); }
+    close(): Promise<void> { return Promise.resolve(); }
+  }
+  const hooks = { seal: () => undefined, finish: () => undefined, settled: () => undefined, onCommit: () => undefined, failed: (e: StoreError) => e, spaceFor: () => undefined };
+  const root = { transactionSync: <T>(fn: () => T): T => fn() };
+
+  it('one batch at a time: the turns that end while it commits and syncs share the next', async () => {
+    const c = new Steered();
+    const w = new TurnWriter(c, root, hooks);
+    w.put('meta', 'a', Buffer.from([1]));
+    await turn();
+    expect(c.batches).to.have.length(1);
+    w.put('meta', 'b', Buffer.from([2]));
+    await turn();
+    w.put('meta', 'c', Buffer.from([3]));
+    await turn();
+    expect(c.batches, 'the next waits while the first is under way').to.have.length(1);
+    const flushed = w.whenCommitted().then(() => 'done');
+    c.batches[0]!.events.committed();
+    c.batches[0]!.events.done();
+    expect(c.batches, 'two turns, one batch').to.have.length(2);
+    expect(c.batches[1]!.ops).to.equal(2);
+    c.batches[1]!.events.committed();
+    c.batches[1]!.events.done();
+    expect(await flushed).to.equal('done');
+  });
+
+  it('a range read waits for a commit, never for a sync: a batch committed but syncing lets the next go at once', async () => {
+    const c = new Steered();
+    const w = new TurnWriter(c, root, hooks);
+    w.put('meta', 'a', Buffer.from([1]));
+    await turn();
+    c.batches[0]!.events.committed(); // syncing now
+    w.put('meta', 'b', Buffer.from([2]));
+    const order: string[] = [];
+    const first = w.whenCommitted().then(() => order.push('flush'));
+    w.commitNow();
+    expect(c.batches, 'handed over without waiting for the first to be done').to.have.length(2);
+    // Everything is committed, not yet on disk: the flush waits for the second batch's done.
+    c.batches[0]!.events.done();
+    await turn();
+    expect(order).to.deep.equal([]);
+    c.batches[1]!.events.done();
+    await first;
+    expect(order).to.deep.equal(['flush']);
+    // With the newest not committed, commitNow blocks on the committer (here: commits it), then
+    // hands the turn's batch over and blocks for that one too.
+    w.put('meta', 'c', Buffer.from([3]));
+    await turn();
+    let waited = 0;
+    c.onWait = () => { waited++; c.batches.at(-1)!.events.committed(); };
+    w.put('meta', 'd', Buffer.from([4]));
+    w.commitNow();
+    expect(waited).to.equal(2);
+    expect(c.batches).to.have.length(4);
+    expect(c.batches[3]!.ops).to.equal(1);
   });
 });
 

@@ -33,14 +33,14 @@ export interface Committer {
    * 'grouped'), so a flush needs no sync of its own for the batches.
    */
   readonly syncs: boolean;
-  /** Commits `batch` in one write transaction; one batch at a time (the next after `done`). */
-  commit(batch: Buffer, events: CommitEvents): void;
   /**
-   * Returns once the batch under way, if any, has `committed` (or is `done`): blocks this thread
-   * until then.
+   * Commits `batch` in one write transaction. A batch may be handed over once the one before it
+   * has committed (it may still be syncing); `done` comes in the order of the batches.
    */
-  wait(until: 'committed' | 'done'): void;
-  /** After the last batch's `done`: ends the writer. */
+  commit(batch: Buffer, events: CommitEvents): void;
+  /** Returns once the batch handed over last has `committed` (or is done): blocks this thread until then. */
+  wait(): void;
+  /** After every batch's `done`: ends the writer. */
   close(): Promise<void>;
 }
 

@@ -32,8 +32,8 @@ interface Writer {
 
 export class ThreadCommitter implements Committer {
   private writer: Writer | undefined;
-  /** The batch under way, and whether it has committed yet. */
-  private pending: { id: number; events: CommitEvents; committed: boolean } | undefined;
+  /** The batches handed over and not done, oldest first; only the newest may not have committed. */
+  private pending: { id: number; events: CommitEvents; committed: boolean }[] = [];
   /** The writer syncs every batch before it is done (see writer-thread.ts). */
   readonly syncs = true;
   private nextId = 1;
@@ -48,7 +48,7 @@ export class ThreadCommitter implements Committer {
   commit(batch: Buffer, events: CommitEvents): void {
     const w = this.live();
     const id = this.nextId++;
-    this.pending = { id, events, committed: false };
+    this.pending.push({ id, events, committed: false });
     // Held open while a commit is under way: a process with nothing else to do waits for it.
     w.worker.ref();
     w.results.ref();
@@ -58,8 +58,13 @@ export class ThreadCommitter implements Committer {
     w.worker.postMessage(msg, [buffer]);
   }
 
-  wait(until: 'committed' | 'done'): void {
-    while (this.pending !== undefined && (until === 'done' || !this.pending.committed)) {
+  wait(): void {
+    this.block(() => this.pending.length > 0 && !this.pending.at(-1)!.committed);
+  }
+
+  /** Blocks this thread, taking results off the port, while `waiting()` holds. */
+  private block(waiting: () => boolean): void {
+    while (waiting()) {
       const w = this.writer!;
       const seen = Atomics.load(w.signal, 0);
       const m = receiveMessageOnPort(w.results) as { message: WriterResult } | undefined;
@@ -82,7 +87,7 @@ export class ThreadCommitter implements Committer {
   }
 
   async close(): Promise<void> {
-    this.wait('done');
+    this.block(() => this.pending.length > 0);
     const w = this.writer;
     this.writer = undefined;
     if (w === undefined || w.stopped !== undefined) return;
@@ -115,16 +120,19 @@ export class ThreadCommitter implements Committer {
   }
 
   private result(r: WriterResult): void {
-    const p = this.pending;
-    if (p === undefined || p.id !== r.id) return;
+    const i = this.pending.findIndex((p) => p.id === r.id);
+    if (i < 0) return;
+    const p = this.pending[i]!;
     if (r.error === undefined && !p.committed) {
       p.committed = true;
       p.events.committed(r.buffer);
     }
     if (r.phase === 'committed') return;
-    this.pending = undefined;
-    this.writer?.worker.unref();
-    this.writer?.results.unref();
+    this.pending.splice(i, 1);
+    if (this.pending.length === 0) {
+      this.writer?.worker.unref();
+      this.writer?.results.unref();
+    }
     p.events.done(r.error === undefined ? undefined : Object.assign(new Error(r.error.message), { code: r.error.code }));
   }
 
@@ -135,10 +143,9 @@ export class ThreadCommitter implements Committer {
     // A result it posted before it died is still on the port.
     const m = receiveMessageOnPort(w.results) as { message: WriterResult } | undefined;
     if (m !== undefined) this.result(m.message);
-    const p = this.pending;
-    if (p === undefined) return;
-    this.pending = undefined;
+    const lost = this.pending;
+    this.pending = [];
     // Committed but perhaps not synced: not acknowledged either way, so counted as lost.
-    p.events.done(new StoreError(`the store's writer thread stopped (${why}); the writes of its commit are lost`, 'writer'));
+    for (const p of lost) p.events.done(new StoreError(`the store's writer thread stopped (${why}); the writes of its commit are lost`, 'writer'));
   }
 }

@@ -23,6 +23,9 @@ import { BatchWriter, type BatchKey } from './write-batch';
 
 interface Waiter { resolve: () => void; reject: (e: unknown) => void }
 
+/** A batch handed over: who waits for it, how many writes, whether it has committed yet. */
+interface InFlight { waiters: Waiter[]; ops: number; committed: boolean }
+
 /** What the turn writer asks of the store around each batch. */
 export interface TurnHooks {
   /**
@@ -61,11 +64,13 @@ export class TurnWriter {
   private scheduled = false;
   /** flush() callers waiting for the turn's batch. */
   private waiters: Waiter[] = [];
-  /** Those waiting for the batch under way (undefined: none is). */
-  private inflight: Waiter[] | undefined;
-  private inflightOps = 0;
-  /** The batch under way has committed (it may still be syncing). */
-  private inflightCommitted = false;
+  /**
+   * The batches handed over and not done, oldest first. Normally one; a range read that finds the
+   * one under way committed but syncing hands the turn's over at once (it must not wait for an
+   * fsync), so the newest may be committing while older ones sync. Only the newest may not have
+   * committed.
+   */
+  private readonly inflight: InFlight[] = [];
   /** Transactions of this thread (runNow), which the committer does not sync: a flush syncs them. */
   localCommits = 0;
   /** Times the socket thread waited for the writer because the turn's batch was full. */
@@ -94,8 +99,15 @@ export class TurnWriter {
     private readonly hooks: TurnHooks,
   ) {}
 
-  /** Writes not committed yet: in the turn's batch and under way. */
-  get pending(): number { return this.batch.count + this.inflightOps; }
+  /** Writes not done yet: in the turn's batch and under way. */
+  get pending(): number {
+    let n = this.batch.count;
+    for (const f of this.inflight) n += f.ops;
+    return n;
+  }
+
+  /** The newest batch handed over has not committed yet. */
+  private get committing(): boolean { return this.inflight.at(-1)?.committed === false; }
 
   /** Queues a put for the turn's batch (handing a full batch over first). */
   put(db: DbName, key: BatchKey, value: Uint8Array): void {
@@ -111,12 +123,12 @@ export class TurnWriter {
    */
   private makeRoom(): void {
     const before = this.failures;
-    if (this.inflight !== undefined) {
+    if (this.committing) {
       this.stalls++;
-      this.committer.wait('done');
+      this.committer.wait();
     }
     if (this.failures !== before) throw this.lastFailure!;
-    if (this.inflight === undefined && this.dirty) this.handOver();
+    if (this.dirty) this.handOver();
   }
 
   /**
@@ -135,7 +147,7 @@ export class TurnWriter {
   private readonly endOfTurn = (): void => {
     this.scheduled = false;
     // With a batch under way, this one leaves when it is done (completed()).
-    if (this.inflight === undefined && this.dirty) this.handOver();
+    if (this.inflight.length === 0 && this.dirty) this.handOver();
   };
 
   /**
@@ -145,10 +157,8 @@ export class TurnWriter {
   whenCommitted(): Promise<void> {
     if (this.failure !== undefined) return Promise.reject(this.failure);
     if (this.dirty) return new Promise<void>((resolve, reject) => this.waiters.push({ resolve, reject }));
-    if (this.inflight !== undefined) {
-      const inflight = this.inflight;
-      return new Promise<void>((resolve, reject) => inflight.push({ resolve, reject }));
-    }
+    const newest = this.inflight.at(-1);
+    if (newest !== undefined) return new Promise<void>((resolve, reject) => newest.waiters.push({ resolve, reject }));
     const lost = this.unreported;
     this.unreported = undefined;
     return lost === undefined ? Promise.resolve() : Promise.reject(lost);
@@ -159,16 +169,15 @@ export class TurnWriter {
 
   /**
    * Returns once every write made so far is committed (readers see it), blocking this thread for
-   * the batch under way and then the turn's; throws what failed meanwhile.
+   * the commit under way and then the turn's, never for an fsync; throws what failed meanwhile.
    */
   commitNow(): void {
     const before = this.failures;
     for (;;) {
       if (this.failures !== before) throw this.lastFailure!;
-      if (this.inflight !== undefined && !this.inflightCommitted) this.committer.wait('committed');
-      else if (!this.dirty) return;
-      else if (this.inflight !== undefined) this.committer.wait('done');
-      else this.handOver();
+      if (this.committing) this.committer.wait();
+      else if (this.dirty) this.handOver();
+      else return;
     }
   }
 
@@ -192,50 +201,49 @@ export class TurnWriter {
     }
   }
 
-  /** Seals the turn's batch and hands it to the committer. */
+  /** Seals the turn's batch and hands it to the committer (none under way has still to commit). */
   private handOver(): void {
-    const waiters = this.waiters;
+    const f: InFlight = { waiters: this.waiters, ops: 0, committed: false };
     this.waiters = [];
     this.dirty = false;
-    this.inflight = waiters;
+    this.inflight.push(f);
     let batch: Buffer;
     try {
       this.hooks.seal(this.batch);
-      this.inflightOps = this.batch.count;
+      f.ops = this.batch.count;
       this.hooks.spaceFor(this.batch.bytes + 4096);
       batch = this.batch.take();
     } catch (e) {
       this.batch.clear();
-      this.completed(e);
+      this.completed(f, e);
       return;
     }
-    this.committer.commit(batch, { committed: (buffer) => this.committedNow(buffer), done: (err) => this.completed(err) });
+    this.committer.commit(batch, { committed: (buffer) => this.committedNow(f, buffer), done: (err) => this.completed(f, err) });
   }
 
-  /** The batch under way is in the data: its overlay can go (its waiters wait for `completed`). */
-  private committedNow(buffer: ArrayBuffer | undefined): void {
+  /** A batch is in the data: its overlay can go (its waiters wait for `completed`). */
+  private committedNow(f: InFlight, buffer: ArrayBuffer | undefined): void {
     if (buffer !== undefined) this.batch.recycle(buffer);
-    this.inflightCommitted = true;
+    f.committed = true;
     this.commits++;
     this.hooks.settled(true);
   }
 
-  /** The batch under way is done: committed (and synced, if the committer syncs), or lost (`e`). */
-  private completed(e: unknown): void {
-    const waiters = this.inflight ?? [];
-    const lostOps = this.inflightOps;
-    this.inflight = undefined;
-    this.inflightOps = 0;
-    this.inflightCommitted = false;
+  /** A batch is done: committed (and synced, if the committer syncs), or lost (`e`). */
+  private completed(f: InFlight, e: unknown): void {
+    const i = this.inflight.indexOf(f);
+    if (i >= 0) this.inflight.splice(i, 1);
+    const waiters = f.waiters;
     if (e === undefined) {
       const lost = waiters.length > 0 ? this.unreported : undefined;
       if (waiters.length > 0) this.unreported = undefined;
       for (const w of waiters) if (lost === undefined) w.resolve(); else w.reject(lost);
       this.hooks.onCommit(this.committer.syncs);
       // The turns that ended while it was under way: their batch leaves now.
-      if (this.dirty && !this.scheduled) this.handOver();
+      if (this.inflight.length === 0 && this.dirty && !this.scheduled) this.handOver();
       return;
     }
+    const lostOps = f.ops;
     const err = this.hooks.failed(toStoreError(e, 'commit'), lostOps + this.batch.count);
     // The turn's writes since were made on top of the lost ones (tops, counts): lost with them.
     const later = this.waiters;

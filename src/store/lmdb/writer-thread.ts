@@ -30,10 +30,22 @@ function failed(id: number, e: unknown): void {
   reply({ id, phase: 'done', error: { message: String(err?.message ?? e), code } });
 }
 
+/** The syncs under way, one after the other, so that batches are done in their order. */
+let syncs: Promise<void> = Promise.resolve();
+
+/** mdb_env_sync on a libuv thread: this thread goes on committing meanwhile. */
+function syncNow(): Promise<void> {
+  // `sync(cb)` exists on the lmdb-js root but not in its typings.
+  const syncable = root as unknown as { sync(cb: (err?: unknown) => void): void };
+  return new Promise<void>((resolve, reject) => syncable.sync((err) => (err === undefined || err === null ? resolve() : reject(err))));
+}
+
 /**
- * Under 'grouped' the batch is synced here before it is done: the socket thread hands over the
- * next batch only then, so every turn that ended during this commit and sync shares the next
- * transaction and fsync. ('always' syncs inside the commit; 'off' never.)
+ * Under 'grouped' a batch is synced after it committed, and done only then. The socket thread
+ * normally hands over the next batch only once this one is done, so every turn that ended during
+ * the commit and the sync shares the next transaction and fsync (group commit); a range read that
+ * cannot wait hands it over at once, and it commits while this one syncs. ('always' syncs inside
+ * the commit; 'off' never.)
  */
 function commit(id: number, buffer: ArrayBuffer, length: number): void {
   try {
@@ -48,11 +60,7 @@ function commit(id: number, buffer: ArrayBuffer, length: number): void {
     return;
   }
   reply({ id, phase: 'committed', buffer });
-  // `sync(cb)` exists on the lmdb-js root (mdb_env_sync on a libuv thread) but not in its typings.
-  (root as unknown as { sync(cb: (err?: unknown) => void): void }).sync((err) => {
-    if (err !== undefined && err !== null) failed(id, err);
-    else reply({ id, phase: 'done' });
-  });
+  syncs = syncs.then(syncNow).then(() => reply({ id, phase: 'done' }), (err: unknown) => failed(id, err));
 }
 
 parentPort!.on('message', (m: WriterRequest) => {
