@@ -45,7 +45,8 @@ export const SERVICE_MAIN = path.join(ROOT, 'dist', 'src', 'main.js');
  * Flags every measured service gets unless the scenario sets them: no status server (two runs must
  * not meet on its port), connection limits and the per-address group quota above what any scenario uses from this one address
  * (the defaults, 1,000 per address and 15,000 in total, are for production behind a proxy). Another
- * build (`--old`) gets only what its scenario passes: it may not know these flags.
+ * build (`--old`) gets them too, so that both run the same scenario: it must know these flags (every
+ * build since the connection limits does).
  */
 function serviceDefaults(extra: string[]): string[] {
   const out: string[] = [];
@@ -164,7 +165,7 @@ export async function startServer(spec: ServerSpec, readyTimeoutMs = 30_000): Pr
     const data = path.join(dataDir, 'data');
     fs.mkdirSync(data);
     child = spawn(process.execPath, [spec.main ?? SERVICE_MAIN, '--port', String(port), '--host', '127.0.0.1', '--auth', spec.auth,
-      '--workers', String(spec.workers), '--data', data, ...(spec.main === undefined ? serviceDefaults(spec.extra ?? []) : []), ...(spec.extra ?? [])],
+      '--workers', String(spec.workers), '--data', data, ...serviceDefaults(spec.extra ?? []), ...(spec.extra ?? [])],
     { stdio: ['ignore', log, log], env: { ...process.env, IMGC_LOG_LEVEL: 'warn' } });
   }
   fs.closeSync(log);

@@ -3,9 +3,10 @@
  * (write-batch.ts) to a `Committer` and never asks which one it has.
  *
  * - `ThreadCommitter` (thread-committer.ts, the default): the store's writer thread puts, commits
- *   and fsyncs, so the socket thread spends none of that time. It takes the next batch only once
- *   the last is on disk, so under load the turns that end meanwhile share one transaction and one
- *   fsync (group commit): the busier the store, the fewer commits per record;
+ *   and fsyncs, so the socket thread spends none of that time. It takes the next batch once the
+ *   last has committed, and the batches committed during an fsync share the next one, so under load
+ *   the turns that end meanwhile share one transaction, and the transactions one fsync (group
+ *   commit): the busier the store, the fewer commits and syncs per record;
  * - `InlineCommitter` (below): one transaction on the calling thread, as the store did before
  *   (`--store-writer inline`; the baseline of bench/ and the path of the unit tests' fake roots).
  */

@@ -5,13 +5,14 @@
  *
  * A turn's writes go into one batch (write-batch.ts): log records as they are appended, the rest
  * (tops, positions, memberships, states, the offset counter) once each, with its last value, when
- * the batch is sealed at the end of the turn (setImmediate). One batch is under way at a time;
- * the turns that end meanwhile add to the next, which leaves when the one under way has committed
- * (so under load batches grow instead of queueing). Point reads see the writes of both through
- * the overlays (overlay.ts) until they are committed. A range read first waits for everything
- * written before it to commit (`commitNow`), blocking the thread for that commit, and LMDB
- * readers then see it. Writes that must return something computed from the data (trimming,
- * redaction) run after that, in a transaction of their own on this thread (`runNow`).
+ * the batch is sealed at the end of the turn (setImmediate). One batch commits at a time: the turns
+ * that end while it commits add to the next, which leaves as soon as it has committed (it may still
+ * be syncing; the writer groups the syncs), so under load batches grow instead of queueing. Point
+ * reads see the writes not committed through the overlays (overlay.ts). A range read first waits
+ * for everything written before it to commit (`commitNow`), blocking the thread for that commit
+ * (never for an fsync), and LMDB readers then see it. Writes that must return something computed
+ * from the data (trimming, redaction) run after that, in a transaction of their own on this thread
+ * (`runNow`).
  */
 import type { RootDatabase } from 'lmdb';
 import { logger } from '../../log';
@@ -65,10 +66,8 @@ export class TurnWriter {
   /** flush() callers waiting for the turn's batch. */
   private waiters: Waiter[] = [];
   /**
-   * The batches handed over and not done, oldest first. Normally one; a range read that finds the
-   * one under way committed but syncing hands the turn's over at once (it must not wait for an
-   * fsync), so the newest may be committing while older ones sync. Only the newest may not have
-   * committed.
+   * The batches handed over and not done, oldest first: the newest may be committing while older
+   * ones wait for their fsync. Only the newest may not have committed.
    */
   private readonly inflight: InFlight[] = [];
   /** Transactions of this thread (runNow), which the committer does not sync: a flush syncs them. */
@@ -146,8 +145,8 @@ export class TurnWriter {
 
   private readonly endOfTurn = (): void => {
     this.scheduled = false;
-    // With a batch under way, this one leaves when it is done (completed()).
-    if (this.inflight.length === 0 && this.dirty) this.handOver();
+    // With a batch still committing, this one leaves once it has (committedNow()).
+    if (!this.committing && this.dirty) this.handOver();
   };
 
   /**
@@ -227,6 +226,8 @@ export class TurnWriter {
     f.committed = true;
     this.commits++;
     this.hooks.settled(true);
+    // The turns that ended while it committed: their batch leaves now (this one may still sync).
+    if (this.dirty && !this.scheduled) this.handOver();
   }
 
   /** A batch is done: committed (and synced, if the committer syncs), or lost (`e`). */
@@ -239,8 +240,6 @@ export class TurnWriter {
       if (waiters.length > 0) this.unreported = undefined;
       for (const w of waiters) if (lost === undefined) w.resolve(); else w.reject(lost);
       this.hooks.onCommit(this.committer.syncs);
-      // The turns that ended while it was under way: their batch leaves now.
-      if (this.inflight.length === 0 && this.dirty && !this.scheduled) this.handOver();
       return;
     }
     const lostOps = f.ops;

@@ -7,6 +7,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { open } from 'lmdb';
+import { GroupSync } from './group-sync';
 import { openDbs } from './schema';
 import { applyBatch } from './write-batch';
 import type { WriterData, WriterRequest, WriterResult } from './writer-protocol';
@@ -30,22 +31,19 @@ function failed(id: number, e: unknown): void {
   reply({ id, phase: 'done', error: { message: String(err?.message ?? e), code } });
 }
 
-/** The syncs under way, one after the other, so that batches are done in their order. */
-let syncs: Promise<void> = Promise.resolve();
-
-/** mdb_env_sync on a libuv thread: this thread goes on committing meanwhile. */
-function syncNow(): Promise<void> {
-  // `sync(cb)` exists on the lmdb-js root but not in its typings.
-  const syncable = root as unknown as { sync(cb: (err?: unknown) => void): void };
-  return new Promise<void>((resolve, reject) => syncable.sync((err) => (err === undefined || err === null ? resolve() : reject(err))));
-}
+/**
+ * One fsync for the batches committed before it starts (group-sync.ts): mdb_env_sync on a libuv
+ * thread, so this thread goes on committing meanwhile, and the batches committed during a sync
+ * share the next. Batches are done in their order.
+ */
+// `sync(cb)` exists on the lmdb-js root but not in its typings.
+const syncs = new GroupSync((done) => (root as unknown as { sync(cb: (err?: unknown) => void): void }).sync(done));
 
 /**
  * Under 'grouped' a batch is synced after it committed, and done only then. The socket thread
- * normally hands over the next batch only once this one is done, so every turn that ended during
- * the commit and the sync shares the next transaction and fsync (group commit); a range read that
- * cannot wait hands it over at once, and it commits while this one syncs. ('always' syncs inside
- * the commit; 'off' never.)
+ * hands over its next batch as soon as this one has committed, so the turns that end during a
+ * commit share the next transaction, and the batches that commit during an fsync share the next
+ * fsync. ('always' syncs inside the commit; 'off' never.)
  */
 function commit(id: number, buffer: ArrayBuffer, length: number): void {
   try {
@@ -60,7 +58,7 @@ function commit(id: number, buffer: ArrayBuffer, length: number): void {
     return;
   }
   reply({ id, phase: 'committed', buffer });
-  syncs = syncs.then(syncNow).then(() => reply({ id, phase: 'done' }), (err: unknown) => failed(id, err));
+  syncs.request().then(() => reply({ id, phase: 'done' }), (err: unknown) => failed(id, err));
 }
 
 parentPort!.on('message', (m: WriterRequest) => {
