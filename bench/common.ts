@@ -77,6 +77,20 @@ export function cpuTicks(pid: number): number {
   }
 }
 
+/**
+ * utime+stime ticks of a process's main thread alone (/proc/<pid>/task/<pid>/stat: the thread
+ * whose id is the process's), or -1 when it is gone: the socket thread of the service.
+ */
+export function mainThreadTicks(pid: number): number {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return Number(rest[11]) + Number(rest[12]);
+  } catch {
+    return -1;
+  }
+}
+
 /** VmRSS of one process in bytes, or -1 when it is gone. */
 export function rssBytes(pid: number): number {
   return statusBytes(pid, 'VmRSS');
@@ -188,6 +202,7 @@ export class ProcWatch {
   readonly pid: number;
   private t0 = 0;
   private ticks0 = 0;
+  private main0 = 0;
   private m0 = { busy: 0, total: 0 };
   peakRss = 0;
   /** Peak of the anonymous part (heap, buffers), without the store's file-backed pages. */
@@ -224,6 +239,7 @@ export class ProcWatch {
     this.pids = this.roots.flatMap((p) => processTree(p));
     this.t0 = now();
     this.ticks0 = this.ticks();
+    this.main0 = mainThreadTicks(this.pid);
     this.m0 = machineTicks();
     this.peakRss = this.rss();
     this.peakAnon = this.rss(anonBytes);
@@ -238,11 +254,13 @@ export class ProcWatch {
    * Ends the window: server CPU % of one core over it, peak and current RSS, and the whole
    * machine's busy CPU (% of one core, so up to 100 × nproc) to tell other load apart.
    */
-  stop(): { cpuPct: number; rss: number; peakRss: number; machinePct: number } {
-    if (this.pid <= 0) return { cpuPct: NaN, rss: NaN, peakRss: NaN, machinePct: NaN };
+  stop(): { cpuPct: number; mainPct: number; rss: number; peakRss: number; machinePct: number } {
+    if (this.pid <= 0) return { cpuPct: NaN, mainPct: NaN, rss: NaN, peakRss: NaN, machinePct: NaN };
     if (this.timer) clearInterval(this.timer);
     const secs = (now() - this.t0) / 1000;
     const dt = this.ticks() - this.ticks0;
+    const main1 = mainThreadTicks(this.pid);
+    const dMain = main1 >= 0 && this.main0 >= 0 ? main1 - this.main0 : NaN;
     const m = machineTicks();
     const rss = this.rss();
     if (rss > this.peakRss) this.peakRss = rss;
@@ -250,6 +268,7 @@ export class ProcWatch {
     const dTotal = m.total - this.m0.total;
     return {
       cpuPct: secs > 0 ? (100 * dt) / clockTicks() / secs : NaN,
+      mainPct: secs > 0 ? (100 * dMain) / clockTicks() / secs : NaN,
       rss,
       peakRss: this.peakRss,
       machinePct: dTotal > 0 ? (100 * ncpu * (m.busy - this.m0.busy)) / dTotal : NaN,

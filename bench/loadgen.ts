@@ -460,6 +460,9 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
       'p99 ms': s.p99,
       'p999 ms': s.p999,
       'server CPU %': res.cpuPct,
+      // Per delivery, from /proc: the whole server, and its main (socket) thread alone.
+      'server CPU µs per delivery': open ? NaN : (res.cpuPct / 100) / Math.max(1, deliveredWin / win) * 1e6,
+      'main-thread CPU µs per delivery': open ? NaN : (res.mainPct / 100) / Math.max(1, deliveredWin / win) * 1e6,
       'server RSS MB': res.peakRss / 1048576,
       'loadgen CPU %': selfPct,
       'other CPU %': Math.max(0, res.machinePct - res.cpuPct - selfPct - (natsRes?.cpuPct ?? 0)),
