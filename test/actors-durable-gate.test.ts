@@ -47,9 +47,12 @@ const full = (): StoreError => new StoreError('commit: store full', 'full');
 const corrupt = (): StoreError => new StoreError('commit: store corrupt', 'corrupt');
 
 describe('durable gate: what a failed commit does to waiting output', () => {
-  it('decides lost only for a full disk on a store that is not a replica', () => {
+  it('decides lost only for a full disk or a writer thread that died, on a store that is not a replica', () => {
     expect(commitFailure(full(), false)).to.equal('lost');
     expect(commitFailure(full(), true)).to.equal('fatal');
+    const writerDied = new StoreError("the store's writer thread stopped", 'writer');
+    expect(commitFailure(writerDied, false)).to.equal('lost');
+    expect(commitFailure(writerDied, true)).to.equal('fatal');
     expect(commitFailure(corrupt(), false)).to.equal('fatal');
     expect(commitFailure(new Error('full'), false)).to.equal('fatal');
   });
