@@ -65,10 +65,10 @@ export function clockTicks(): number {
   return clkTck;
 }
 
-/** utime+stime ticks of one process (all its threads), or -1 when it is gone. */
-export function cpuTicks(pid: number): number {
+/** utime+stime ticks of a stat file (a process's or a thread's), or -1 when it is gone. */
+function statTicks(file: string): number {
   try {
-    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const s = fs.readFileSync(file, 'utf8');
     const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
     // rest[0] is field 3 (state); utime is field 14, stime field 15.
     return Number(rest[11]) + Number(rest[12]);
@@ -77,19 +77,14 @@ export function cpuTicks(pid: number): number {
   }
 }
 
+/** utime+stime ticks of one process (all its threads), or -1 when it is gone. */
+export function cpuTicks(pid: number): number { return statTicks(`/proc/${pid}/stat`); }
+
 /**
- * utime+stime ticks of a process's main thread alone (/proc/<pid>/task/<pid>/stat: the thread
- * whose id is the process's), or -1 when it is gone: the socket thread of the service.
+ * utime+stime ticks of a process's main thread alone (the thread whose id is the process's), or -1
+ * when it is gone: the socket thread of the service.
  */
-export function mainThreadTicks(pid: number): number {
-  try {
-    const s = fs.readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-    const rest = s.slice(s.lastIndexOf(')') + 2).split(' ');
-    return Number(rest[11]) + Number(rest[12]);
-  } catch {
-    return -1;
-  }
-}
+export function mainThreadTicks(pid: number): number { return statTicks(`/proc/${pid}/task/${pid}/stat`); }
 
 /** VmRSS of one process in bytes, or -1 when it is gone. */
 export function rssBytes(pid: number): number {

@@ -155,6 +155,13 @@ describe('store full: retention', () => {
     r.appended('g:x');
     expect(trimmed).to.equal(3);
     expect(r.stats()).to.deep.include({ trims: 1, trimsSkippedFull: 1 });
+    // A writer thread that stopped under the trim's commit is passed over the same way.
+    log.trimThrough = () => { throw new StoreError("the store's writer thread stopped", 'writer'); };
+    expect(() => r.appended('g:x')).to.not.throw();
+    expect(r.stats()).to.deep.include({ trims: 1, trimsSkippedFull: 2 });
+    // Any other failure still reaches the caller.
+    log.trimThrough = () => { throw new StoreError('trim: store corrupt', 'corrupt'); };
+    expect(() => r.appended('g:x')).to.throw(StoreError);
   });
 });
 

@@ -4,7 +4,7 @@
  * a record of another; every trim is logged and counted.
  */
 import { logger } from '../log';
-import { StoreError, type ConvId, type ConversationLog } from '../store/ports';
+import { lostForNow, type ConvId, type ConversationLog } from '../store/ports';
 
 export interface RetentionPolicy { retainCount: number; retainAgeMs: number }
 
@@ -90,8 +90,9 @@ export class Retention {
     try {
       n = this.store.trimThrough(conv, upTo);
     } catch (e) {
-      // The disk is full: the trim is tried again with the conversation's next append or sweep.
-      if (e instanceof StoreError && e.code === 'full') { this.skippedFull++; return false; }
+      // The disk is full (or the store's writer thread stopped): the trim is tried again with the
+      // conversation's next append or sweep.
+      if (lostForNow(e)) { this.skippedFull++; return false; }
       throw e;
     }
     this.trimmed += n;

@@ -75,18 +75,22 @@ export class Core {
       if (text === null) batch.remove('states', address);
       else batch.put('states', address, textCodec.encode(text, seeds.states(address)));
     }
-    if (this.lastOffset !== this.savedOffset) {
-      batch.put('meta', 'lastOffset', numberCodec.encode(this.lastOffset, seeds.meta('lastOffset')));
-      this.savedOffset = this.lastOffset;
-    }
+    const counter = this.unsavedOffset();
+    if (counter !== undefined) batch.put('meta', 'lastOffset', counter);
     this.pending.seal();
   }
 
   /** Inside a transaction of this thread (runNow): the counter, as in `seal`. */
   private saveOffset(): void {
-    if (this.lastOffset === this.savedOffset) return;
-    this.dbs.meta.putSync('lastOffset', numberCodec.encode(this.lastOffset, seeds.meta('lastOffset')));
+    const counter = this.unsavedOffset();
+    if (counter !== undefined) this.dbs.meta.putSync('lastOffset', counter);
+  }
+
+  /** The offset counter, encoded, if it moved since it was last written (and taken as written now). */
+  private unsavedOffset(): Buffer | undefined {
+    if (this.lastOffset === this.savedOffset) return undefined;
     this.savedOffset = this.lastOffset;
+    return numberCodec.encode(this.lastOffset, seeds.meta('lastOffset'));
   }
 
   /** After the batch under way committed or was lost. */

@@ -21,16 +21,33 @@ export type LmdbFsync = 'always' | 'grouped' | 'off';
  */
 const BACKGROUND_SYNC_MS = 100;
 
+/**
+ * The options every thread opens the environment with (the socket thread in lmdb-store.ts, the
+ * writer in writer-thread.ts): the same on both, or lmdb-js would open it twice with different flags.
+ * 'always': every commit fsyncs before it returns. 'grouped': commits do not; the writer syncs each
+ * batch, flush() and the background timer what this thread commits. 'off': never. (lmdb-js
+ * overlapping sync is not used: it still fsyncs inside a synchronous commit.)
+ */
+export function envOptions(envDir: string, fsync: LmdbFsync): { path: string; maxDbs: number; noSync: boolean; overlappingSync: boolean } {
+  return { path: envDir, maxDbs: 8, noSync: fsync !== 'always', overlappingSync: false };
+}
+
+/**
+ * mdb_env_sync(force) on a libuv thread, so the calling thread goes on: `sync(cb)` exists on the
+ * lmdb-js root but is missing from its typings.
+ */
+export function envSync(root: RootDatabase): (done: (err?: unknown) => void) => void {
+  const syncable = root as unknown as { sync(cb: (err?: unknown) => void): void };
+  return (done) => syncable.sync(done);
+}
+
 export class GroupedSync {
   private readonly group: GroupSync;
   private backgroundSync: NodeJS.Timeout | undefined;
 
   /** `isClosed`: the store is closed, so a background sync that comes due is skipped. */
   constructor(root: RootDatabase, private readonly isClosed: () => boolean) {
-    // `sync(cb)` exists on the lmdb-js root (mdb_env_sync(force) on a libuv worker thread, so
-    // the event loop goes on) but is missing from its typings.
-    const syncable = root as unknown as { sync(cb: (err?: unknown) => void): void };
-    this.group = new GroupSync((done) => syncable.sync(done));
+    this.group = new GroupSync(envSync(root));
   }
 
   /** Resolves once everything committed before the call is synced. */

@@ -24,7 +24,7 @@ import { StoreError } from '../ports';
 import { closedError, newEpoch } from '../common';
 import { InlineCommitter, type Committer } from './committer';
 import { Core } from './core';
-import { GroupedSync, type LmdbFsync } from './durability';
+import { envOptions, GroupedSync, type LmdbFsync } from './durability';
 import { seeds, textCodec } from './codecs';
 import { toStoreError } from './errors';
 import { migrateFormat } from './format';
@@ -96,15 +96,7 @@ export class LmdbStore implements Store {
     const envDir = path.join(opts.dir, 'store');
     try {
       mkdirSync(envDir, { recursive: true });
-      const root = open({
-        path: envDir,
-        maxDbs: 8,
-        // 'always': every commit fsyncs before it returns. 'grouped': commits do not, flush()
-        // and the background timer sync. 'off': never. (lmdb-js overlapping sync is not used: it
-        // still fsyncs inside a synchronous commit, on the event loop.)
-        noSync: opts.fsync !== 'always',
-        overlappingSync: false,
-      });
+      const root = open(envOptions(envDir, opts.fsync));
       const dbs = openDbs(root);
       migrateFormat(root, dbs, envDir);
       return new LmdbStore(envDir, opts.fsync, root, dbs, opts.topCache ?? TOP_CACHE, opts.writer ?? 'thread');

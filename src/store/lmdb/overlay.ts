@@ -81,8 +81,6 @@ export class Pending {
     this.sealed = this.current;
     this.current = done;
   }
-
-  get size(): number { return this.current.size + this.sealed.size; }
 }
 
 /** A key for (conv, from, mid): lengths first, so no choice of the strings makes two keys alike. */

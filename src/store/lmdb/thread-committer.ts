@@ -32,8 +32,11 @@ interface Writer {
 
 export class ThreadCommitter implements Committer {
   private writer: Writer | undefined;
-  /** The batches handed over and not done, oldest first; only the newest may not have committed. */
-  private pending: { id: number; events: CommitEvents; committed: boolean }[] = [];
+  /**
+   * The batches handed over and not done, oldest first, each with the thread it went to; only the
+   * newest may not have committed.
+   */
+  private pending: { id: number; events: CommitEvents; committed: boolean; writer: Writer }[] = [];
   /** The writer syncs every batch before it is done (see writer-thread.ts). */
   readonly syncs = true;
   private nextId = 1;
@@ -48,7 +51,7 @@ export class ThreadCommitter implements Committer {
   commit(batch: Buffer, events: CommitEvents): void {
     const w = this.live();
     const id = this.nextId++;
-    this.pending.push({ id, events, committed: false });
+    this.pending.push({ id, events, committed: false, writer: w });
     // Held open while a commit is under way: a process with nothing else to do waits for it.
     w.worker.ref();
     w.results.ref();
@@ -136,15 +139,17 @@ export class ThreadCommitter implements Committer {
     p.events.done(r.error === undefined ? undefined : Object.assign(new Error(r.error.message), { code: r.error.code }));
   }
 
-  /** The thread is gone: the commit under way (if any) failed; the next commit starts another. */
+  /** The thread is gone: the batches it had and did not finish failed; the next commit starts another. */
   private died(w: Writer, why: string): void {
     if (w.stopped === undefined) w.stopped = why;
-    if (this.writer !== w) return;
-    // A result it posted before it died is still on the port.
-    const m = receiveMessageOnPort(w.results) as { message: WriterResult } | undefined;
-    if (m !== undefined) this.result(m.message);
-    const lost = this.pending;
-    this.pending = [];
+    // The results it posted before it died are still on its port.
+    for (let m = receiveMessageOnPort(w.results); m !== undefined; m = receiveMessageOnPort(w.results)) {
+      this.result((m as { message: WriterResult }).message);
+    }
+    // A result may have handed the next batch over already, to a new thread: that one is not lost.
+    const lost = this.pending.filter((p) => p.writer === w);
+    if (lost.length === 0) return;
+    this.pending = this.pending.filter((p) => p.writer !== w);
     // Committed but perhaps not synced: not acknowledged either way, so counted as lost.
     for (const p of lost) p.events.done(new StoreError(`the store's writer thread stopped (${why}); the writes of its commit are lost`, 'writer'));
   }

@@ -116,9 +116,9 @@ export class TurnWriter {
   }
 
   /**
-   * The turn's batch is full: it is handed over now, mid-turn, after the one under way is done
-   * (this thread waits for it: a stall). So a turn, or a writer slower than the writes, never makes
-   * more than two batches.
+   * The turn's batch is full: it is handed over now, mid-turn, once the one committing has
+   * committed (this thread waits for it: a stall). So a turn, or a writer slower than the writes,
+   * never makes more than two batches waiting for a commit.
    */
   private makeRoom(): void {
     const before = this.failures;

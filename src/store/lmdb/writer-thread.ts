@@ -7,6 +7,7 @@
  */
 import { parentPort, workerData, type MessagePort } from 'node:worker_threads';
 import { open } from 'lmdb';
+import { envOptions, envSync } from './durability';
 import { GroupSync } from './group-sync';
 import { openDbs } from './schema';
 import { applyBatch } from './write-batch';
@@ -15,7 +16,7 @@ import type { WriterData, WriterRequest, WriterResult } from './writer-protocol'
 const data = workerData as WriterData;
 const results: MessagePort = data.results;
 const signal = new Int32Array(data.signal);
-const root = open({ path: data.envDir, maxDbs: 8, noSync: data.fsync !== 'always', overlappingSync: false });
+const root = open(envOptions(data.envDir, data.fsync));
 const dbs = openDbs(root);
 
 function reply(r: WriterResult): void {
@@ -36,8 +37,7 @@ function failed(id: number, e: unknown): void {
  * thread, so this thread goes on committing meanwhile, and the batches committed during a sync
  * share the next. Batches are done in their order.
  */
-// `sync(cb)` exists on the lmdb-js root but not in its typings.
-const syncs = new GroupSync((done) => (root as unknown as { sync(cb: (err?: unknown) => void): void }).sync(done));
+const syncs = new GroupSync(envSync(root));
 
 /**
  * Under 'grouped' a batch is synced after it committed, and done only then. The socket thread
