@@ -37,6 +37,11 @@ export interface FlowArgs extends Common {
   ephemeral?: { presence: boolean; typingPerS: number; churnEveryMs: number };
   /** Against the nodes of a cluster instead of one server (`url` is then the first node's). */
   cluster?: ClusterTarget;
+  /**
+   * Text added to every message's `msg` object after its `"b":[…]` (starting with a comma): e.g.
+   * the fields of an end-to-end envelope, so that frames have an encrypted message's size.
+   */
+  pad?: string;
 }
 
 /**

@@ -114,6 +114,8 @@ export interface FlowOpts {
   ephemeral?: { presence: boolean; typingPerS: number; churnEveryMs: number };
   /** The nodes of a cluster (clients spread over them; CPU summed over them and nats-server). */
   cluster?: ClusterTarget;
+  /** Added to every message's `msg` (see FlowArgs.pad). */
+  pad?: string;
 }
 
 export function flow(t: Target, o: FlowOpts): Promise<RunResult> {
@@ -122,7 +124,7 @@ export function flow(t: Target, o: FlowOpts): Promise<RunResult> {
     url: t.url, serverPid: t.pid, label: t.label, mode: o.mode,
     pairs: o.pairs ?? 500, group, groups: Math.max(1, Math.floor((o.clients ?? 2000) / group)),
     duration: o.duration, warmup: o.warmup, window: o.window, rate: o.rate,
-    ...(o.away ? { away: true } : {}), ...(o.ephemeral ? { ephemeral: o.ephemeral } : {}), ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.away && t.dataDir !== undefined ? { dataDir: t.dataDir } : {}),
+    ...(o.away ? { away: true } : {}), ...(o.ephemeral ? { ephemeral: o.ephemeral } : {}), ...(o.cluster ? { cluster: o.cluster } : {}), ...(o.pad ? { pad: o.pad } : {}), ...(o.away && t.dataDir !== undefined ? { dataDir: t.dataDir } : {}),
   };
   return oneAgent<RunResult>('flow', args, (o.duration + o.warmup) * 1000 + 180_000);
 }

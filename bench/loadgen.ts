@@ -134,6 +134,7 @@ function createGroup(creator: BenchClient, members: string[], key: string, timeo
 export async function flow(a: FlowArgs): Promise<RunResult> {
   resetCounters();
   const notes: string[] = [];
+  const pad = a.pad ?? '';
   const open = a.rate > 0;
   const n = a.mode === 'pairs' ? a.pairs * 2 : a.group * a.groups;
   const accs = Array.from({ length: n }, (_, i) => openAccount(`${a.label}/${a.mode}`, i));
@@ -166,7 +167,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
       st.inflight++;
       st.pending.set(k, st.fan);
       const t = now();
-      st.sender.sendRaw(`${st.prefix}${t},${st.id},${k}]}`);
+      st.sender.sendRaw(`${st.prefix}${t},${st.id},${k}]${pad}}`);
       sent++;
       expected += st.fan;
       if (measuring) {
@@ -355,7 +356,7 @@ export async function flow(a: FlowArgs): Promise<RunResult> {
         const due = t0 + k * period;
         const st = streams[k % streams.length];
         if (st.sender.open) {
-          st.sender.sendRaw(`${st.prefix}${due},${k % streams.length},${k}]}`);
+          st.sender.sendRaw(`${st.prefix}${due},${k % streams.length},${k}]${pad}}`);
           sent++;
           expected += st.fan;
           if (due >= tStart && due < tEnd) {

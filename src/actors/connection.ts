@@ -68,6 +68,8 @@ export interface Router {
   read(peer: Connection, r: Request): void;
   /** `block`, `unblock` and `blocked`: the account's block list (src/actors/blocks.ts). */
   blocks(peer: Connection, r: Request): void;
+  /** `publish`, `claim`, `count` and `remove` of MLS key packages (src/actors/key-packages.ts). */
+  keys(peer: Connection, r: Request): void;
   vertify(peer: Connection, r: Request): void;
 }
 
@@ -244,6 +246,7 @@ export class Connection implements Peer, SocketSession {
       case 'chat': return this.chat(r);
       case 'group': return this.router.group(this, groupIdOf(r), r);
       case 'vertify': return this.router.vertify(this, r);
+      case 'keys': return this.router.keys(this, r);
     }
   }
 

@@ -4,6 +4,7 @@
  *
  *   imgc key new                      a key file (mnemonic, mode 0600) at --key (default ~/.imgc/key.json)
  *   imgc key show                     its address
+ *   imgc keys                         publish this device's end-to-end key packages; print the device
  *   imgc send <to> <msg>              a direct message; prints its mid once the server stored it
  *   imgc listen [--count N]           prints messages and notices as they come (Ctrl-C ends)
  *   imgc history <SS58|GID> [--limit N] [--forward]
@@ -15,6 +16,11 @@
  * ~/.imgc/key.json), --json (one JSON value per line, for scripts), --open (sign in unsigned, for
  * servers run with --auth open), --timeout MS (default 10000).
  * Exit codes: 0 done, 1 usage or key error, 2 refused by the server (the code is printed).
+ *
+ * End-to-end encryption is on (except with --open): the device's keys, groups and the text of what
+ * it read live in `<key>.e2e.json` (mode 0600) beside the key file. Messages print with 🔒 when they
+ * came encrypted, `(not encrypted)` when a peer has no device keys (a W3OS client), and
+ * `⚠ could not be decrypted` when a record does not decrypt or verify.
  */
 import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -23,7 +29,8 @@ import { parseArgs } from 'node:util';
 import { Keyring } from '@polkadot/keyring';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { cryptoWaitReady, mnemonicGenerate } from '@polkadot/util-crypto';
-import { ImgcClient, ImgcError, type MessageFrame, type NoticeFrame } from '../client/index.js';
+import { ImgcClient, ImgcError, polkadotVerify, type E2EInfo, type MessageFrame, type NoticeFrame } from '../client/index.js';
+import { FileStorage } from './file-storage.js';
 
 type KeyType = 'sr25519' | 'ed25519';
 interface KeyFile { type: KeyType; mnemonic: string; address: string }
@@ -35,6 +42,7 @@ class UsageError extends Error {}
 const USAGE = `usage: imgc [--url URL] [--key FILE] [--json] [--open] <command>
   key new [--type sr25519|ed25519] [--force]   make a key file (mode 0600)
   key show                                     print its address
+  keys                                         publish this device's end-to-end key packages
   send <to> <msg>                              send a direct message
   listen [--count N]                           print what arrives
   history <SS58|GID> [--limit N] [--forward]   newest N (default 20) of a conversation
@@ -63,6 +71,7 @@ const { values: opt, positionals: args } = parseArgs({
 const url = opt.url ?? process.env.IMGC_URL ?? 'ws://127.0.0.1:7788';
 const keyPath = opt.key ?? process.env.IMGC_KEY ?? join(homedir(), '.imgc', 'key.json');
 const statePath = `${keyPath.replace(/\.json$/, '')}.state.json`;
+const e2ePath = `${keyPath.replace(/\.json$/, '')}.e2e.json`;
 const timeoutMs = opt.timeout === undefined ? 10_000 : num(opt.timeout, '--timeout');
 
 function out(human: string, json: unknown): void {
@@ -130,6 +139,7 @@ async function signedIn(keepState: boolean, setup?: (c: ImgcClient) => void): Pr
   const k = readKey();
   const pair = await pairOf(k);
   const state = keepState ? readState() : undefined;
+  const storage = opt.open ? undefined : FileStorage.open(e2ePath, writePrivate);
   const c = new ImgcClient({
     url,
     account: pair.address,
@@ -137,7 +147,9 @@ async function signedIn(keepState: boolean, setup?: (c: ImgcClient) => void): Pr
     requestTimeoutMs: timeoutMs,
     ...(state?.resume ? { resume: state.resume } : {}),
     ...(state ? { lastSeq: state.seq } : {}),
+    e2e: storage ? { storage, verify: polkadotVerify } : false,
   });
+  if (storage) c.on('state', (s) => { if (s === 'closed') storage.save(); });
   // Listeners go on before the connect: the backlog follows the Welcome at once.
   setup?.(c);
   if (process.env.IMGC_DEBUG) c.on('frame', (f) => process.stderr.write(`< ${JSON.stringify(f)}\n`));
@@ -148,6 +160,8 @@ async function signedIn(keepState: boolean, setup?: (c: ImgcClient) => void): Pr
     if (e instanceof ImgcError && e.code === -1) throw new ImgcError(-3, `could not sign in at ${url} within ${timeoutMs} ms`);
     throw e;
   } finally { clearTimeout(t); }
+  // This device's key packages are on the server before anything is sent or read.
+  await c.e2e?.topUp();
   return c;
 }
 
@@ -155,12 +169,28 @@ function saveState(c: ImgcClient): void {
   writePrivate(statePath, { url, ...(c.resume ? { resume: c.resume } : {}), seq: c.highestSeq } satisfies StateFile);
 }
 
+/** How a message was carried, as a mark before its text. */
+function e2eMark(e: E2EInfo | undefined): string {
+  if (e === undefined) return '';
+  if (e.error) return '⚠ ';
+  return e.encrypted ? '🔒 ' : '(not encrypted) ';
+}
+
+/** The frame for --json: an unreadable message's error as its code and text. */
+function jsonOf(f: MessageFrame | NoticeFrame): unknown {
+  const e = (f as MessageFrame).e2e;
+  if (e?.error === undefined) return f;
+  return { ...f, e2e: { encrypted: e.encrypted, error: { code: e.error.code, message: e.error.message } } };
+}
+
 function showFrame(f: MessageFrame | NoticeFrame): void {
   const from = f.from ?? '';
   const group = (f as { group?: string }).group;
   const where = group ? `[${group}] ` : '';
   const kind = f.type === 'message' ? '' : `(${f.method.cat}/${f.method.act}) `;
-  out(`${where}${kind}${from ? `${from}: ` : ''}${text(f.msg)}`, f);
+  const e = (f as MessageFrame).e2e;
+  const body = e?.error ? `could not be decrypted: ${e.error.message}` : text(f.msg);
+  out(`${where}${kind}${e2eMark(e)}${from ? `${from}: ` : ''}${body}`, jsonOf(f));
 }
 
 async function listen(): Promise<void> {
@@ -215,7 +245,7 @@ async function group(sub: string | undefined, rest: string[]): Promise<void> {
         return out(gid, { id: gid });
       }
       case 'detail': { need(1, '<GID>'); const d = await g.detail(id!); return out(JSON.stringify(d, null, 2), d); }
-      case 'chat': { need(2, '<GID> <msg>'); const r = await g.chat(id!, rest.slice(1).join(' ')); return out(`sent ${r.mid}`, r); }
+      case 'chat': { need(2, '<GID> <msg>'); const r = await g.chat(id!, rest.slice(1).join(' ')); return out(`sent ${r.mid}${r.encrypted ? ' 🔒' : ' (not encrypted)'}`, r); }
       case 'notice': { need(2, '<GID> <msg>'); const r = await g.notice(id!, rest.slice(1).join(' ')); return out(`sent ${r.mid}`, r); }
       case 'join': { need(1, '<GID> [SS58]'); return out('joined', await g.join(id!, a1 ?? c.account)); }
       case 'leave': { need(1, '<GID> [SS58]'); return out('left', await g.leave(id!, a1 ?? c.account)); }
@@ -240,10 +270,17 @@ async function main(): Promise<void> {
       const c = await signedIn(false);
       try {
         const r = await c.send(sub, rest.join(' '));
-        return out(`sent ${r.mid} to ${r.to}`, r);
+        return out(`sent ${r.mid} to ${r.to}${r.encrypted ? ' 🔒' : ' (not encrypted)'}`, r);
       } finally { c.close(); }
     }
     case 'listen': return listen();
+    case 'keys': {
+      if (opt.open) throw new UsageError('imgc keys: end-to-end encryption needs a signed sign-in (no --open)');
+      const c = await signedIn(false);
+      c.close();
+      const device = c.e2e?.device;
+      return out(`device ${device} (key packages on ${url}; state in ${e2ePath})`, { device, state: e2ePath });
+    }
     case 'history': return history(sub);
     case 'group': return group(sub, rest);
     default: throw new UsageError(`unknown command ${cmd}\n${USAGE}`);

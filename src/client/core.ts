@@ -31,6 +31,8 @@
 import { Code } from '../protocol/codes.js';
 import { Acks } from './acks.js';
 import { Emitter } from './emitter.js';
+import { E2E, type ConvRef, type E2EOptions, type Opened } from './e2e/engine.js';
+import { isE2E } from './e2e/envelope.js';
 import { ClientCode, ImgcError } from './errors.js';
 import { groupCalls, type GroupCalls } from './groups.js';
 import { historyMessages, historyPages, historyRequest, type HistoryOptions } from './history.js';
@@ -43,6 +45,9 @@ import type { HistoryPage, LimitedNotice, MessageFrame, NoticeFrame, RegAnswer, 
 import * as verification from './verification.js';
 
 export type { HistoryOptions } from './history.js';
+export type { ConvRef, E2EOptions } from './e2e/engine.js';
+export type { E2EStorage } from './e2e/storage.js';
+export { MemoryStorage, WebStorage } from './e2e/storage.js';
 export type { BackoffOptions, WebSocketCtor, WebSocketLike } from './transport.js';
 
 export type ConnectionState = 'idle' | 'connecting' | 'signing-in' | 'ready' | 'reconnecting' | 'closed';
@@ -65,6 +70,11 @@ export interface ClientOptions {
   lastSeq?: number;
   /** Reject a request not answered within this (ms); default 0: wait (a send is repeated until answered). */
   requestTimeoutMs?: number;
+  /**
+   * End-to-end encryption (docs/e2e.md): on with a signer and a way to check signatures (the Node
+   * entry `imgc/client` gives one); `false` turns it off.
+   */
+  e2e?: E2EOptions | false;
 }
 
 export interface ClientEvents {
@@ -83,7 +93,15 @@ export interface ClientEvents {
   frame: [ServerFrame];
 }
 
-export interface SendResult { mid: string; to: string }
+export interface SendResult {
+  mid: string;
+  to: string;
+  /** Whether it went encrypted end to end (false: a member has no device keys, a W3OS client). */
+  encrypted: boolean;
+}
+
+/** Group `act`s that change who is in a group: the next encrypted send asks the server again. */
+const MEMBERSHIP_ACTS = new Set(['create', 'join', 'members', 'leave', 'deport', 'recover', 'destory', 'divert']);
 
 function closedError(): ImgcError {
   return new ImgcError(ClientCode.CLOSED, 'client closed');
@@ -117,6 +135,10 @@ export class ImgcClient extends Emitter<ClientEvents> {
   private readonly requests: Outbox;
   private stateNow: ConnectionState = 'idle';
   private readyWaiters: Array<{ resolve(): void; reject(e: ImgcError): void }> = [];
+  /** End-to-end encryption of this client's conversations (undefined: off). */
+  readonly e2e: E2E | undefined;
+  /** Frames for the listeners wait here in order while one is decrypted. */
+  private inbound: Promise<void> = Promise.resolve();
   /** Every socket ever opened (tests count them). */
   connects = 0;
 
@@ -133,6 +155,12 @@ export class ImgcClient extends Emitter<ClientEvents> {
     const wire: Wire = { send: (f) => this.transport.send(f), ready: () => this.stateNow === 'ready', closed: () => this.stateNow === 'closed' };
     this.acks = new Acks(opts.ack ?? true, opts.lastSeq ?? 0, wire);
     this.requests = new Outbox(opts.requestTimeoutMs ?? 0, wire);
+    this.e2e = opts.e2e && sign ? new E2E({
+      account,
+      sign,
+      request: (f, repeat) => this.request(f, repeat),
+      groupMembers: async (id) => (await this.group.detail(id)).group,
+    }, opts.e2e) : undefined;
     this.signIn = new SignIn(sign, opts.resume, this.transport, {
       account,
       signingIn: () => this.setState('signing-in'),
@@ -172,6 +200,8 @@ export class ImgcClient extends Emitter<ClientEvents> {
   close(): void {
     if (this.stateNow === 'closed') return;
     const wasReady = this.stateNow === 'ready';
+    // Group states written out before the `closed` listeners run (the CLI saves its file there).
+    this.e2e?.flush();
     this.setState('closed');
     this.acks.stop();
     this.transport.shut(() => this.acks.last(wasReady));
@@ -187,10 +217,32 @@ export class ImgcClient extends Emitter<ClientEvents> {
 
   // ---- messaging ----
 
-  /** A direct message; resolves when the server stored it (the `mid` answer). */
+  /**
+   * A direct message; resolves when the server stored it (the `mid` answer). Encrypted end to end
+   * when both accounts have device keys (`encrypted` in the result).
+   */
   async send(to: string, msg: unknown, mid = randomId()): Promise<SendResult> {
-    await this.request({ cat: 'chat', act: 'chat', to, msg, mid }, true);
-    return { mid, to };
+    const encrypted = await this.post({ with: to }, msg, mid, (m, id) => ({ cat: 'chat', act: 'chat', to, msg: m, mid: id }));
+    return { mid, to, encrypted };
+  }
+
+  /**
+   * Posts `msg` in a conversation: the records end-to-end encryption makes of it (the last with
+   * `mid`), or the text itself; true when encrypted.
+   */
+  async post(conv: ConvRef, msg: unknown, mid: string, frame: (msg: unknown, mid: string) => Request): Promise<boolean> {
+    const records = this.e2e === undefined ? undefined : await this.e2e.seal(conv, msg);
+    if (records === undefined) {
+      await this.request(frame(msg, mid), true);
+      return false;
+    }
+    try {
+      for (const [i, r] of records.entries()) await this.request(frame(r, i === records.length - 1 ? mid : randomId()), true);
+    } catch (e) {
+      this.e2e!.postFailed(conv);
+      throw e;
+    }
+    return true;
   }
 
   /**
@@ -210,7 +262,18 @@ export class ImgcClient extends Emitter<ClientEvents> {
   async historyPage(opts: HistoryOptions): Promise<HistoryPage> {
     const page = (await this.request(historyRequest(opts), true)).msg as HistoryPage;
     this.acks.seeEpoch(page.epoch);
-    return page;
+    return this.e2e === undefined ? page : { ...page, messages: await this.readAll(page.messages) };
+  }
+
+  /** History's messages as the listeners would see them: decrypted, the machinery of encryption left out. */
+  private async readAll(list: Array<MessageFrame | NoticeFrame>): Promise<Array<MessageFrame | NoticeFrame>> {
+    const out: Array<MessageFrame | NoticeFrame> = [];
+    for (const f of list) {
+      if (f.type !== 'message' && !isE2E(f.msg)) { out.push(f); continue; }
+      const o = await this.e2e!.open(f as MessageFrame);
+      if (o.kind === 'message') out.push({ ...f, msg: o.msg, e2e: o.e2e } as MessageFrame);
+    }
+    return out;
   }
 
   /** Signs this device out and revokes its resume token (every token of the account with `all`), then closes. */
@@ -242,7 +305,12 @@ export class ImgcClient extends Emitter<ClientEvents> {
    */
   request(frame: Request, repeat: boolean): Promise<NoticeFrame> {
     if (this.stateNow === 'closed') return Promise.reject(closedError());
-    return this.requests.add(frame, repeat);
+    const answer = this.requests.add(frame, repeat);
+    if (this.e2e && frame.cat === 'group' && MEMBERSHIP_ACTS.has(frame.act) && typeof frame.id === 'string') {
+      const id = frame.id;
+      void answer.then(() => this.e2e!.membershipChanged(id), () => this.e2e!.membershipChanged(id));
+    }
+    return answer;
   }
 
   // ---- connection ----
@@ -294,6 +362,8 @@ export class ImgcClient extends Emitter<ClientEvents> {
     this.setState('ready');
     this.acks.welcomed();
     this.requests.transmitUnsent();
+    // Keep this device's key packages on the server (a server without the directory: no end-to-end).
+    void this.e2e?.topUp().catch((e: unknown) => this.emit('error', e instanceof ImgcError ? e : new ImgcError(ClientCode.BAD_ANSWER, `key packages: ${String(e)}`)));
     for (const w of this.readyWaiters.splice(0)) w.resolve();
   }
 
@@ -319,13 +389,29 @@ export class ImgcClient extends Emitter<ClientEvents> {
     if (n.method?.cat === 'chat' && n.method.act === 'active' && n.type === 'notice') return this.onWelcome(n);
     if (this.requests.answer(n)) { this.acks.answered(n.seq); return; }
     if (this.acks.seen(n.seq)) return; // seen before (delivered again after a reconnect)
-    if (n.type === 'message') this.emit('message', n);
-    else this.onOtherNotice(n);
+    if (this.e2e === undefined) return this.deliver(n, undefined);
+    // Decryption is asynchronous: frames wait in order behind the one being read.
+    const e2e = this.e2e;
+    const opened = n.type === 'message' || isE2E(n.msg) ? e2e.open(n as MessageFrame) : undefined;
+    this.inbound = this.inbound.then(async () => this.deliver(n, await opened)).catch((e: unknown) => {
+      this.emit('error', new ImgcError(ClientCode.E2E_UNREADABLE, `reading a message failed: ${String(e)}`));
+    });
+  }
+
+  /** Hands a frame to the listeners (decrypted, or left out when it is only the machinery of encryption). */
+  private deliver(n: NoticeFrame | MessageFrame, opened: Opened | undefined): void {
+    if (this.stateNow === 'closed') return;
+    if (opened?.kind !== 'hidden') {
+      const f = opened === undefined ? n : { ...n, msg: opened.msg, e2e: opened.e2e };
+      if (f.type === 'message') this.emit('message', f as MessageFrame);
+      else this.onOtherNotice(f);
+    }
     // Processed (the listeners returned): it may be acknowledged.
     this.acks.processed(n.seq);
   }
 
   private onOtherNotice(n: NoticeFrame): void {
+    if (this.e2e && n.method?.cat === 'group') this.e2e.membershipChanged(n.group ?? (n.msg as { id?: string } | null)?.id ?? '');
     const limited = limitedOf(n);
     if (limited) {
       this.acks.seeEpoch(limited.epoch);

@@ -18,6 +18,12 @@ export const ClientCode = {
   TIMEOUT: -3,
   /** The server answered something the client could not understand. */
   BAD_ANSWER: -4,
+  /** End-to-end: a device key of the peer is not vouched for by its account (the only ones it has, so nothing was sent). */
+  E2E_BAD_VOUCH: -5,
+  /** End-to-end: a message that cannot be decrypted or verified here (tampered, not for this device, keys gone). */
+  E2E_UNREADABLE: -6,
+  /** End-to-end: a conversation that was encrypted now has a member without device keys; not sent in plaintext. */
+  E2E_NOT_ENCRYPTED: -7,
 } as const;
 export type ClientErrorCode = (typeof ClientCode)[keyof typeof ClientCode];
 

@@ -6,10 +6,10 @@
 import { ClientCode, ImgcError } from './errors.js';
 import { randomId } from './random.js';
 import { ask, type Requester } from './requests.js';
-import type { GroupRecord, GroupUpdateKey } from './types.js';
+import type { GroupRecord, GroupUpdateKey, Request } from './types.js';
 
 /** A group message or notice: resolves with its `mid` once it is in the group's log. */
-type Post = (id: string, msg: unknown, mid?: string) => Promise<{ mid: string; id: string }>;
+type Post = (id: string, msg: unknown, mid?: string) => Promise<{ mid: string; id: string; encrypted: boolean }>;
 
 /** The `group` object of a client. */
 export interface GroupCalls {
@@ -32,11 +32,27 @@ export interface GroupCalls {
   update: (id: string, key: GroupUpdateKey, val: unknown) => Promise<unknown>;
 }
 
-/** `act` (chat or notice) sent with a `mid`: repeated until it is in the group's log. */
-function post(host: Requester, act: 'chat' | 'notice'): Post {
+/** What the group calls need of the client: requests, and posts that may be encrypted. */
+export interface GroupHost extends Requester {
+  /** Posts `msg` in a conversation (encrypted end to end when it can be); true when encrypted. */
+  post(conv: { group: string }, msg: unknown, mid: string, frame: (msg: unknown, mid: string) => Request): Promise<boolean>;
+}
+
+/**
+ * `chat` sent with a `mid`, encrypted end to end when every member has device keys; repeated until
+ * it is in the group's log. Notices (announcements) go as they are.
+ */
+function chat(host: GroupHost): Post {
   return async (id, msg, mid = randomId()) => {
-    await host.request({ cat: 'group', act, to: id, msg, mid }, true);
-    return { mid, id };
+    const encrypted = await host.post({ group: id }, msg, mid, (m, i) => ({ cat: 'group', act: 'chat', to: id, msg: m, mid: i }));
+    return { mid, id, encrypted };
+  };
+}
+
+function notice(host: Requester): Post {
+  return async (id, msg, mid = randomId()) => {
+    await host.request({ cat: 'group', act: 'notice', to: id, msg, mid }, true);
+    return { mid, id, encrypted: false };
   };
 }
 
@@ -48,7 +64,7 @@ async function create(host: Requester, list: string[]): Promise<string> {
 }
 
 /** The `group` object of the client `host`. */
-export function groupCalls(host: Requester): GroupCalls {
+export function groupCalls(host: GroupHost): GroupCalls {
   return {
     create: (list) => create(host, list),
     detail: (id) => ask(host, true, () => ({ cat: 'group', act: 'detail', id })),
@@ -59,8 +75,8 @@ export function groupCalls(host: Requester): GroupCalls {
     deport: (id, account) => ask(host, false, () => ({ cat: 'group', act: 'deport', id, account })),
     recover: (id, account) => ask(host, false, () => ({ cat: 'group', act: 'recover', id, account })),
     destory: (id) => ask(host, false, () => ({ cat: 'group', act: 'destory', id })),
-    chat: post(host, 'chat'),
-    notice: post(host, 'notice'),
+    chat: chat(host),
+    notice: notice(host),
     update: (id, key, val) => ask(host, false, () => ({ cat: 'group', act: 'update', id, key, val })),
   };
 }

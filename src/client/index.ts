@@ -4,16 +4,19 @@
  */
 import WebSocket from 'ws';
 import { ImgcClient as Core, type ClientOptions, type WebSocketCtor } from './core.js';
+import { polkadotVerify } from './e2e/polkadot-verify.js';
 
 export * from './core.js';
 export * from './errors.js';
 export * from './signer.js';
 export * from './types.js';
 
-/** The client with `ws` as the default WebSocket constructor. */
+export { polkadotVerify };
+
+/** The client with `ws` as the default WebSocket constructor, and end-to-end encryption on (with a signer). */
 export class ImgcClient extends Core {
   constructor(opts: ClientOptions) {
-    super({ WebSocket: WebSocket as unknown as WebSocketCtor, ...opts });
+    super({ WebSocket: WebSocket as unknown as WebSocketCtor, ...opts, e2e: opts.e2e ?? { verify: polkadotVerify } });
   }
 }
 

@@ -3,8 +3,17 @@
  * the server's own (src/protocol/frames.ts); the shapes below name what the notices carry.
  */
 import type { ErrorFrame, InitFrame, Method, NoticeFrame, Request } from '../protocol/frames.js';
+import type { ImgcError } from './errors.js';
 
 export type { ErrorFrame, InitFrame, Method, NoticeFrame, Request };
+
+/** How a received message was carried (clients with end-to-end encryption on). */
+export interface E2EInfo {
+  /** Whether it came encrypted end to end (and was read, unless `error`). */
+  encrypted: boolean;
+  /** Why an encrypted record could not be read (its `msg` is then null). */
+  error?: ImgcError;
+}
 
 /** A direct message: `{"msg","from","to","method":{"cat":"chat","act":"chat"},"type":"message","seq"}`. */
 export interface DirectMessage {
@@ -14,6 +23,8 @@ export interface DirectMessage {
   to: string;
   method: Method;
   seq?: number;
+  /** How it was carried (clients with end-to-end encryption on): encrypted and read, plain, or unreadable. */
+  e2e?: E2EInfo;
 }
 
 /** A group message: as a direct one with `group` and the top-level `cat: "group"`. */

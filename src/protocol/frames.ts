@@ -7,7 +7,7 @@ import type { ErrorCode } from './codes';
 import { echoable } from './schema';
 import type { Request } from './request';
 
-export type Cat = 'chat' | 'group' | 'vertify';
+export type Cat = 'chat' | 'group' | 'vertify' | 'keys';
 
 export type { Request } from './request';
 

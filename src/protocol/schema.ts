@@ -15,19 +15,41 @@ type Kind =
   | 'json'        // any JSON value of bounded depth
   | 'string'      // short text
   | 'seq'         // non-negative safe integer
-  | 'bool';       // true or false
+  | 'bool'        // true or false
+  | 'device'      // a device id: 64 lowercase hex characters
+  | 'devicelist'  // array of device ids
+  | 'b64'         // standard base64 text (an opaque blob the server never parses)
+  | 'b64list';    // array of base64 texts
 
 /**
  * `filled`: an empty string counts as missing (44001), as the first service answered for an empty `msg`.
- * `min`/`max`: the bounds of a `seq` (outside them: 44744).
+ * `min`/`max`: the bounds of a `seq`, or the length of a list (`ss58list` 1 to Limits.maxList by
+ * default); outside them: 44744.
+ * `chars`: the longest `b64` (each one of a `b64list`).
+ * `distinct`: a list may not name the same item twice (44744).
  */
-interface Param { kind: Kind; optional?: boolean; filled?: boolean; min?: number; max?: number }
+interface Param { kind: Kind; optional?: boolean; filled?: boolean; min?: number; max?: number; chars?: number; distinct?: boolean }
 export type Schema = Record<string, Param>;
 
 const req = (kind: Kind): Param => ({ kind });
 const opt = (kind: Kind): Param => ({ kind, optional: true });
 /** The `msg` of a chat message or group notice: any JSON, but not absent and not "". */
 const msg = (): Param => ({ kind: 'json', filled: true });
+
+/** A bounded list (`min` to `max` items), required or optional. */
+const list = (kind: Kind, min: number, max: number, more: Partial<Param> = {}): Param => ({ kind, min, max, ...more });
+
+/**
+ * The wire's bounds of key packages (src/actors/key-packages.ts): a package's base64 length, the
+ * packages of one `publish`, the accounts of one `claim` and the devices it may leave out (every
+ * device of every account named: 50 × 8).
+ */
+export const KeyWire = {
+  packageChars: 2048,
+  publishMax: 16,
+  claimAccounts: 50,
+  claimExcept: 400,
+} as const;
 
 /** The limits a schema enforces; the config may tighten them. */
 export const Limits = {
@@ -75,11 +97,41 @@ export const schemas: Record<string, Record<string, Schema>> = {
     reg: { account: req('ss58') },
     token: {},
   },
+  // One-time MLS key packages per account and device (src/actors/key-packages.ts).
+  keys: {
+    publish: {
+      device: req('device'),
+      packages: list('b64list', 0, KeyWire.publishMax, { chars: KeyWire.packageChars }),
+      lastResort: { kind: 'b64', optional: true, chars: KeyWire.packageChars },
+    },
+    claim: {
+      accounts: list('ss58list', 1, KeyWire.claimAccounts, { distinct: true }),
+      except: list('devicelist', 0, KeyWire.claimExcept, { optional: true }),
+    },
+    count: {},
+    remove: { device: req('device') },
+  },
 };
 
 export interface Invalid { code: ErrorCode; error: string }
 
 const GID = /^GD[A-Za-z0-9]{6,40}$/;
+const DEVICE = /^[0-9a-f]{64}$/;
+const BASE64 = /^[A-Za-z0-9+/]+={0,2}$/;
+
+const isDevice = (v: unknown): boolean => typeof v === 'string' && DEVICE.test(v);
+/** Standard base64 of 1 to `chars` characters (the length is checked before the pattern runs). */
+const isB64 = (v: unknown, chars: number): boolean => typeof v === 'string' && v.length >= 1 && v.length <= chars && BASE64.test(v);
+
+/** A list's own shape: an array of `min` to `max` items, each named once when `distinct`. */
+function checkList(name: string, p: Param, v: unknown, what: string): Invalid | undefined {
+  const [min, max] = [p.min ?? 1, p.max ?? Limits.maxList];
+  if (!Array.isArray(v) || v.length < min || v.length > max) {
+    return { code: Code.UNEXPECTED_INPUT, error: `"${name}" must be an array of ${min} to ${max} ${what}` };
+  }
+  if (p.distinct === true && new Set(v).size !== v.length) return { code: Code.UNEXPECTED_INPUT, error: `"${name}" names the same item twice` };
+  return undefined;
+}
 
 /** Depth of a JSON value without recursion, so a hostile nesting cannot blow the stack. */
 export function depthOf(value: unknown, limit: number): number {
@@ -105,7 +157,8 @@ function checkParam(name: string, p: Param, v: unknown): Invalid | undefined {
       return isSS58(v) ? undefined : { code: Code.INVALID_ACCOUNT, error: `"${name}" is not a valid SS58 account` };
     case 'ss58list': {
       if (!Array.isArray(v)) return bad('an array of SS58 accounts');
-      if (v.length === 0 || v.length > Limits.maxList) return bad(`an array of 1 to ${Limits.maxList} accounts`);
+      const shape = checkList(name, p, v, 'accounts');
+      if (shape) return shape;
       return v.every(isSS58) ? undefined : { code: Code.INVALID_ACCOUNT, error: `"${name}" holds an invalid SS58 account` };
     }
     case 'underscored': {
@@ -126,6 +179,16 @@ function checkParam(name: string, p: Param, v: unknown): Invalid | undefined {
     }
     case 'bool':
       return typeof v === 'boolean' ? undefined : bad('true or false');
+    case 'device':
+      return isDevice(v) ? undefined : bad('a device id (64 lowercase hex characters)');
+    case 'devicelist':
+      return checkList(name, p, v, 'device ids') ?? ((v as unknown[]).every(isDevice) ? undefined : bad('an array of device ids (64 lowercase hex characters each)'));
+    case 'b64':
+      return isB64(v, p.chars ?? Limits.maxString) ? undefined : bad(`standard base64 of 1 to ${p.chars ?? Limits.maxString} characters`);
+    case 'b64list': {
+      const chars = p.chars ?? Limits.maxString;
+      return checkList(name, p, v, 'base64 texts') ?? ((v as unknown[]).every((x) => isB64(x, chars)) ? undefined : bad(`an array of standard base64 texts of 1 to ${chars} characters each`));
+    }
   }
 }
 

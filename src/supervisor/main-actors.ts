@@ -1,7 +1,7 @@
 /**
  * The actors of the socket thread (beside the connection actors): delivery, presence, typing, read
- * receipts, block lists and the group-member index, built on the carrier's store, with the one applier of
- * decided output (carrier/applier.ts) writing through them.
+ * receipts, block lists, key packages and the group-member index, built on the carrier's store,
+ * with the one applier of decided output (carrier/applier.ts) writing through them.
  */
 import type { Settings } from '../config';
 import { Delivery } from '../actors/delivery';
@@ -12,6 +12,7 @@ import { Presence } from '../actors/presence';
 import { Receipts } from '../actors/receipts';
 import { Typing } from '../actors/typing';
 import { Blocks } from '../actors/blocks';
+import { KeyPackages } from '../actors/key-packages';
 import { Applier } from '../carrier/applier';
 import type { Carrier } from '../carrier/port';
 import type { Registry } from './registry';
@@ -23,6 +24,7 @@ export interface MainActors {
   receipts: Receipts;
   members: GroupMembers;
   blocks: Blocks;
+  keys: KeyPackages;
   applier: Applier;
 }
 
@@ -53,6 +55,11 @@ export function startMainActors(s: Settings, carrier: Carrier, registry: Registr
     log: store.log,
     positions: store.positions,
   });
+  const keys = new KeyPackages({
+    stateOf: (address) => carrier.stateOf(address),
+    submit: (states) => carrier.submit(states.map((state) => ({ t: 'state', state }))),
+    afterDurable: (fn, lost) => carrier.afterDurable(fn, lost),
+  });
   const presence = new Presence({ peer: (id) => registry.peer(id), peersOf: (a) => registry.peersOf(a), isOnline: (a) => carrier.isOnline(a) }, store.positions, out, blocks);
   registry.onPresence = (account, online) => carrier.localChanged(account, online);
   out.remote = (account, frame) => carrier.ephemeral(account, frame);
@@ -66,11 +73,12 @@ export function startMainActors(s: Settings, carrier: Carrier, registry: Registr
       const item = hooks.applying(st);
       members.changed(item.address);
       blocks.changed(item.address);
+      keys.changed(item.address);
       hooks.applied(item);
       delivery.state(item);
     },
     holds: (conn) => registry.peer(conn) !== undefined,
     send: hooks.send,
   });
-  return { delivery, presence, typing, receipts, members, blocks, applier };
+  return { delivery, presence, typing, receipts, members, blocks, keys, applier };
 }

@@ -251,6 +251,8 @@ export class Node implements Router {
     if (r.act === 'blocked' || this.admission.writes(peer, r)) this.actors?.blocks.request(peer, r);
   }
 
+  keys(peer: Connection, r: Request): void { if (r.act === 'count' || this.admission.writes(peer, r)) this.actors?.keys.request(peer, r); }
+
   change(peer: Connection, r: Request): void {
     if (this.admission.writes(peer, r)) this.on.change({ account: peer.account!, conn: peer.id, request: r, at: Date.now() });
   }
