@@ -11,7 +11,10 @@ import { join } from 'node:path';
 import { ImgcClient, ImgcError, ClientCode, polkadotVerify, type MessageFrame } from '../src/client/index';
 import type { E2EStorage } from '../src/client/e2e/storage';
 import { credentialOf } from '../src/client/e2e/device';
+import { Keyring } from '../src/client/e2e/keyring';
 import { capabilities, encodeKeyPackage, generateKeyPackageWithKey, hex, lifetime, suite } from '../src/client/e2e/mls';
+import { MemoryStorage } from '../src/client/e2e/storage';
+import { signFn } from '../src/client/signer';
 import { accountsReady, newAccount, type Account } from './support/accounts';
 import { Client, isMessage } from './support/client';
 import { getStatus, startServer, statusFetch, tempDir, type ServerHandle } from './support/server';
@@ -127,6 +130,54 @@ describe('client SDK: end-to-end encryption', function () {
     expect(info.error!.code).to.equal(ClientCode.E2E_UNREADABLE);
     expect(c.got.some((m) => m.msg === after)).to.equal(false);
     expect(foundIn(srv.dataDir, first) || foundIn(srv.dataDir, after)).to.equal(false);
+  });
+
+  it('a member added later gets a Welcome with the next message, and reads from there on', async () => {
+    const [alice, bob, dave] = [newAccount(), newAccount(), newAccount()];
+    const a = track(await online(peerOf(srv.url, alice)));
+    const b = track(await online(peerOf(srv.url, bob)));
+    const d = track(await online(peerOf(srv.url, dave)));
+    const gid = await a.c.group.create([bob.address]);
+    await a.c.group.chat(gid, 'before dave');
+    await a.c.group.join(gid, dave.address);
+    await a.c.group.chat(gid, 'dave is in');
+    await until('dave reads the next', () => d.got.some((m) => m.msg === 'dave is in' && m.e2e?.encrypted === true));
+    expect(d.got.some((m) => m.msg === 'before dave')).to.equal(false);
+    expect(b.got.filter((m) => m.e2e?.encrypted).map((m) => m.msg)).to.deep.equal(['before dave', 'dave is in']);
+  });
+
+  it('an account\'s second device reads what is sent to the account', async () => {
+    const [alice, bob] = [newAccount(), newAccount()];
+    const phone = track(await online(peerOf(srv.url, alice)));
+    const laptop = track(await online(peerOf(srv.url, alice)));
+    expect(phone.c.e2e!.device).to.not.equal(laptop.c.e2e!.device);
+    const b = track(await online(peerOf(srv.url, bob)));
+    await b.c.send(alice.address, 'to both devices');
+    await until('both read it', () => [phone, laptop].every((p) => p.got.some((m) => m.msg === 'to both devices' && m.e2e?.encrypted === true)));
+  });
+
+  it('a group whose Welcome is larger than a frame: sent in parts, read whole', async () => {
+    const [alice, bob] = [newAccount(), newAccount()];
+    const a = track(await online(peerOf(srv.url, alice)));
+    const b = track(await online(peerOf(srv.url, bob)));
+    // 70 more members with device keys, published straight to the directory.
+    const cs = await suite();
+    const others = Array.from({ length: 70 }, () => newAccount());
+    await Promise.all(others.map(async (o) => {
+      const ring = await Keyring.open(new MemoryStorage(), o.address, signFn(o.pair), cs);
+      const raw = await Client.connect(srv.url);
+      await raw.signIn(o, { signed: true });
+      raw.request({ cat: 'keys', act: 'publish', device: ring.device.id, packages: await ring.generate(1), callback: 'p' });
+      const answer = await raw.next((f) => f.method?.callback === 'p' || f.request?.callback === 'p');
+      expect(answer.type).to.equal('notice');
+      await raw.close();
+    }));
+    const gid = await a.c.group.create([bob.address, ...others.map((o) => o.address)]);
+    await a.c.group.chat(gid, 'to seventy-two');
+    await until('bob reads it', () => b.got.some((m) => m.msg === 'to seventy-two' && m.e2e?.encrypted === true), 30_000);
+    const parts = b.raw.filter((f) => (f.msg as { part?: string } | null)?.part !== undefined);
+    expect(parts.length, 'the record came in parts').to.be.greaterThan(1);
+    expect(b.got.length, 'parts are not shown').to.equal(1);
   });
 
   it('a tampered record is shown as unreadable, never as text', async () => {

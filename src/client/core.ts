@@ -362,6 +362,8 @@ export class ImgcClient extends Emitter<ClientEvents> {
     this.setState('ready');
     this.acks.welcomed();
     this.requests.transmitUnsent();
+    // Group events may have been missed while away: memberships are asked again before the next send.
+    this.e2e?.membershipChanged();
     // Keep this device's key packages on the server (a server without the directory: no end-to-end).
     void this.e2e?.topUp().catch((e: unknown) => this.emit('error', e instanceof ImgcError ? e : new ImgcError(ClientCode.BAD_ANSWER, `key packages: ${String(e)}`)));
     for (const w of this.readyWaiters.splice(0)) w.resolve();
@@ -390,6 +392,8 @@ export class ImgcClient extends Emitter<ClientEvents> {
     if (this.requests.answer(n)) { this.acks.answered(n.seq); return; }
     if (this.acks.seen(n.seq)) return; // seen before (delivered again after a reconnect)
     if (this.e2e === undefined) return this.deliver(n, undefined);
+    // A group event: the next encrypted send there asks who is in it (before anything waits to be read).
+    if (n.type === 'notice' && n.method?.cat === 'group') this.e2e.membershipChanged(n.group ?? (n.msg as { id?: string } | null)?.id ?? '');
     // Decryption is asynchronous: frames wait in order behind the one being read.
     const e2e = this.e2e;
     const opened = n.type === 'message' || isE2E(n.msg) ? e2e.open(n as MessageFrame) : undefined;
@@ -411,7 +415,6 @@ export class ImgcClient extends Emitter<ClientEvents> {
   }
 
   private onOtherNotice(n: NoticeFrame): void {
-    if (this.e2e && n.method?.cat === 'group') this.e2e.membershipChanged(n.group ?? (n.msg as { id?: string } | null)?.id ?? '');
     const limited = limitedOf(n);
     if (limited) {
       this.acks.seeEpoch(limited.epoch);

@@ -115,8 +115,16 @@ export class E2E {
     if (packages.length > 0 || lastResort !== undefined) await publish(this.host, this.keys.device.id, packages, lastResort);
   }
 
-  /** A group's membership changed (or may have): the next send asks the server again. */
-  membershipChanged(group: string): void {
+  /**
+   * A group's membership changed (or may have; every group's when `group` is not given, as after a
+   * reconnect, when notices may have been missed): the next send there asks the server again.
+   */
+  membershipChanged(group?: string): void {
+    if (group === undefined) {
+      this.members.clear();
+      for (const k of this.checked.keys()) if (k.startsWith('g:')) this.checked.delete(k);
+      return;
+    }
     this.members.delete(group);
     this.checked.delete(`g:${group}`);
   }
