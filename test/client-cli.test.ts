@@ -5,6 +5,7 @@ import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
+import { foundIn } from './support/files';
 import { startServer, tempDir, type ServerHandle } from './support/server';
 
 const CLI = resolve(__dirname, '..', 'src', 'cli', 'main.js');
@@ -89,6 +90,27 @@ describe('imgc command line', function () {
     expect(hist.stdout.trim().split('\n').map((l) => JSON.parse(l).msg)).to.deep.equal(['second', 'third']);
     const human = await imgc(['history', alice], env('bob'));
     expect(human.stdout).to.include(`${alice}: hello bob`);
+  });
+
+  it('end to end: `keys` publishes the device; sends are encrypted, marked, read by listen and by history in a later process', async () => {
+    for (const who of ['erin', 'frank']) json(await imgc(['key', 'new', '--json'], env(who)));
+    const frank = json(await imgc(['key', 'show', '--json'], env('frank'))).address as string;
+    const erin = json(await imgc(['key', 'show', '--json'], env('erin'))).address as string;
+    for (const who of ['erin', 'frank']) expect(json(await imgc(['keys', '--json'], env(who))).device).to.match(/^[0-9a-f]{64}$/);
+    expect(statSync(join(dir, 'frank.e2e.json')).mode & 0o777).to.equal(0o600);
+    const secret = `cli-secret-${Date.now()}`;
+    const sent = json(await imgc(['send', frank, secret, '--json'], env('erin')));
+    expect(sent.encrypted).to.equal(true);
+    const heard = json(await imgc(['listen', '--json', '--count', '1'], env('frank')));
+    expect(heard.msg).to.equal(secret);
+    expect(heard.e2e).to.deep.equal({ encrypted: true });
+    // A later process reads it again from the device's file (MLS keys are used once).
+    const human = await imgc(['history', erin], env('frank'));
+    expect(human.stdout).to.include(`🔒 ${erin}: ${secret}`);
+    const shown = await imgc(['send', frank, 'again'], env('erin'));
+    expect(shown.stdout).to.match(/🔒/);
+    expect(foundIn(srv.dataDir, secret), 'nowhere in the data directory').to.equal(false);
+    expect(foundIn(dir, secret), 'the control: kept in frank\'s device file').to.equal(true);
   });
 
   it('group create, chat, detail, history', async () => {

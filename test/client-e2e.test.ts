@@ -6,8 +6,6 @@
  * talking in plaintext, shown as such; offline delivery and history across a server restart.
  */
 import { expect } from 'chai';
-import { readdirSync, readFileSync, statSync } from 'node:fs';
-import { join } from 'node:path';
 import { ImgcClient, ImgcError, ClientCode, polkadotVerify, type MessageFrame } from '../src/client/index';
 import type { E2EStorage } from '../src/client/e2e/storage';
 import { credentialOf } from '../src/client/e2e/device';
@@ -16,29 +14,10 @@ import { capabilities, encodeKeyPackage, generateKeyPackageWithKey, hex, lifetim
 import { MemoryStorage } from '../src/client/e2e/storage';
 import { signFn } from '../src/client/signer';
 import { accountsReady, newAccount, type Account } from './support/accounts';
-import { Client, isMessage } from './support/client';
+import { Client, isMessage, until } from './support/client';
+import { foundIn } from './support/files';
 import { getStatus, startServer, statusFetch, tempDir, type ServerHandle } from './support/server';
 
-function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
-
-async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
-  const end = Date.now() + timeoutMs;
-  while (!cond()) {
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await sleep(20);
-  }
-}
-
-/** Every byte of every file under `dir`. */
-function filesUnder(dir: string): Buffer[] {
-  const out: Buffer[] = [];
-  for (const name of readdirSync(dir)) {
-    const p = join(dir, name);
-    if (statSync(p).isDirectory()) out.push(...filesUnder(p)); else out.push(readFileSync(p));
-  }
-  return out;
-}
-const foundIn = (dir: string, text: string): boolean => filesUnder(dir).some((b) => b.includes(text));
 
 interface Peer { c: ImgcClient; got: MessageFrame[]; raw: MessageFrame[] }
 
@@ -154,6 +133,21 @@ describe('client SDK: end-to-end encryption', function () {
     const b = track(await online(peerOf(srv.url, bob)));
     await b.c.send(alice.address, 'to both devices');
     await until('both read it', () => [phone, laptop].every((p) => p.got.some((m) => m.msg === 'to both devices' && m.e2e?.encrypted === true)));
+  });
+
+  it('a lost device removed by another of its account reads nothing sent after', async () => {
+    const [alice, bob] = [newAccount(), newAccount()];
+    const phone = track(await online(peerOf(srv.url, alice)));
+    const lost = track(await online(peerOf(srv.url, alice)));
+    const b = track(await online(peerOf(srv.url, bob, { e2e: { verify: polkadotVerify, devicesTtlMs: 0 } })));
+    await b.c.send(alice.address, 'before the loss');
+    await until('both read it', () => [phone, lost].every((p) => p.got.some((m) => m.msg === 'before the loss')));
+    expect(await phone.c.e2e!.removeDevice(lost.c.e2e!.device!)).to.equal(true);
+    await b.c.send(alice.address, 'after the loss');
+    await until('the phone reads it', () => phone.got.some((m) => m.msg === 'after the loss'));
+    await until('the lost device gets the record', () => lost.got.length === 2);
+    expect(lost.got[1]!.msg).to.equal(null);
+    expect(lost.got[1]!.e2e!.error!.code).to.equal(ClientCode.E2E_UNREADABLE);
   });
 
   it('a group whose Welcome is larger than a frame: sent in parts, read whole', async () => {

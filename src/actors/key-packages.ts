@@ -229,13 +229,17 @@ export class KeyPackages {
     const { accounts, except } = claimParams(r);
     const changes = new Map<string, Directory>();
     const packages: Claimed[] = [];
+    // Every device each account has now, so a sender drops from its groups the ones removed (lost).
+    const devices: Record<string, string[]> = {};
     for (const account of accounts) {
-      const c = claimFrom(account, this.directory(account), except);
+      const dir = this.directory(account);
+      devices[account] = dir.map((d) => d.device);
+      const c = claimFrom(account, dir, except);
       packages.push(...c.claimed);
       if (c.dir !== undefined) changes.set(account, c.dir);
     }
     for (const p of packages) if (p.lastResort) this.counters.lastResortClaimed++; else this.counters.claimed++;
-    this.write(peer, r, changes, { packages });
+    this.write(peer, r, changes, { packages, devices });
   }
 
   /**

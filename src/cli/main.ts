@@ -5,6 +5,7 @@
  *   imgc key new                      a key file (mnemonic, mode 0600) at --key (default ~/.imgc/key.json)
  *   imgc key show                     its address
  *   imgc keys                         publish this device's end-to-end key packages; print the device
+ *   imgc keys remove <DEVICE>         remove a lost device of this account from the key directory
  *   imgc send <to> <msg>              a direct message; prints its mid once the server stored it
  *   imgc listen [--count N]           prints messages and notices as they come (Ctrl-C ends)
  *   imgc history <SS58|GID> [--limit N] [--forward]
@@ -43,6 +44,7 @@ const USAGE = `usage: imgc [--url URL] [--key FILE] [--json] [--open] <command>
   key new [--type sr25519|ed25519] [--force]   make a key file (mode 0600)
   key show                                     print its address
   keys                                         publish this device's end-to-end key packages
+  keys remove <DEVICE>                         remove a lost device of this account
   send <to> <msg>                              send a direct message
   listen [--count N]                           print what arrives
   history <SS58|GID> [--limit N] [--forward]   newest N (default 20) of a conversation
@@ -277,6 +279,13 @@ async function main(): Promise<void> {
     case 'keys': {
       if (opt.open) throw new UsageError('imgc keys: end-to-end encryption needs a signed sign-in (no --open)');
       const c = await signedIn(false);
+      if (sub === 'remove') {
+        if (rest[0] === undefined) { c.close(); throw new UsageError('imgc keys remove <DEVICE>'); }
+        try {
+          const removed = await c.e2e!.removeDevice(rest[0]);
+          return out(removed ? `device ${rest[0]} removed` : `no device ${rest[0]}`, { device: rest[0], removed });
+        } finally { c.close(); }
+      }
       c.close();
       const device = c.e2e?.device;
       return out(`device ${device} (key packages on ${url}; state in ${e2ePath})`, { device, state: e2ePath });

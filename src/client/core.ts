@@ -91,6 +91,8 @@ export interface ClientEvents {
   error: [ImgcError];
   /** Every frame received, parsed, before any handling. */
   frame: [ServerFrame];
+  /** After each sign-in, once this device's key packages are on the server: others can encrypt to it. */
+  e2e: [{ device: string }];
 }
 
 export interface SendResult {
@@ -365,7 +367,8 @@ export class ImgcClient extends Emitter<ClientEvents> {
     // Group events may have been missed while away: memberships are asked again before the next send.
     this.e2e?.membershipChanged();
     // Keep this device's key packages on the server (a server without the directory: no end-to-end).
-    void this.e2e?.topUp().catch((e: unknown) => this.emit('error', e instanceof ImgcError ? e : new ImgcError(ClientCode.BAD_ANSWER, `key packages: ${String(e)}`)));
+    const e2e = this.e2e;
+    void e2e?.topUp().then(() => this.emit('e2e', { device: e2e.device! })).catch((e: unknown) => this.emit('error', e instanceof ImgcError ? e : new ImgcError(ClientCode.BAD_ANSWER, `key packages: ${String(e)}`)));
     for (const w of this.readyWaiters.splice(0)) w.resolve();
   }
 

@@ -11,11 +11,16 @@ export interface BrowserKey { address: string; sign(message: string): Promise<st
 function hex(b: Uint8Array): string { return Array.from(b, (x) => x.toString(16).padStart(2, '0')).join(''); }
 function unhex(s: string): Uint8Array { return Uint8Array.from(s.match(/../g) ?? [], (h) => parseInt(h, 16)); }
 
-/** SS58 of a 32-byte public key: base58(prefix ‖ key ‖ blake2b-512("SS58PRE" ‖ prefix ‖ key)[0..2]). */
+/** The two checksum bytes of an SS58 body (prefix ‖ key): blake2b-512("SS58PRE" ‖ body)[0..2]. */
+export function ss58Checksum(body: Uint8Array): [number, number] {
+  const hash = blake2b(new Uint8Array([...new TextEncoder().encode('SS58PRE'), ...body]), { dkLen: 64 });
+  return [hash[0]!, hash[1]!];
+}
+
+/** SS58 of a 32-byte public key: base58(prefix ‖ key ‖ checksum). */
 export function ss58(publicKey: Uint8Array, prefix = 42): string {
   const body = new Uint8Array([prefix, ...publicKey]);
-  const hash = blake2b(new Uint8Array([...new TextEncoder().encode('SS58PRE'), ...body]), { dkLen: 64 });
-  return base58.encode(new Uint8Array([...body, hash[0]!, hash[1]!]));
+  return base58.encode(new Uint8Array([...body, ...ss58Checksum(body)]));
 }
 
 /** The key of this browser profile (made on first use). */

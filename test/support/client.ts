@@ -183,6 +183,15 @@ export const withCallback = (callback: string): Predicate => (f) => f.method?.ca
 
 export function sleep(ms: number): Promise<void> { return new Promise((r) => setTimeout(r, ms)); }
 
+/** Resolves once `cond()` holds (checked every 20 ms); rejects naming `what` after `timeoutMs`. */
+export async function until(what: string, cond: () => boolean, timeoutMs = 15_000): Promise<void> {
+  const end = Date.now() + timeoutMs;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await sleep(20);
+  }
+}
+
 function short(x: unknown): string {
   const s = JSON.stringify(x);
   return s.length > 200 ? `${s.slice(0, 200)}…` : s;

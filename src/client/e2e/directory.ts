@@ -15,6 +15,13 @@ export interface Claimed { account: string; device: string; kp: KeyPackage }
 /** A listed package that is not what it says (a bad vouch, another device's, not a key package). */
 export interface Refused { account: string; device: string; why: string }
 
+export interface ClaimResult {
+  ok: Claimed[];
+  refused: Refused[];
+  /** Every device each account has on the server now (absent: the server did not say). */
+  devices: Map<string, string[]>;
+}
+
 interface Listed { account: string; device: string; kp: string; lastResort?: boolean }
 
 export async function publish(host: Requester, device: string, packages: string[], lastResort?: string): Promise<{ count: number; lastResort: boolean }> {
@@ -48,20 +55,23 @@ async function check(l: Listed, verify: VouchVerifier): Promise<Claimed | Refuse
  * One package for each device of `accounts` (distinct) not in `have`, checked. The MLS signature
  * of each package is checked again by the library when it is added to a group.
  */
-export async function claim(host: Requester, accounts: string[], have: Array<{ account: string; device: string }>, verify: VouchVerifier): Promise<{ ok: Claimed[]; refused: Refused[] }> {
+export async function claim(host: Requester, accounts: string[], have: Array<{ account: string; device: string }>, verify: VouchVerifier): Promise<ClaimResult> {
   const ok: Claimed[] = [];
   const refused: Refused[] = [];
+  const devices = new Map<string, string[]>();
   for (let i = 0; i < accounts.length; i += CLAIM_ACCOUNTS) {
     const chunk = accounts.slice(i, i + CLAIM_ACCOUNTS);
     // Only the devices of this request's accounts (the server takes 8 a account at most).
     const except = have.filter((h) => chunk.includes(h.account)).map((h) => h.device);
     // Repeated after a reconnect: at worst a package more is used up.
     const n = await host.request({ cat: 'keys', act: 'claim', accounts: chunk, ...(except.length ? { except } : {}) }, true);
-    const listed = (n.msg as { packages?: Listed[] }).packages ?? [];
+    const answer = n.msg as { packages?: Listed[]; devices?: Record<string, string[]> };
+    const listed = answer.packages ?? [];
+    for (const [a, list] of Object.entries(answer.devices ?? {})) if (chunk.includes(a) && Array.isArray(list)) devices.set(a, list);
     for (const l of listed) {
       const r = await check(l, verify);
       if ('kp' in r) ok.push(r); else refused.push(r);
     }
   }
-  return { ok, refused };
+  return { ok, refused, devices };
 }

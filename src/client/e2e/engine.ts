@@ -23,7 +23,7 @@ import { randomId } from '../random.js';
 import type { Requester } from '../requests.js';
 import type { E2EInfo, MessageFrame } from '../types.js';
 import { authService, readCredential, type AccountSign, type VouchVerifier } from './device.js';
-import { claim, count, publish } from './directory.js';
+import { claim, count, publish, remove, type ClaimResult } from './directory.js';
 import { E2E_TAG, isEnvelope, isPart, Parts, split, type Envelope, type Part } from './envelope.js';
 import { Keyring } from './keyring.js';
 import {
@@ -46,6 +46,13 @@ export interface E2EOptions {
   storage?: E2EStorage;
   /** Checks an account's signature (the vouch of a device key). */
   verify: VouchVerifier;
+  /**
+   * How long a conversation's devices are taken as unchanged before a send asks the directory
+   * again (ms, default 60,000): a new or removed device of a member is seen within it.
+   */
+  devicesTtlMs?: number;
+  /** Texts of read and sent messages kept to read history again (default 5,000; a browser's quota may want fewer). */
+  keptTexts?: number;
 }
 
 /** What the engine needs of the client. */
@@ -58,7 +65,7 @@ export interface E2EHost extends Requester {
 
 /** One-time packages to keep on the server; topped up when fewer than half remain. */
 const PACKAGES = 16;
-/** How long a conversation's devices are trusted to be unchanged before a send asks again (ms). */
+/** How long a conversation's devices are taken as unchanged before a send asks again (ms; `devicesTtlMs`). */
 const DEVICES_TTL_MS = 60_000;
 
 function pairKey(a: string, b: string): string {
@@ -93,7 +100,7 @@ export class E2E {
   constructor(private readonly host: E2EHost, private readonly opts: E2EOptions) {
     this.persist = opts.storage !== undefined;
     this.storage = opts.storage ?? new MemoryStorage();
-    this.texts = new Plaintexts(this.storage);
+    this.texts = new Plaintexts(this.storage, opts.keptTexts);
   }
 
   /** This device's id (the hex of its signature key), once started. */
@@ -113,6 +120,16 @@ export class E2E {
     const packages = have < PACKAGES / 2 ? await this.keys.generate(PACKAGES - have) : [];
     const lastResort = mine?.lastResort && this.keys.hasLastResort() ? undefined : (await this.keys.generate(1, true))[0];
     if (packages.length > 0 || lastResort !== undefined) await publish(this.host, this.keys.device.id, packages, lastResort);
+  }
+
+  /**
+   * Removes one of this account's devices from the directory (a lost one; not this one). Senders
+   * drop it from their groups at their next look at the directory (`devicesTtlMs`).
+   */
+  async removeDevice(device: string): Promise<boolean> {
+    if (device === this.device) throw new ImgcError(Code.UNEXPECTED_INPUT, 'this is the device in use: remove a lost one from another device');
+    await this.start();
+    return remove(this.host, device);
   }
 
   /**
@@ -207,13 +224,15 @@ export class E2E {
     const inGroup = state === undefined ? [] : this.devicesIn(state);
     const present = new Set([this.host.account, ...inGroup.map((d) => d.account)]);
     // Ask the directory when a member has no device here yet, or now and then for new devices.
-    const fresh = state !== undefined && accounts.every((a) => present.has(a)) && Date.now() - (this.checked.get(ck) ?? 0) < DEVICES_TTL_MS;
-    const claimed = fresh ? { ok: [], refused: [] } : await this.claim(accounts, inGroup);
-    const covered = new Set([...present, ...claimed.ok.map((c) => c.account)]);
+    const fresh = state !== undefined && accounts.every((a) => present.has(a)) && Date.now() - (this.checked.get(ck) ?? 0) < (this.opts.devicesTtlMs ?? DEVICES_TTL_MS);
+    const claimed: ClaimResult = fresh ? { ok: [], refused: [], devices: new Map() } : await this.claim(accounts, inGroup);
+    // Out: the devices of accounts no longer members, and devices their account removed (lost).
+    const removes = inGroup.filter((d) => !accounts.includes(d.account) || claimed.devices.get(d.account)?.includes(d.device) === false);
+    const staying = inGroup.filter((d) => !removes.includes(d));
+    const covered = new Set([this.host.account, ...staying.map((d) => d.account), ...claimed.ok.map((c) => c.account)]);
     const missing = accounts.filter((a) => !covered.has(a));
     if (missing.length > 0) return this.notEncryptable(ck, missing, claimed.refused);
     this.checked.set(ck, Date.now());
-    const removes = inGroup.filter((d) => !accounts.includes(d.account));
     let created = false;
     if (state === undefined) {
       state = await this.newGroup(ck);
@@ -246,7 +265,7 @@ export class E2E {
     try {
       return await claim(this.host, accounts, [...have, { account: this.host.account, device: this.keys.device.id }], this.opts.verify);
     } catch (e) {
-      if (e instanceof ImgcError && e.code === Code.INVALID_REQUEST) return { ok: [], refused: [] };
+      if (e instanceof ImgcError && e.code === Code.INVALID_REQUEST) return { ok: [], refused: [], devices: new Map() };
       throw e;
     }
   }

@@ -26,7 +26,20 @@ export class MemoryStorage implements E2EStorage {
 export class WebStorage implements E2EStorage {
   constructor(private readonly store: Storage, private readonly prefix = 'imgc.e2e.') {}
   get(key: string): string | undefined { return this.store.getItem(this.prefix + key) ?? undefined; }
-  set(key: string, value: string): void { this.store.setItem(this.prefix + key, value); }
+  /**
+   * Over the quota (some 5 MB a site), the kept texts go first: they are a cache of what was read,
+   * while keys and group states are what reading needs.
+   */
+  set(key: string, value: string): void {
+    try {
+      this.store.setItem(this.prefix + key, value);
+    } catch (e) {
+      const texts = this.keys('pt:').filter((k) => k !== key);
+      if (texts.length === 0) throw e;
+      for (const k of texts) this.delete(k);
+      this.store.setItem(this.prefix + key, value);
+    }
+  }
   delete(key: string): void { this.store.removeItem(this.prefix + key); }
   keys(prefix: string): string[] {
     const out: string[] = [];
