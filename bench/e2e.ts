@@ -157,7 +157,9 @@ async function serverCosts(): Promise<void> {
   const rows: Array<{ name: string; rate: number; cpu: number }> = [];
   let label = 0;
   for (let r = 0; r < rounds; r++) {
-    for (const [name, pad] of [['plaintext', ''], ['encrypted-size', `,${envelopePad}`]] as const) {
+    // The control: a plaintext message of the same size (a text field as long as the envelope's).
+    const sameSize = `,"t":"${'a'.repeat(envelopePad.length - 6)}"`;
+    for (const [name, pad] of [['plaintext', ''], ['encrypted-size', `,${envelopePad}`], ['plaintext of that size', sameSize]] as const) {
       const srv = await startServer({ kind: 'service', workers: 2, auth: 'open' });
       try {
         const res = await driver.flow({ url: srv.url, pid: srv.pid, label: `e2e${++label}` }, { mode: 'pairs', pairs, duration, warmup, window: 4, rate: 0, ...(pad ? { pad } : {}) });
@@ -168,13 +170,14 @@ async function serverCosts(): Promise<void> {
   }
   say(`## The server: pairs (${pairs} pairs, window 4) with encrypted-size payloads against plaintext, alternating, ${rounds} rounds`);
   say('');
-  say(`Encrypted-size: every message carries the fields of a real envelope (${envelopePad.length + 1} more characters).`);
+  say(`Encrypted-size: every message carries the fields of a real envelope (${envelopePad.length + 1} more characters);`);
+  say('plaintext of that size: a text field as long instead (the control: the server does not read either).');
   say('');
-  say('| round | plaintext deliveries/s | encrypted-size deliveries/s | ratio | server CPU µs/delivery plaintext / encrypted-size |');
-  say('|---|---|---|---|---|');
+  say('| round | plaintext deliveries/s | encrypted-size | plaintext of that size | encrypted-size / same-size plaintext | server CPU µs/delivery: plaintext / encrypted-size / same-size plaintext |');
+  say('|---|---|---|---|---|---|');
   for (let r = 0; r < rounds; r++) {
-    const [p, e] = [rows[2 * r]!, rows[2 * r + 1]!];
-    say(`| ${r + 1} | ${fmt(p.rate)} | ${fmt(e.rate)} | ${(e.rate / p.rate).toFixed(2)}× | ${p.cpu.toFixed(1)} / ${e.cpu.toFixed(1)} (${(e.cpu / p.cpu).toFixed(2)}×) |`);
+    const [p, e, z] = [rows[3 * r]!, rows[3 * r + 1]!, rows[3 * r + 2]!];
+    say(`| ${r + 1} | ${fmt(p.rate)} | ${fmt(e.rate)} (${(e.rate / p.rate).toFixed(2)}×) | ${fmt(z.rate)} (${(z.rate / p.rate).toFixed(2)}×) | ${(e.rate / z.rate).toFixed(2)}× | ${p.cpu.toFixed(1)} / ${e.cpu.toFixed(1)} / ${z.cpu.toFixed(1)} |`);
   }
   say('');
 }

@@ -19,15 +19,15 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { stringToU8a, u8aToHex, u8aWrapBytes } from '@polkadot/util';
 import { encodeAddress } from '@polkadot/util-crypto';
-import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { type Browser, type BrowserContext, type Page } from 'playwright-core';
 import { ImgcClient, polkadotVerify } from '../src/client/index';
 import { ss58Decode, verify } from '../src/web/verify';
 import { accountsReady, newAccount } from './support/accounts';
 import { Client, isMessage, until } from './support/client';
 import { foundIn } from './support/files';
+import { launchChromium } from './support/chromium';
 import { startServer, tempDir, type ServerHandle } from './support/server';
 
-const CHROMIUM = process.env.IMGC_CHROMIUM ?? '/usr/bin/chromium';
 const CLI = resolve(__dirname, '..', 'src', 'cli', 'main.js');
 const SHOT = join(tmpdir(), `imgc-client-demo-e2e-${process.pid}.png`);
 
@@ -112,17 +112,11 @@ describe('demo page in Chromium: end-to-end encryption', function () {
   const errors: string[] = [];
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      process.stdout.write(`    skipped: no Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)\n`);
-      this.skip();
-    }
+    const launched = await launchChromium(this);
+    if (launched === undefined) return;
     await accountsReady();
     srv = await startServer(['--auth', 'signed']);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = launched;
   });
   after(async () => {
     for (const c of sdk) c.close();

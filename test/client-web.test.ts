@@ -9,10 +9,10 @@ import { expect } from 'chai';
 import { existsSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { type Browser, type Page } from 'playwright-core';
+import { launchChromium } from './support/chromium';
 import { startServer, type ServerHandle } from './support/server';
 
-const CHROMIUM = process.env.IMGC_CHROMIUM ?? '/usr/bin/chromium';
 const SHOT = process.env.IMGC_UPDATE_SCREENSHOT === '1'
   ? resolve(__dirname, '..', '..', 'docs', 'client-demo.png')
   : join(tmpdir(), `imgc-client-demo-${process.pid}.png`);
@@ -23,16 +23,10 @@ describe('demo page in Chromium', function () {
   let browser: Browser | undefined;
 
   before(async function () {
-    if (!existsSync(CHROMIUM)) {
-      process.stdout.write(`    skipped: no Chromium at ${CHROMIUM} (apt-get install chromium; .ci/run does)\n`);
-      this.skip();
-    }
+    const launched = await launchChromium(this);
+    if (launched === undefined) return;
     srv = await startServer(['--auth', 'signed']);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'],
-    });
+    browser = launched;
   });
   after(async () => {
     await browser?.close();
