@@ -5,7 +5,7 @@
  * directory's check of a listed package (its account, its device, its vouch).
  */
 import { expect } from 'chai';
-import { credentialOf, newDevice, vouched } from '../src/client/e2e/device';
+import { authService, credentialOf, newDevice, vouched } from '../src/client/e2e/device';
 import { claim } from '../src/client/e2e/directory';
 import { E2E_TAG, isEnvelope, isPart, MAX_PARTS, Parts, split, type Envelope, type Part } from '../src/client/e2e/envelope';
 import { Keyring } from '../src/client/e2e/keyring';
@@ -97,7 +97,7 @@ describe('client e2e: vouches and the directory\'s packages', () => {
     ];
     const asked: Request[] = [];
     const host = { account: bob.address, request: async (f: Request) => { asked.push(f); return { msg: { packages: listed } } as unknown as NoticeFrame; } };
-    const r = await claim(host, [alice.address, bob.address], [{ account: alice.address, device: 'cd'.repeat(32) }], polkadotVerify);
+    const r = await claim(host, [alice.address, bob.address], [{ account: alice.address, device: 'cd'.repeat(32) }], authService(polkadotVerify));
     expect(r.ok.map((c) => [c.account, c.device])).to.deep.equal([[alice.address, ring.device.id]]);
     expect(r.refused.map((x) => x.why)).to.deep.equal([
       'its credential names another account', 'it is another device\'s', 'its vouch is not the account\'s signature', 'not a key package',

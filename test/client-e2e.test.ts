@@ -109,6 +109,10 @@ describe('client SDK: end-to-end encryption', function () {
     expect(info.error!.code).to.equal(ClientCode.E2E_UNREADABLE);
     expect(c.got.some((m) => m.msg === after)).to.equal(false);
     expect(foundIn(srv.dataDir, first) || foundIn(srv.dataDir, after)).to.equal(false);
+    const dest = tempDir('imgc-e2e-backup-');
+    expect((await statusFetch(srv, `/backup?dest=${encodeURIComponent(dest)}`, { method: 'POST' })).status).to.equal(200);
+    expect(foundIn(dest, first) || foundIn(dest, after), 'not in a backup').to.equal(false);
+    expect(srv.output()).to.not.include(first).and.not.include(after);
   });
 
   it('a member added later gets a Welcome with the next message, and reads from there on', async () => {

@@ -162,6 +162,7 @@ export class ImgcClient extends Emitter<ClientEvents> {
       sign,
       request: (f, repeat) => this.request(f, repeat),
       groupMembers: async (id) => (await this.group.detail(id)).group,
+      warn: (e) => this.emit('error', e),
     }, opts.e2e) : undefined;
     this.signIn = new SignIn(sign, opts.resume, this.transport, {
       account,

@@ -5,7 +5,8 @@
  * device and account it is listed as) before it is used.
  */
 import type { Requester } from '../requests.js';
-import { authService, readCredential, type VouchVerifier } from './device.js';
+import type { AuthenticationService } from 'ts-mls';
+import { readCredential } from './device.js';
 import { decodeKeyPackage, hex, type KeyPackage } from './mls.js';
 
 /** Accounts per `claim` request (the server's bound). */
@@ -41,13 +42,13 @@ export async function remove(host: Requester, device: string): Promise<boolean> 
 }
 
 /** Checks one listed package: well formed, signed by the device it is listed as, vouched by its account. */
-async function check(l: Listed, verify: VouchVerifier): Promise<Claimed | Refused> {
+async function check(l: Listed, auth: AuthenticationService): Promise<Claimed | Refused> {
   const kp = decodeKeyPackage(l.kp);
   if (kp === undefined) return { account: l.account, device: l.device, why: 'not a key package' };
   const who = readCredential(kp.leafNode.credential);
   if (who?.account !== l.account) return { account: l.account, device: l.device, why: 'its credential names another account' };
   if (hex(kp.leafNode.signaturePublicKey) !== l.device) return { account: l.account, device: l.device, why: 'it is another device\'s' };
-  const ok = await authService(verify).validateCredential(kp.leafNode.credential, kp.leafNode.signaturePublicKey);
+  const ok = await auth.validateCredential(kp.leafNode.credential, kp.leafNode.signaturePublicKey);
   return ok ? { account: l.account, device: l.device, kp } : { account: l.account, device: l.device, why: 'its vouch is not the account\'s signature' };
 }
 
@@ -55,7 +56,7 @@ async function check(l: Listed, verify: VouchVerifier): Promise<Claimed | Refuse
  * One package for each device of `accounts` (distinct) not in `have`, checked. The MLS signature
  * of each package is checked again by the library when it is added to a group.
  */
-export async function claim(host: Requester, accounts: string[], have: Array<{ account: string; device: string }>, verify: VouchVerifier): Promise<ClaimResult> {
+export async function claim(host: Requester, accounts: string[], have: Array<{ account: string; device: string }>, auth: AuthenticationService): Promise<ClaimResult> {
   const ok: Claimed[] = [];
   const refused: Refused[] = [];
   const devices = new Map<string, string[]>();
@@ -69,7 +70,7 @@ export async function claim(host: Requester, accounts: string[], have: Array<{ a
     const listed = answer.packages ?? [];
     for (const [a, list] of Object.entries(answer.devices ?? {})) if (chunk.includes(a) && Array.isArray(list)) devices.set(a, list);
     for (const l of listed) {
-      const r = await check(l, verify);
+      const r = await check(l, auth);
       if ('kp' in r) ok.push(r); else refused.push(r);
     }
   }

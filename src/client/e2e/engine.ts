@@ -29,7 +29,7 @@ import { Keyring } from './keyring.js';
 import {
   b64, clientConfig, createApplicationMessage, createCommit, createGroup, decodePrivate, decodeWelcome, emptyPskIndex, encodeAny,
   encodePrivate, encodeWelcome, epochOf, fromUtf8, hex, joinGroup, leaves, loadState, openApplication, processPrivateMessage,
-  saveState, suite, unb64, utf8, type CiphersuiteImpl, type ClientState, type Proposal,
+  saveState, suite, unb64, utf8, type CiphersuiteImpl, type ClientConfig, type ClientState, type Proposal,
 } from './mls.js';
 import { Plaintexts } from './plaintexts.js';
 import { MemoryStorage, type E2EStorage } from './storage.js';
@@ -61,6 +61,8 @@ export interface E2EHost extends Requester {
   sign: AccountSign;
   /** The accounts of a group now (the server's record). */
   groupMembers(id: string): Promise<string[]>;
+  /** A failure nothing waits for (the client's `error` event). */
+  warn?(e: ImgcError): void;
 }
 
 /** One-time packages to keep on the server; topped up when fewer than half remain. */
@@ -90,6 +92,7 @@ export class E2E {
   private readonly parts = new Parts();
   private readonly storage: E2EStorage;
   private readonly persist: boolean;
+  private readonly config: ClientConfig;
   private readonly texts: Plaintexts;
   /** When each conversation's devices were last asked for. */
   private readonly checked = new Map<string, number>();
@@ -98,6 +101,9 @@ export class E2E {
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
 
   constructor(private readonly host: E2EHost, private readonly opts: E2EOptions) {
+    // One check of credentials for every group and package: it remembers each verdict, and a
+    // vouch costs a signature verification (some 2 ms for sr25519).
+    this.config = clientConfig(authService(opts.verify));
     this.persist = opts.storage !== undefined;
     this.storage = opts.storage ?? new MemoryStorage();
     this.texts = new Plaintexts(this.storage, opts.keptTexts);
@@ -169,15 +175,22 @@ export class E2E {
     return this.serial(() => this.openNow(f, msg));
   }
 
-  /** Writes what waits to be written (before a close). */
+  /**
+   * Writes what waits to be written (before a close). A storage that refuses (a browser's quota)
+   * is reported; the groups stay in memory and are tried again with the next change.
+   */
   flush(): void {
     clearTimeout(this.flushTimer);
     this.flushTimer = undefined;
-    for (const gid of this.dirty) {
-      const s = this.groups.get(gid);
-      if (s) this.storage.set(`gs:${gid}`, saveState(s));
+    try {
+      for (const gid of this.dirty) {
+        const s = this.groups.get(gid);
+        if (s) this.storage.set(`gs:${gid}`, saveState(s));
+        this.dirty.delete(gid);
+      }
+    } catch (e) {
+      this.host.warn?.(new ImgcError(ClientCode.E2E_UNREADABLE, `the end-to-end state could not be stored: ${(e as Error).message}`));
     }
-    this.dirty.clear();
   }
 
   // ---- inside ----
@@ -185,9 +198,8 @@ export class E2E {
   private async load(): Promise<void> {
     this.cs = await suite();
     this.keys = await Keyring.open(this.storage, this.host.account, this.host.sign, this.cs);
-    const config = clientConfig(authService(this.opts.verify));
     for (const k of this.storage.keys('gs:')) {
-      const s = loadState(this.storage.get(k)!, config);
+      const s = loadState(this.storage.get(k)!, this.config);
       if (s) this.groups.set(k.slice(3), s); else this.storage.delete(k);
     }
   }
@@ -263,7 +275,7 @@ export class E2E {
   /** The directory's packages; none from a server that has no directory (41400: an older server). */
   private async claim(accounts: string[], have: Array<{ account: string; device: string }>): ReturnType<typeof claim> {
     try {
-      return await claim(this.host, accounts, [...have, { account: this.host.account, device: this.keys.device.id }], this.opts.verify);
+      return await claim(this.host, accounts, [...have, { account: this.host.account, device: this.keys.device.id }], this.config.authService);
     } catch (e) {
       if (e instanceof ImgcError && e.code === Code.INVALID_REQUEST) return { ok: [], refused: [], devices: new Map() };
       throw e;
@@ -289,7 +301,7 @@ export class E2E {
     id.set(await this.convTag(ck));
     id.set(this.cs.rng.randomBytes(TAG_BYTES), TAG_BYTES);
     const own = await this.keys.unpublished();
-    return createGroup(id, own.kp, own.priv, [], this.cs, clientConfig(authService(this.opts.verify)));
+    return createGroup(id, own.kp, own.priv, [], this.cs, this.config);
   }
 
   /** The other devices in a group, with their accounts and leaves. */
@@ -334,7 +346,7 @@ export class E2E {
       const w = decodeWelcome(env.w);
       const own = w === undefined ? undefined : this.keys.find(w.secrets.map((s) => s.newMember));
       if (w !== undefined && own !== undefined) {
-        const joined = await joinGroup(w, own.kp, own.priv, emptyPskIndex, this.cs, undefined, undefined, clientConfig(authService(this.opts.verify)));
+        const joined = await joinGroup(w, own.kp, own.priv, emptyPskIndex, this.cs, undefined, undefined, this.config);
         this.keys.used(own.ref);
         this.keep(env.g, joined);
         void this.topUp().catch(() => undefined);

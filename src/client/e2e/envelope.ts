@@ -25,8 +25,11 @@ export interface Part { e2e: typeof E2E_TAG; part: string; i: number; n: number;
 export const PART_CHARS = 48 * 1024;
 /** Parts of one record at most (about 3 MiB: a Welcome of some 5,000 devices). */
 export const MAX_PARTS = 64;
-/** Records being reassembled at once, across conversations; the oldest is dropped beyond it. */
-const MAX_OPEN = 16;
+/**
+ * Records being reassembled at once, across conversations; the oldest is dropped beyond it. So a
+ * sender that never finishes its parts holds at most 4 × MAX_PARTS × PART_CHARS (12 MiB) here.
+ */
+const MAX_OPEN = 4;
 
 const isB64 = (v: unknown): boolean => v === undefined || typeof v === 'string';
 

@@ -17,7 +17,7 @@ import {
 import { defaultClientConfig } from 'ts-mls/clientConfig.js';
 import { unprotectPrivateMessage } from 'ts-mls/messageProtection.js';
 
-export type { ClientState, Credential, KeyPackage, PrivateKeyPackage, PrivateMessage, Proposal, Welcome, CiphersuiteImpl };
+export type { ClientConfig, ClientState, Credential, KeyPackage, PrivateKeyPackage, PrivateMessage, Proposal, Welcome, CiphersuiteImpl };
 export { createApplicationMessage, createCommit, createGroup, emptyPskIndex, generateKeyPackageWithKey, joinGroup, processPrivateMessage };
 
 export const SUITE = 'MLS_128_DHKEMX25519_AES128GCM_SHA256_Ed25519' as const;
