@@ -14,7 +14,7 @@ import { capabilities, encodeKeyPackage, generateKeyPackageWithKey, hex, lifetim
 import { MemoryStorage } from '../src/client/e2e/storage';
 import { signFn } from '../src/client/signer';
 import { accountsReady, newAccount, type Account } from './support/accounts';
-import { Client, isMessage, until } from './support/client';
+import { Client, isMessage, sleep, until } from './support/client';
 import { foundIn } from './support/files';
 import { getStatus, startServer, statusFetch, tempDir, type ServerHandle } from './support/server';
 
@@ -152,6 +152,27 @@ describe('client SDK: end-to-end encryption', function () {
     await until('the lost device gets the record', () => lost.got.length === 2);
     expect(lost.got[1]!.msg).to.equal(null);
     expect(lost.got[1]!.e2e!.error!.code).to.equal(ClientCode.E2E_UNREADABLE);
+  });
+
+  it('a group with a W3OS member goes in plaintext, shown as such; an encrypted conversation never falls back to it', async () => {
+    const [alice, bob, w3os] = [newAccount(), newAccount(), newAccount()];
+    const a = track(await online(peerOf(srv.url, alice, { e2e: { verify: polkadotVerify, devicesTtlMs: 0 } })));
+    const b = track(await online(peerOf(srv.url, bob)));
+    const legacy = await Client.connect(srv.url);
+    await legacy.signIn(w3os, { signed: true });
+    const gid = await a.c.group.create([bob.address, w3os.address]);
+    expect((await a.c.group.chat(gid, 'for everyone')).encrypted).to.equal(false);
+    await legacy.next(isMessage((f) => f.msg === 'for everyone'));
+    await until('bob reads it, marked plain', () => b.got.some((m) => m.msg === 'for everyone' && m.e2e?.encrypted === false));
+    await legacy.close();
+    // Encrypted with bob; then bob's only device disappears from the directory: no plaintext.
+    expect((await a.c.send(bob.address, 'sealed')).encrypted).to.equal(true);
+    await b.c.request({ cat: 'keys', act: 'remove', device: b.c.e2e!.device }, false);
+    const err = await a.c.send(bob.address, 'must not leak').then(() => undefined, (e: unknown) => e);
+    expect(err).to.be.instanceOf(ImgcError);
+    expect((err as ImgcError).code).to.equal(ClientCode.E2E_NOT_ENCRYPTED);
+    await sleep(300);
+    expect(b.raw.some((f) => JSON.stringify(f).includes('must not leak'))).to.equal(false);
   });
 
   it('a group whose Welcome is larger than a frame: sent in parts, read whole', async () => {

@@ -5,7 +5,8 @@
  */
 import { expect } from 'chai';
 import { accountsReady, newAccounts, type Account } from './support/accounts';
-import { ClientPool, isMessage, isNotice, sleep, type Client, type Frame } from './support/client';
+import { ImgcClient, type MessageFrame } from '../src/client/index';
+import { ClientPool, isMessage, isNotice, sleep, until, type Client, type Frame } from './support/client';
 import { startCluster, type ClusterHandle, type ClusterStatus } from './support/cluster';
 import { natsAvailable } from './support/nats';
 import { getStatus, statusFetch } from './support/server';
@@ -38,6 +39,26 @@ describe('cluster: every function across three nodes', function () {
     expect(all).to.deep.equal([0, 1, 2, 3, 4, 5, 6, 7]);
     const ready = await statusFetch(cluster.nodes[1]!, '/readyz');
     expect(ready.status).to.equal(200);
+  });
+
+  it('end to end: the SDK on node 0 encrypts to a device whose key packages were published on node 2', async () => {
+    const [alice, bob] = newAccounts(2);
+    const b = new ImgcClient({ url: cluster.nodes[2]!.url, signer: bob.pair });
+    const a = new ImgcClient({ url: cluster.nodes[0]!.url, signer: alice.pair });
+    try {
+      const got: MessageFrame[] = [];
+      let published = false;
+      b.on('message', (m) => got.push(m));
+      b.on('e2e', () => { published = true; });
+      await b.connect();
+      await until('bob\'s key packages on the server', () => published);
+      await a.connect();
+      // The directory is a state applied on every node: node 0 sees it once the ledger carried it.
+      let r = await a.send(bob.address, 'across the cluster');
+      for (let i = 0; i < 50 && !r.encrypted; i++) { await sleep(100); r = await a.send(bob.address, 'across the cluster'); }
+      expect(r.encrypted).to.equal(true);
+      await until('bob reads it', () => got.some((m) => m.msg === 'across the cluster' && m.e2e?.encrypted === true));
+    } finally { a.close(); b.close(); }
   });
 
   it('a direct message between clients on different nodes, live, with one seq on every node', async () => {

@@ -36,7 +36,7 @@ import { LedgerWriter, OpBatcher, Refusal, requireEmptyCluster } from './ledger-
 export const IMPORT_NODE = 'import';
 
 /** Actor states carried over (the rest, e.g. `migration:v1`, is the embedded server's own). */
-const STATE_PREFIXES = ['group:', 'verify:', 'sessions:', 'read:'];
+const STATE_PREFIXES = ['group:', 'verify:', 'sessions:', 'read:', 'keys:'];
 /** Records held at once by the merge, over all conversations. */
 const MERGE_BUDGET = 200_000;
 const PAGE = 1000;
