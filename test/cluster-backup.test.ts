@@ -153,6 +153,8 @@ describe('cluster tools: backup, restore, import (imgc-cluster)', function () {
     const a = await device(clients, srv.url, alice, 'alice', false);
     const b = await device(clients, srv.url, bob, 'bob', false);
     const gid = await makeGroup(a, [bob, carol], [b]);
+    // Bob's device has a key package in the directory (end to end): it moves with the import.
+    expect((await ask(b, { cat: 'keys', act: 'publish', device: 'ab'.repeat(32), packages: ['AAAA'] })).type).to.equal('notice');
     // A group made and destroyed: its log goes, leaving a gap in the offsets the import closes.
     const gone = await makeGroup(a, [bob], [b]);
     for (let i = 0; i < 3; i++) await ask(a, { cat: 'group', act: 'chat', to: gone, msg: `gone${i}` });
@@ -195,6 +197,8 @@ describe('cluster tools: backup, restore, import (imgc-cluster)', function () {
     expect(fixed.edited).to.equal(editNotice.seq);
 
     const a2 = await on(cluster, 0, alice, 'alice@0');
+    const claimed = await askRetry(a2, { cat: 'keys', act: 'claim', accounts: [bob.address] });
+    expect(claimed.msg.packages, JSON.stringify(claimed)).to.deep.equal([{ account: bob.address, device: 'ab'.repeat(32), kp: 'AAAA' }]);
     const h = await ask(a2, { cat: 'chat', act: 'history', with: carol.address, limit: 10 });
     expect(msgs(h).map((f) => [f.msg, f.seq])).to.deep.equal([['x0', seqs[2]], ['fixed', seqs[3]]]);
     const gh = await ask(a2, { cat: 'chat', act: 'history', group: gid, limit: 10 });
