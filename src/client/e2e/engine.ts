@@ -23,7 +23,7 @@ import { randomId } from '../random.js';
 import type { Requester } from '../requests.js';
 import type { E2EInfo, MessageFrame } from '../types.js';
 import { authService, readCredential, type AccountSign, type VouchVerifier } from './device.js';
-import { claim, count, publish, remove, type ClaimResult } from './directory.js';
+import { claim, count, publish, remove, type Claimed, type ClaimResult } from './directory.js';
 import { E2E_TAG, isEnvelope, isPart, Parts, split, type Envelope, type Part } from './envelope.js';
 import { Keyring } from './keyring.js';
 import {
@@ -65,6 +65,9 @@ export interface E2EHost extends Requester {
   warn?(e: ImgcError): void;
 }
 
+/** What a send changes in its group: the devices to add (their packages) and to remove (their leaves). */
+interface Plan { state: ClientState | undefined; adds: Claimed[]; removes: Array<{ leaf: number }> }
+
 /** One-time packages to keep on the server; topped up when fewer than half remain. */
 const PACKAGES = 16;
 /** How long a conversation's devices are taken as unchanged before a send asks again (ms; `devicesTtlMs`). */
@@ -99,6 +102,7 @@ export class E2E {
   private readonly members = new Map<string, string[]>();
   private dirty = new Set<string>();
   private flushTimer: ReturnType<typeof setTimeout> | undefined;
+  private topping: Promise<void> | undefined;
 
   constructor(private readonly host: E2EHost, private readonly opts: E2EOptions) {
     // One check of credentials for every group and package: it remembers each verdict, and a
@@ -118,8 +122,17 @@ export class E2E {
     return this.started;
   }
 
-  /** Signed in: make sure the server holds enough of this device's key packages. */
-  async topUp(): Promise<void> {
+  /**
+   * Signed in, or a package used: make sure the server holds enough of this device's key packages.
+   * One at a time (a second caller shares the one under way): two would both publish, and the
+   * private halves of the packages the server then drops would stay here unused.
+   */
+  topUp(): Promise<void> {
+    this.topping ??= this.topUpNow().finally(() => { this.topping = undefined; });
+    return this.topping;
+  }
+
+  private async topUpNow(): Promise<void> {
     await this.start();
     const mine = (await count(this.host)).find((d) => d.device === this.keys.device.id);
     const have = mine?.count ?? 0;
@@ -230,9 +243,26 @@ export class E2E {
 
   private async sealNow(conv: ConvRef, msg: unknown): Promise<Array<Envelope | Part> | undefined> {
     const ck = this.convOf(conv);
+    const plan = await this.plan(conv, ck);
+    if (plan === undefined) return undefined;
+    const { state, env } = await this.commit(ck, plan);
+    const app = await createApplicationMessage(state, utf8(JSON.stringify({ m: msg })), this.cs);
+    env.m = encodePrivate(app.privateMessage);
+    this.keep(env.g, app.newState);
+    this.storage.set(this.outKey(conv), env.g);
+    this.storage.set(`enc:${ck}`, '1');
+    await this.texts.put(env.m, msg, this.cs);
+    return split(env, randomId());
+  }
+
+  /**
+   * What this device's group in `conv` needs before the message: the devices to add and remove,
+   * from the members now and (when due) the directory; undefined when it cannot be encrypted.
+   */
+  private async plan(conv: ConvRef, ck: string): Promise<Plan | undefined> {
     const accounts = [...new Set(await this.accountsOf(conv))];
-    const gid0 = this.storage.get(this.outKey(conv));
-    let state = gid0 === undefined ? undefined : this.groups.get(gid0);
+    const gid = this.storage.get(this.outKey(conv));
+    const state = gid === undefined ? undefined : this.groups.get(gid);
     const inGroup = state === undefined ? [] : this.devicesIn(state);
     const present = new Set([this.host.account, ...inGroup.map((d) => d.account)]);
     // Ask the directory when a member has no device here yet, or now and then for new devices.
@@ -245,31 +275,22 @@ export class E2E {
     const missing = accounts.filter((a) => !covered.has(a));
     if (missing.length > 0) return this.notEncryptable(ck, missing, claimed.refused);
     this.checked.set(ck, Date.now());
-    let created = false;
-    if (state === undefined) {
-      state = await this.newGroup(ck);
-      created = true;
-    }
-    const gid = b64(state.groupContext.groupId);
-    const env: Envelope = { e2e: E2E_TAG, g: gid };
-    const adds = claimed.ok.filter((c) => c.device !== this.keys.device.id);
-    if (created || adds.length > 0 || removes.length > 0) {
-      const proposals: Proposal[] = [
-        ...removes.map((d): Proposal => ({ proposalType: 'remove', remove: { removed: d.leaf } })),
-        ...adds.map((c): Proposal => ({ proposalType: 'add', add: { keyPackage: c.kp } })),
-      ];
-      const r = await createCommit({ state, cipherSuite: this.cs }, { extraProposals: proposals, ratchetTreeExtension: true });
-      state = r.newState;
-      env.c = encodeAny(r.commit);
-      if (r.welcome) env.w = encodeWelcome(r.welcome);
-    }
-    const app = await createApplicationMessage(state, utf8(JSON.stringify({ m: msg })), this.cs);
-    env.m = encodePrivate(app.privateMessage);
-    this.keep(gid, app.newState);
-    this.storage.set(this.outKey(conv), gid);
-    this.storage.set(`enc:${ck}`, '1');
-    await this.texts.put(env.m, msg, this.cs);
-    return split(env, randomId());
+    return { state, adds: claimed.ok.filter((c) => c.device !== this.keys.device.id), removes };
+  }
+
+  /** The group (made if new) after the plan's commit, and the record that carries the commit and Welcome. */
+  private async commit(ck: string, plan: Plan): Promise<{ state: ClientState; env: Envelope }> {
+    const state = plan.state ?? await this.newGroup(ck);
+    const env: Envelope = { e2e: E2E_TAG, g: b64(state.groupContext.groupId) };
+    if (plan.state !== undefined && plan.adds.length === 0 && plan.removes.length === 0) return { state, env };
+    const proposals: Proposal[] = [
+      ...plan.removes.map((d): Proposal => ({ proposalType: 'remove', remove: { removed: d.leaf } })),
+      ...plan.adds.map((c): Proposal => ({ proposalType: 'add', add: { keyPackage: c.kp } })),
+    ];
+    const r = await createCommit({ state, cipherSuite: this.cs }, { extraProposals: proposals, ratchetTreeExtension: true });
+    env.c = encodeAny(r.commit);
+    if (r.welcome) env.w = encodeWelcome(r.welcome);
+    return { state: r.newState, env };
   }
 
   /** The directory's packages; none from a server that has no directory (41400: an older server). */
