@@ -7,7 +7,6 @@
  */
 import { expect } from 'chai';
 import { ImgcClient, ImgcError, ClientCode, polkadotVerify, type MessageFrame } from '../src/client/index';
-import type { E2EStorage } from '../src/client/e2e/storage';
 import { credentialOf } from '../src/client/e2e/device';
 import { Keyring } from '../src/client/e2e/keyring';
 import { capabilities, encodeKeyPackage, generateKeyPackageWithKey, hex, lifetime, suite } from '../src/client/e2e/mls';
@@ -237,9 +236,9 @@ describe('client SDK: end-to-end encryption', function () {
   it('offline delivery and history of encrypted messages across a server restart', async () => {
     const [alice, bob] = [newAccount(), newAccount()];
     const a = track(await online(peerOf(srv.url, alice)));
-    const b0 = await online(peerOf(srv.url, bob));
-    // Bob's device keeps its state in memory across its reconnects: one storage, two clients.
-    const storage = (b0.c.e2e as unknown as { storage: E2EStorage }).storage;
+    // Bob's device keeps its state in one storage across two clients (as the CLI's file does across runs).
+    const storage = new MemoryStorage();
+    const b0 = await online(peerOf(srv.url, bob, { e2e: { storage, verify: polkadotVerify } }));
     b0.c.close();
     const texts = ['one', 'two', 'three'].map((t) => `${t}-${Date.now()}`);
     for (const t of texts) await a.c.send(bob.address, t);
