@@ -23,15 +23,14 @@
  * came encrypted, `(not encrypted)` when a peer has no device keys (a W3OS client), and
  * `⚠ could not be decrypted` when a record does not decrypt or verify.
  */
-import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Keyring } from '@polkadot/keyring';
 import type { KeyringPair } from '@polkadot/keyring/types';
 import { cryptoWaitReady, mnemonicGenerate } from '@polkadot/util-crypto';
-import { ImgcClient, ImgcError, polkadotVerify, type E2EInfo, type MessageFrame, type NoticeFrame } from '../client/index.js';
-import { FileStorage } from './file-storage.js';
+import { FileStorage, ImgcClient, ImgcError, polkadotVerify, writePrivate, type E2EInfo, type MessageFrame, type NoticeFrame } from '../client/index.js';
 
 type KeyType = 'sr25519' | 'ed25519';
 interface KeyFile { type: KeyType; mnemonic: string; address: string }
@@ -88,14 +87,6 @@ function num(v: string, name: string): number {
 
 function text(m: unknown): string {
   return typeof m === 'string' ? m : JSON.stringify(m);
-}
-
-function writePrivate(path: string, data: unknown): void {
-  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
-  const tmp = `${path}.tmp`;
-  writeFileSync(tmp, `${JSON.stringify(data, null, 2)}\n`, { mode: 0o600 });
-  chmodSync(tmp, 0o600);
-  renameSync(tmp, path);
 }
 
 async function pairOf(k: KeyFile): Promise<KeyringPair> {

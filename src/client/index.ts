@@ -12,6 +12,7 @@ export * from './signer.js';
 export * from './types.js';
 
 export { polkadotVerify };
+export { FileStorage, writePrivate } from './e2e/file-storage.js';
 
 /** The client with `ws` as the default WebSocket constructor, and end-to-end encryption on (with a signer). */
 export class ImgcClient extends Core {

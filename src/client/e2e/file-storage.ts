@@ -1,13 +1,23 @@
 /**
- * The CLI's end-to-end storage: a JSON file beside the key (mode 0600), read once at start and
- * written when something changed: shortly after a change and when the client closes. A command
- * killed mid-way loses at most the last fraction of a second of group state.
+ * End-to-end storage in a JSON file, for Node (the CLI keeps its device beside its key): read once
+ * at start, written privately (mode 0600, through a temporary file and a rename) shortly after a
+ * change and by `save()` (call it when the client closes). A process killed mid-way loses at most
+ * the last fraction of a second of group state. Not in the browser entry (it needs node:fs).
  */
-import { existsSync, readFileSync } from 'node:fs';
-import type { E2EStorage } from '../client/index.js';
+import { chmodSync, existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname } from 'node:path';
+import type { E2EStorage } from './storage.js';
 
-/** Writes `data` to `path` privately and atomically (the CLI's `writePrivate`). */
+/** Writes `data` to `path` as JSON, readable by its owner only, replacing the file at once. */
 export type WriteFile = (path: string, data: unknown) => void;
+
+export const writePrivate: WriteFile = (path, data) => {
+  mkdirSync(dirname(path), { recursive: true, mode: 0o700 });
+  const tmp = `${path}.tmp`;
+  writeFileSync(tmp, `${JSON.stringify(data, null, 2)}\n`, { mode: 0o600 });
+  chmodSync(tmp, 0o600);
+  renameSync(tmp, path);
+};
 
 export class FileStorage implements E2EStorage {
   private timer: ReturnType<typeof setTimeout> | undefined;
@@ -16,7 +26,7 @@ export class FileStorage implements E2EStorage {
   private constructor(private readonly path: string, private readonly map: Map<string, string>, private readonly write: WriteFile) {}
 
   /** The storage in `path` (empty when the file does not exist yet). */
-  static open(path: string, write: WriteFile): FileStorage {
+  static open(path: string, write: WriteFile = writePrivate): FileStorage {
     const data = existsSync(path) ? JSON.parse(readFileSync(path, 'utf8')) as Record<string, string> : {};
     return new FileStorage(path, new Map(Object.entries(data)), write);
   }
