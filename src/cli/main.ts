@@ -18,7 +18,8 @@
  * servers run with --auth open), --timeout MS (default 10000).
  * Exit codes: 0 done, 1 usage or key error, 2 refused by the server (the code is printed).
  *
- * End-to-end encryption is on (except with --open): the device's keys, groups and the text of what
+ * End-to-end encryption is on (except with --open, or --plain for an account that also uses an
+ * unchanged W3OS client): the device's keys, groups and the text of what
  * it read live in `<key>.e2e.json` (mode 0600) beside the key file. Messages print with 🔒 when they
  * came encrypted, `(not encrypted)` when a peer has no device keys (a W3OS client), and
  * `⚠ could not be decrypted` when a record does not decrypt or verify.
@@ -39,7 +40,8 @@ interface StateFile { url: string; resume?: string; seq: number }
 
 class UsageError extends Error {}
 
-const USAGE = `usage: imgc [--url URL] [--key FILE] [--json] [--open] <command>
+const USAGE = `usage: imgc [--url URL] [--key FILE] [--json] [--open] [--plain] <command>
+  (end to end encrypted unless --plain or --open; the device is kept in <key>.e2e.json)
   key new [--type sr25519|ed25519] [--force]   make a key file (mode 0600)
   key show                                     print its address
   keys                                         publish this device's end-to-end key packages
@@ -59,6 +61,7 @@ const { values: opt, positionals: args } = parseArgs({
     key: { type: 'string' },
     json: { type: 'boolean', default: false },
     open: { type: 'boolean', default: false },
+    plain: { type: 'boolean', default: false },
     timeout: { type: 'string' },
     limit: { type: 'string' },
     count: { type: 'string' },
@@ -132,7 +135,7 @@ async function signedIn(keepState: boolean, setup?: (c: ImgcClient) => void): Pr
   const k = readKey();
   const pair = await pairOf(k);
   const state = keepState ? readState() : undefined;
-  const storage = opt.open ? undefined : FileStorage.open(e2ePath, writePrivate);
+  const storage = opt.open || opt.plain ? undefined : FileStorage.open(e2ePath, writePrivate);
   const c = new ImgcClient({
     url,
     account: pair.address,
@@ -268,7 +271,7 @@ async function main(): Promise<void> {
     }
     case 'listen': return listen();
     case 'keys': {
-      if (opt.open) throw new UsageError('imgc keys: end-to-end encryption needs a signed sign-in (no --open)');
+      if (opt.open || opt.plain) throw new UsageError('imgc keys: end-to-end encryption needs a signed sign-in (no --open, no --plain)');
       const c = await signedIn(false);
       if (sub === 'remove') {
         if (rest[0] === undefined) { c.close(); throw new UsageError('imgc keys remove <DEVICE>'); }
