@@ -280,9 +280,7 @@ describe('demo page in Chromium: end-to-end encryption', function () {
     const alice = await signIn(a);
     const dir = tempDir('imgc-web-e2e-cli-');
     const env = { IMGC_URL: srv!.url, IMGC_KEY: join(dir, 'cli.json') };
-    const made = jsonLines(await imgc(['key', 'new', '--type', 'ed25519', '--json'], env), 'key new').pop();
-    const cli = jsonLines(await imgc(['key', 'show', '--json'], env), 'key show').pop().address as string;
-    expect(cli).to.equal(made.address);
+    const cli = jsonLines(await imgc(['key', 'new', '--type', 'ed25519', '--json'], env), 'key new').pop().address as string;
     // Its device publishes key packages (the page then checks its Ed25519 vouch through WebCrypto).
     const keys = await imgc(['keys'], env);
     expect(keys.code, `keys: ${keys.stderr}`).to.equal(0);
