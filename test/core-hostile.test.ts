@@ -302,7 +302,7 @@ describe('core: hostile input', function () {
 
   describe('wrong types in every field of every schema', () => {
     /** The schemas of the wire (src/protocol/schema.ts), with a valid value for each parameter. */
-    type Kind = 'ss58' | 'ss58list' | 'underscored' | 'gid' | 'json' | 'string' | 'seq';
+    type Kind = 'ss58' | 'ss58list' | 'underscored' | 'gid' | 'json' | 'string' | 'seq' | 'device' | 'b64list';
     const schemas: Record<string, Record<string, Record<string, Kind>>> = {
       chat: {
         active: { acc: 'ss58' },
@@ -325,7 +325,13 @@ describe('core: hostile input', function () {
         update: { id: 'gid', key: 'string', val: 'json' },
       },
       vertify: { reg: { account: 'ss58' } },
+      keys: {
+        publish: { device: 'device', packages: 'b64list' },
+        claim: { accounts: 'ss58list' },
+        remove: { device: 'device' },
+      },
     };
+    const b64 = (v: unknown): boolean => typeof v === 'string' && v.length >= 1 && v.length <= 2048 && /^[A-Za-z0-9+/]+={0,2}$/.test(v);
     /** The code a wrong value of each kind must get (undefined: any value is acceptable). */
     const codeFor = (kind: Kind, v: unknown): number | undefined => {
       switch (kind) {
@@ -338,6 +344,9 @@ describe('core: hostile input', function () {
         case 'string': return typeof v === 'string' && v.length <= 4096 ? undefined : 44744;
         case 'seq': return Number.isSafeInteger(v) && (v as number) >= 0 ? undefined : 44744;
         case 'json': return undefined;
+        // A device id is 64 lowercase hex characters; packages 0 to 16 base64 strings.
+        case 'device': return 44744;
+        case 'b64list': return Array.isArray(v) && v.length <= 16 && v.every(b64) ? undefined : 44744;
       }
     };
     const wrongValues: unknown[] = [12345, -1, 1.5, true, false, {}, { a: 'b' }, [], ['x'], '', 'x'.repeat(5000)];
@@ -351,7 +360,7 @@ describe('core: hostile input', function () {
       const gid = (await c.next(isNotice('group', 'create'), 5000)).msg.id as string;
       const valid: Record<Kind, unknown> = {
         ss58: other.address, ss58list: [other.address], underscored: `${me.address}_${other.address}`,
-        gid, json: 'ok', string: 'nick', seq: 0,
+        gid, json: 'ok', string: 'nick', seq: 0, device: 'ab'.repeat(32), b64list: ['AAAA'],
       };
       const failures: string[] = [];
       let n = 0;
