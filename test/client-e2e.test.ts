@@ -258,3 +258,46 @@ describe('client SDK: end-to-end encryption', function () {
     expect(own).to.deep.equal(texts);
   });
 });
+
+describe('client SDK: end-to-end encryption with a cut backlog', function () {
+  this.timeout(60_000);
+  let srv: ServerHandle;
+  before(async () => {
+    await accountsReady();
+    srv = await startServer(['--auth', 'signed', '--group-backlog', '3']);
+  });
+  after(async () => { await srv?.stop(); });
+
+  it('a group change among the records left out of the backlog is read first: the newer messages decrypt', async () => {
+    const [alice, bob, carol] = [newAccount(), newAccount(), newAccount()];
+    const a = await online(peerOf(srv.url, alice));
+    const c = await online(peerOf(srv.url, carol));
+    const storage = new MemoryStorage();
+    const b0 = await online(peerOf(srv.url, bob, { e2e: { storage, verify: polkadotVerify } }));
+    try {
+      const gid = await a.c.group.create([bob.address]);
+      await a.c.group.chat(gid, 'before');
+      await until('bob reads it', () => b0.got.some((m) => m.msg === 'before'));
+      const lastSeq = b0.c.highestSeq;
+      b0.c.close();
+      // While bob is away: carol is added (a commit in alice's group), then more than the backlog holds.
+      await a.c.group.join(gid, carol.address);
+      const later = Array.from({ length: 6 }, (_, i) => `later-${i}`);
+      for (const t of later) await a.c.group.chat(gid, t);
+      const b = peerOf(srv.url, bob, { e2e: { storage, verify: polkadotVerify }, lastSeq });
+      const limited: unknown[] = [];
+      b.c.on('limited', (l) => limited.push(l));
+      await b.c.connect();
+      try {
+        await until('the newest three', () => later.slice(3).every((t) => b.got.some((m) => m.msg === t)));
+        expect(limited.length, 'the backlog was cut').to.equal(1);
+        expect(b.got.filter((m) => m.e2e?.error).map((m) => m.e2e!.error!.message)).to.deep.equal([]);
+        expect(b.got.map((m) => m.msg)).to.deep.equal(later.slice(3));
+        // The records left out were read on the way: history shows them.
+        const h: unknown[] = [];
+        for await (const m of b.c.history({ group: gid, direction: 'forward' })) if (m.type === 'message') h.push(m.msg);
+        expect(h).to.deep.equal(['before', ...later]);
+      } finally { b.c.close(); }
+    } finally { a.c.close(); c.c.close(); }
+  });
+});

@@ -33,6 +33,7 @@ import { Acks } from './acks.js';
 import { Emitter } from './emitter.js';
 import { E2E, type ConvRef, type E2EOptions, type Opened } from './e2e/engine.js';
 import { isE2E } from './e2e/envelope.js';
+import { Inbound, limitedOf } from './inbound.js';
 import { ClientCode, ImgcError } from './errors.js';
 import { groupCalls, type GroupCalls } from './groups.js';
 import { historyMessages, historyPages, historyRequest, type HistoryOptions } from './history.js';
@@ -122,11 +123,6 @@ function initSpam(f: ServerFrame): string | undefined {
   return typeof spam === 'string' ? spam : undefined;
 }
 
-/** The `limited` notice a notice carries, if any. */
-function limitedOf(n: NoticeFrame): LimitedNotice | undefined {
-  const m = n.msg as Partial<LimitedNotice> | null;
-  return n.method?.act === 'limited' && m && typeof m === 'object' && m.limited === true ? m as LimitedNotice : undefined;
-}
 
 export class ImgcClient extends Emitter<ClientEvents> {
   readonly url: string;
@@ -139,8 +135,10 @@ export class ImgcClient extends Emitter<ClientEvents> {
   private readyWaiters: Array<{ resolve(): void; reject(e: ImgcError): void }> = [];
   /** End-to-end encryption of this client's conversations (undefined: off). */
   readonly e2e: E2E | undefined;
-  /** Frames for the listeners wait here in order while one is decrypted. */
-  private inbound: Promise<void> = Promise.resolve();
+  /** Frames for the listeners wait here in order while one is decrypted (with end-to-end encryption). */
+  private readonly inbound: Inbound | undefined;
+  /** The highest `seq` processed when this session signed in. */
+  private sessionStart = 0;
   /** Every socket ever opened (tests count them). */
   connects = 0;
 
@@ -164,6 +162,13 @@ export class ImgcClient extends Emitter<ClientEvents> {
       groupMembers: async (id) => (await this.group.detail(id)).group,
       warn: (e) => this.emit('error', e),
     }, opts.e2e) : undefined;
+    this.inbound = this.e2e && new Inbound({
+      open: (f) => this.e2e!.open(f),
+      deliver: (n, opened) => this.deliver(n, opened),
+      pages: (o) => this.historyPages(o),
+      sessionStart: () => this.sessionStart,
+      failed: (e) => this.emit('error', e instanceof ImgcError ? e : new ImgcError(ClientCode.E2E_UNREADABLE, `reading a message failed: ${String(e)}`)),
+    });
     this.signIn = new SignIn(sign, opts.resume, this.transport, {
       account,
       signingIn: () => this.setState('signing-in'),
@@ -362,6 +367,7 @@ export class ImgcClient extends Emitter<ClientEvents> {
       this.emit('resume', n.resume);
     }
     this.transport.resetBackoff();
+    this.sessionStart = this.acks.highest;
     this.setState('ready');
     this.acks.welcomed();
     this.requests.transmitUnsent();
@@ -398,12 +404,8 @@ export class ImgcClient extends Emitter<ClientEvents> {
     if (this.e2e === undefined) return this.deliver(n, undefined);
     // A group event: the next encrypted send there asks who is in it (before anything waits to be read).
     if (n.type === 'notice' && n.method?.cat === 'group') this.e2e.membershipChanged(n.group ?? (n.msg as { id?: string } | null)?.id ?? '');
-    // Decryption is asynchronous: frames wait in order behind the one being read.
-    const e2e = this.e2e;
-    const opened = n.type === 'message' || isE2E(n.msg) ? e2e.open(n as MessageFrame) : undefined;
-    this.inbound = this.inbound.then(async () => this.deliver(n, await opened)).catch((e: unknown) => {
-      this.emit('error', new ImgcError(ClientCode.E2E_UNREADABLE, `reading a message failed: ${String(e)}`));
-    });
+    // Decryption is asynchronous: frames wait in order behind the one being read (inbound.ts).
+    this.inbound!.push(n);
   }
 
   /** Hands a frame to the listeners (decrypted, or left out when it is only the machinery of encryption). */
