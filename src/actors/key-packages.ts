@@ -35,14 +35,15 @@
 import { LRUCache } from 'lru-cache';
 import { Code } from '../protocol/codes';
 import { errorFrame, noticeFrame, type Request } from '../protocol/frames';
+import { KeyWire } from '../protocol/key-wire';
 import type { StateOut } from './envelopes';
 import type { Peer } from './peer';
 
 export const KEYS_PREFIX = 'keys:';
 /** One-time packages kept per device; a publish past it drops the oldest. */
-export const KEYS_PER_DEVICE = 16;
+export const KEYS_PER_DEVICE = KeyWire.perDevice;
 /** Devices with key packages per account; a publish from one more is refused (44744). */
-export const KEYS_DEVICES_MAX = 8;
+export const KEYS_DEVICES_MAX = KeyWire.devicesMax;
 /** Directories kept parsed in memory, and the characters of their packages together. */
 const CACHE_MAX = 50_000;
 const CACHE_CHARS = 32 * 1024 * 1024;

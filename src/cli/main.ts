@@ -135,7 +135,7 @@ async function signedIn(keepState: boolean, setup?: (c: ImgcClient) => void): Pr
   const k = readKey();
   const pair = await pairOf(k);
   const state = keepState ? readState() : undefined;
-  const storage = opt.open || opt.plain ? undefined : FileStorage.open(e2ePath, writePrivate);
+  const storage = opt.open || opt.plain ? undefined : FileStorage.open(e2ePath);
   const c = new ImgcClient({
     url,
     account: pair.address,
@@ -165,11 +165,13 @@ function saveState(c: ImgcClient): void {
   writePrivate(statePath, { url, ...(c.resume ? { resume: c.resume } : {}), seq: c.highestSeq } satisfies StateFile);
 }
 
+/** The mark of something sent or received encrypted end to end, or not. */
+const lock = (encrypted: boolean): string => (encrypted ? '🔒' : '(not encrypted)');
+
 /** How a message was carried, as a mark before its text. */
 function e2eMark(e: E2EInfo | undefined): string {
   if (e === undefined) return '';
-  if (e.error) return '⚠ ';
-  return e.encrypted ? '🔒 ' : '(not encrypted) ';
+  return `${e.error ? '⚠' : lock(e.encrypted)} `;
 }
 
 /** The frame for --json: an unreadable message's error as its code and text. */
@@ -241,7 +243,7 @@ async function group(sub: string | undefined, rest: string[]): Promise<void> {
         return out(gid, { id: gid });
       }
       case 'detail': { need(1, '<GID>'); const d = await g.detail(id!); return out(JSON.stringify(d, null, 2), d); }
-      case 'chat': { need(2, '<GID> <msg>'); const r = await g.chat(id!, rest.slice(1).join(' ')); return out(`sent ${r.mid}${r.encrypted ? ' 🔒' : ' (not encrypted)'}`, r); }
+      case 'chat': { need(2, '<GID> <msg>'); const r = await g.chat(id!, rest.slice(1).join(' ')); return out(`sent ${r.mid} ${lock(r.encrypted)}`, r); }
       case 'notice': { need(2, '<GID> <msg>'); const r = await g.notice(id!, rest.slice(1).join(' ')); return out(`sent ${r.mid}`, r); }
       case 'join': { need(1, '<GID> [SS58]'); return out('joined', await g.join(id!, a1 ?? c.account)); }
       case 'leave': { need(1, '<GID> [SS58]'); return out('left', await g.leave(id!, a1 ?? c.account)); }
@@ -266,15 +268,15 @@ async function main(): Promise<void> {
       const c = await signedIn(false);
       try {
         const r = await c.send(sub, rest.join(' '));
-        return out(`sent ${r.mid} to ${r.to}${r.encrypted ? ' 🔒' : ' (not encrypted)'}`, r);
+        return out(`sent ${r.mid} to ${r.to} ${lock(r.encrypted)}`, r);
       } finally { c.close(); }
     }
     case 'listen': return listen();
     case 'keys': {
       if (opt.open || opt.plain) throw new UsageError('imgc keys: end-to-end encryption needs a signed sign-in (no --open, no --plain)');
+      if (sub === 'remove' && rest[0] === undefined) throw new UsageError('imgc keys remove <DEVICE>');
       const c = await signedIn(false);
       if (sub === 'remove') {
-        if (rest[0] === undefined) { c.close(); throw new UsageError('imgc keys remove <DEVICE>'); }
         try {
           const removed = await c.e2e!.removeDevice(rest[0]);
           return out(removed ? `device ${rest[0]} removed` : `no device ${rest[0]}`, { device: rest[0], removed });

@@ -31,9 +31,8 @@
 import { Code } from '../protocol/codes.js';
 import { Acks } from './acks.js';
 import { Emitter } from './emitter.js';
-import { E2E, type ConvRef, type E2EOptions, type Opened } from './e2e/engine.js';
-import { isE2E } from './e2e/envelope.js';
-import { Inbound, limitedOf } from './inbound.js';
+import { E2E, type ConvRef, type E2EOptions } from './e2e/engine.js';
+import { Inbound, limitedOf, readFrame } from './inbound.js';
 import { ClientCode, ImgcError } from './errors.js';
 import { groupCalls, type GroupCalls } from './groups.js';
 import { historyMessages, historyPages, historyRequest, type HistoryOptions } from './history.js';
@@ -48,6 +47,7 @@ import * as verification from './verification.js';
 export type { HistoryOptions } from './history.js';
 export type { ConvRef, E2EOptions } from './e2e/engine.js';
 export type { E2EStorage } from './e2e/storage.js';
+export type { VouchVerifier } from './e2e/device.js';
 export { MemoryStorage, WebStorage } from './e2e/storage.js';
 export type { BackoffOptions, WebSocketCtor, WebSocketLike } from './transport.js';
 
@@ -164,7 +164,7 @@ export class ImgcClient extends Emitter<ClientEvents> {
     }, opts.e2e) : undefined;
     this.inbound = this.e2e && new Inbound({
       open: (f) => this.e2e!.open(f),
-      deliver: (n, opened) => this.deliver(n, opened),
+      deliver: (n, shown) => this.deliver(n, shown),
       pages: (o) => this.historyPages(o),
       sessionStart: () => this.sessionStart,
       failed: (e) => this.emit('error', e instanceof ImgcError ? e : new ImgcError(ClientCode.E2E_UNREADABLE, `reading a message failed: ${String(e)}`)),
@@ -277,9 +277,8 @@ export class ImgcClient extends Emitter<ClientEvents> {
   private async readAll(list: Array<MessageFrame | NoticeFrame>): Promise<Array<MessageFrame | NoticeFrame>> {
     const out: Array<MessageFrame | NoticeFrame> = [];
     for (const f of list) {
-      if (f.type !== 'message' && !isE2E(f.msg)) { out.push(f); continue; }
-      const o = await this.e2e!.open(f as MessageFrame);
-      if (o.kind === 'message') out.push({ ...f, msg: o.msg, e2e: o.e2e } as MessageFrame);
+      const shown = await readFrame((m) => this.e2e!.open(m), f);
+      if (shown !== undefined) out.push(shown);
     }
     return out;
   }
@@ -401,21 +400,19 @@ export class ImgcClient extends Emitter<ClientEvents> {
     if (n.method?.cat === 'chat' && n.method.act === 'active' && n.type === 'notice') return this.onWelcome(n);
     if (this.requests.answer(n)) { this.acks.answered(n.seq); return; }
     if (this.acks.seen(n.seq)) return; // seen before (delivered again after a reconnect)
-    if (this.e2e === undefined) return this.deliver(n, undefined);
+    if (this.e2e === undefined) return this.deliver(n, n);
     // A group event: the next encrypted send there asks who is in it (before anything waits to be read).
-    if (n.type === 'notice' && n.method?.cat === 'group') this.e2e.membershipChanged(n.group ?? (n.msg as { id?: string } | null)?.id ?? '');
+    const gid = n.type === 'notice' && n.method?.cat === 'group' ? n.group ?? (n.msg as { id?: string } | null)?.id : undefined;
+    if (gid !== undefined) this.e2e.membershipChanged(gid);
     // Decryption is asynchronous: frames wait in order behind the one being read (inbound.ts).
     this.inbound!.push(n);
   }
 
-  /** Hands a frame to the listeners (decrypted, or left out when it is only the machinery of encryption). */
-  private deliver(n: NoticeFrame | MessageFrame, opened: Opened | undefined): void {
+  /** Hands `n` to the listeners as `shown` (decrypted; undefined: only the machinery of encryption). */
+  private deliver(n: NoticeFrame | MessageFrame, shown: NoticeFrame | MessageFrame | undefined): void {
     if (this.stateNow === 'closed') return;
-    if (opened?.kind !== 'hidden') {
-      const f = opened === undefined ? n : { ...n, msg: opened.msg, e2e: opened.e2e };
-      if (f.type === 'message') this.emit('message', f as MessageFrame);
-      else this.onOtherNotice(f);
-    }
+    if (shown?.type === 'message') this.emit('message', shown);
+    else if (shown !== undefined) this.onOtherNotice(shown);
     // Processed (the listeners returned): it may be acknowledged.
     this.acks.processed(n.seq);
   }

@@ -21,11 +21,24 @@ export function limitedOf(n: NoticeFrame): LimitedNotice | undefined {
   return n.method?.act === 'limited' && m && typeof m === 'object' && m.limited === true ? m as LimitedNotice : undefined;
 }
 
+type Frame = NoticeFrame | MessageFrame;
+
+/**
+ * A frame as the listeners get it: a message (or a record of encryption) read, the others as they
+ * came; undefined for one that is only the machinery of encryption (a commit, a part). Live frames
+ * and history's go through here alike.
+ */
+export async function readFrame(open: (f: MessageFrame) => Promise<Opened>, f: Frame): Promise<Frame | undefined> {
+  if (f.type !== 'message' && !isE2E(f.msg)) return f;
+  const o = await open(f as MessageFrame);
+  return o.kind === 'hidden' ? undefined : { ...f, msg: o.msg, e2e: o.e2e } as MessageFrame;
+}
+
 /** What the queue needs of the client. */
 export interface InboundHost {
   open(f: MessageFrame): Promise<Opened>;
-  /** Hands a frame on to the listeners, read (or not a record of encryption: undefined). */
-  deliver(n: NoticeFrame | MessageFrame, opened: Opened | undefined): void;
+  /** Hands `n` on to the listeners as `shown` (undefined: nothing to show, it is processed all the same). */
+  deliver(n: Frame, shown: Frame | undefined): void;
   /** History page by page (each page read as the listeners would get it). */
   pages(opts: HistoryOptions): AsyncGenerator<HistoryPage>;
   /** The highest `seq` processed when this session signed in: where what it missed begins. */
@@ -38,15 +51,14 @@ export class Inbound {
 
   constructor(private readonly host: InboundHost) {}
 
-  push(n: NoticeFrame | MessageFrame): void {
+  push(n: Frame): void {
     this.chain = this.chain.then(() => this.handle(n)).catch((e: unknown) => this.host.failed(e));
   }
 
-  private async handle(n: NoticeFrame | MessageFrame): Promise<void> {
+  private async handle(n: Frame): Promise<void> {
     const limited = n.type === 'notice' ? limitedOf(n) : undefined;
     if (limited !== undefined) await this.catchUp(limited);
-    const opened = n.type === 'message' || isE2E(n.msg) ? await this.host.open(n as MessageFrame) : undefined;
-    this.host.deliver(n, opened);
+    this.host.deliver(n, await readFrame((f) => this.host.open(f), n));
   }
 
   /** Reads the group's records left out of the backlog (pages of 100, forwards, up to the notice). */

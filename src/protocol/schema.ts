@@ -5,6 +5,7 @@
  */
 import { Code, type ErrorCode } from './codes';
 import type { Request } from './request';
+import { KeyWire } from './key-wire';
 import { isSS58 } from './ss58';
 
 type Kind =
@@ -39,17 +40,7 @@ const msg = (): Param => ({ kind: 'json', filled: true });
 /** A bounded list (`min` to `max` items), required or optional. */
 const list = (kind: Kind, min: number, max: number, more: Partial<Param> = {}): Param => ({ kind, min, max, ...more });
 
-/**
- * The wire's bounds of key packages (src/actors/key-packages.ts): a package's base64 length, the
- * packages of one `publish`, the accounts of one `claim` and the devices it may leave out (every
- * device of every account named: 50 × 8).
- */
-export const KeyWire = {
-  packageChars: 2048,
-  publishMax: 16,
-  claimAccounts: 50,
-  claimExcept: 400,
-} as const;
+export { KeyWire };
 
 /** The limits a schema enforces; the config may tighten them. */
 export const Limits = {

@@ -10,10 +10,8 @@
  */
 import * as sr25519 from '@scure/sr25519';
 import { base58 } from '@scure/base';
-import type { E2EOptions } from '../client/browser.js';
+import type { VouchVerifier } from '../client/browser.js';
 import { ss58Checksum } from './key.js';
-
-type VouchVerifier = E2EOptions['verify'];
 
 const enc = new TextEncoder();
 

@@ -4,13 +4,14 @@
  * without reading them; every package is checked here (its signature, its vouch, that it is the
  * device and account it is listed as) before it is used.
  */
+import { KeyWire } from '../../protocol/key-wire.js';
 import type { Requester } from '../requests.js';
 import type { AuthenticationService } from 'ts-mls';
 import { readCredential } from './device.js';
 import { decodeKeyPackage, hex, type KeyPackage } from './mls.js';
 
 /** Accounts per `claim` request (the server's bound). */
-export const CLAIM_ACCOUNTS = 50;
+const CLAIM_ACCOUNTS = KeyWire.claimAccounts;
 
 export interface Claimed { account: string; device: string; kp: KeyPackage }
 /** A listed package that is not what it says (a bad vouch, another device's, not a key package). */

@@ -16,6 +16,7 @@
  * order records arrive and sends are asked for: `sender.ts` the sending side, `reader.ts` the
  * reading side.
  */
+import { KeyWire } from '../../protocol/key-wire.js';
 import { Code, ImgcError } from '../errors.js';
 import type { MessageFrame } from '../types.js';
 import type { DeviceContext, E2EHost, E2EOptions } from './context.js';
@@ -35,8 +36,8 @@ export type { DeviceContext, E2EHost, E2EOptions } from './context.js';
 export type { ConvRef } from './conversation.js';
 export type { Opened } from './reader.js';
 
-/** One-time packages to keep on the server; topped up when fewer than half remain. */
-const PACKAGES = 16;
+/** One-time packages to keep on the server (all a device holds there); topped up when fewer than half remain. */
+const PACKAGES = KeyWire.perDevice;
 
 interface Started { d: DeviceContext; sender: Sender; reader: Reader }
 

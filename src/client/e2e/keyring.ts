@@ -39,8 +39,7 @@ export class Keyring {
   async generate(n: number, lastResort = false): Promise<string[]> {
     const out: string[] = [];
     for (let i = 0; i < n; i++) {
-      const { publicPackage, privatePackage } = await generateKeyPackageWithKey(credentialOf(this.device), capabilities(), lifetime, [],
-        { signKey: this.device.signKey, publicKey: this.device.publicKey }, this.cs);
+      const { kp: publicPackage, priv: privatePackage } = await this.unpublished();
       const ref = hex(await makeKeyPackageRef(publicPackage, this.cs.hash));
       const kp = encodeKeyPackage(publicPackage);
       if (lastResort) for (const k of this.storage.keys('kp:')) if (this.read(k)?.lastResort) this.storage.delete(k);
@@ -50,7 +49,7 @@ export class Keyring {
     return out;
   }
 
-  /** A key package for this device's own leaf in a group it creates (never published, not kept). */
+  /** A new key package of this device, kept nowhere (`generate` keeps and encodes what it makes; a group this device creates takes one for its own leaf). */
   unpublished(): Promise<{ kp: KeyPackage; priv: PrivateKeyPackage }> {
     return generateKeyPackageWithKey(credentialOf(this.device), capabilities(), lifetime, [],
       { signKey: this.device.signKey, publicKey: this.device.publicKey }, this.cs).then((r) => ({ kp: r.publicPackage, priv: r.privatePackage }));

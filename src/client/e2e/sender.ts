@@ -8,7 +8,7 @@
 import { ClientCode, Code, ImgcError } from '../errors.js';
 import { randomId } from '../random.js';
 import type { DeviceContext } from './context.js';
-import { convKey, convTag, TAG_BYTES, pairKey, type ConvRef } from './conversation.js';
+import { convKey, convTag, TAG_BYTES, type ConvRef } from './conversation.js';
 import { readCredential } from './device.js';
 import { claim, type Claimed, type ClaimResult } from './directory.js';
 import { E2E_TAG, split, type Envelope, type Part } from './envelope.js';
@@ -70,8 +70,9 @@ export class Sender {
     this.checked.delete(`g:${group}`);
   }
 
+  /** Where the id of this device's group in `conv` is kept. */
   private outKey(conv: ConvRef): string {
-    return 'group' in conv ? `out:g:${conv.group}` : `out:${pairKey(this.d.host.account, conv.with)}`;
+    return `out:${convKey(this.d.host.account, conv)}`;
   }
 
   /** The accounts of a conversation, this one among them. */
